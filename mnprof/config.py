@@ -1,0 +1,180 @@
+"""Configurations: small immutable values, parsed and validated where user input enters."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from mnprof.errors import MnprofError
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_RESOLUTIONS",
+    "MAX_ALPHA",
+    "MIN_RESOLUTION",
+    "ModelConfig",
+    "Rounding",
+    "Variant",
+    "default_grid",
+    "grid",
+    "parse_alphas",
+    "parse_choice",
+    "parse_resolutions",
+]
+
+# The paper's grid (Tables 6 and 7 and Figure 4): four widths times four input sizes.
+DEFAULT_ALPHAS: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
+DEFAULT_RESOLUTIONS: tuple[int, ...] = (224, 192, 160, 128)
+MAX_ALPHA = 4.0
+# Five stride-2 stages take 32 pixels down to 1: below that the last feature map is empty.
+MIN_RESOLUTION = 32
+
+
+class Variant(str, Enum):
+    """Architectures that the paper's tables compare."""
+
+    STANDARD = "standard"  # Table 1: thirteen depthwise separable blocks
+    FULL = "full"  # Table 4: every separable block replaced by one full 3x3 convolution
+    SHALLOW = "shallow"  # Table 5: the five 14x14x512 separable blocks removed
+    SEED = "seed"  # the seed note's block: its two convolutions keep PyTorch's default bias
+
+
+class Rounding(str, Enum):
+    """How the width multiplier turns a channel count into an integer."""
+
+    FLOOR = "floor"  # int(channels * alpha): reproduces the paper's published counts
+    DIVISIBLE_BY_8 = "div8"  # TensorFlow's and timm's make_divisible(channels * alpha, 8)
+
+
+def _format_alpha(alpha: float) -> str:
+    text = f"{alpha:g}"
+    return text if "." in text or "e" in text else f"{text}.0"
+
+
+@dataclass(frozen=True, order=True)
+class ModelConfig:
+    """One MobileNetV1 configuration.
+
+    Args:
+        alpha: width multiplier, in (0, 4]; every layer's channels are scaled by it.
+        resolution: input height and width in pixels, at least 32.
+        num_classes: classifier outputs (1000 for ImageNet).
+        variant: architecture variant, see :class:`Variant`.
+        rounding: channel rounding rule, see :class:`Rounding`.
+    """
+
+    alpha: float
+    resolution: int
+    num_classes: int = 1000
+    variant: Variant = Variant.STANDARD
+    rounding: Rounding = Rounding.FLOOR
+
+    def __post_init__(self) -> None:
+        alpha, resolution = self.alpha, self.resolution
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+            raise MnprofError(f"alpha {alpha!r} is not a number; accepted: a number in (0, {MAX_ALPHA:g}]")
+        if not 0 < alpha <= MAX_ALPHA:
+            raise MnprofError(f"alpha {alpha:g} is out of range; accepted: a number in (0, {MAX_ALPHA:g}]")
+        if isinstance(resolution, bool) or not isinstance(resolution, int):
+            raise MnprofError(f"resolution {resolution!r} is not an integer; accepted: an integer >= {MIN_RESOLUTION}")
+        if resolution < MIN_RESOLUTION:
+            raise MnprofError(f"resolution {resolution} is too small; accepted: an integer >= {MIN_RESOLUTION}")
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise MnprofError(f"num_classes {self.num_classes!r} is invalid; accepted: an integer >= 1")
+        object.__setattr__(self, "alpha", float(alpha))
+        object.__setattr__(self, "variant", parse_choice(self.variant, Variant, "variant"))
+        object.__setattr__(self, "rounding", parse_choice(self.rounding, Rounding, "rounding"))
+
+    @property
+    def id(self) -> str:
+        """Readable, stable id: ``1.0-224``, with suffixes only for non-default settings (``1.0-224-full``)."""
+        parts = [_format_alpha(self.alpha), str(self.resolution)]
+        if self.variant is not Variant.STANDARD:
+            parts.append(self.variant.value)
+        if self.rounding is not Rounding.FLOOR:
+            parts.append(self.rounding.value)
+        if self.num_classes != 1000:
+            parts.append(f"c{self.num_classes}")
+        return "-".join(parts)
+
+    @property
+    def width_key(self) -> tuple[float, int, Variant, Rounding]:
+        """Everything that decides the model's weights: configurations sharing it differ only in input size."""
+        return (self.alpha, self.num_classes, self.variant, self.rounding)
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def parse_choice(value: object, enum: type[Enum], what: str) -> Enum:  # type: ignore[type-arg]
+    """Turn a string (or enum member) into a member of ``enum``, naming the accepted values when it is not one."""
+    if isinstance(value, enum):
+        return value
+    for member in enum:
+        if value == member.value:
+            return member
+    accepted = ", ".join(str(member.value) for member in enum)
+    raise MnprofError(f"unknown {what} {value!r}; accepted: {accepted}")
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: comma-separated values")
+    return items
+
+
+def parse_alphas(text: str) -> tuple[float, ...]:
+    """Parse ``"1.0,0.75"`` into width multipliers, each in (0, 4]."""
+    alphas = []
+    for item in _split(text, "alpha"):
+        try:
+            alpha = float(item)
+        except ValueError:
+            raise MnprofError(f"alpha {item!r} is not a number; accepted: numbers in (0, {MAX_ALPHA:g}]") from None
+        if not math.isfinite(alpha) or not 0 < alpha <= MAX_ALPHA:
+            raise MnprofError(f"alpha {item} is out of range; accepted: numbers in (0, {MAX_ALPHA:g}]")
+        alphas.append(alpha)
+    return tuple(dict.fromkeys(alphas))
+
+
+def parse_resolutions(text: str) -> tuple[int, ...]:
+    """Parse ``"224,96"`` into input resolutions, each an integer >= 32."""
+    resolutions = []
+    for item in _split(text, "resolution"):
+        try:
+            resolution = int(item)
+        except ValueError:
+            raise MnprofError(
+                f"resolution {item!r} is not an integer; accepted: integers >= {MIN_RESOLUTION}"
+            ) from None
+        if resolution < MIN_RESOLUTION:
+            raise MnprofError(f"resolution {item} is too small; accepted: integers >= {MIN_RESOLUTION}")
+        resolutions.append(resolution)
+    return tuple(dict.fromkeys(resolutions))
+
+
+def grid(
+    alphas: Iterable[float] = DEFAULT_ALPHAS,
+    resolutions: Sequence[int] = DEFAULT_RESOLUTIONS,
+    *,
+    num_classes: int = 1000,
+    variant: Variant | str = Variant.STANDARD,
+    rounding: Rounding | str = Rounding.FLOOR,
+) -> list[ModelConfig]:
+    """Every alpha x resolution configuration, widest and largest first (the paper's order)."""
+    configs = [
+        ModelConfig(alpha, resolution, num_classes, variant, rounding)  # type: ignore[arg-type]
+        for alpha in alphas
+        for resolution in resolutions
+    ]
+    if not configs:
+        raise MnprofError("the grid is empty; accepted: at least one alpha and one resolution")
+    return configs
+
+
+def default_grid() -> list[ModelConfig]:
+    """The paper's 16 configurations."""
+    return grid()

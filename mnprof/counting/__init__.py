@@ -1,0 +1,1 @@
+"""Counting params and multiply-accumulates three ways: analytic, fvcore and thop, and reconciling them."""

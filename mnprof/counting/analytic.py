@@ -1,0 +1,154 @@
+"""Closed-form params and MACs per layer, from the configuration alone (no model is run).
+
+Convention (the paper's "Mult-Adds"): one MAC is one multiply-accumulate of a convolution or
+fully connected layer. Bias additions, BatchNorm, ReLU and pooling cost 0 MACs here; the
+reconciliation module says what the other counters charge for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+from functools import cached_property
+
+from mnprof.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.config import ModelConfig
+
+__all__ = [
+    "AnalyticCount",
+    "LayerCount",
+    "ParamConvention",
+    "analytic_count",
+    "conv_macs",
+    "conv_params",
+    "depthwise_separable_macs",
+    "linear_macs",
+    "linear_params",
+]
+
+
+class ParamConvention(str, Enum):
+    """Which tensors count as parameters."""
+
+    PYTORCH = "pytorch"  # model.parameters(): conv and FC weights and biases, BatchNorm gamma and beta
+    PAPER = "paper"  # conv and FC weights and biases only
+    # TF-slim's checkpoints: 1001 classes (a background class), BatchNorm without gamma
+    # (scale=False) but with beta and the two moving statistics, which it stores as variables.
+    TFSLIM = "tfslim"
+
+
+def conv_macs(out_height: int, out_width: int, kernel: int, in_channels: int, out_channels: int,
+              groups: int = 1) -> int:
+    """Standard convolution: ``Ho * Wo * F^2 * (N / groups) * M`` (the seed's formula for groups=1)."""
+    return out_height * out_width * kernel * kernel * (in_channels // groups) * out_channels
+
+
+def depthwise_separable_macs(out_height: int, out_width: int, kernel: int, in_channels: int,
+                             out_channels: int) -> int:
+    """Depthwise ``F x F`` then pointwise ``1 x 1``: ``Ho * Wo * N * (F^2 + M)`` (the seed's formula)."""
+    return out_height * out_width * in_channels * (kernel * kernel + out_channels)
+
+
+def linear_macs(in_features: int, out_features: int) -> int:
+    """Fully connected layer, one input vector: ``N * M``."""
+    return in_features * out_features
+
+
+def conv_params(kernel: int, in_channels: int, out_channels: int, groups: int = 1, bias: bool = False) -> int:
+    """Weights ``F^2 * (N / groups) * M``, plus ``M`` with a bias."""
+    return kernel * kernel * (in_channels // groups) * out_channels + (out_channels if bias else 0)
+
+
+def linear_params(in_features: int, out_features: int, bias: bool = True) -> int:
+    """Weights ``N * M``, plus ``M`` with a bias."""
+    return in_features * out_features + (out_features if bias else 0)
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """Analytic counts of one planned layer."""
+
+    spec: LayerSpec
+    macs: int
+    params: int  # weights and bias of the layer itself (the paper's convention)
+    bias_params: int
+    batch_norm_channels: int  # channels of the BatchNorm that follows it (0 if none)
+
+    @property
+    def out_elements(self) -> int:
+        channels, height, width = self.spec.out_shape
+        return channels * height * width
+
+    @property
+    def in_elements(self) -> int:
+        channels, height, width = self.spec.in_shape
+        return channels * height * width
+
+
+def _count_layer(spec: LayerSpec) -> LayerCount:
+    if spec.kind is LayerKind.FC:
+        macs = linear_macs(spec.in_channels, spec.out_channels)
+        params = linear_params(spec.in_channels, spec.out_channels, spec.bias)
+    elif spec.kind is LayerKind.POOL:
+        macs = params = 0
+    else:
+        macs = conv_macs(spec.out_size, spec.out_size, spec.kernel, spec.in_channels, spec.out_channels, spec.groups)
+        params = conv_params(spec.kernel, spec.in_channels, spec.out_channels, spec.groups, spec.bias)
+    bias = spec.out_channels if spec.bias else 0
+    return LayerCount(spec, macs, params, bias, spec.out_channels if spec.batch_norm else 0)
+
+
+@dataclass(frozen=True)
+class AnalyticCount:
+    """Analytic counts of one configuration, per layer and in total."""
+
+    config: ModelConfig
+    layers: tuple[LayerCount, ...]
+
+    @cached_property
+    def macs(self) -> int:
+        """Conv and FC multiply-accumulates for one image."""
+        return sum(layer.macs for layer in self.layers)
+
+    @cached_property
+    def batch_norm_channels(self) -> int:
+        return sum(layer.batch_norm_channels for layer in self.layers)
+
+    @cached_property
+    def batch_norm_elements(self) -> int:
+        """Elements that pass through a BatchNorm, for one image."""
+        return sum(layer.out_elements for layer in self.layers if layer.batch_norm_channels)
+
+    def macs_of(self, kinds: Iterable[LayerKind]) -> int:
+        wanted = set(kinds)
+        return sum(layer.macs for layer in self.layers if layer.spec.kind in wanted)
+
+    def params_of(self, kinds: Iterable[LayerKind]) -> int:
+        wanted = set(kinds)
+        return sum(layer.params for layer in self.layers if layer.spec.kind in wanted)
+
+    @cached_property
+    def pool(self) -> LayerCount:
+        return next(layer for layer in self.layers if layer.spec.kind is LayerKind.POOL)
+
+    @cached_property
+    def fc(self) -> LayerCount:
+        return next(layer for layer in self.layers if layer.spec.kind is LayerKind.FC)
+
+    def params(self, convention: ParamConvention = ParamConvention.PYTORCH) -> int:
+        """Parameter count under ``convention`` (see :class:`ParamConvention`)."""
+        paper = sum(layer.params for layer in self.layers)
+        if convention is ParamConvention.PAPER:
+            return paper
+        if convention is ParamConvention.PYTORCH:
+            return paper + 2 * self.batch_norm_channels  # gamma and beta
+        # TF-slim: one more (background) class in the classifier, and beta + moving mean + moving variance.
+        fc = self.fc.spec
+        extra_class = linear_params(fc.in_channels, fc.out_channels + 1) - self.fc.params
+        return paper + extra_class + 3 * self.batch_norm_channels
+
+
+def analytic_count(config: ModelConfig) -> AnalyticCount:
+    """Count ``config`` from its layer plan alone."""
+    return AnalyticCount(config, tuple(_count_layer(spec) for spec in layer_plan(config)))

@@ -1,0 +1,132 @@
+"""Explain, operator by operator, why fvcore's and thop's totals differ from the analytic count.
+
+Each counter's documented convention predicts, from the analytic layer plan alone, what it
+should charge for every operator it reports. A reconciliation lists each operator with what
+the counter counted and what its convention predicts; whatever is left over is *unexplained*
+and is shown, never dropped. For MobileNetV1 the conv and linear lines equal the analytic
+count exactly and the remainder is BatchNorm and pooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from mnprof.arch import LayerKind
+from mnprof.counting.analytic import AnalyticCount
+
+__all__ = ["FVCORE_RULES", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
+
+CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A counter's convention for one operator: in words, and as a prediction from the plan."""
+
+    description: str
+    predict: Callable[[AnalyticCount], int]
+    in_analytic: bool  # True when the paper's Mult-Adds include this operator
+
+
+def _conv(count: AnalyticCount) -> int:
+    return count.macs_of(CONV_KINDS)
+
+
+def _fc(count: AnalyticCount) -> int:
+    return count.macs_of([LayerKind.FC])
+
+
+FVCORE_RULES: dict[str, Rule] = {
+    "conv": Rule("convolution MACs, bias not counted", _conv, True),
+    "linear": Rule("FC MACs, bias not counted", _fc, True),
+    "batch_norm": Rule("eval-mode BatchNorm: 1 per element, 2 with affine", lambda c: 2 * c.batch_norm_elements, False),
+    "adaptive_avg_pool2d": Rule("1 add per input element", lambda c: c.pool.in_elements, False),
+}
+THOP_RULES: dict[str, Rule] = {
+    "Conv2d": Rule("convolution MACs, bias not counted", _conv, True),
+    "Linear": Rule("FC MACs, bias not counted", _fc, True),
+    "BatchNorm2d": Rule("2 per element, doubled with affine", lambda c: 4 * c.batch_norm_elements, False),
+    "AdaptiveAvgPool2d": Rule(
+        "1 add per input element + 1 divide per output element",
+        lambda c: c.pool.in_elements + c.pool.out_elements,
+        False,
+    ),
+    "ReLU": Rule("not counted", lambda c: 0, False),
+}
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One operator as one counter saw it."""
+
+    operator: str
+    counted: int
+    expected: int  # what the counter's convention predicts from the analytic plan
+    rule: str  # the convention in words; "no known rule" when mnprof has none for this operator
+    in_analytic: bool
+
+    @property
+    def unexplained(self) -> int:
+        return self.counted - self.expected
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """A counter's total, split into what the analytic count covers, the explained extras, and the rest."""
+
+    counter: str
+    total: int
+    analytic_macs: int
+    attributions: tuple[Attribution, ...]
+
+    @property
+    def extras(self) -> tuple[Attribution, ...]:
+        """Operators the counter charges for that the paper's Mult-Adds leave out."""
+        return tuple(a for a in self.attributions if not a.in_analytic and a.counted)
+
+    @property
+    def in_analytic_counted(self) -> int:
+        """The counter's own count of the operators that the analytic count covers (conv + linear)."""
+        return sum(a.counted for a in self.attributions if a.in_analytic)
+
+    @property
+    def unexplained(self) -> int:
+        """The counter's total minus everything its conventions predict; 0 when fully explained."""
+        return self.total - sum(a.expected for a in self.attributions)
+
+    def explain(self) -> str:
+        """One line such as ``fvcore = analytic + batch_norm 10,085,376 + adaptive_avg_pool2d 50,176``."""
+        text = f"{self.counter} = analytic"
+        for extra in self.extras:
+            text += f" + {extra.operator} {extra.counted:,}"
+        if self.in_analytic_counted != self.analytic_macs:
+            text += f" (conv+linear differ from analytic by {self.in_analytic_counted - self.analytic_macs:+,})"
+        if self.unexplained:
+            text += f" + unexplained {self.unexplained:+,}"
+        return text
+
+
+def reconcile(
+    counter: str,
+    total: int,
+    breakdown: Mapping[str, int],
+    analytic: AnalyticCount,
+    rules: Mapping[str, Rule],
+) -> Reconciliation:
+    """Attribute ``total`` (a counter's total with its per-operator ``breakdown``) against ``analytic``."""
+    attributions = []
+    for operator in dict.fromkeys([*breakdown, *rules]):
+        rule = rules.get(operator)
+        counted = int(breakdown.get(operator, 0))
+        if rule is None:
+            attributions.append(Attribution(operator, counted, 0, "no known rule", False))
+            continue
+        expected = rule.predict(analytic)
+        if counted or expected:
+            attributions.append(Attribution(operator, counted, expected, rule.description, rule.in_analytic))
+    # Work done outside any reported operator would leave total != sum(breakdown): keep it visible.
+    outside = total - sum(breakdown.values())
+    if outside:
+        attributions.append(Attribution("(not in the breakdown)", outside, 0, "no known rule", False))
+    return Reconciliation(counter, total, analytic.macs, tuple(attributions))
