@@ -8,7 +8,7 @@ built model against it independently.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from mnprof.config import ModelConfig, Rounding, Variant
 
@@ -45,7 +45,7 @@ BLOCKS: tuple[tuple[int, int], ...] = (
 SHALLOW_REMOVED = range(6, 11)
 
 
-class LayerKind(str, Enum):
+class LayerKind(StrEnum):
     """What a layer is, in the paper's vocabulary (Table 2)."""
 
     CONV = "conv"  # full convolution: the 3x3 stem, and the blocks of the "full" variant
@@ -114,8 +114,17 @@ def layer_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
     seed_bias = config.variant is Variant.SEED
     layers: list[LayerSpec] = []
 
-    def conv(name: str, kind: LayerKind, c_in: int, c_out: int, kernel: int, stride: int, size: int,
-             groups: int = 1, bias: bool = False) -> int:
+    def conv(
+        name: str,
+        kind: LayerKind,
+        c_in: int,
+        c_out: int,
+        kernel: int,
+        stride: int,
+        size: int,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> int:
         out = conv_output_size(size, kernel, stride)
         layers.append(LayerSpec(name, kind, c_in, c_out, kernel, stride, groups, size, out, bias, True))
         return out
@@ -130,8 +139,17 @@ def layer_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
         if config.variant is Variant.FULL:
             size = conv(f"{prefix}.conv", LayerKind.CONV, channels, out_channels, 3, stride, size)
         else:
-            size = conv(f"{prefix}.dw", LayerKind.DEPTHWISE, channels, channels, 3, stride, size,
-                        groups=channels, bias=seed_bias)
+            size = conv(
+                f"{prefix}.dw",
+                LayerKind.DEPTHWISE,
+                channels,
+                channels,
+                3,
+                stride,
+                size,
+                groups=channels,
+                bias=seed_bias,
+            )
             size = conv(f"{prefix}.pw", LayerKind.POINTWISE, channels, out_channels, 1, 1, size, bias=seed_bias)
         channels = out_channels
     layers.append(LayerSpec("pool", LayerKind.POOL, channels, channels, size, 1, channels, size, 1, False, False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from mnprof.errors import MnprofError
 
@@ -32,7 +32,7 @@ MAX_ALPHA = 4.0
 MIN_RESOLUTION = 32
 
 
-class Variant(str, Enum):
+class Variant(StrEnum):
     """Architectures that the paper's tables compare."""
 
     STANDARD = "standard"  # Table 1: thirteen depthwise separable blocks
@@ -41,7 +41,7 @@ class Variant(str, Enum):
     SEED = "seed"  # the seed note's block: its two convolutions keep PyTorch's default bias
 
 
-class Rounding(str, Enum):
+class Rounding(StrEnum):
     """How the width multiplier turns a channel count into an integer."""
 
     FLOOR = "floor"  # int(channels * alpha): reproduces the paper's published counts

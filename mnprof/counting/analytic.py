@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from functools import cached_property
 
 from mnprof.arch import LayerKind, LayerSpec, layer_plan
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-class ParamConvention(str, Enum):
+class ParamConvention(StrEnum):
     """Which tensors count as parameters."""
 
     PYTORCH = "pytorch"  # model.parameters(): conv and FC weights and biases, BatchNorm gamma and beta
@@ -38,14 +38,14 @@ class ParamConvention(str, Enum):
     TFSLIM = "tfslim"
 
 
-def conv_macs(out_height: int, out_width: int, kernel: int, in_channels: int, out_channels: int,
-              groups: int = 1) -> int:
+def conv_macs(
+    out_height: int, out_width: int, kernel: int, in_channels: int, out_channels: int, groups: int = 1
+) -> int:
     """Standard convolution: ``Ho * Wo * F^2 * (N / groups) * M`` (the seed's formula for groups=1)."""
     return out_height * out_width * kernel * kernel * (in_channels // groups) * out_channels
 
 
-def depthwise_separable_macs(out_height: int, out_width: int, kernel: int, in_channels: int,
-                             out_channels: int) -> int:
+def depthwise_separable_macs(out_height: int, out_width: int, kernel: int, in_channels: int, out_channels: int) -> int:
     """Depthwise ``F x F`` then pointwise ``1 x 1``: ``Ho * Wo * N * (F^2 + M)`` (the seed's formula)."""
     return out_height * out_width * in_channels * (kernel * kernel + out_channels)
 

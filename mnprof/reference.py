@@ -1,0 +1,165 @@
+"""Published numbers: data copied from their sources, labelled with the source, never computed.
+
+Sources:
+- the paper: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
+  Vision Applications", arXiv:1704.04861 (2017), Tables 4 to 9;
+- TF-slim: tensorflow/models, research/slim/nets/mobilenet_v1.md (1001-class checkpoints);
+- the seed note this project started from (its params / GFLOPS table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "PAPER",
+    "PAPER_SOURCE",
+    "SEED",
+    "SEED_SOURCE",
+    "TFSLIM",
+    "TFSLIM_SOURCE",
+    "Published",
+    "SeedEntry",
+    "decimals",
+    "paper_entry",
+    "tfslim_entry",
+]
+
+PAPER_SOURCE = "paper (Howard et al. 2017)"
+TFSLIM_SOURCE = "TF-slim mobilenet_v1.md"
+SEED_SOURCE = "seed note"
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published row. Numbers are kept as printed (strings would lose nothing; floats lose nothing here)."""
+
+    source: str
+    table: str  # "6", "7", ... for the paper; "" elsewhere
+    model: str  # the model's name as the source prints it
+    alpha: float | None  # None for non-MobileNet models (GoogleNet, VGG 16, ...)
+    resolution: int | None
+    variant: str  # "standard", "full", "shallow"
+    top1: float | None  # ImageNet top-1 accuracy, percent
+    macs_m: float | None  # million Mult-Adds (MACs)
+    params_m: float | None  # million parameters
+    top5: float | None = None
+
+
+def _paper(
+    table: str,
+    model: str,
+    alpha: float | None,
+    resolution: int | None,
+    top1: float,
+    macs_m: float,
+    params_m: float,
+    variant: str = "standard",
+) -> Published:
+    return Published(PAPER_SOURCE, table, model, alpha, resolution, variant, top1, macs_m, params_m)
+
+
+PAPER: tuple[Published, ...] = (
+    _paper("4", "Conv MobileNet", 1.0, 224, 71.7, 4866, 29.3, variant="full"),
+    _paper("4", "MobileNet", 1.0, 224, 70.6, 569, 4.2),
+    _paper("5", "0.75 MobileNet", 0.75, 224, 68.4, 325, 2.6),
+    _paper("5", "Shallow MobileNet", 1.0, 224, 65.3, 307, 2.9, variant="shallow"),
+    _paper("6", "1.0 MobileNet-224", 1.0, 224, 70.6, 569, 4.2),
+    _paper("6", "0.75 MobileNet-224", 0.75, 224, 68.4, 325, 2.6),
+    _paper("6", "0.5 MobileNet-224", 0.5, 224, 63.7, 149, 1.3),
+    _paper("6", "0.25 MobileNet-224", 0.25, 224, 50.6, 41, 0.5),
+    _paper("7", "1.0 MobileNet-224", 1.0, 224, 70.6, 569, 4.2),
+    _paper("7", "1.0 MobileNet-192", 1.0, 192, 69.1, 418, 4.2),
+    _paper("7", "1.0 MobileNet-160", 1.0, 160, 67.2, 290, 4.2),
+    _paper("7", "1.0 MobileNet-128", 1.0, 128, 64.4, 186, 4.2),
+    _paper("8", "1.0 MobileNet-224", 1.0, 224, 70.6, 569, 4.2),
+    _paper("8", "GoogleNet", None, None, 69.8, 1550, 6.8),
+    _paper("8", "VGG 16", None, None, 71.5, 15300, 138),
+    _paper("9", "0.50 MobileNet-160", 0.5, 160, 60.2, 76, 1.32),
+    _paper("9", "Squeezenet", None, None, 57.5, 1700, 1.25),
+    _paper("9", "AlexNet", None, None, 57.2, 720, 60),
+)
+
+
+def _tfslim(alpha: float, resolution: int, macs_m: float, params_m: float, top1: float, top5: float) -> Published:
+    return Published(
+        TFSLIM_SOURCE,
+        "",
+        f"MobileNet_v1_{alpha:g}_{resolution}",
+        alpha,
+        resolution,
+        "standard",
+        top1,
+        macs_m,
+        params_m,
+        top5,
+    )
+
+
+TFSLIM: tuple[Published, ...] = (
+    _tfslim(1.0, 224, 569, 4.24, 70.9, 89.9),
+    _tfslim(1.0, 192, 418, 4.24, 70.0, 89.2),
+    _tfslim(1.0, 160, 291, 4.24, 68.0, 87.7),
+    _tfslim(1.0, 128, 186, 4.24, 65.2, 85.8),
+    _tfslim(0.75, 224, 317, 2.59, 68.4, 88.2),
+    _tfslim(0.75, 192, 233, 2.59, 67.2, 87.3),
+    _tfslim(0.75, 160, 162, 2.59, 65.3, 86.0),
+    _tfslim(0.75, 128, 104, 2.59, 62.1, 83.9),
+    _tfslim(0.5, 224, 150, 1.34, 63.3, 84.9),
+    _tfslim(0.5, 192, 110, 1.34, 61.7, 83.6),
+    _tfslim(0.5, 160, 77, 1.34, 59.1, 81.9),
+    _tfslim(0.5, 128, 49, 1.34, 56.3, 79.4),
+    _tfslim(0.25, 224, 41, 0.47, 49.8, 74.2),
+    _tfslim(0.25, 192, 34, 0.47, 47.7, 72.3),
+    _tfslim(0.25, 160, 21, 0.47, 45.5, 70.3),
+    _tfslim(0.25, 128, 14, 0.47, 41.5, 66.3),
+)
+
+
+@dataclass(frozen=True)
+class SeedEntry:
+    """One row of the seed note's table: params in millions and "GFLOPS" as printed."""
+
+    model: str
+    alpha: float
+    resolution: int
+    params_m: float
+    gflops: float
+    printed: str  # the GFLOPS value exactly as printed, to know its precision
+
+
+SEED: tuple[SeedEntry, ...] = (
+    SeedEntry("1.0 MobileNet-224", 1.0, 224, 4.24, 1.76, "1.76"),
+    SeedEntry("0.75 MobileNet-224", 0.75, 224, 2.59, 1.02, "1.02"),
+    SeedEntry("0.50 MobileNet-224", 0.5, 224, 1.34, 0.48, "0.48"),
+    SeedEntry("0.25 MobileNet-224", 0.25, 224, 0.47, 0.14, "0.14"),
+    SeedEntry("1.0 MobileNet-192", 1.0, 192, 4.24, 1.30, "1.30"),
+    SeedEntry("1.0 MobileNet-160", 1.0, 160, 4.24, 0.90, "0.90"),
+    SeedEntry("1.0 MobileNet-128", 1.0, 128, 4.24, 0.58, "0.58"),
+)
+
+
+def decimals(value: float) -> int:
+    """Decimal places a published number was printed with (569 -> 0, 4.24 -> 2, 1.32 -> 2)."""
+    text = repr(float(value))
+    whole, _, fraction = text.partition(".")
+    return 0 if fraction == "0" else len(fraction)
+
+
+def _find(rows: tuple[Published, ...], alpha: float, resolution: int, tables: tuple[str, ...] = ()) -> Published | None:
+    for row in rows:
+        if (row.alpha, row.resolution, row.variant) == (alpha, resolution, "standard") and (
+            not tables or row.table in tables
+        ):
+            return row
+    return None
+
+
+def paper_entry(alpha: float, resolution: int) -> Published | None:
+    """The paper's row for a standard MobileNet configuration (Tables 6, 7, then 9), if it has one."""
+    return _find(PAPER, alpha, resolution, ("6", "7", "9"))
+
+
+def tfslim_entry(alpha: float, resolution: int) -> Published | None:
+    """TF-slim's row for a configuration, if it has one."""
+    return _find(TFSLIM, alpha, resolution)

@@ -1,0 +1,109 @@
+"""The versioned JSON document mnprof writes, the environment it records, and atomic file writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from mnprof.errors import MnprofError
+
+__all__ = ["TABLE_SCHEMA_VERSION", "atomic_write_text", "check_writable", "environment", "table_document"]
+
+# Bump when a key is renamed or removed or its meaning changes; adding keys keeps the version.
+TABLE_SCHEMA_VERSION = 1
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def environment() -> dict[str, Any]:
+    """Versions that decide the counts (no host name or date: count-only documents stay reproducible)."""
+    return {
+        "mnprof": _version("mnprof"),
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "fvcore": _version("fvcore"),
+        "thop": _version("ultralytics-thop"),
+        "platform": sys.platform,
+    }
+
+
+def table_document(rows: Sequence[Mapping[str, Any]], *, view: str, unit: str) -> dict[str, Any]:
+    """The JSON document for ``mnprof table``: ``schema_version``, ``environment``, ``rows`` (flat objects)."""
+    return {
+        "schema_version": TABLE_SCHEMA_VERSION,
+        "kind": "mnprof.table",
+        "view": view,
+        "unit": unit,
+        "environment": environment(),
+        "rows": [dict(row) for row in rows],
+    }
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    """Stable, diff-friendly JSON (sorted keys, two-space indent, trailing newline); NaN becomes null."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and value != value:
+            return None
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before any work, when ``path`` cannot be written."""
+    if path.is_dir():
+        raise MnprofError(f"--out {path} is a directory; accepted: a file path")
+    parent = path.parent
+    if not parent.is_dir():
+        raise MnprofError(f"--out {path}: directory {parent} does not exist; accepted: a path in an existing directory")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MnprofError(f"--out {path} is not writable; accepted: a path you can write")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``.
+
+    Readers see the old file or the new one, never a partial one; on failure the old file is untouched.
+    """
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it into place."""
+    path = Path(path)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise MnprofError(f"cannot write {path}: {error.strerror}; accepted: a path you can write") from None
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

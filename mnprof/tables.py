@@ -1,0 +1,407 @@
+"""Pure transforms from count reports to DataFrames, and from DataFrames to rich / Markdown / CSV / JSON.
+
+Published values are joined in as separate ``published_*`` columns and rendered with a ``*``
+marker and their source; they are never mixed into computed columns.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from mnprof.analysis import CountReport
+from mnprof.config import ModelConfig
+from mnprof.counting.analytic import ParamConvention
+from mnprof.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
+from mnprof.results import dumps, table_document
+
+__all__ = [
+    "Format",
+    "Rendered",
+    "Unit",
+    "View",
+    "grid_frame",
+    "paper_configs",
+    "paper_frame",
+    "reconcile_frame",
+    "render",
+    "seed_configs",
+    "seed_frame",
+]
+
+MILLION = 1e6
+
+
+class Format(StrEnum):
+    TABLE = "table"  # rich table on the terminal
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+
+
+class Unit(StrEnum):
+    MACS = "macs"
+    FLOPS = "flops"  # FLOPs = 2 x MACs
+
+
+class View(StrEnum):
+    GRID = "grid"  # every configuration of the grid, three counters, published values and deltas
+    PAPER = "paper"  # the paper's Tables 6 and 7, laid out as the paper lays them out
+    SEED = "seed"  # the seed note's table: which numbers are reproduced, under which convention
+    RECONCILE = "reconcile"  # fvcore and thop, operator by operator, against the analytic count
+
+
+def _delta_pct(computed: float, published: float | None) -> float:
+    if published is None or published == 0:
+        return math.nan
+    return (computed - published) / published * 100
+
+
+def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    describes = (row["variant"], row["rounding"], row["num_classes"]) == ("standard", "floor", 1000)
+    for suffix, lookup, params_key in (
+        ("paper", paper_entry, "params_paper"),
+        ("tfslim", tfslim_entry, "params_tfslim"),
+    ):
+        entry = lookup(row["alpha"], row["resolution"]) if describes else None
+        macs_m = entry.macs_m if entry else None
+        params_m = entry.params_m if entry else None
+        columns[f"published_macs_m_{suffix}"] = macs_m if macs_m is not None else math.nan
+        columns[f"delta_macs_pct_{suffix}"] = _delta_pct(row["macs_analytic"] / MILLION, macs_m)
+        columns[f"published_params_m_{suffix}"] = params_m if params_m is not None else math.nan
+        columns[f"delta_params_pct_{suffix}"] = _delta_pct(row[params_key] / MILLION, params_m)
+        columns[f"published_top1_{suffix}"] = entry.top1 if entry and entry.top1 is not None else math.nan
+    return columns
+
+
+def grid_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
+    """One row per configuration: exact counts, then the published columns and deltas."""
+    rows = []
+    for report in reports:
+        row = report.row()
+        row.update(_published_columns(row))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reconcile_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
+    """One row per configuration, counter and operator: counted, predicted by convention, unexplained."""
+    rows = []
+    for report in reports:
+        for reconciliation in (report.fvcore_reconciliation, report.thop_reconciliation):
+            for attribution in reconciliation.attributions:
+                rows.append(
+                    {
+                        "id": report.config.id,
+                        "counter": reconciliation.counter,
+                        "operator": attribution.operator,
+                        "in_analytic": attribution.in_analytic,
+                        "macs_counted": attribution.counted,
+                        "macs_expected": attribution.expected,
+                        "macs_unexplained": attribution.unexplained,
+                        "rule": attribution.rule,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def paper_configs() -> list[ModelConfig]:
+    """The configurations of the paper's Tables 6 and 7."""
+    return [ModelConfig(e.alpha, e.resolution) for e in PAPER if e.table in ("6", "7") and e.alpha and e.resolution]
+
+
+def paper_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
+    """Tables 6 and 7 as the paper lays them out: published | computed | delta for Mult-Adds and params."""
+    by_id = {report.config.id: report for report in reports}
+    rows = []
+    for entry in PAPER:
+        if entry.table not in ("6", "7") or entry.alpha is None or entry.resolution is None:
+            continue
+        report = by_id[ModelConfig(entry.alpha, entry.resolution).id]
+        macs_m = report.analytic.macs / MILLION
+        params_m = report.analytic.params(ParamConvention.PAPER) / MILLION
+        rows.append(
+            {
+                "table": entry.table,
+                "model": entry.model,
+                "id": report.config.id,
+                "published_top1": entry.top1,
+                "published_macs_m": entry.macs_m,
+                "macs_m": macs_m,
+                "delta_macs_pct": _delta_pct(macs_m, entry.macs_m),
+                "published_params_m": entry.params_m,
+                "params_m": params_m,
+                "delta_params_pct": _delta_pct(params_m, entry.params_m),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def seed_configs() -> list[ModelConfig]:
+    """The configurations of the seed note's table, and the 1.25-width models its GFLOPS are compared with."""
+    configs = [ModelConfig(entry.alpha, entry.resolution) for entry in SEED]
+    return configs + [ModelConfig(entry.alpha * 1.25, entry.resolution) for entry in SEED]
+
+
+def _decimals(printed: str) -> int:
+    return len(printed.partition(".")[2])
+
+
+def _matches(candidates: dict[str, float], published: float, decimals: int) -> list[str]:
+    return [name for name, value in candidates.items() if round(value, decimals) == round(published, decimals)]
+
+
+def seed_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
+    """The seed note's table: each number, the conventions tried, and which (if any) reproduce it when rounded."""
+    by_id = {report.config.id: report for report in reports}
+    rows = []
+    for entry in SEED:
+        report = by_id[ModelConfig(entry.alpha, entry.resolution).id]
+        wider = by_id[ModelConfig(entry.alpha * 1.25, entry.resolution).id]
+        params = {convention.value: report.analytic.params(convention) / MILLION for convention in ParamConvention}
+        gflops = {
+            "MACs": report.analytic.macs / 1e9,
+            "2xMACs": 2 * report.analytic.macs / 1e9,
+            "2xfvcore": 2 * report.fvcore.total / 1e9,
+            "2xthop": 2 * report.thop.total / 1e9,
+            f"2xMACs of alpha {wider.config.alpha:g}": 2 * wider.analytic.macs / 1e9,
+        }
+        params_match = _matches(params, entry.params_m, 2)
+        gflops_match = _matches(gflops, entry.gflops, _decimals(entry.printed))
+        closest = min(gflops, key=lambda name: abs(gflops[name] - entry.gflops))
+        rows.append(
+            {
+                "model": entry.model,
+                "id": report.config.id,
+                "published_params_m": entry.params_m,
+                "params_m_tfslim": params["tfslim"],
+                "params_m_pytorch": params["pytorch"],
+                "params_reproduced_by": ", ".join(params_match),
+                "published_gflops": entry.gflops,
+                "gflops_2x_macs": gflops["2xMACs"],
+                "gflops_reproduced_by": ", ".join(gflops_match),
+                "gflops_closest": f"{closest} = {gflops[closest]:.3f}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[pd.Series], str]
+    justify: str = "right"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered view: a title, columns, and notes printed under the table."""
+
+    title: str
+    columns: tuple[Column, ...]
+    notes: tuple[str, ...]
+
+
+def _number(value: Any, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _published(value: Any, delta: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}* ({delta:+.2f}%)"
+
+
+def _printed(value: float) -> str:
+    return f"{value:g}"
+
+
+def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
+    scale = 2 if unit is Unit.FLOPS else 1
+    work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
+    unexplained = int(((frame["macs_fvcore_unexplained"] != 0) | (frame["macs_thop_unexplained"] != 0)).sum())
+    conv_linear_equal = bool(
+        (
+            (frame["macs_fvcore_conv_linear"] == frame["macs_analytic"])
+            & (frame["macs_thop_conv_linear"] == frame["macs_analytic"])
+        ).all()
+    )
+    columns = (
+        Column("config", lambda r: str(r["id"]), "left"),
+        Column("params (M)", lambda r: _number(r["params"] / MILLION, 3)),
+        Column(f"{work} analytic", lambda r: _number(scale * r["macs_analytic"] / MILLION, 1)),
+        Column(f"{work} fvcore", lambda r: _number(scale * r["macs_fvcore"] / MILLION, 1)),
+        Column(f"{work} thop", lambda r: _number(scale * r["macs_thop"] / MILLION, 1)),
+        Column(
+            f"paper {work}* (Δ)", lambda r: _published(scale * r["published_macs_m_paper"], r["delta_macs_pct_paper"])
+        ),
+        Column(
+            f"TF-slim {work}* (Δ)",
+            lambda r: _published(scale * r["published_macs_m_tfslim"], r["delta_macs_pct_tfslim"]),
+        ),
+        Column(
+            "paper params M* (Δ)", lambda r: _published(r["published_params_m_paper"], r["delta_params_pct_paper"], 1)
+        ),
+        Column(
+            "TF-slim params M* (Δ)",
+            lambda r: _published(r["published_params_m_tfslim"], r["delta_params_pct_tfslim"], 2),
+        ),
+        Column("top-1 % paper*", lambda r: _number(r["published_top1_paper"], 1)),
+        Column("top-1 % TF-slim*", lambda r: _number(r["published_top1_tfslim"], 1)),
+    )
+    notes = (
+        f"* published, not computed: {PAPER_SOURCE} Tables 6, 7 and 9; {TFSLIM_SOURCE}. "
+        "Δ = computed analytic vs published, in percent.",
+        "params: PyTorch's count (BatchNorm gamma and beta included). Paper params are compared with conv+FC "
+        "weights and biases only; TF-slim params with its convention (1001 classes, BN beta and moving statistics).",
+        f"{work}: one image; analytic = conv and FC multiply-accumulates (the paper's Mult-Adds)."
+        + (" FLOPs = 2 x MACs, published Mult-Adds doubled alike." if unit is Unit.FLOPS else ""),
+        "fvcore and thop also count BatchNorm and pooling: fvcore = analytic + batch_norm + adaptive_avg_pool2d, "
+        "thop = analytic + BatchNorm2d + AdaptiveAvgPool2d (mnprof table --view reconcile). "
+        + (
+            "Their conv+linear counts equal the analytic count exactly; "
+            if conv_linear_equal
+            else "Their conv+linear counts DIFFER from the analytic count; "
+        )
+        + f"{unexplained} of {len(frame)} configurations leave anything unexplained.",
+    )
+    return Rendered("MobileNetV1: params and MACs, counted three ways, beside published values", columns, notes)
+
+
+def _paper_spec(unit: Unit) -> Rendered:
+    scale = 2 if unit is Unit.FLOPS else 1
+    work = "Million FLOPs (2xMult-Adds)" if unit is Unit.FLOPS else "Million Mult-Adds"
+    columns = (
+        Column("Table", lambda r: str(r["table"]), "left"),
+        Column("Model", lambda r: str(r["model"]), "left"),
+        Column("ImageNet top-1 %*", lambda r: _number(r["published_top1"], 1)),
+        Column(f"{work}*", lambda r: _printed(scale * r["published_macs_m"])),
+        Column(f"{work} computed", lambda r: _number(scale * r["macs_m"], 2)),
+        Column("Δ %", lambda r: f"{r['delta_macs_pct']:+.2f}"),
+        Column("Million params*", lambda r: _printed(r["published_params_m"])),
+        Column("Million params computed", lambda r: _number(r["params_m"], 3)),
+        Column("Δ %", lambda r: f"{r['delta_params_pct']:+.2f}"),
+    )
+    notes = (
+        f"* published in {PAPER_SOURCE}; accuracy is published data, not measured by mnprof.",
+        "computed: analytic conv+FC Mult-Adds and conv+FC weights and biases (the paper's convention), "
+        "1000 classes, int(channels x alpha).",
+        "Δ is mostly the paper's rounding to 2-3 significant digits (Table 7 prints 290 for 290.68).",
+    )
+    return Rendered("The paper's Tables 6 and 7: published | computed | delta", columns, notes)
+
+
+def _seed_spec() -> Rendered:
+    columns = (
+        Column("Model", lambda r: str(r["model"]), "left"),
+        Column("Params M (seed)*", lambda r: f"{r['published_params_m']:.2f}"),
+        Column("computed, TF-slim conv.", lambda r: _number(r["params_m_tfslim"], 4)),
+        Column("params reproduced by", lambda r: r["params_reproduced_by"] or "no convention tried", "left"),
+        Column("GFLOPS (seed)*", lambda r: f"{r['published_gflops']:.2f}"),
+        Column("computed 2xMACs", lambda r: _number(r["gflops_2x_macs"], 3)),
+        Column("GFLOPS reproduced by", lambda r: r["gflops_reproduced_by"] or "no convention tried", "left"),
+        Column("closest tried", lambda r: str(r["gflops_closest"]), "left"),
+    )
+    notes = (
+        f"* as printed in the {SEED_SOURCE}. 'reproduced by' lists every convention whose value, rounded to the "
+        "printed precision, equals the printed number. Params conventions tried: pytorch, paper, tfslim. "
+        "GFLOPS conventions tried: MACs, 2xMACs, 2x fvcore total, 2x thop total (same model), and 2xMACs of the "
+        "model 1.25 times wider.",
+    )
+    return Rendered("The seed note's table: what mnprof reproduces, and under which convention", columns, notes)
+
+
+def _reconcile_spec() -> Rendered:
+    columns = (
+        Column("config", lambda r: str(r["id"]), "left"),
+        Column("counter", lambda r: str(r["counter"]), "left"),
+        Column("operator", lambda r: str(r["operator"]), "left"),
+        Column("in paper Mult-Adds", lambda r: "yes" if r["in_analytic"] else "no", "left"),
+        Column("counted", lambda r: f"{r['macs_counted']:,}"),
+        Column("predicted by convention", lambda r: f"{r['macs_expected']:,}"),
+        Column("unexplained", lambda r: f"{r['macs_unexplained']:,}"),
+        Column("convention", lambda r: str(r["rule"]), "left"),
+    )
+    notes = (
+        "predicted: what the counter's documented convention gives for this operator, from the analytic "
+        "layer plan. A counter's total = sum of its operators; unexplained must be 0.",
+    )
+    return Rendered("How fvcore and thop differ from the analytic count, operator by operator", columns, notes)
+
+
+def spec_for(view: View, frame: pd.DataFrame, unit: Unit) -> Rendered:
+    if view is View.GRID:
+        return _grid_spec(frame, unit)
+    if view is View.PAPER:
+        return _paper_spec(unit)
+    if view is View.SEED:
+        return _seed_spec()
+    return _reconcile_spec()
+
+
+def _with_flops(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
+    if unit is not Unit.FLOPS:
+        return frame
+    frame = frame.copy()
+    for column in [c for c in frame.columns if c.startswith("macs_") and pd.api.types.is_integer_dtype(frame[c])]:
+        frame["flops_" + column.removeprefix("macs_")] = 2 * frame[column]
+    return frame
+
+
+def render(frame: pd.DataFrame, view: View, fmt: Format, unit: Unit = Unit.MACS) -> Any:
+    """Render ``frame`` (from the view's ``*_frame`` function) as text, or as a rich renderable for ``TABLE``."""
+    if fmt is Format.CSV:
+        return _with_flops(frame, unit).to_csv(index=False, lineterminator="\n")
+    if fmt is Format.JSON:
+        rows = _with_flops(frame, unit).to_dict(orient="records")
+        return dumps(
+            table_document([{k: _plain(v) for k, v in row.items()} for row in rows], view=view.value, unit=unit.value)
+        )
+    spec = spec_for(view, frame, unit)
+    cells = [[column.cell(row) for column in spec.columns] for _, row in frame.iterrows()]
+    if fmt is Format.MARKDOWN:
+        return _markdown(spec, cells)
+    return _rich(spec, cells)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so JSON keeps exact integers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _markdown(spec: Rendered, cells: list[list[str]]) -> str:
+    out = io.StringIO()
+    out.write(f"### {spec.title}\n\n")
+    out.write("| " + " | ".join(column.header for column in spec.columns) + " |\n")
+    out.write("|" + "|".join("---:" if column.justify == "right" else "---" for column in spec.columns) + "|\n")
+    for row in cells:
+        out.write("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n")
+    out.write("\n")
+    for note in spec.notes:
+        out.write(f"- {note}\n")
+    return out.getvalue()
+
+
+def _rich(spec: Rendered, cells: list[list[str]]) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=spec.title, title_style="bold", header_style="bold", show_lines=False)
+    for column in spec.columns:
+        table.add_column(column.header, justify=column.justify, overflow="fold")  # type: ignore[arg-type]
+    for row in cells:
+        table.add_row(*row)
+    return Group(table, *(Text(f"  {note}", style="dim") for note in spec.notes))
