@@ -20,6 +20,7 @@ from mnprof.config import (
     MIN_RESOLUTION,
     Rounding,
     Variant,
+    format_alpha,
     grid,
     parse_alphas,
     parse_resolutions,
@@ -141,7 +142,7 @@ def _check_out(out: Path | None) -> None:
 
 GRID_HELP = (
     f"Comma-separated width multipliers, each in (0, {MAX_ALPHA:g}]. "
-    f"[default: {','.join(f'{a:g}' for a in DEFAULT_ALPHAS)}]"
+    f"[default: {','.join(format_alpha(a) for a in DEFAULT_ALPHAS)}]"
 )
 RESOLUTION_HELP = (
     f"Comma-separated input resolutions in pixels, integers >= {MIN_RESOLUTION}. "
@@ -155,7 +156,7 @@ def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--alpha",
             "alphas",
-            default=",".join(f"{a:g}" for a in DEFAULT_ALPHAS),
+            default=",".join(format_alpha(a) for a in DEFAULT_ALPHAS),
             metavar="LIST",
             help=GRID_HELP,
             show_default=False,

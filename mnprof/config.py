@@ -18,6 +18,7 @@ __all__ = [
     "Rounding",
     "Variant",
     "default_grid",
+    "format_alpha",
     "grid",
     "parse_alphas",
     "parse_choice",
@@ -48,7 +49,8 @@ class Rounding(StrEnum):
     DIVISIBLE_BY_8 = "div8"  # TensorFlow's and timm's make_divisible(channels * alpha, 8)
 
 
-def _format_alpha(alpha: float) -> str:
+def format_alpha(alpha: float) -> str:
+    """Alpha as the paper writes it: ``1.0``, ``0.75``, ``0.5``."""
     text = f"{alpha:g}"
     return text if "." in text or "e" in text else f"{text}.0"
 
@@ -90,7 +92,7 @@ class ModelConfig:
     @property
     def id(self) -> str:
         """Readable, stable id: ``1.0-224``, with suffixes only for non-default settings (``1.0-224-full``)."""
-        parts = [_format_alpha(self.alpha), str(self.resolution)]
+        parts = [format_alpha(self.alpha), str(self.resolution)]
         if self.variant is not Variant.STANDARD:
             parts.append(self.variant.value)
         if self.rounding is not Rounding.FLOOR:
