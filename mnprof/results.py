@@ -14,7 +14,15 @@ from typing import Any
 
 from mnprof.errors import MnprofError
 
-__all__ = ["TABLE_SCHEMA_VERSION", "atomic_write_text", "check_writable", "environment", "table_document"]
+__all__ = [
+    "TABLE_SCHEMA_VERSION",
+    "atomic_write",
+    "atomic_write_text",
+    "check_writable",
+    "dumps",
+    "environment",
+    "table_document",
+]
 
 # Bump when a key is renamed or removed or its meaning changes; adding keys keeps the version.
 TABLE_SCHEMA_VERSION = 1
@@ -39,11 +47,13 @@ def environment() -> dict[str, Any]:
     }
 
 
-def table_document(rows: Sequence[Mapping[str, Any]], *, view: str, unit: str) -> dict[str, Any]:
-    """The JSON document for ``mnprof table``: ``schema_version``, ``environment``, ``rows`` (flat objects)."""
+def table_document(
+    rows: Sequence[Mapping[str, Any]], *, view: str, unit: str, kind: str = "mnprof.table"
+) -> dict[str, Any]:
+    """The JSON document for a table: ``schema_version``, ``kind``, ``environment``, ``rows`` (flat objects)."""
     return {
         "schema_version": TABLE_SCHEMA_VERSION,
-        "kind": "mnprof.table",
+        "kind": kind,
         "view": view,
         "unit": unit,
         "environment": environment(),

@@ -22,6 +22,7 @@ from mnprof.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOUR
 from mnprof.results import dumps, table_document
 
 __all__ = [
+    "Column",
     "Format",
     "Rendered",
     "Unit",
@@ -31,6 +32,7 @@ __all__ = [
     "paper_frame",
     "reconcile_frame",
     "render",
+    "render_with",
     "seed_configs",
     "seed_frame",
 ]
@@ -362,14 +364,21 @@ def _with_flops(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
 
 def render(frame: pd.DataFrame, view: View, fmt: Format, unit: Unit = Unit.MACS) -> Any:
     """Render ``frame`` (from the view's ``*_frame`` function) as text, or as a rich renderable for ``TABLE``."""
+    return render_with(spec_for(view, frame, unit), _with_flops(frame, unit), fmt, view=view.value, unit=unit.value)
+
+
+def render_with(
+    spec: Rendered, frame: pd.DataFrame, fmt: Format, *, view: str, unit: str = "macs", kind: str = "mnprof.table"
+) -> Any:
+    """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
+
+    JSON is the versioned document of :func:`mnprof.results.table_document` (``kind`` names what it holds).
+    """
     if fmt is Format.CSV:
-        return _with_flops(frame, unit).to_csv(index=False, lineterminator="\n")
+        return frame.to_csv(index=False, lineterminator="\n")
     if fmt is Format.JSON:
-        rows = _with_flops(frame, unit).to_dict(orient="records")
-        return dumps(
-            table_document([{k: _plain(v) for k, v in row.items()} for row in rows], view=view.value, unit=unit.value)
-        )
-    spec = spec_for(view, frame, unit)
+        rows = [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
+        return dumps(table_document(rows, view=view, unit=unit, kind=kind))
     cells = [[column.cell(row) for column in spec.columns] for _, row in frame.iterrows()]
     if fmt is Format.MARKDOWN:
         return _markdown(spec, cells)

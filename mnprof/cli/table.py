@@ -1,0 +1,82 @@
+"""``mnprof table``: params and MACs of every configuration, three counters, published values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnprof.cli import cli
+from mnprof.cli.common import configs_from, count_with_progress, emit, grid_options, resolve_output
+
+
+@cli.command()
+@grid_options
+@click.option(
+    "--view",
+    type=click.Choice(["grid", "paper", "seed", "reconcile"]),
+    default="grid",
+    show_default=True,
+    help="grid: every configuration with published values and deltas; paper: the paper's Tables 6 and 7 "
+    "as it lays them out; seed: the seed note's table, what is reproduced and how; reconcile: "
+    "fvcore and thop operator by operator against the analytic count.",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["macs", "flops"]),
+    default="macs",
+    show_default=True,
+    help="macs: multiply-accumulates (the paper's Mult-Adds); flops: 2 x MACs, said so in the headers.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default=None,
+    help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def table(
+    alphas: str,
+    resolutions: str,
+    num_classes: int,
+    variant: str,
+    rounding: str,
+    view: str,
+    unit: str,
+    fmt: str | None,
+    out: Path | None,
+    quiet: bool,
+) -> None:
+    """Params and MACs of every configuration, counted three ways, beside the published numbers.
+
+    \b
+    Examples:
+      mnprof table
+      mnprof table --alpha 1.0,0.6 --resolution 224,96
+      mnprof table --view paper --format markdown --out tables.md
+      mnprof table --format json --out table.json
+    """
+    from mnprof import tables
+
+    configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
+    fmt = resolve_output(fmt, out)
+    chosen = tables.View(view)
+    if chosen is tables.View.PAPER:
+        configs = tables.paper_configs()
+    elif chosen is tables.View.SEED:
+        configs = tables.seed_configs()
+    reports = count_with_progress(configs, quiet)
+    frame = {
+        tables.View.GRID: tables.grid_frame,
+        tables.View.PAPER: tables.paper_frame,
+        tables.View.SEED: tables.seed_frame,
+        tables.View.RECONCILE: tables.reconcile_frame,
+    }[chosen](reports)
+    emit(tables.render(frame, chosen, tables.Format(fmt), tables.Unit(unit)), out)
