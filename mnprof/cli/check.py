@@ -1,0 +1,192 @@
+"""``mnprof baseline`` and ``mnprof check``: the CI regression gate for params and MACs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnprof.cli import cli
+from mnprof.cli.common import EXIT_REGRESSION, progress
+
+MODEL_HELP = (
+    "Model to guard, repeatable: 'mobilenetv1' (mnprof's own) or [NAME=]package.module:factory, where "
+    "factory(alpha: float, num_classes: int) returns a torch.nn.Module taking (N, 3, R, R) images. "
+    "[default: [tool.mnprof] models in ./pyproject.toml, else mobilenetv1]"
+)
+
+
+def settings_options(function: Any) -> Any:
+    options = [
+        click.option("--model", "models", multiple=True, metavar="SPEC", help=MODEL_HELP),
+        click.option(
+            "--alpha",
+            "alphas",
+            default=None,
+            metavar="LIST",
+            help="Comma-separated width multipliers in (0, 4]. [default: from pyproject, else the paper's]",
+        ),
+        click.option(
+            "--resolution",
+            "resolutions",
+            default=None,
+            metavar="LIST",
+            help="Comma-separated input resolutions >= 32. [default: from pyproject, else the paper's]",
+        ),
+        click.option(
+            "--classes",
+            "num_classes",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Classifier outputs passed to each factory. [default: from pyproject, else 1000]",
+        ),
+        click.option(
+            "--config",
+            "pyproject",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="pyproject.toml with a [tool.mnprof] table. [default: ./pyproject.toml if present]",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _settings(
+    models: tuple[str, ...],
+    alphas: str | None,
+    resolutions: str | None,
+    num_classes: int | None,
+    pyproject: Path | None,
+    **overrides: Any,
+) -> Any:
+    from mnprof.check import ModelSpec, load_settings
+    from mnprof.config import parse_alphas, parse_resolutions
+    from mnprof.errors import MnprofError
+
+    if pyproject is not None and not pyproject.is_file():
+        raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
+    settings = load_settings(pyproject)
+    changes: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
+    if models:
+        changes["models"] = tuple(ModelSpec.parse(spec) for spec in models)
+    if alphas is not None:
+        changes["alphas"] = parse_alphas(alphas)
+    if resolutions is not None:
+        changes["resolutions"] = parse_resolutions(resolutions)
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    names = [model.name for model in changes.get("models", settings.models)]
+    if len(set(names)) != len(names):
+        raise MnprofError(f"model names must be unique, got {', '.join(names)}; accepted: NAME=package.module:factory")
+    return dataclasses.replace(settings, **changes)
+
+
+def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
+    from mnprof.check import measure
+
+    total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
+    with progress(quiet) as bar:
+        task = bar.add_task("counting", total=total, current="")
+        return measure(settings, on_done=lambda key: bar.update(task, advance=1, current=key))
+
+
+@cli.command()
+@settings_options
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the baseline (atomically). [default: [tool.mnprof] baseline, else reports/baseline.json]",
+)
+def baseline(
+    models: tuple[str, ...],
+    alphas: str | None,
+    resolutions: str | None,
+    num_classes: int | None,
+    pyproject: Path | None,
+    quiet: bool,
+    out: Path | None,
+) -> None:
+    """Record exact params and MACs of every model x alpha x resolution as a baseline.
+
+    The file is sorted, stable JSON (diff-friendly in code review): for each configuration the
+    params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
+    not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
+    """
+    from mnprof.check import baseline_document
+    from mnprof.results import atomic_write_text, check_writable, dumps
+
+    settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
+    check_writable(settings.baseline)
+    entries = _measure(settings, quiet)
+    atomic_write_text(settings.baseline, dumps(baseline_document(entries)))
+    click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
+
+
+@cli.command()
+@settings_options
+@click.option(
+    "--baseline",
+    "baseline_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Baseline to compare with. [default: [tool.mnprof] baseline, else reports/baseline.json]",
+)
+@click.option(
+    "--tolerance",
+    default=None,
+    metavar="PCT",
+    help="Growth allowed before failing, in percent (e.g. 0.5%). [default: [tool.mnprof] tolerance, "
+    "else 0: counts are exact]",
+)
+@click.option("--strict", is_flag=True, help="Fail on any change: shrinkage, configurations added or removed.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people; json for tools; markdown for a job summary ($GITHUB_STEP_SUMMARY); github "
+    "for workflow annotations (::error ...).",
+)
+def check(
+    models: tuple[str, ...],
+    alphas: str | None,
+    resolutions: str | None,
+    num_classes: int | None,
+    pyproject: Path | None,
+    quiet: bool,
+    baseline_path: Path | None,
+    tolerance: str | None,
+    strict: bool,
+    fmt: str,
+) -> int:
+    """Recount and compare with the baseline; exit 1 when params or MACs grew.
+
+    \b
+    Exit codes:
+      0  nothing grew beyond the tolerance (shrinkage passes, with a notice)
+      1  a count grew: configuration, counter, metric, baseline, now, delta and % are named
+      2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
+    """
+    from mnprof.check import compare, load_baseline, parse_tolerance, render_check
+
+    settings = _settings(
+        models,
+        alphas,
+        resolutions,
+        num_classes,
+        pyproject,
+        baseline=baseline_path,
+        tolerance_pct=parse_tolerance(tolerance) if tolerance is not None else None,
+    )
+    document = load_baseline(settings.baseline)
+    current = _measure(settings, quiet)
+    result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict)
+    click.echo(render_check(result, fmt, settings.baseline), nl=False)
+    return EXIT_REGRESSION if result.failed else 0

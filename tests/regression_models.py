@@ -1,0 +1,76 @@
+"""Small MobileNet-like factories for the regression-gate tests: one baseline and real regressions.
+
+Each follows the factory contract of ``mnprof check --model``:
+``factory(alpha: float, num_classes: int) -> torch.nn.Module``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def _unit(c_in: int, c_out: int, kernel: int, stride: int, groups: int = 1, bias: bool = False) -> list[nn.Module]:
+    conv = nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=bias)
+    return [conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+def _net(
+    alpha: float,
+    num_classes: int,
+    *,
+    width: int = 32,
+    stride: int = 2,
+    extra_block: bool = False,
+    bias: bool = False,
+    hidden: int | None = None,
+) -> nn.Module:
+    c1, c2 = max(1, int(16 * alpha)), max(1, int(width * alpha))
+    layers = _unit(3, c1, 3, 2)
+    layers += _unit(c1, c1, 3, stride, groups=c1, bias=bias) + _unit(c1, c2, 1, 1, bias=bias)
+    if extra_block:
+        layers += _unit(c2, c2, 3, 1, groups=c2) + _unit(c2, c2, 1, 1)
+    head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if hidden:
+        head += [nn.Linear(c2, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)]
+    else:
+        head += [nn.Linear(c2, num_classes)]
+    return nn.Sequential(*layers, *head)
+
+
+def tiny(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes)
+
+
+def tiny_widened(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, width=48)
+
+
+def tiny_narrowed(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, width=24)
+
+
+def tiny_extra_block(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, extra_block=True)
+
+
+def tiny_lost_stride(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, stride=1)
+
+
+def tiny_bias(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, bias=True)
+
+
+def tiny_classifier(alpha: float, num_classes: int) -> nn.Module:
+    return _net(alpha, num_classes, hidden=64)
+
+
+def raising(alpha: float, num_classes: int) -> nn.Module:
+    raise RuntimeError("weights server unreachable")
+
+
+def not_a_module(alpha: float, num_classes: int) -> object:
+    return {"alpha": alpha}
+
+
+NOT_CALLABLE = 3

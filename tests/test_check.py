@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnprof.check import BASELINE_KIND, CheckSettings, ModelSpec, baseline_document, compare, load_settings, measure
+from mnprof.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--alpha", "1.0,0.5", "--resolution", "64,32", "--quiet"]
+TINY = "net=tests.regression_models:tiny"
+
+
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # factories are imported relative to the working directory
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def tiny_baseline(tmp_path, capsys) -> Path:
+    path = tmp_path / "baseline.json"
+    code, _, err = run(capsys, "baseline", "--model", TINY, *SMALL, "--out", str(path))
+    assert code == 0, err
+    return path
+
+
+def check(capsys, baseline: Path, factory: str, *extra: str) -> tuple[int, str, str]:
+    return run(
+        capsys,
+        "check",
+        "--model",
+        f"net=tests.regression_models:{factory}",
+        *SMALL,
+        "--baseline",
+        str(baseline),
+        *extra,
+    )
+
+
+@pytest.mark.parametrize(
+    ("factory", "counter", "metric"),
+    [
+        ("tiny_widened", "fvcore", "macs"),
+        ("tiny_widened", "pytorch", "params"),
+        ("tiny_extra_block", "fvcore", "macs[conv]"),
+        ("tiny_extra_block", "thop", "params"),
+        ("tiny_lost_stride", "fvcore", "macs[conv]"),
+        ("tiny_lost_stride", "thop", "macs"),
+        ("tiny_bias", "pytorch", "params"),
+        ("tiny_classifier", "fvcore", "macs[linear]"),
+        ("tiny_classifier", "pytorch", "params"),
+    ],
+)
+def test_injected_regressions_are_caught_and_named(capsys, tiny_baseline, factory, counter, metric):
+    code, out, _ = check(capsys, tiny_baseline, factory)
+    assert code == 1
+    failing = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert any(f"net@1.0-64 {counter} {metric}:" in line for line in failing), out
+    assert "mnprof check FAILED" in out
+
+
+def test_regression_line_names_baseline_now_delta_and_percent(capsys, tiny_baseline):
+    code, out, _ = check(capsys, tiny_baseline, "tiny_bias", "--format", "json")
+    assert code == 1
+    document = json.loads(out)
+    assert document["passed"] is False
+    finding = next(f for f in document["findings"] if f["entry"] == "net@1.0-64" and f["counter"] == "pytorch")
+    # the bias adds one parameter per output channel of the depthwise (16) and pointwise (32) convs
+    assert (finding["metric"], finding["status"], finding["fails"]) == ("params", "grew", True)
+    assert finding["now"] - finding["baseline"] == finding["delta"] == 16 + 32
+    assert finding["percent"] == pytest.approx(48 / finding["baseline"] * 100)
+
+
+def test_unchanged_model_passes_twenty_runs_in_a_row(capsys, tiny_baseline):
+    for _ in range(20):
+        code, out, _ = check(capsys, tiny_baseline, "tiny")
+        assert code == 0, out
+        assert out.strip() == (
+            "mnprof check passed: 4 configurations compared, tolerance 0%; 0 grew, 0 shrank, 0 added, 0 removed, "
+            "0 newly uncounted"
+        )
+
+
+def test_shrinkage_passes_with_a_notice_and_fails_when_strict(capsys, tiny_baseline):
+    code, out, _ = check(capsys, tiny_baseline, "tiny_narrowed")
+    assert code == 0
+    assert "shrank" in out and f"mnprof baseline --out {tiny_baseline}" in out
+    assert check(capsys, tiny_baseline, "tiny_narrowed", "--strict")[0] == 1
+
+
+def test_tolerance_allows_small_growth(capsys, tiny_baseline):
+    code, out, _ = check(capsys, tiny_baseline, "tiny_bias", "--tolerance", "5%")
+    assert code == 0, out  # 48 extra params on 34,216 is 0.14%
+    assert check(capsys, tiny_baseline, "tiny_bias", "--tolerance", "0.1")[0] == 1
+
+
+def test_added_and_removed_configurations_are_reported(capsys, tiny_baseline):
+    code, out, _ = run(
+        capsys,
+        "check",
+        "--model",
+        TINY,
+        "--alpha",
+        "1.0,0.75",
+        "--resolution",
+        "64,32",
+        "--quiet",
+        "--baseline",
+        str(tiny_baseline),
+    )
+    assert code == 0
+    assert "net@0.5-64: configuration removed" in out and "net@0.75-64: configuration added" in out
+    assert "2 added, 2 removed" in out
+    assert (
+        run(
+            capsys,
+            "check",
+            "--model",
+            TINY,
+            "--alpha",
+            "1.0,0.75",
+            "--resolution",
+            "64,32",
+            "--quiet",
+            "--baseline",
+            str(tiny_baseline),
+            "--strict",
+        )[0]
+        == 1
+    )
+
+
+def test_github_and_markdown_formats(capsys, tiny_baseline):
+    code, out, _ = check(capsys, tiny_baseline, "tiny_widened", "--format", "github")
+    assert code == 1
+    errors = [line for line in out.splitlines() if line.startswith("::error title=")]
+    assert errors and all("::" in line.split("title=", 1)[1] for line in errors)
+    assert any("net@1.0-64 fvcore macs: " in line for line in errors)
+    code, out, _ = check(capsys, tiny_baseline, "tiny_widened", "--format", "markdown")
+    assert out.startswith("### :x: mnprof check FAILED")
+    assert "| FAIL | `net@1.0-64` | fvcore | `macs` |" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist; regenerate it with: mnprof baseline --out"),
+        ("{not json", "is corrupt (invalid JSON at line 1)"),
+        ('{"kind": "something.else", "schema_version": 1}', "is not an mnprof baseline"),
+        (json.dumps({"kind": BASELINE_KIND, "schema_version": 99, "entries": {}}), "schema version 99"),
+        (json.dumps({"kind": BASELINE_KIND, "schema_version": 1, "entries": []}), "entries malformed"),
+    ],
+)
+def test_unusable_baselines_exit_2_with_one_line(capsys, tmp_path, content, message):
+    path = tmp_path / "baseline.json"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = run(capsys, "check", "--model", TINY, *SMALL, "--baseline", str(path))
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and str(path) in err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("tests.no_such_module:tiny", "cannot import tests.no_such_module: ModuleNotFoundError"),
+        ("tests.regression_models:missing", "has no callable 'missing'"),
+        ("tests.regression_models:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
+        ("tests.regression_models:raising", "factory raised RuntimeError: weights server unreachable"),
+        ("tests.regression_models:not_a_module", "returned dict, not a torch.nn.Module"),
+        ("no-colon", "is not a model spec"),
+    ],
+)
+def test_bad_models_exit_2_naming_the_spec(capsys, tmp_path, spec, message):
+    code, _, err = run(capsys, "baseline", "--model", spec, *SMALL, "--out", str(tmp_path / "b.json"))
+    assert code == 2
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_bad_tolerance_exit_2(capsys, tiny_baseline):
+    code, _, err = check(capsys, tiny_baseline, "tiny", "--tolerance", "-1")
+    assert code == 2 and "tolerance '-1' is out of range" in err
+
+
+def test_pyproject_settings_and_override(tmp_path, capsys):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        "[tool.mnprof]\n"
+        f'models = ["{TINY}"]\nalphas = [1.0]\nresolutions = [64]\n'
+        f'baseline = "{tmp_path / "b.json"}"\ntolerance = "5%"\n'
+    )
+    settings = load_settings(pyproject)
+    assert settings.models == (ModelSpec("net", "tests.regression_models:tiny"),)
+    assert settings.tolerance_pct == 5.0 and settings.resolutions == (64,)
+    assert run(capsys, "baseline", "--config", str(pyproject), "--quiet")[0] == 0
+    assert json.loads((tmp_path / "b.json").read_text())["entries"].keys() == {"net@1.0-64"}
+    # the tolerance from pyproject lets the bias through; --tolerance on the command line overrides it
+    bias = "net=tests.regression_models:tiny_bias"
+    assert run(capsys, "check", "--config", str(pyproject), "--model", bias, "--quiet")[0] == 0
+    assert run(capsys, "check", "--config", str(pyproject), "--model", bias, "--tolerance", "0", "--quiet")[0] == 1
+
+
+def test_pyproject_unknown_key_is_rejected(tmp_path):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[tool.mnprof]\nthreshold = 3\n")
+    with pytest.raises(Exception, match="unknown key 'threshold'; accepted: models, alphas"):
+        load_settings(pyproject)
+
+
+def test_builtin_entries_carry_analytic_counts_and_fvcore_operators():
+    entries = measure(CheckSettings(alphas=(1.0,), resolutions=(224,)))
+    counts = entries["mobilenetv1@1.0-224"]["counts"]
+    assert counts["analytic"] == {"macs": 568_740_352, "params": 4_231_976}
+    assert counts["fvcore"]["macs"] == 578_875_904
+    assert counts["fvcore"]["macs_by_operator"]["conv"] == 567_716_352
+    document = baseline_document(entries)
+    assert document["provenance"]["torch"] and document["schema_version"] == 1
+
+
+def test_newly_uncounted_operator_fails():
+    before = {"m@1.0-64": {"counts": {"fvcore": {"macs": 10, "unsupported_ops": {}}}}}
+    after = {"m@1.0-64": {"counts": {"fvcore": {"macs": 10, "unsupported_ops": {"aten::einsum": 2}}}}}
+    result = compare(before, after)
+    assert result.failed and result.findings[0].status == "uncounted"
+
+
+def test_committed_baseline_matches_this_code():
+    """reports/baseline.json is generated by `mnprof baseline` and must match what this code counts."""
+    document = json.loads((ROOT / "reports" / "baseline.json").read_text())
+    result = compare(document["entries"], measure(CheckSettings()))
+    assert not result.findings, [f"{f.entry} {f.counter} {f.metric} {f.status}" for f in result.findings]
