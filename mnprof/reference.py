@@ -2,7 +2,7 @@
 
 Sources:
 - the paper: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
-  Vision Applications", arXiv:1704.04861 (2017), Tables 4 to 9;
+  Vision Applications", arXiv:1704.04861 (2017), Tables 1 to 9;
 - TF-slim: tensorflow/models, research/slim/nets/mobilenet_v1.md (1001-class checkpoints);
 - the seed note this project started from (its params / GFLOPS table).
 """
@@ -16,10 +16,16 @@ __all__ = [
     "PAPER_SOURCE",
     "SEED",
     "SEED_SOURCE",
+    "TABLE1",
+    "TABLE2",
+    "TABLE3",
     "TFSLIM",
     "TFSLIM_SOURCE",
     "Published",
     "SeedEntry",
+    "ShareRow",
+    "Table1Row",
+    "Table3Row",
     "decimals",
     "paper_entry",
     "tfslim_entry",
@@ -78,6 +84,81 @@ PAPER: tuple[Published, ...] = (
     _paper("9", "0.50 MobileNet-160", 0.5, 160, 60.2, 76, 1.32),
     _paper("9", "Squeezenet", None, None, 57.5, 1700, 1.25),
     _paper("9", "AlexNet", None, None, 57.2, 720, 60),
+)
+
+
+@dataclass(frozen=True)
+class Table1Row:
+    """One row of the paper's Table 1 (the body architecture at alpha 1, input 224), as printed.
+
+    Shapes are written as the paper writes them, with ``x`` for its multiplication sign. The two
+    rows of the paper's "5x" group carry ``repeat=5``: the pair repeats five times, dw then pw.
+    """
+
+    type_stride: str
+    filter_shape: str
+    input_size: str
+    repeat: int = 1
+
+
+TABLE1: tuple[Table1Row, ...] = (
+    Table1Row("Conv / s2", "3x3x3x32", "224x224x3"),
+    Table1Row("Conv dw / s1", "3x3x32 dw", "112x112x32"),
+    Table1Row("Conv / s1", "1x1x32x64", "112x112x32"),
+    Table1Row("Conv dw / s2", "3x3x64 dw", "112x112x64"),
+    Table1Row("Conv / s1", "1x1x64x128", "56x56x64"),
+    Table1Row("Conv dw / s1", "3x3x128 dw", "56x56x128"),
+    Table1Row("Conv / s1", "1x1x128x128", "56x56x128"),
+    Table1Row("Conv dw / s2", "3x3x128 dw", "56x56x128"),
+    Table1Row("Conv / s1", "1x1x128x256", "28x28x128"),
+    Table1Row("Conv dw / s1", "3x3x256 dw", "28x28x256"),
+    Table1Row("Conv / s1", "1x1x256x256", "28x28x256"),
+    Table1Row("Conv dw / s2", "3x3x256 dw", "28x28x256"),
+    Table1Row("Conv / s1", "1x1x256x512", "14x14x256"),
+    Table1Row("Conv dw / s1", "3x3x512 dw", "14x14x512", repeat=5),
+    Table1Row("Conv / s1", "1x1x512x512", "14x14x512", repeat=5),
+    Table1Row("Conv dw / s2", "3x3x512 dw", "14x14x512"),
+    Table1Row("Conv / s1", "1x1x512x1024", "7x7x512"),
+    Table1Row("Conv dw / s2", "3x3x1024 dw", "7x7x1024"),  # as printed; see mnprof paper's note on Table 1
+    Table1Row("Conv / s1", "1x1x1024x1024", "7x7x1024"),
+    Table1Row("Avg Pool / s1", "Pool 7x7", "7x7x1024"),
+    Table1Row("FC / s1", "1024x1000", "1x1x1024"),
+    Table1Row("Softmax / s1", "Classifier", "1x1x1000"),
+)
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    """One row of the paper's Table 2: a layer type's share of 1.0 MobileNet-224's Mult-Adds and parameters."""
+
+    layer_type: str
+    kind: str  # mnprof's LayerKind value for that type
+    macs_pct: float
+    params_pct: float
+
+
+TABLE2: tuple[ShareRow, ...] = (
+    ShareRow("Conv 1x1", "pointwise", 94.86, 74.59),
+    ShareRow("Conv DW 3x3", "depthwise", 3.06, 1.06),
+    ShareRow("Conv 3x3", "conv", 1.19, 0.02),
+    ShareRow("Fully Connected", "fc", 0.18, 24.33),
+)
+
+
+@dataclass(frozen=True)
+class Table3Row:
+    """One row of the paper's Table 3: one 14x14x512 layer with a 3x3x512x512 kernel, and its modifications."""
+
+    layer: str
+    macs_m: float  # million Mult-Adds
+    params_m: float  # million parameters
+
+
+TABLE3: tuple[Table3Row, ...] = (
+    Table3Row("Convolution", 462, 2.36),
+    Table3Row("Depthwise Separable Conv", 52.3, 0.27),
+    Table3Row("alpha = 0.75", 29.6, 0.15),
+    Table3Row("rho = 0.714", 15.1, 0.15),
 )
 
 
