@@ -1,0 +1,324 @@
+"""DataFrames -> plotly figures and one self-contained HTML page (plotly.js embedded, works from file://).
+
+Figures:
+1. published top-1 vs MACs (log x), lines joining equal alpha and equal resolution (paper Figure 4);
+2. published top-1 vs params (paper Figure 5);
+3. measured latency vs MACs per series (host, runtime, batch size), least-squares line and R^2;
+4. published top-1 vs measured latency, Pareto-optimal configurations highlighted and listed.
+
+Every string that comes from outside (model ids, host names, runtime names) is HTML-escaped
+before it reaches the page or plotly's text renderer, so it shows as text.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "ACCURACY_SOURCES",
+    "LATENCY_COLUMNS",
+    "Figure",
+    "accuracy_frame",
+    "fit_line",
+    "pareto_front",
+    "build_figures",
+    "page_html",
+]
+
+# Published top-1 columns joined into the count rows by tables.grid_frame, and how they are labelled.
+ACCURACY_SOURCES = {
+    "published_top1_tfslim": "TF-slim top-1 (published)",
+    "published_top1_paper": "paper top-1 (published)",
+}
+SOURCE_COLORS = ("#1f77b4", "#d62728")
+# Columns a latency frame must have: one row per configuration and series.
+LATENCY_COLUMNS = ("id", "alpha", "resolution", "series", "latency_ms_median", "latency_ms_iqr")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A plotly figure with the caption printed under it."""
+
+    key: str
+    figure: Any  # plotly.graph_objects.Figure
+    caption: str
+
+
+def _esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def accuracy_frame(grid: pd.DataFrame) -> pd.DataFrame:
+    """Long form: one row per configuration and accuracy source that has a published top-1."""
+    frames = []
+    for column, label in ACCURACY_SOURCES.items():
+        part = grid[grid[column].notna()].copy()
+        part["top1"] = part[column]
+        part["top1_source"] = label
+        frames.append(part)
+    return pd.concat(frames, ignore_index=True)
+
+
+def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float, float]:
+    """Least-squares ``y = slope * x + intercept`` and its R^2 (NaN with fewer than 2 distinct x)."""
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan, math.nan
+    mean_x, mean_y = sum(x) / n, sum(y) / n
+    sxx = sum((xi - mean_x) ** 2 for xi in x)
+    if sxx == 0:
+        return math.nan, math.nan, math.nan
+    slope = sum((xi - mean_x) * (yi - mean_y) for xi, yi in zip(x, y, strict=True)) / sxx
+    intercept = mean_y - slope * mean_x
+    ss_res = sum((yi - (slope * xi + intercept)) ** 2 for xi, yi in zip(x, y, strict=True))
+    ss_tot = sum((yi - mean_y) ** 2 for yi in y)
+    r2 = 1 - ss_res / ss_tot if ss_tot else math.nan
+    return slope, intercept, r2
+
+
+def pareto_front(latency: Sequence[float], accuracy: Sequence[float]) -> list[int]:
+    """Indices of Pareto-optimal points: no other point is at least as fast and as accurate, and better in one."""
+    front = []
+    for i, (lat_i, acc_i) in enumerate(zip(latency, accuracy, strict=True)):
+        dominated = any(
+            lat_j <= lat_i and acc_j >= acc_i and (lat_j < lat_i or acc_j > acc_i)
+            for j, (lat_j, acc_j) in enumerate(zip(latency, accuracy, strict=True))
+            if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return sorted(front, key=lambda i: latency[i])
+
+
+HOVER_FIELDS = (
+    ("id", "config", "{}"),
+    ("alpha", "alpha", "{}"),
+    ("resolution", "resolution", "{}"),
+    ("params", "params", "{:,}"),
+    ("macs_analytic", "MACs analytic", "{:,}"),
+    ("macs_fvcore", "MACs fvcore", "{:,}"),
+    ("macs_thop", "MACs thop", "{:,}"),
+    ("latency_ms_median", "latency median (ms)", "{:.2f}"),
+    ("latency_ms_iqr", "latency IQR (ms)", "{:.2f}"),
+    ("throughput_ips", "throughput (images/s)", "{:.1f}"),
+    ("series", "measured", "{}"),
+    ("top1", "top-1 %", "{}"),
+    ("top1_source", "top-1 source", "{}"),
+)
+
+
+def _hover(row: pd.Series) -> str:
+    lines = []
+    for key, label, fmt in HOVER_FIELDS:
+        if key in row and not (isinstance(row[key], float) and math.isnan(row[key])):
+            lines.append(f"{label}: {_esc(fmt.format(row[key]))}")
+    return "<br>".join(lines)
+
+
+def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x: bool) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for color, (source, part) in zip(SOURCE_COLORS, acc.groupby("top1_source", sort=False), strict=False):
+        for group_key, label in (("alpha", "alpha {}"), ("resolution", "resolution {}")):
+            for value, line in part.groupby(group_key, sort=False):
+                line = line.sort_values(x)
+                figure.add_trace(
+                    go.Scatter(
+                        x=line[x],
+                        y=line["top1"],
+                        mode="lines",
+                        name=_esc(f"{source}: {label.format(value)}"),
+                        line={"width": 1, "color": color, "dash": "solid" if group_key == "alpha" else "dot"},
+                        hoverinfo="skip",
+                        legendgroup=_esc(source),
+                        showlegend=False,
+                    )
+                )
+        figure.add_trace(
+            go.Scatter(
+                x=part[x],
+                y=part["top1"],
+                mode="markers+text",
+                name=_esc(source),
+                text=[_esc(i) for i in part["id"]],
+                textposition="top center",
+                textfont={"size": 9},
+                marker={"size": 9},
+                hovertext=[_hover(row) for _, row in part.iterrows()],
+                hoverinfo="text",
+                legendgroup=_esc(source),
+                meta="points",
+            )
+        )
+    figure.update_layout(
+        title=title,
+        xaxis_title=x_title,
+        yaxis_title="ImageNet top-1 accuracy (%), published",
+        template="plotly_white",
+        height=520,
+        legend={"orientation": "h", "y": -0.2},
+    )
+    if log_x:
+        figure.update_xaxes(type="log")
+    return figure
+
+
+def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figure]:
+    """All figures. ``grid``: tables.grid_frame rows. ``latency``: rows with LATENCY_COLUMNS (or None)."""
+    import plotly.graph_objects as go
+
+    acc = accuracy_frame(grid)
+    figures = [
+        Figure(
+            "accuracy-macs",
+            _accuracy_figure(
+                acc,
+                "macs_analytic",
+                "Accuracy vs Mult-Adds (paper Figure 4)",
+                "Mult-Adds (MACs, analytic count, log scale)",
+                True,
+            ),
+            f"{acc['id'].nunique()} configurations; x is mnprof's analytic MAC count, y the published top-1 "
+            "(TF-slim and the paper, labelled). Solid lines join equal alpha, dotted lines equal resolution.",
+        ),
+        Figure(
+            "accuracy-params",
+            _accuracy_figure(
+                acc, "params", "Accuracy vs parameters (paper Figure 5)", "parameters (PyTorch count)", False
+            ),
+            "x is the PyTorch parameter count (BatchNorm gamma and beta included); y the published top-1. "
+            "Resolution does not change the parameters, so each width is one column of points.",
+        ),
+    ]
+    if latency is None or latency.empty:
+        return figures
+    merged = latency.merge(grid.drop(columns=[c for c in ("alpha", "resolution") if c in grid]), on="id", how="left")
+    scatter = go.Figure()
+    fits = []
+    for series, part in merged.groupby("series", sort=False):
+        part = part.sort_values("macs_analytic")
+        scatter.add_trace(
+            go.Scatter(
+                x=part["macs_analytic"],
+                y=part["latency_ms_median"],
+                mode="markers",
+                name=_esc(series),
+                error_y={"type": "data", "array": part["latency_ms_iqr"] / 2, "visible": True},
+                hovertext=[_hover(row) for _, row in part.iterrows()],
+                hoverinfo="text",
+                meta="points",
+            )
+        )
+        slope, intercept, r2 = fit_line(list(part["macs_analytic"]), list(part["latency_ms_median"]))
+        if not math.isnan(slope):
+            xs = [part["macs_analytic"].min(), part["macs_analytic"].max()]
+            scatter.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[slope * v + intercept for v in xs],
+                    mode="lines",
+                    name=_esc(f"{series}: fit, R²={r2:.3f}"),
+                    line={"dash": "dash"},
+                    hoverinfo="skip",
+                )
+            )
+            fits.append(f"{series}: {slope * 1e6:.3f} ms per million MACs, R² = {r2:.3f}")
+    scatter.update_layout(
+        title="Measured latency vs Mult-Adds",
+        xaxis_title="Mult-Adds (MACs, analytic count)",
+        yaxis_title="latency per batch (ms), median; bars: IQR",
+        template="plotly_white",
+        height=520,
+        legend={"orientation": "h", "y": -0.2},
+    )
+    figures.append(
+        Figure(
+            "latency-macs",
+            scatter,
+            "How well MACs predict latency on this host: a least-squares line per series. "
+            + "; ".join(fits)
+            + ". Where R² falls below 1, FLOPs stop predicting speed.",
+        )
+    )
+    acc_lat = merged.merge(acc[["id", "top1", "top1_source"]], on="id", how="inner")
+    acc_lat = acc_lat[acc_lat["top1_source"] == ACCURACY_SOURCES["published_top1_tfslim"]]
+    pareto = go.Figure()
+    listed = []
+    for series, part in acc_lat.groupby("series", sort=False):
+        part = part.reset_index(drop=True)
+        front = pareto_front(list(part["latency_ms_median"]), list(part["top1"]))
+        pareto.add_trace(
+            go.Scatter(
+                x=part["latency_ms_median"],
+                y=part["top1"],
+                mode="markers",
+                name=_esc(series),
+                hovertext=[_hover(row) for _, row in part.iterrows()],
+                hoverinfo="text",
+                meta="points",
+                marker={"size": 8, "opacity": 0.6},
+            )
+        )
+        best = part.loc[front]
+        pareto.add_trace(
+            go.Scatter(
+                x=best["latency_ms_median"],
+                y=best["top1"],
+                mode="lines+markers+text",
+                name=_esc(f"{series}: Pareto front"),
+                text=[_esc(i) for i in best["id"]],
+                textposition="top left",
+                marker={"size": 12, "symbol": "star"},
+                hoverinfo="skip",
+            )
+        )
+        listed.append((series, [(row["id"], row["latency_ms_median"], row["top1"]) for _, row in best.iterrows()]))
+    pareto.update_layout(
+        title="Accuracy vs measured latency, Pareto front",
+        xaxis_title="latency per batch (ms), median",
+        yaxis_title="ImageNet top-1 accuracy (%), published (TF-slim)",
+        template="plotly_white",
+        height=520,
+        legend={"orientation": "h", "y": -0.2},
+    )
+    figures.append(
+        Figure(
+            "pareto",
+            pareto,
+            "Pareto-optimal configurations (no other configuration is both faster and more accurate), per series: "
+            + "; ".join(
+                f"{series}: " + ", ".join(f"{i} ({lat:.1f} ms, {top:.1f}%)" for i, lat, top in points)
+                for series, points in listed
+            )
+            + ". Accuracy is TF-slim's published top-1; latency was measured by mnprof.",
+        )
+    )
+    return figures
+
+
+def page_html(figures: Sequence[Figure], *, title: str, provenance: Sequence[str]) -> str:
+    """One self-contained page: plotly.js embedded once, a caption under each figure, provenance at the top."""
+    parts = []
+    for index, item in enumerate(figures):
+        div = item.figure.to_html(
+            full_html=False, include_plotlyjs=index == 0, div_id=f"figure-{item.key}", config={"displaylogo": False}
+        )
+        parts.append(
+            f'<section class="figure" data-key="{_esc(item.key)}">{div}'
+            f'<p class="caption">{_esc(item.caption)}</p></section>'
+        )
+    notes = "".join(f"<li>{_esc(line)}</li>" for line in provenance)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_esc(title)}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+        ".caption{color:#444;font-size:0.92em;margin:0.2em 1em 2.5em}</style></head><body>"
+        f'<h1>{_esc(title)}</h1><ul class="provenance">{notes}</ul>{"".join(parts)}</body></html>\n'
+    )
