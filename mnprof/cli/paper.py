@@ -1,0 +1,56 @@
+"""``mnprof paper``: every table of the paper that can be computed, as published | computed | delta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnprof.cli import cli
+from mnprof.cli.common import emit, resolve_output
+
+
+@cli.command()
+@click.option(
+    "--table",
+    "table_keys",
+    default="all",
+    show_default=True,
+    metavar="LIST",
+    help="Comma-separated table numbers, 1 to 9, or all.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default=None,
+    help="Output format; csv is one long table with a paper_table column, json also carries each table's notes. "
+    "[default: from --out's suffix (.md, .csv, .json), else a table]",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
+)
+def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
+    """The paper's Tables 1 to 9, computed, each cell published | computed | delta.
+
+    Table 1 (layer shapes), 2 (share of Mult-Adds and params per layer type), 3 (the 14x14x512
+    layer), 4 (full convolutions vs separable), 5 (narrow vs shallow), 6 and 7 (width and
+    resolution) and the MobileNet rows of 8 and 9. Where a computed number disagrees with the
+    printed one beyond rounding, a note under the table says so and what mnprof found. Counts only:
+    no model is run. Accuracy columns are published data.
+
+    \b
+    Examples:
+      mnprof paper
+      mnprof paper --table 1,2 --format markdown
+      mnprof paper --format json --out paper.json
+    """
+    from mnprof import paper as computed
+    from mnprof.tables import Format
+
+    keys = computed.parse_tables(table_keys)
+    fmt = resolve_output(fmt, out)
+    emit(computed.render_paper(computed.paper_tables(keys), Format(fmt)), out)
