@@ -1,0 +1,152 @@
+"""``mnprof layers``: one configuration, layer by layer: counts, bytes, intensity, measured time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnprof.cli import cli
+from mnprof.cli.common import emit, progress, resolve_output
+from mnprof.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
+from mnprof.errors import MnprofError
+
+
+def _one(values: tuple, option: str, accepted: str, text: str) -> object:  # type: ignore[type-arg]
+    if len(values) != 1:
+        raise MnprofError(f"{option} {text!r} names {len(values)} values; accepted: {accepted}")
+    return values[0]
+
+
+@cli.command()
+@click.option("--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}].")
+@click.option(
+    "--resolution",
+    default="224",
+    show_default=True,
+    help=f"Input resolution in pixels, one integer >= {MIN_RESOLUTION}.",
+)
+@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--variant",
+    type=click.Choice([v.value for v in Variant]),
+    default=Variant.STANDARD.value,
+    show_default=True,
+    help="Architecture variant (see mnprof table --help).",
+)
+@click.option(
+    "--rounding",
+    type=click.Choice([r.value for r in Rounding]),
+    default=Rounding.FLOOR.value,
+    show_default=True,
+    help="Channel rounding: floor (the paper) or div8.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["eager", "channels_last"]),
+    default="eager",
+    show_default=True,
+    help="eager: PyTorch eager mode, NCHW; channels_last: eager mode with model and input in NHWC memory format.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["profiler", "hooks"]),
+    default="profiler",
+    show_default=True,
+    help="profiler: torch.profiler CPU time of each layer's aten operator, matched to layers by order and "
+    "checked by input shape; hooks: time.perf_counter_ns in forward hooks around each layer's module "
+    "(includes its Python call path).",
+)
+@click.option(
+    "--repeats",
+    type=click.IntRange(min=3),
+    default=50,
+    show_default=True,
+    help="Timed forward passes at most (each layer's time is the median over them).",
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed passes first.")
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=20.0,
+    show_default=True,
+    help="Seconds of timed passes at most (at least 3 passes are always run).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Intra-op threads while timing (torch.set_num_threads; the previous value is restored).",
+)
+@click.option("--no-timing", is_flag=True, help="Counts only: no layer is timed (time columns empty).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv", "json"]),
+    default=None,
+    help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def layers(
+    alpha: str,
+    resolution: str,
+    num_classes: int,
+    variant: str,
+    rounding: str,
+    backend: str,
+    method: str,
+    repeats: int,
+    warmup: int,
+    budget: float,
+    threads: int,
+    no_timing: bool,
+    fmt: str | None,
+    out: Path | None,
+    quiet: bool,
+) -> None:
+    """One configuration, layer by layer: where the MACs are, and where the time goes.
+
+    Per layer (stem conv, each depthwise and pointwise conv, pool, FC): shapes, params, MACs
+    (analytic and fvcore's per-module count), the standard convolution each separable block
+    replaces and the separable/standard ratio beside the seed note's 1/M + 1/F^2, bytes moved
+    (float32 weights + input + output activations), arithmetic intensity (FLOPs per byte), the
+    measured CPU time of the layer (median over forward passes, timed with forward hooks), its
+    share of the time beside its share of the MACs, and achieved GFLOP/s.
+
+    \b
+    Examples:
+      mnprof layers
+      mnprof layers --alpha 0.5 --resolution 160 --threads 4
+      mnprof layers --backend channels_last --format markdown
+      mnprof layers --no-timing --format csv --out layers.csv
+    """
+    from mnprof import layers as per_layer
+    from mnprof.config import ModelConfig, parse_alphas, parse_resolutions
+    from mnprof.tables import Format
+
+    config = ModelConfig(
+        float(_one(parse_alphas(alpha), "--alpha", f"one number in (0, {MAX_ALPHA:g}]", alpha)),  # type: ignore[arg-type]
+        int(_one(parse_resolutions(resolution), "--resolution", f"one integer >= {MIN_RESOLUTION}", resolution)),  # type: ignore[call-overload]
+        num_classes,
+        variant,  # type: ignore[arg-type]
+        rounding,  # type: ignore[arg-type]
+    )
+    timing = None
+    if not no_timing:
+        timing = per_layer.TimingSettings(backend, method, repeats, warmup, budget, threads)  # type: ignore[arg-type]
+    fmt = resolve_output(fmt, out)
+    with progress(quiet) as bar:
+        task = bar.add_task(f"timing {config.id}", total=repeats if timing else 0, current="")
+
+        def on_pass(done: int, total: int) -> None:
+            bar.update(task, completed=done, current=f"pass {done}")
+
+        report = per_layer.layer_report(config, timing, on_pass=on_pass)
+    emit(per_layer.render_layers(report, Format(fmt)), out)
