@@ -1,0 +1,313 @@
+"""Runtimes that run a built model: eager PyTorch, channels_last, BN-folded, torch.compile, onnxruntime.
+
+Each backend turns (model, fixed input) into a :class:`Runner`: ``call()`` runs one batch (what is
+timed) and ``output()`` returns the result as a CPU tensor (what is checked against eager PyTorch).
+Availability is checked up front by :func:`check_available`, so a missing runtime is a one-line error
+before anything is measured. Nothing here changes global torch settings except inside
+:func:`torch_threads`, which restores them.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import shutil
+import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mnprof.config import parse_choice
+from mnprof.errors import MnprofError
+
+__all__ = [
+    "Backend",
+    "Device",
+    "Runner",
+    "check_available",
+    "check_device",
+    "fold_batchnorm",
+    "gemm_sampler",
+    "output_error",
+    "parse_backends",
+    "prepare",
+    "runtime_version",
+    "sampler",
+    "tolerance",
+    "torch_threads",
+]
+
+
+class Backend(StrEnum):
+    EAGER = "eager"  # the model as built, NCHW, under torch.inference_mode()
+    CHANNELS_LAST = "channels_last"  # model and input in channels_last (NHWC) memory format
+    FUSED = "fused"  # BatchNorm folded into the convolutions, channels_last
+    COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
+    ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
+
+
+class Device(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+# The extra that brings each optional runtime (pip install 'mnprof[onnx]').
+EXTRAS = {Backend.ONNXRUNTIME: ("onnx", ("onnxruntime", "onnx"))}
+
+
+def parse_backends(text: str) -> tuple[Backend, ...]:
+    """Parse ``"eager,onnxruntime"`` into backends (duplicates dropped, order kept)."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or any(not item for item in items):
+        accepted = ", ".join(b.value for b in Backend)
+        raise MnprofError(f"backend list {text!r} is empty or has an empty item; accepted: {accepted}")
+    return tuple(dict.fromkeys(parse_choice(item, Backend, "backend") for item in items))  # type: ignore[misc]
+
+
+def check_device(device: Device) -> None:
+    """Fail with one line when ``device`` is not usable here."""
+    if device is Device.CUDA:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MnprofError(
+                "--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); accepted: cpu"
+            )
+
+
+def check_available(backend: Backend, device: Device) -> None:
+    """Fail with one line (naming the extra to install) when ``backend`` cannot run on ``device`` here."""
+    if backend in EXTRAS:
+        extra, modules = EXTRAS[backend]
+        missing = [module for module in modules if importlib.util.find_spec(module) is None]
+        if missing:
+            raise MnprofError(
+                f"backend {backend.value} needs {', '.join(missing)}, which is not installed; "
+                f"install it with: pip install 'mnprof[{extra}]'"
+            )
+    if backend is Backend.ONNXRUNTIME and device is not Device.CPU:
+        raise MnprofError("backend onnxruntime runs on the CPU provider only; accepted with it: --device cpu")
+    if (
+        backend is Backend.COMPILE
+        and device is Device.CPU
+        and not any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++"))
+    ):
+        raise MnprofError("backend compile needs a C++ compiler (g++, c++ or clang++) on PATH; none was found")
+
+
+def runtime_version(backend: Backend) -> str | None:
+    """The version of the library that runs ``backend`` (onnxruntime's for it, torch's otherwise)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("onnxruntime" if backend is Backend.ONNXRUNTIME else "torch")
+    except PackageNotFoundError:
+        return None
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with torch's intra-op thread count set to ``threads``; the previous count is restored after."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A prepared backend: ``call()`` runs one batch (timed), ``output()`` returns it as a CPU tensor (checked)."""
+
+    backend: Backend
+    call: Callable[[], object]
+    output: Callable[[], Any]
+
+
+def fold_batchnorm(model: Any) -> Any:
+    """A copy of ``model`` with each eval-mode BatchNorm folded into the convolution before it.
+
+    Applies to every module with ``conv`` and ``bn`` children (mnprof's ``ConvBNReLU``): the conv gets
+    weight ``w * gamma / sqrt(var + eps)`` and bias ``(b - mean) * gamma / sqrt(var + eps) + beta``,
+    and the BatchNorm becomes an identity.
+    """
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = copy.deepcopy(model).eval()
+    for module in folded.modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(conv, bn)
+            module.bn = nn.Identity()
+    return folded
+
+
+def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
+    import torch
+
+    def call() -> object:
+        with torch.inference_mode():
+            return model(inputs)
+
+    return Runner(backend, call, lambda: call().float().cpu())
+
+
+def _compiled(model: Any, inputs: Any) -> Runner:
+    import torch
+
+    def forward(x: Any) -> Any:
+        return model(x)
+
+    # Dynamo caches compiled code per code object: a fresh one per model keeps models apart.
+    code = forward.__code__.replace(co_name=f"mnprof_forward_{id(model):x}")
+    unique = types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
+    compiled = torch.compile(unique, fullgraph=True, dynamic=False, options={"freezing": True}, isolate_recompiles=True)
+
+    def call() -> object:
+        with torch.inference_mode():
+            return compiled(inputs)
+
+    call()  # compiles now, not while timing
+    return Runner(Backend.COMPILE, call, lambda: call().float().cpu())  # type: ignore[attr-defined]
+
+
+def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
+    import io
+    import warnings
+
+    import onnxruntime
+    import torch
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            model, (inputs,), buffer, dynamo=False, input_names=["x"], output_names=["logits"], opset_version=17
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    feed = {"x": inputs.numpy()}
+
+    def call() -> object:
+        return session.run(None, feed)
+
+    return Runner(Backend.ONNXRUNTIME, call, lambda: torch.from_numpy(call()[0]))  # type: ignore[index]
+
+
+def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runner:
+    """Make ``backend``'s runner for ``model`` (eval mode) on the fixed ``inputs`` (on the model's device).
+
+    ``compile`` compiles here (tens of seconds per model on a CPU); ``onnxruntime`` exports here.
+    """
+    import torch
+
+    if backend is Backend.EAGER:
+        return _torch_runner(backend, model, inputs)
+    if backend is Backend.CHANNELS_LAST:
+        converted = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        return _torch_runner(backend, converted, inputs.contiguous(memory_format=torch.channels_last))
+    if backend is Backend.FUSED:
+        folded = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        return _torch_runner(backend, folded, inputs.contiguous(memory_format=torch.channels_last))
+    if backend is Backend.COMPILE:
+        return _compiled(model, inputs)
+    return _onnxruntime(model, inputs, threads)
+
+
+def tolerance(device: Device) -> tuple[float, float]:
+    """``(rtol, atol)`` of the output check: ``max |out - eager| <= rtol * max |eager| + atol``.
+
+    CPU: rtol 1e-3 (float32 reassociation, folded BatchNorm). CUDA: 1e-2, since cuDNN may use TF32.
+    """
+    return (1e-2 if device is Device.CUDA else 1e-3), 1e-6
+
+
+def output_error(output: Any, reference: Any, device: Device) -> tuple[float, float, str | None]:
+    """Compare a backend's output with eager PyTorch's: ``(max_abs_error, allowed, problem or None)``."""
+    import torch
+
+    rtol, atol = tolerance(device)
+    if tuple(output.shape) != tuple(reference.shape):
+        return float("inf"), 0.0, f"output shape {tuple(output.shape)} != eager's {tuple(reference.shape)}"
+    if not torch.isfinite(output).all():
+        return float("inf"), 0.0, "output has NaN or infinite values"
+    error = float((output.double() - reference.double()).abs().max())
+    allowed = rtol * float(reference.abs().max()) + atol
+    if error > allowed:
+        return error, allowed, f"output differs from eager PyTorch: max |diff| {error:.3g} > tolerance {allowed:.3g}"
+    return error, allowed, None
+
+
+def sampler(runner: Runner, device: Device) -> Callable[[], float]:
+    """One timed call of ``runner``, in seconds: ``perf_counter`` on the CPU, CUDA events on a GPU."""
+    if device is Device.CPU:
+        call, clock = runner.call, time.perf_counter
+
+        def sample() -> float:
+            start = clock()
+            call()
+            return clock() - start
+
+        return sample
+    import torch
+
+    start_event = torch.cuda.Event(enable_timing=True)
+    end_event = torch.cuda.Event(enable_timing=True)
+
+    def sample_cuda() -> float:
+        torch.cuda.synchronize()  # nothing queued before the start event
+        start_event.record()
+        runner.call()
+        end_event.record()
+        end_event.synchronize()
+        return start_event.elapsed_time(end_event) / 1000  # milliseconds -> seconds
+
+    return sample_cuda
+
+
+def gemm_sampler(kernel: str, size: int, device: Device) -> Callable[[], float]:
+    """A sampler timing one float32 matrix product of ``2 size^3`` FLOPs through one of torch's GEMM libraries.
+
+    ``kernel``: ``mm`` (``torch.mm``: MKL on CPUs, cuBLAS on GPUs) or ``conv1x1`` (a 1x1 convolution on a
+    channels_last ``size`` x ``sqrt(size)`` x ``sqrt(size)`` map: oneDNN on CPUs, which some CPUs run
+    much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs).
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    if kernel == "mm":
+        left = torch.randn(size, size, generator=generator).to(device.value)
+        right = torch.randn(size, size, generator=generator).to(device.value)
+
+        def call() -> object:
+            return torch.mm(left, right)
+
+    elif kernel == "conv1x1":
+        side = math.isqrt(size)
+        if side * side != size:
+            raise ValueError(f"conv1x1 GEMM size {size} is not a square number")
+        image = torch.randn(1, size, side, side, generator=generator).to(
+            device.value, memory_format=torch.channels_last
+        )
+        weight = torch.randn(size, size, 1, 1, generator=generator).to(device.value, memory_format=torch.channels_last)
+
+        def call() -> object:
+            with torch.inference_mode():
+                return torch.nn.functional.conv2d(image, weight)
+
+    else:
+        raise ValueError(f"unknown GEMM kernel {kernel!r}; accepted: mm, conv1x1")
+    return sampler(Runner(Backend.EAGER, call, lambda: None), device)

@@ -1,0 +1,186 @@
+"""The results file: every measurement with its provenance, versioned, written atomically, resumable.
+
+Schema (version 1, ``kind`` ``mnprof.results``)::
+
+    {
+      "schema_version": 1,
+      "kind": "mnprof.results",
+      "environment": {...},        # mnprof.hostinfo.environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
+                                   # onnxruntime, mnprof version, git commit, date, host_fingerprint
+      "gemm_peaks": [{"device", "threads", "kernel", "gflops", "gflops_by_kernel"}, ...],
+      "measurements": [row, ...]   # flat objects, one per configuration x backend x batch size x threads x device
+    }
+
+A row carries the configuration (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``,
+``batch_size``, ``threads``, the statistics (``latency_ms_median``, ``latency_ms_iqr``, ...,
+``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host``
+(the fingerprint) and ``latency_ms_samples`` (every timed call, in milliseconds). A row whose
+backend failed or computed something else has ``error`` set and no latency. The version is bumped
+when a key is renamed or removed or changes meaning; adding keys keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mnprof.errors import MnprofError
+from mnprof.results import atomic_write_text, check_writable, dumps
+
+__all__ = [
+    "DEFAULT_RESULTS_PATH",
+    "RESULTS_KIND",
+    "RESULTS_SCHEMA_VERSION",
+    "ResultsStore",
+    "check_results_writable",
+    "measurement_key",
+    "read_results",
+    "results_rows",
+]
+
+RESULTS_SCHEMA_VERSION = 1
+RESULTS_KIND = "mnprof.results"
+DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
+KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
+REQUIRED_ROW_KEYS = (*KEY_FIELDS, "host")
+REGENERATE = "re-measure with mnprof table --results NEW.json"
+
+MeasurementKey = tuple[str, str, int, int, str]
+
+
+def measurement_key(row: Mapping[str, Any]) -> MeasurementKey:
+    """What identifies a measurement within one host: configuration id, backend, batch size, threads, device."""
+    return (str(row["id"]), str(row["backend"]), int(row["batch_size"]), int(row["threads"]), str(row["device"]))
+
+
+def check_results_writable(path: Path) -> None:
+    """Fail before any work when the results file cannot be written."""
+    try:
+        check_writable(path)
+    except MnprofError as error:
+        raise MnprofError(str(error).replace("--out", "--results", 1)) from None
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """Read and validate a results file; a one-line :class:`MnprofError` names the file and what to do."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MnprofError(f"results file {path} does not exist; accepted: a file written by mnprof table") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MnprofError(f"cannot read results file {path}: {error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MnprofError(
+            f"results file {path} is corrupt (invalid JSON at line {error.lineno}); {REGENERATE} or delete it"
+        ) from None
+    if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
+        kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
+        raise MnprofError(
+            f"{path} is not a mnprof results file (kind {kind!r}, expected {RESULTS_KIND!r}); {REGENERATE}"
+        )
+    found = document.get("schema_version")
+    if found != RESULTS_SCHEMA_VERSION:
+        raise MnprofError(
+            f"results file {path} has schema version {found!r}; this mnprof reads version {RESULTS_SCHEMA_VERSION}; "
+            f"{REGENERATE}, or read it with the mnprof that wrote it"
+        )
+    rows = document.get("measurements")
+    environment = document.get("environment")
+    if not isinstance(rows, list) or not isinstance(environment, dict):
+        raise MnprofError(f"results file {path} is corrupt (no measurements list or environment); {REGENERATE}")
+    for index, row in enumerate(rows):
+        missing = [key for key in REQUIRED_ROW_KEYS if not isinstance(row, dict) or key not in row]
+        if missing:
+            raise MnprofError(
+                f"results file {path} is corrupt (measurement {index} lacks {', '.join(missing)}); {REGENERATE}"
+            )
+    return document
+
+
+def results_rows(documents: Iterable[Mapping[str, Any]], *, with_samples: bool = False) -> list[dict[str, Any]]:
+    """The measurement rows of one or more results documents, each with its host's CPU model; samples dropped."""
+    rows = []
+    for document in documents:
+        environment = document["environment"]
+        for row in document["measurements"]:
+            flat = {key: value for key, value in row.items() if with_samples or key != "latency_ms_samples"}
+            flat.setdefault("cpu_model", environment.get("cpu_model"))
+            rows.append(flat)
+    return rows
+
+
+class ResultsStore:
+    """The results file of one sweep on one host: rows are added as measurements finish, each add an atomic write.
+
+    An interrupted sweep therefore keeps every measurement already finished, and
+    :meth:`open` with ``resume=True`` continues it (on the same host fingerprint only).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        environment: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]] = (),
+        gemm_peaks: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        self.path = Path(path)
+        self.environment = dict(environment)
+        self._rows: dict[MeasurementKey, dict[str, Any]] = {measurement_key(row): dict(row) for row in rows}
+        self._gemm_peaks: list[dict[str, Any]] = [dict(peak) for peak in gemm_peaks]
+
+    @classmethod
+    def open(cls, path: Path, environment: Mapping[str, Any], *, resume: bool) -> ResultsStore:
+        """Validate ``path`` before any work. Without ``resume`` a new sweep replaces it at its first write.
+
+        An existing file that is not a valid results file is never replaced (one-line error instead).
+        """
+        path = Path(path)
+        check_results_writable(path)
+        if not path.exists():
+            return cls(path, environment)
+        document = read_results(path)
+        if not resume:
+            return cls(path, environment)
+        theirs = document["environment"].get("host_fingerprint")
+        ours = environment.get("host_fingerprint")
+        if theirs != ours:
+            raise MnprofError(
+                f"--resume: {path} was measured on another host or software stack (fingerprint {theirs}, "
+                f"here {ours}); pass another --results file to measure here"
+            )
+        return cls(path, environment, document["measurements"], document.get("gemm_peaks", []))
+
+    def done(self) -> set[MeasurementKey]:
+        """Keys measured successfully (rows with an error are measured again)."""
+        return {key for key, row in self._rows.items() if not row.get("error")}
+
+    def row(self, key: MeasurementKey) -> dict[str, Any] | None:
+        return self._rows.get(key)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Add (or replace) one measurement and write the whole file atomically."""
+        self._rows[measurement_key(row)] = dict(row)
+        self.write()
+
+    def set_gemm_peak(self, peak: Mapping[str, Any]) -> None:
+        """Record the GEMM peak measured in this run for its (device, threads)."""
+        self._gemm_peaks = [
+            old for old in self._gemm_peaks if (old["device"], old["threads"]) != (peak["device"], peak["threads"])
+        ] + [dict(peak)]
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "schema_version": RESULTS_SCHEMA_VERSION,
+            "kind": RESULTS_KIND,
+            "environment": self.environment,
+            "gemm_peaks": self._gemm_peaks,
+            "measurements": list(self._rows.values()),
+        }
+
+    def write(self) -> None:
+        atomic_write_text(self.path, dumps(self.document()))

@@ -1,0 +1,298 @@
+"""The measurement engine: raw samples in, statistics derived, adaptive stopping, round-robin interleaving.
+
+Pure Python, no torch: :mod:`mnprof.backends` makes the samplers (one call -> its duration in seconds)
+and :mod:`mnprof.latency` runs a grid through here. Every duration is in seconds.
+
+Method, per task (one configuration x backend x batch size):
+
+1. Warm-up: untimed-for-statistics calls in windows of ``warmup_window``, until the median of the
+   last window is within ``warmup_tolerance`` of the window before (the timings have settled), or
+   ``warmup_max_s`` is spent.
+2. Round-robin passes over every unfinished task: each pass gives each task one block of calls
+   (about ``block_s`` long, after one discarded call that re-warms caches the other tasks evicted),
+   so a drift of the machine's speed hits every task alike.
+3. A task stops when the 95% confidence interval of its median lies within ``target_rel_ci`` of the
+   median on both sides (and it has ``min_samples``), or when its ``budget_s`` is spent; the latter
+   leaves it flagged noisy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cached_property, lru_cache
+from statistics import NormalDist
+
+from mnprof.errors import MnprofError
+
+__all__ = [
+    "Measurement",
+    "SampleStats",
+    "Stop",
+    "StopRule",
+    "Task",
+    "interleave",
+    "median_ci_ranks",
+    "quantile",
+    "warm_up",
+]
+
+CONFIDENCE = 0.95
+# Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
+EXACT_CI_LIMIT = 1000
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of already sorted values, linearly interpolated (numpy's default method)."""
+    if not sorted_values:
+        raise ValueError("quantile of no values")
+    position = q * (len(sorted_values) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+@lru_cache(maxsize=8192)
+def median_ci_ranks(n: int, confidence: float = CONFIDENCE) -> tuple[int, int] | None:
+    """0-based indices ``(lo, hi)`` of the sorted samples that bound a distribution-free CI of the median.
+
+    The interval ``[x_(k), x_(n+1-k)]`` (1-based order statistics) covers the median with probability
+    ``1 - 2 P(B <= k-1)``, ``B ~ Binomial(n, 1/2)``; ``k`` is the largest rank keeping that at least
+    ``confidence``. Exact for ``n <= 1000``, normal approximation with continuity correction above.
+    ``None`` when even ``[min, max]`` falls short (``n <= 5`` at 95%).
+    """
+    tail = (1 - confidence) / 2
+    if n > EXACT_CI_LIMIT:
+        z = NormalDist().inv_cdf(1 - tail)
+        k = math.floor(n / 2 - z * math.sqrt(n) / 2 + 0.5)
+    else:
+        total = 2**n
+        cumulative = 0  # number of outcomes with B <= k-1, exact integers
+        k = 0
+        while True:
+            cumulative += math.comb(n, k)
+            if cumulative / total > tail:
+                break
+            k += 1
+    if k < 1:
+        return None
+    return k - 1, n - k
+
+
+@dataclass(frozen=True)
+class SampleStats:
+    """Order statistics of a sample list (seconds). ``ci_low``/``ci_high`` are ``None`` below 6 samples."""
+
+    n: int
+    median: float
+    q25: float
+    q75: float
+    p90: float
+    minimum: float
+    maximum: float
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+
+    @classmethod
+    def of(cls, samples: Sequence[float]) -> SampleStats:
+        """Statistics of ``samples`` (at least one)."""
+        ordered = sorted(samples)
+        if not ordered:
+            raise ValueError("statistics of no samples")
+        ranks = median_ci_ranks(len(ordered))
+        return cls(
+            n=len(ordered),
+            median=quantile(ordered, 0.5),
+            q25=quantile(ordered, 0.25),
+            q75=quantile(ordered, 0.75),
+            p90=quantile(ordered, 0.9),
+            minimum=ordered[0],
+            maximum=ordered[-1],
+            mean=math.fsum(ordered) / len(ordered),
+            ci_low=ordered[ranks[0]] if ranks else None,
+            ci_high=ordered[ranks[1]] if ranks else None,
+        )
+
+    @property
+    def iqr(self) -> float:
+        return self.q75 - self.q25
+
+    @property
+    def ci_rel_halfwidth(self) -> float:
+        """The wider side of the median's CI, relative to the median (``inf`` without a CI)."""
+        if self.ci_low is None or self.ci_high is None or self.median <= 0:
+            return math.inf
+        return max(self.median - self.ci_low, self.ci_high - self.median) / self.median
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When warm-up ends and when a task has been timed enough.
+
+    Args:
+        target_rel_ci: stop once the median's 95% CI is within this fraction of the median (0.02 = 2%).
+        budget_s: seconds of timing per task (warm-up excluded) after which it stops anyway, flagged noisy.
+        min_samples: never stop on the CI with fewer timed calls.
+        block_s: length of one task's turn in a round-robin pass, in seconds.
+        warmup_window: calls per warm-up window.
+        warmup_tolerance: warm-up ends when two consecutive window medians differ by at most this fraction.
+        warmup_max_s: warm-up ends after this many seconds, settled or not.
+        rewarm: discard one call at the start of each turn (caches refilled after other tasks ran).
+    """
+
+    target_rel_ci: float = 0.02
+    budget_s: float = 2.0
+    min_samples: int = 10
+    block_s: float = 0.2
+    warmup_window: int = 3
+    warmup_tolerance: float = 0.05
+    warmup_max_s: float = 1.0
+    rewarm: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.target_rel_ci < 1:
+            raise MnprofError(f"CI target {self.target_rel_ci:g} is out of range; accepted: a fraction in (0, 1)")
+        if not self.budget_s > 0 or not math.isfinite(self.budget_s):
+            raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds > 0")
+        if self.min_samples < 6:
+            raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 6 (a 95% CI needs 6)")
+        if self.block_s <= 0 or self.warmup_window < 1 or self.warmup_tolerance <= 0 or self.warmup_max_s < 0:
+            raise MnprofError("block_s, warmup_window, warmup_tolerance must be > 0 and warmup_max_s >= 0")
+
+    def converged(self, stats: SampleStats) -> bool:
+        return stats.n >= self.min_samples and stats.ci_rel_halfwidth <= self.target_rel_ci
+
+
+class Stop(StrEnum):
+    CONVERGED = "converged"  # the median's CI reached the target
+    BUDGET = "budget"  # the time budget ran out first: the task stayed noisy
+
+
+@dataclass(frozen=True)
+class Task:
+    """One thing to time: ``sample()`` runs one call and returns its duration in seconds."""
+
+    key: Hashable
+    sample: Callable[[], float]
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A task's raw timed samples (seconds) and how timing ended; statistics are derived, never stored."""
+
+    key: Hashable
+    samples: tuple[float, ...]
+    warmup: tuple[float, ...]
+    warmup_settled: bool
+    stop: Stop
+    spent_s: float
+    target_rel_ci: float
+
+    @cached_property
+    def stats(self) -> SampleStats:
+        return SampleStats.of(self.samples)
+
+    def meets_target(self) -> bool:
+        """Whether the median's 95% CI is within the target."""
+        return self.stats.ci_rel_halfwidth <= self.target_rel_ci
+
+    @property
+    def noisy(self) -> bool:
+        return not self.meets_target()
+
+
+def warm_up(sample: Callable[[], float], rule: StopRule, clock: Callable[[], float]) -> tuple[list[float], bool]:
+    """Call ``sample`` until two consecutive window medians agree within the tolerance; returns (times, settled)."""
+    times: list[float] = []
+    start = clock()
+    window = rule.warmup_window
+    while True:
+        times.append(sample())
+        if len(times) >= 2 * window and len(times) % window == 0:
+            last = SampleStats.of(times[-window:]).median
+            before = SampleStats.of(times[-2 * window : -window]).median
+            if abs(last - before) <= rule.warmup_tolerance * last:
+                return times, True
+        if clock() - start >= rule.warmup_max_s:
+            return times, False
+
+
+@dataclass
+class _Running:
+    task: Task
+    warmup: list[float]
+    settled: bool
+    samples: list[float] = field(default_factory=list)
+    spent_s: float = 0.0
+
+    def calls_per_block(self, rule: StopRule) -> int:
+        recent = self.samples[-50:] or self.warmup[-rule.warmup_window :]
+        estimate = SampleStats.of(recent).median if recent else rule.block_s
+        return max(1, min(10_000, round(rule.block_s / max(estimate, 1e-9))))
+
+
+def interleave(
+    tasks: Sequence[Task],
+    rule: StopRule,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    on_finish: Callable[[Measurement], None] | None = None,
+    on_progress: Callable[[str, float, float], None] | None = None,
+) -> list[Measurement]:
+    """Warm up every task, then time them in round-robin passes until each converges or spends its budget.
+
+    Args:
+        tasks: what to time, in the order each pass visits them.
+        rule: warm-up, block length, stopping; see :class:`StopRule`.
+        clock: wall clock in seconds (injectable for tests).
+        on_finish: called with each :class:`Measurement` as soon as its task stops (to save it at once).
+        on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
+
+    Returns:
+        The measurements in the order of ``tasks``.
+    """
+    total = rule.budget_s * len(tasks)
+    running: list[_Running] = []
+    for task in tasks:
+        if on_progress is not None:
+            on_progress(f"warming up {task.label}", 0.0, total)
+        warmup, settled = warm_up(task.sample, rule, clock)
+        running.append(_Running(task, warmup, settled))
+    finished: dict[int, Measurement] = {}
+    while len(finished) < len(running):
+        for index, run in enumerate(running):
+            if index in finished:
+                continue
+            calls = run.calls_per_block(rule)
+            start = clock()
+            if rule.rewarm:
+                run.task.sample()
+            run.samples.extend(run.task.sample() for _ in range(calls))
+            run.spent_s += clock() - start
+            stats = SampleStats.of(run.samples)
+            stop = Stop.CONVERGED if rule.converged(stats) else Stop.BUDGET if run.spent_s >= rule.budget_s else None
+            if stop is not None:
+                measurement = Measurement(
+                    key=run.task.key,
+                    samples=tuple(run.samples),
+                    warmup=tuple(run.warmup),
+                    warmup_settled=run.settled,
+                    stop=stop,
+                    spent_s=run.spent_s,
+                    target_rel_ci=rule.target_rel_ci,
+                )
+                finished[index] = measurement
+                if on_finish is not None:
+                    on_finish(measurement)
+            if on_progress is not None:
+                done = sum(
+                    rule.budget_s if i in finished else min(other.spent_s, rule.budget_s)
+                    for i, other in enumerate(running)
+                )
+                on_progress(run.task.label, done, total)
+    return [finished[index] for index in range(len(running))]
