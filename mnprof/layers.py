@@ -657,8 +657,8 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
         unit_extra = totals["time_unit_ms"] - totals["time_ms"]
         notes.append(
             f"The layers' own times sum to {totals['time_ms']:.3f} ms; with the unfused BatchNorm + ReLU after each "
-            f"conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; a whole forward pass without hooks takes "
-            f"{totals['forward_ms']:.3f} ms (median)."
+            f"conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; a whole forward pass with neither hooks "
+            f"nor profiler takes {totals['forward_ms']:.3f} ms (median)."
         )
         noisy = frame[frame["time_ms_iqr"] > 0.2 * frame["time_ms"]]
         if len(noisy):
