@@ -17,26 +17,34 @@ Conventions:
 
 Timing methods (``--method``), both on the CPU, one image, median over many forward passes:
 
-- ``profiler`` (default): ``torch.profiler`` with ``record_shapes``; a layer's time is the CPU
-  time of its top-level aten operator (``aten::conv2d``, ``aten::adaptive_avg_pool2d``,
-  ``aten::linear``), children included. Operators are matched to layers in forward order and
-  every match is checked by operator name and recorded input shape against the layer plan, so an
-  attribution error fails loudly instead of shifting times between layers. The following
-  ``aten::batch_norm`` and ``aten::relu_`` are added to the unit time only.
-- ``hooks``: forward pre- and post-hooks read ``time.perf_counter_ns`` around each layer's module.
-  Eager CPU operators run synchronously on the calling thread (intra-op threads join before an
-  operator returns), so this is the module's wall time, including its Python dispatch.
+- ``hooks`` (default): forward pre- and post-hooks read ``time.perf_counter_ns`` around each
+  layer's conv / pool / FC module, and around its whole unit (conv + BatchNorm + ReLU). Eager CPU
+  operators run synchronously on the calling thread (intra-op threads join before an operator
+  returns), so this is the module's wall time, its Python call path included. Hooks are
+  registered for the timed passes only.
+- ``profiler``: ``torch.profiler``; a layer's time is the CPU time of its top-level aten
+  operator (``aten::conv2d``, ``aten::adaptive_avg_pool2d``, ``aten::linear``), children
+  included, matched to layers in forward order. The order is checked first, in one pass with
+  ``record_shapes``, by operator name and input shape against the layer plan, so an attribution
+  error fails loudly instead of shifting time between layers.
 
-Why the profiler by default: it times the operator itself (what any runtime has to execute),
-not the module's Python call path, and its attribution is checked: each operator's recorded input
-shape must equal the plan's, so a mismatch fails loudly instead of shifting time between layers.
-Its bookkeeping is small next to the smallest layers here: run side by side (1.0-224 and
-0.25-128, 30 passes, 1 thread), the two methods' per-layer medians differed by a median of 0.4
-to 4 microseconds per layer, less than the run-to-run variation of single layers on a shared
-machine. The hooks stay available as a cross-check that needs nothing but the module tree.
-Whole forward passes with neither hooks nor profiler are timed as well, so that what the
-per-layer times leave out (Python glue, BatchNorm, ReLU, flatten) is visible. The thread count
-is fixed for the measurement and restored after.
+Why hooks by default, from side-by-side runs on this project's 2-core machine (1.0-224 and
+0.25-128, 30 passes, 1 thread, three rounds each): the two methods give the same picture
+(depthwise share of time 12.9 to 14.7% at 1.0-224 with either, 59 to 61% at 0.25-128), and the
+hooks' own cost is small (per-layer medians a median 0.6 to 5 microseconds above the profiler's).
+But the profiler's event buffers make the process take 200 to 1,500 page faults per pass (the
+hooks: 0 to 2), and with ``record_shapes`` on, one layer (blocks.2.dw) read 1.4 ms instead of
+0.3 ms, so shapes are recorded in the check pass only. Hooks also attribute by construction. The
+profiler stays available as a cross-check.
+
+Memory (``--allocator``): by default glibc serves large blocks with fresh ``mmap`` calls and
+returns freed memory to the system, so an eager forward pass can take thousands of page faults
+whose cost (up to about a millisecond) lands on whichever layer allocates, differently from run
+to run. The ``steady`` setting (default) keeps freed memory in the process while timing, as an
+inference runtime's arena would (see :func:`steady_allocator`); the notes report the page faults
+per pass either way. Whole forward passes with neither hooks nor profiler are timed as well, so
+that what the per-layer times leave out (Python glue, flatten) is visible. The thread count is
+fixed for the measurement and restored after.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ from mnprof.errors import MnprofError
 
 __all__ = [
     "BYTES_PER_ELEMENT",
+    "Allocator",
     "Backend",
     "LayerReport",
     "LayerTimes",
@@ -72,6 +81,7 @@ __all__ = [
     "layer_report",
     "layers_spec",
     "render_layers",
+    "steady_allocator",
     "time_layers",
     "torch_threads",
 ]
@@ -83,8 +93,15 @@ CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
 class Method(StrEnum):
     """How each layer's time is taken (see the module docstring)."""
 
-    PROFILER = "profiler"  # torch.profiler: CPU time of the layer's aten operator
     HOOKS = "hooks"  # forward pre/post hooks reading time.perf_counter_ns around the layer's module
+    PROFILER = "profiler"  # torch.profiler: CPU time of the layer's aten operator
+
+
+class Allocator(StrEnum):
+    """What the C allocator may do while layers are timed."""
+
+    STEADY = "steady"  # glibc: keep freed memory (no mmap per large block, no trimming), as a runtime's arena would
+    DEFAULT = "default"  # leave malloc as it is
 
 
 class Backend(StrEnum):
@@ -101,15 +118,17 @@ class TimingSettings:
     Args:
         backend: see :class:`Backend`.
         method: see :class:`Method`.
+        allocator: see :class:`Allocator` and :func:`steady_allocator`.
         repeats: timed forward passes with hooks (and as many without), at most.
         warmup: untimed forward passes first (allocator, kernel selection, caches).
         budget_s: stop after this many seconds of timed passes, once ``MIN_REPEATS`` are done.
         threads: intra-op threads during the measurement (``torch.set_num_threads``), restored after.
-        seed: seed of the random input image.
+        seed: seed of the random input image and of the model's random weights.
     """
 
     backend: Backend = Backend.EAGER
-    method: Method = Method.PROFILER
+    method: Method = Method.HOOKS
+    allocator: Allocator = Allocator.STEADY
     repeats: int = 50
     warmup: int = 5
     budget_s: float = 20.0
@@ -121,6 +140,7 @@ class TimingSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", parse_choice(self.backend, Backend, "backend"))
         object.__setattr__(self, "method", parse_choice(self.method, Method, "timing method"))
+        object.__setattr__(self, "allocator", parse_choice(self.allocator, Allocator, "allocator"))
         for name, value, minimum in (("repeats", self.repeats, self.MIN_REPEATS), ("warmup", self.warmup, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise MnprofError(f"{name} {value!r} is invalid; accepted: an integer >= {minimum}")
@@ -144,6 +164,8 @@ class LayerTimes:
     unit_ns: dict[str, tuple[int, ...]]
     forward_ns: tuple[int, ...]
     torch_version: str
+    page_faults_per_pass: float | None = None  # minor page faults per timed pass (None where not measurable)
+    allocator_steady: bool = False  # whether the steady allocator setting was in effect
 
     @property
     def method(self) -> str:
@@ -202,6 +224,56 @@ def _module_paths(spec: LayerSpec) -> tuple[str, str]:
     return spec.name, spec.name
 
 
+# glibc's mallopt parameters and defaults (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+_STEADY_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted mmap threshold on 64-bit systems
+
+
+@contextmanager
+def steady_allocator(enabled: bool = True) -> Iterator[bool]:
+    """On glibc, keep freed memory in the process while the block runs; yields whether that took effect.
+
+    Why: by default glibc serves each block above a (dynamic) threshold with a fresh ``mmap`` and
+    returns freed memory to the system, so a forward pass can take thousands of page faults, and
+    their cost (up to a millisecond) lands on whichever layer happened to allocate, differently from
+    one run to the next. Inference runtimes plan an arena once; with M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD raised to 32 MiB, steady-state passes take (almost) no page faults and each
+    layer's time is its own. After the block both are set back to glibc's documented default
+    (128 KiB); glibc offers no way to read the previous values, so a threshold that glibc had
+    raised dynamically is reset to the default (malloc's behaviour, not correctness, changes).
+    """
+    mallopt = None
+    if enabled:
+        try:
+            import ctypes
+
+            mallopt = ctypes.CDLL(None).mallopt
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            mallopt = None
+    if mallopt is None:
+        yield False
+        return
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, _STEADY_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, _STEADY_THRESHOLD)
+    )
+    try:
+        yield applied
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+
+
+def _minor_faults() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 def _prepare(config: ModelConfig, settings: TimingSettings) -> tuple[Any, Any]:
     import torch
 
@@ -209,7 +281,9 @@ def _prepare(config: ModelConfig, settings: TimingSettings) -> tuple[Any, Any]:
 
     generator = torch.Generator().manual_seed(settings.seed)
     inputs = torch.randn(1, 3, config.resolution, config.resolution, generator=generator)
-    model = build_model(config)
+    with torch.random.fork_rng(devices=[]):  # seeded weights, without touching the caller's random state
+        torch.manual_seed(settings.seed)
+        model = build_model(config)
     if settings.backend is Backend.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -250,6 +324,43 @@ def _without_kineto_chatter() -> Iterator[None]:
                     print(line, file=sys.stderr)
 
 
+def _run_profiled(model: Any, inputs: Any, passes: Callable[[], int], record_shapes: bool) -> tuple[Any, int]:
+    """Run ``passes()`` under torch.profiler (CPU); return the top-level events in time order and its result."""
+    from torch.profiler import ProfilerActivity, profile
+
+    profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes)
+    with _without_kineto_chatter():
+        profiler.start()
+    try:
+        done = passes()
+    finally:
+        with _without_kineto_chatter():
+            profiler.stop()
+    top = sorted((e for e in profiler.events() if e.cpu_parent is None), key=lambda e: e.time_range.start)
+    return top, done
+
+
+def _check_attribution(model: Any, inputs: Any, plan: tuple[LayerSpec, ...]) -> None:
+    """One pass with ``record_shapes``: the layer operators, in order, must have the plan's names and input shapes."""
+
+    def one_pass() -> int:
+        model(inputs)
+        return 1
+
+    top, _ = _run_profiled(model, inputs, one_pass, record_shapes=True)
+    operators = [event for event in top if event.name in set(OPERATORS.values())]
+    if len(operators) != len(plan):
+        raise RuntimeError(f"profiler saw {len(operators)} layer operators in one pass, the plan has {len(plan)}")
+    for event, spec in zip(operators, plan, strict=True):
+        expected = [1, spec.in_channels, spec.in_size, spec.in_size] if spec.kind is not LayerKind.FC else None
+        shape = list(event.input_shapes[0]) if event.input_shapes else None
+        if event.name != OPERATORS[spec.kind] or (expected is not None and shape != expected):
+            raise RuntimeError(
+                f"profiler event {event.name} {shape} does not match layer {spec.name} "
+                f"({OPERATORS[spec.kind]} {expected}); the model's forward order differs from the plan"
+            )
+
+
 def _profiled_passes(
     model: Any,
     inputs: Any,
@@ -259,28 +370,25 @@ def _profiled_passes(
 ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     """Per-layer CPU times from torch.profiler: the top-level aten operator of each layer, children included.
 
-    Layers are matched to operators in forward order, and every match is checked by operator name
-    and by the recorded input shape (``record_shapes``) against the layer plan.
+    Layers are matched to operators in forward order. The order is checked first, in a separate
+    pass, by operator name and recorded input shape; the timed passes run without ``record_shapes``,
+    which inflated one layer of 1.0-224 (blocks.2.dw) about fourfold in this project's runs.
     """
-    from torch.profiler import ProfilerActivity, profile
-
-    passes = 0
+    _check_attribution(model, inputs, plan)
     deadline = time.perf_counter() + settings.budget_s
-    profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=True)
-    with _without_kineto_chatter():
-        profiler.start()
-    try:
+
+    def timed_passes() -> int:
         model(inputs)  # the profiler's start-up cost lands on this pass, which is dropped below
-        for passes in range(1, settings.repeats + 1):  # noqa: B007
+        done = 0
+        for done in range(1, settings.repeats + 1):  # noqa: B007
             model(inputs)
             if on_pass is not None:
-                on_pass(passes, settings.repeats)
-            if passes >= settings.MIN_REPEATS and time.perf_counter() > deadline:
+                on_pass(done, settings.repeats)
+            if done >= settings.MIN_REPEATS and time.perf_counter() > deadline:
                 break
-    finally:
-        with _without_kineto_chatter():
-            profiler.stop()
-    top = sorted((e for e in profiler.events() if e.cpu_parent is None), key=lambda e: e.time_range.start)
+        return done
+
+    top, passes = _run_profiled(model, inputs, timed_passes, record_shapes=False)
     op_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
     unit_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
     layer_ops = set(OPERATORS.values())
@@ -290,13 +398,8 @@ def _profiled_passes(
         if event.name in layer_ops:
             position += 1
             spec = plan[position % len(plan)]
-            expected = [1, spec.in_channels, spec.in_size, spec.in_size] if spec.kind is not LayerKind.FC else None
-            shape = list(event.input_shapes[0]) if event.input_shapes else None
-            if event.name != OPERATORS[spec.kind] or (expected is not None and shape != expected):
-                raise RuntimeError(
-                    f"profiler event {event.name} {shape} does not match layer {spec.name} "
-                    f"({OPERATORS[spec.kind]} {expected}); the model's forward order differs from the plan"
-                )
+            if event.name != OPERATORS[spec.kind]:
+                raise RuntimeError(f"profiler event {event.name} does not match layer {spec.name}")
             if position >= len(plan):  # the first pass is dropped
                 op_ns[spec.name].append(nanoseconds)
                 unit_ns[spec.name].append(nanoseconds)
@@ -377,11 +480,14 @@ def time_layers(
     settings = settings or TimingSettings()
     plan = tuple(layer.spec for layer in analytic_count(config).layers)
     model, inputs = _prepare(config, settings)
-    with torch_threads(settings.threads), torch.inference_mode():
+    steady = settings.allocator is Allocator.STEADY
+    with torch_threads(settings.threads), steady_allocator(steady) as allocator_steady, torch.inference_mode():
         for _ in range(settings.warmup):
             model(inputs)
         passes = _profiled_passes if settings.method is Method.PROFILER else _hooked_passes
+        faults_before = _minor_faults()
         op_ns, unit_ns = passes(model, inputs, plan, settings, on_pass)
+        faults_after = _minor_faults()
         forward_ns = []
         for _ in range(len(op_ns[plan[0].name])):
             start = time.perf_counter_ns()
@@ -393,6 +499,12 @@ def time_layers(
         unit_ns={name: tuple(samples) for name, samples in unit_ns.items()},
         forward_ns=tuple(forward_ns),
         torch_version=torch.__version__,
+        page_faults_per_pass=(
+            (faults_after - faults_before) / len(forward_ns)
+            if faults_before is not None and faults_after is not None
+            else None
+        ),
+        allocator_steady=allocator_steady,
     )
 
 
@@ -654,6 +766,18 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
             f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU (see mnprof.layers). "
             "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
         )
+        allocator = (
+            "steady allocator (glibc keeps freed memory)"
+            if times.allocator_steady
+            else "allocator as is"
+            + (" (steady was asked for; no glibc mallopt here)" if settings.allocator is Allocator.STEADY else "")
+        )
+        faults = (
+            f"{times.page_faults_per_pass:,.0f} minor page faults per timed pass"
+            if times.page_faults_per_pass is not None
+            else "page faults not measurable here"
+        )
+        notes.append(f"Memory: {allocator}; {faults}.")
         unit_extra = totals["time_unit_ms"] - totals["time_ms"]
         notes.append(
             f"The layers' own times sum to {totals['time_ms']:.3f} ms; with the unfused BatchNorm + ReLU after each "

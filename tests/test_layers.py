@@ -109,6 +109,12 @@ def test_timing_columns_are_present_and_consistent(method, backend):
     assert report.totals["forward_ms"] > 0
 
 
+def test_steady_allocator_is_reported():
+    times = time_layers(TINY, TimingSettings(**FAST))
+    assert times.allocator_steady in (True, False) and times.page_faults_per_pass is not None
+    assert time_layers(TINY, TimingSettings(allocator="default", **FAST)).allocator_steady is False
+
+
 def test_threads_are_restored():
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -126,14 +132,15 @@ def test_profiler_attribution_is_checked_against_the_plan(monkeypatch):
     wrong = ModelConfig(0.25, 96)  # the same layers with other shapes: attribution must notice
     monkeypatch.setattr(layers, "_prepare", lambda config, settings: original(wrong, settings))
     with pytest.raises(RuntimeError, match="does not match layer stem"):
-        time_layers(TINY, TimingSettings(**FAST))
+        time_layers(TINY, TimingSettings(method="profiler", **FAST))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"backend": "tvm"}, "unknown backend 'tvm'; accepted: eager, channels_last"),
-        ({"method": "perf"}, "unknown timing method 'perf'; accepted: profiler, hooks"),
+        ({"method": "perf"}, "unknown timing method 'perf'; accepted: hooks, profiler"),
+        ({"allocator": "jemalloc"}, "unknown allocator 'jemalloc'; accepted: steady, default"),
         ({"repeats": 2}, "repeats 2 is invalid; accepted: an integer >= 3"),
         ({"threads": 0}, "threads 0 is invalid; accepted: an integer >= 1"),
         ({"budget_s": 0}, "budget 0 is invalid"),
@@ -193,7 +200,8 @@ def test_command_table_has_a_total_row(capsys):
         (["--alpha", "1.0,0.5"], "--alpha '1.0,0.5' names 2 values; accepted: one number in (0, 4]"),
         (["--resolution", "16"], "resolution 16 is too small; accepted: integers >= 32"),
         (["--backend", "tvm"], "'tvm' is not one of 'eager', 'channels_last'"),
-        (["--method", "perf"], "'perf' is not one of 'profiler', 'hooks'"),
+        (["--method", "perf"], "'perf' is not one of 'hooks', 'profiler'"),
+        (["--allocator", "jemalloc"], "'jemalloc' is not one of 'steady', 'default'"),
         (["--threads", "0"], "--threads"),
         (["--repeats", "1"], "--repeats"),
         (["--out", "/nonexistent-dir/l.json"], "directory /nonexistent-dir does not exist"),

@@ -50,12 +50,20 @@ def _one(values: tuple, option: str, accepted: str, text: str) -> object:  # typ
 )
 @click.option(
     "--method",
-    type=click.Choice(["profiler", "hooks"]),
-    default="profiler",
+    type=click.Choice(["hooks", "profiler"]),
+    default="hooks",
     show_default=True,
-    help="profiler: torch.profiler CPU time of each layer's aten operator, matched to layers by order and "
-    "checked by input shape; hooks: time.perf_counter_ns in forward hooks around each layer's module "
-    "(includes its Python call path).",
+    help="hooks: time.perf_counter_ns in forward hooks around each layer's module; profiler: torch.profiler CPU "
+    "time of each layer's aten operator, matched by order and checked by input shape (see mnprof.layers for "
+    "why hooks are the default).",
+)
+@click.option(
+    "--allocator",
+    type=click.Choice(["steady", "default"]),
+    default="steady",
+    show_default=True,
+    help="steady: while timing, glibc keeps freed memory (no page faults in steady state, as in a runtime's "
+    "arena); default: leave malloc as it is (page-fault costs then land on whichever layer allocates).",
 )
 @click.option(
     "--repeats",
@@ -102,6 +110,7 @@ def layers(
     rounding: str,
     backend: str,
     method: str,
+    allocator: str,
     repeats: int,
     warmup: int,
     budget: float,
@@ -117,7 +126,7 @@ def layers(
     (analytic and fvcore's per-module count), the standard convolution each separable block
     replaces and the separable/standard ratio beside the seed note's 1/M + 1/F^2, bytes moved
     (float32 weights + input + output activations), arithmetic intensity (FLOPs per byte), the
-    measured CPU time of the layer (median over forward passes, timed with forward hooks), its
+    measured CPU time of the layer (median over forward passes; forward hooks or torch.profiler), its
     share of the time beside its share of the MACs, and achieved GFLOP/s.
 
     \b
@@ -140,7 +149,15 @@ def layers(
     )
     timing = None
     if not no_timing:
-        timing = per_layer.TimingSettings(backend, method, repeats, warmup, budget, threads)  # type: ignore[arg-type]
+        timing = per_layer.TimingSettings(
+            backend=backend,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            allocator=allocator,  # type: ignore[arg-type]
+            repeats=repeats,
+            warmup=warmup,
+            budget_s=budget,
+            threads=threads,
+        )
     fmt = resolve_output(fmt, out)
     with progress(quiet) as bar:
         task = bar.add_task(f"timing {config.id}", total=repeats if timing else 0, current="")
