@@ -158,8 +158,11 @@ def _printed_size(input_size: str) -> int:
     return int(input_size.split("x")[0])
 
 
-def _macs_with(config: ModelConfig, strides: Mapping[str, int] = {}, widths: Mapping[str, int] = {}) -> int:  # noqa: B006
+def _macs_with(
+    config: ModelConfig, strides: Mapping[str, int] | None = None, widths: Mapping[str, int] | None = None
+) -> int:
     """Total Mult-Adds of ``config``'s plan with some layers' strides or output channels changed (re-walked)."""
+    strides, widths = strides or {}, widths or {}
     size, channels, total = config.resolution, 3, 0
     for spec in layer_plan(config):
         if spec.kind is LayerKind.POOL:
@@ -321,7 +324,7 @@ def _reproduced(frame: pd.DataFrame, column: str, name: str = "layer_type") -> l
 
 
 def _table2_notes(frame: pd.DataFrame, count: AnalyticCount) -> tuple[str, ...]:
-    published_sum = round(float(Fraction(str(sum(Decimal(str(v)) for v in frame["published_macs_pct"])))), 2)
+    published_sum = float(sum(Decimal(str(v)) for v in frame["published_macs_pct"]))  # exact decimal sum
     computed_sum = float(frame["macs_pct"].sum())
     good = _reproduced(frame, "macs_verdict")
     notes = [

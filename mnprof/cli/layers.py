@@ -12,10 +12,9 @@ from mnprof.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
 from mnprof.errors import MnprofError
 
 
-def _one(values: tuple, option: str, accepted: str, text: str) -> object:  # type: ignore[type-arg]
+def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str, accepted: str) -> None:
     if len(values) != 1:
         raise MnprofError(f"{option} {text!r} names {len(values)} values; accepted: {accepted}")
-    return values[0]
 
 
 @cli.command()
@@ -140,13 +139,10 @@ def layers(
     from mnprof.config import ModelConfig, parse_alphas, parse_resolutions
     from mnprof.tables import Format
 
-    config = ModelConfig(
-        float(_one(parse_alphas(alpha), "--alpha", f"one number in (0, {MAX_ALPHA:g}]", alpha)),  # type: ignore[arg-type]
-        int(_one(parse_resolutions(resolution), "--resolution", f"one integer >= {MIN_RESOLUTION}", resolution)),  # type: ignore[call-overload]
-        num_classes,
-        variant,  # type: ignore[arg-type]
-        rounding,  # type: ignore[arg-type]
-    )
+    alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
+    _single(alphas, "--alpha", alpha, f"one number in (0, {MAX_ALPHA:g}]")
+    _single(resolutions, "--resolution", resolution, f"one integer >= {MIN_RESOLUTION}")
+    config = ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding)  # type: ignore[arg-type]
     timing = None
     if not no_timing:
         timing = per_layer.TimingSettings(
