@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,6 +28,7 @@ __all__ = [
     "Unit",
     "View",
     "grid_frame",
+    "with_timings",
     "paper_configs",
     "paper_frame",
     "reconcile_frame",
@@ -83,14 +84,40 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def grid_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
-    """One row per configuration: exact counts, then the published columns and deltas."""
+def grid_frame(reports: Sequence[CountReport], timings: Sequence[Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per configuration: exact counts, then the published columns and deltas.
+
+    With ``timings`` (rows of :mod:`mnprof.latency` / a results file), see :func:`with_timings`.
+    """
     rows = []
     for report in reports:
         row = report.row()
         row.update(_published_columns(row))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if timings is None else with_timings(frame, timings)
+
+
+# What tells two timings of one configuration apart; speedups compare rows equal in all but the backend.
+TIMING_SERIES = ("batch_size", "threads", "device", "host")
+
+
+def with_timings(frame: pd.DataFrame, timings: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Join timing rows to count rows by ``id``: one row per configuration and timing (counts repeated).
+
+    A configuration without timings keeps one row with empty timing columns. ``speedup_vs_eager`` is
+    eager's median latency over this row's, for the same configuration, batch size, threads, device, host.
+    """
+    timing = pd.DataFrame([dict(row) for row in timings])
+    if timing.empty:
+        return frame
+    timing = timing.drop(columns=[c for c in timing.columns if c in frame.columns and c != "id"])
+    merged = frame.merge(timing, on="id", how="left")
+    eager = merged.loc[merged["backend"] == "eager", ["id", *TIMING_SERIES, "latency_ms_median"]]
+    eager = eager.rename(columns={"latency_ms_median": "eager_latency_ms_median"})
+    merged = merged.merge(eager, on=["id", *TIMING_SERIES], how="left")
+    merged["speedup_vs_eager"] = merged["eager_latency_ms_median"] / merged["latency_ms_median"]
+    return merged.drop(columns=["eager_latency_ms_median"])
 
 
 def reconcile_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
@@ -279,7 +306,66 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         )
         + f"{unexplained} of {len(frame)} configurations leave anything unexplained.",
     )
+    if "latency_ms_median" in frame.columns:
+        timing_columns, timing_notes = _timing_spec(frame)
+        columns, notes = columns + timing_columns, notes + timing_notes
     return Rendered("MobileNetV1: params and MACs, counted three ways, beside published values", columns, notes)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _latency_cell(row: pd.Series) -> str:
+    if not _missing(row.get("error")):
+        return "error"
+    if _missing(row["latency_ms_median"]):
+        return "-"
+    noisy = "!" if row.get("noisy") is True else ""
+    return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
+
+
+def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ...]]:
+    """Latency, throughput and achieved GFLOP/s columns for the grid view, and the notes that explain them."""
+    measured = frame[frame["latency_ms_median"].notna()]
+    hosts = frame["host"].dropna().unique() if "host" in frame.columns else []
+    columns = [
+        Column("backend", lambda r: "-" if _missing(r["backend"]) else str(r["backend"]), "left"),
+        Column("batch", lambda r: "-" if _missing(r["batch_size"]) else f"{int(r['batch_size'])}"),
+        Column("latency ms (IQR)", _latency_cell),
+        Column("img/s", lambda r: _number(r["throughput_ips"], 1)),
+        Column(
+            "GFLOP/s (% peak)",
+            lambda r: (
+                "-"
+                if _missing(r.get("gflops_achieved"))
+                else f"{r['gflops_achieved']:.1f} ({100 * r['peak_fraction']:.0f}%)"
+            ),
+        ),
+    ]
+    if frame["backend"].nunique() > 1:
+        columns.append(Column("x eager", lambda r: _number(r["speedup_vs_eager"], 2)))
+    if len(hosts) > 1:
+        columns.insert(0, Column("host", lambda r: f"{r['cpu_model']} {str(r['host'])[:8]}", "left"))
+    notes = [
+        "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
+        "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
+        "GFLOP/s = 2 x analytic MACs x batch size / median latency; % peak = of the float32 GEMM peak measured "
+        "in the same run (mnprof.latency.measure_gemm_peak).",
+    ]
+    if not measured.empty:
+        first = measured.iloc[0]
+        peaks = ", ".join(f"{peak:.0f}" for peak in measured["gemm_peak_gflops"].dropna().unique())
+        notes.append(
+            f"timed on {first.get('cpu_model')} ({', '.join(str(h)[:8] for h in hosts)}), "
+            f"{', '.join(str(int(t)) for t in measured['threads'].unique())} threads, device "
+            f"{', '.join(measured['device'].unique())}; GEMM peak {peaks} GFLOP/s; every runtime's output matched "
+            "eager PyTorch's on the same input before it could post a time."
+        )
+    errors = frame[frame["error"].notna()] if "error" in frame.columns else frame.iloc[0:0]
+    for _, row in errors.iterrows():
+        notes.append(f"error: {row['id']} {row['backend']} batch {int(row['batch_size'])}: {row['error']}")
+    return tuple(columns), tuple(notes)
 
 
 def _paper_spec(unit: Unit) -> Rendered:

@@ -9,7 +9,7 @@ import pytest
 
 from mnprof.cli import main
 
-SMALL = ["--alpha", "0.25", "--resolution", "128", "--quiet"]
+SMALL = ["--alpha", "0.25", "--resolution", "128", "--quiet", "--no-timing"]
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

@@ -8,6 +8,8 @@ import click
 
 from mnprof.cli import cli
 from mnprof.cli.common import configs_from, count_with_progress, emit, grid_options, resolve_output
+from mnprof.cli.timing import TimingRequest, measure, timing_options
+from mnprof.cli.timing import plan as timing_plan_for
 
 
 @cli.command()
@@ -41,6 +43,7 @@ from mnprof.cli.common import configs_from, count_with_progress, emit, grid_opti
     default=None,
     help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
 )
+@timing_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def table(
     alphas: str,
@@ -53,8 +56,14 @@ def table(
     fmt: str | None,
     out: Path | None,
     quiet: bool,
+    timing: TimingRequest,
 ) -> None:
-    """Params and MACs of every configuration, counted three ways, beside the published numbers.
+    """Params and MACs of every configuration, counted three ways, beside the published numbers, and
+    (grid view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.
+
+    Timing: warm-up until timings settle, then round-robin passes over the grid until the 95% CI of
+    each median is within --target-ci or --budget runs out; about 60 s for the default grid. Every
+    measurement is kept in --results; --no-timing gives counts only. Other views do not time.
 
     \b
     Examples:
@@ -62,6 +71,9 @@ def table(
       mnprof table --alpha 1.0,0.6 --resolution 224,96
       mnprof table --view paper --format markdown --out tables.md
       mnprof table --format json --out table.json
+      mnprof table --no-timing
+      mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
+      mnprof table --from-results host-a.json --from-results host-b.json
     """
     from mnprof import tables
 
@@ -72,7 +84,12 @@ def table(
         configs = tables.paper_configs()
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
+    timing_plan = timing_plan_for(timing) if chosen is tables.View.GRID else None  # validated before any work
     reports = count_with_progress(configs, quiet)
+    if timing_plan is not None:
+        frame = tables.grid_frame(reports, measure(timing_plan, configs, quiet))
+        emit(tables.render(frame, chosen, tables.Format(fmt), tables.Unit(unit)), out)
+        return
     frame = {
         tables.View.GRID: tables.grid_frame,
         tables.View.PAPER: tables.paper_frame,

@@ -1,0 +1,252 @@
+"""Timing options shared by commands (``mnprof table``): parse them once, measure or read, report noise.
+
+The options are collected into one :class:`TimingRequest`; :func:`plan` validates everything (backends,
+optional runtimes, batch sizes, threads, device, the results file) before any work, so bad input
+costs nothing and never touches a results file.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnprof.cli.common import error_line
+from mnprof.errors import MnprofError
+
+__all__ = ["TimingPlan", "TimingRequest", "measure", "plan", "timing_options"]
+
+BACKEND_HELP = (
+    "Runtimes to time, comma-separated: eager (default), channels_last, fused (BatchNorm folded into the "
+    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes tens of seconds per "
+    "configuration and batch size, about 40 s for 1.0-224 on a 2-core machine), onnxruntime (needs "
+    "pip install 'mnprof[onnx]'). Each runtime's output is checked against eager PyTorch before it may post a time."
+)
+
+
+@dataclass(frozen=True)
+class TimingRequest:
+    """The timing options as given on the command line (validated by :func:`plan`)."""
+
+    enabled: bool
+    backends: str
+    batch_sizes: str
+    threads: int | None
+    device: str
+    target_ci_pct: float
+    budget_s: float
+    results: Path
+    resume: bool
+    from_results: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``."""
+
+    settings: Any = None  # mnprof.latency.TimingSettings
+    store: Any = None  # mnprof.measurements.ResultsStore
+    documents: tuple[dict[str, Any], ...] = ()
+
+
+def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the timing options to a command; they reach it as one ``timing: TimingRequest`` argument."""
+
+    @functools.wraps(function)
+    def wrapper(
+        *args: Any,
+        no_timing: bool,
+        backends: str,
+        batch_sizes: str,
+        threads: int | None,
+        device: str,
+        target_ci_pct: float,
+        budget_s: float,
+        results: Path,
+        resume: bool,
+        from_results: tuple[Path, ...],
+        **kwargs: Any,
+    ) -> Any:
+        request = TimingRequest(
+            enabled=not no_timing,
+            backends=backends,
+            batch_sizes=batch_sizes,
+            threads=threads,
+            device=device,
+            target_ci_pct=target_ci_pct,
+            budget_s=budget_s,
+            results=results,
+            resume=resume,
+            from_results=from_results,
+        )
+        return function(*args, timing=request, **kwargs)
+
+    options = [
+        click.option(
+            "--no-timing", is_flag=True, help="Counts only: measure nothing (what CI uses; a few seconds, not ~60)."
+        ),
+        click.option("--backend", "backends", default="eager", show_default=True, metavar="LIST", help=BACKEND_HELP),
+        click.option(
+            "--batch-size",
+            "batch_sizes",
+            default="1",
+            show_default=True,
+            metavar="LIST",
+            help="Comma-separated batch sizes, integers >= 1: latency is per batch, throughput in images/s.",
+        ),
+        click.option(
+            "--threads",
+            type=int,
+            default=None,
+            help="Intra-op threads for torch and onnxruntime, >= 1 (recorded). "
+            "[default: the cores this process may use]",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["cpu", "cuda"]),
+            default="cpu",
+            show_default=True,
+            help="cuda times on the GPU with CUDA events (needs one; never required).",
+        ),
+        click.option(
+            "--target-ci",
+            "target_ci_pct",
+            type=float,
+            default=2.0,
+            show_default=True,
+            metavar="PCT",
+            help="Stop timing a configuration once the 95% confidence interval of its median is within this "
+            "percentage of the median...",
+        ),
+        click.option(
+            "--budget",
+            "budget_s",
+            type=float,
+            default=2.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="...or once this many seconds of timing are spent on it (then it is flagged noisy).",
+        ),
+        click.option(
+            "--results",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path("mnprof-results.json"),
+            show_default=True,
+            help="Results file (versioned JSON) that keeps every measurement with its environment, written "
+            "atomically after each one; a new sweep replaces it.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Keep the measurements already in --results (same host) and measure only the rest.",
+        ),
+        click.option(
+            "--from-results",
+            type=click.Path(dir_okay=False, path_type=Path),
+            multiple=True,
+            metavar="FILE",
+            help="Show timings from results files (repeatable: several hosts side by side) instead of measuring.",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def plan(request: TimingRequest) -> TimingPlan | None:
+    """Validate the request before any work: ``None`` for ``--no-timing``; bad input raises :class:`MnprofError`."""
+    if not request.enabled:
+        return None
+    from mnprof.measurements import read_results
+
+    if request.from_results:
+        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results))
+    from mnprof.backends import Device, parse_backends
+    from mnprof.hostinfo import available_cores, environment
+    from mnprof.latency import TimingSettings, parse_batch_sizes
+    from mnprof.measurements import ResultsStore
+    from mnprof.timing import StopRule
+
+    if not 0 < request.target_ci_pct < 100:
+        raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
+    if not request.budget_s > 0:
+        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds > 0")
+    threads = available_cores() if request.threads is None else request.threads
+    if threads < 1:
+        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer >= 1")
+    settings = TimingSettings(
+        backends=parse_backends(request.backends),
+        batch_sizes=parse_batch_sizes(request.batch_sizes),
+        threads=threads,
+        device=Device(request.device),
+        rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
+    )
+    store = ResultsStore.open(request.results, environment(), resume=request.resume)
+    return TimingPlan(settings=settings, store=store)
+
+
+def _progress_bar(quiet: bool) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[current]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+    )
+
+
+def warn(message: str) -> None:
+    click.echo(f"mnprof: warning: {' '.join(message.split())}", err=True)
+
+
+def report_quality(rows: Sequence[dict[str, Any]]) -> None:
+    """Warn on stderr about every measurement that stayed noisy or could not post a time."""
+    for row in rows:
+        label = f"{row['id']} {row['backend']} batch {row['batch_size']}"
+        if row.get("error"):
+            warn(f"{label}: no time: {row['error']}")
+        elif row.get("noisy"):
+            half = row.get("ci_halfwidth_pct")
+            warn(
+                f"{label} stayed noisy: median {row['latency_ms_median']:.3f} ms, 95% CI of the median "
+                f"±{half if half is not None else float('inf'):.1f}% > {row['target_ci_pct']:g}% after "
+                f"{row['timing_s']:.1f} s ({row['samples']} samples); rerun on a quieter machine or raise --budget"
+            )
+
+
+def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dict[str, Any]]:
+    """The timing rows for ``configs``: read from ``--from-results`` files, or measured now (with progress)."""
+    from mnprof.measurements import results_rows
+
+    if timing.documents:
+        return results_rows(timing.documents)
+    from mnprof.latency import run_sweep
+
+    store = timing.store
+    try:
+        with _progress_bar(quiet) as bar:
+            task = bar.add_task("timing", total=1.0, current="")
+
+            def progress(phase: str, label: str, done: float, total: float) -> None:
+                bar.update(task, description=phase, current=label, completed=done, total=max(total, 1e-9))
+
+            rows = run_sweep(configs, timing.settings, store, on_progress=progress)
+    except KeyboardInterrupt:
+        kept = len(store.done())
+        error_line(f"interrupted: {kept} measurements kept in {store.path}; add --resume to finish the rest")
+        raise
+    report_quality(rows)
+    if not quiet:
+        click.echo(f"mnprof: {len(rows)} measurements kept in {store.path} (schema version 1)", err=True)
+    return [{key: value for key, value in row.items() if key != "latency_ms_samples"} for row in rows]

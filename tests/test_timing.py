@@ -1,0 +1,229 @@
+"""The measurement engine on synthetic samples and a fake clock: statistics, stopping, warm-up, interleaving."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import numpy as np
+import pytest
+
+from mnprof.errors import MnprofError
+from mnprof.timing import (
+    EXACT_CI_LIMIT,
+    Measurement,
+    SampleStats,
+    Stop,
+    StopRule,
+    Task,
+    interleave,
+    median_ci_ranks,
+    quantile,
+    warm_up,
+)
+
+
+class FakeClock:
+    """A clock that only moves when a fake sampler says a call took some time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sampler(clock: FakeClock, durations, log: list | None = None, name: str = ""):
+    """A sampler returning ``durations`` one by one (cycling), advancing ``clock`` by each."""
+    source = itertools.cycle(durations)
+
+    def sample() -> float:
+        duration = next(source)
+        clock.now += duration
+        if log is not None:
+            log.append(name)
+        return duration
+
+    return sample
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+@pytest.mark.parametrize("q", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0])
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 101])
+def test_quantile_matches_numpys_linear_method(q, n):
+    values = sorted(random.Random(n).uniform(0, 10) for _ in range(n))
+    assert quantile(values, q) == pytest.approx(float(np.quantile(values, q)))
+
+
+def _exact_k(n: int, confidence: float = 0.95) -> int:
+    """Independent arithmetic: the largest k with 2 * P(Binomial(n, 1/2) <= k - 1) <= 1 - confidence."""
+    k, below = 0, math.comb(n, 0)
+    while 2 * below / 2**n <= 1 - confidence:
+        k += 1
+        below += math.comb(n, k)
+    return k
+
+
+@pytest.mark.parametrize(
+    ("n", "ranks"),
+    [
+        (5, None),  # even [min, max] covers the median with only 1 - 2/32 = 93.75%
+        (6, (0, 5)),  # 1 - 2/64 = 96.9%
+        (10, (1, 8)),  # x(2)..x(9), the textbook interval
+        (20, (5, 14)),  # x(6)..x(15)
+        (100, (39, 60)),  # x(40)..x(61)
+    ],
+)
+def test_median_ci_ranks_exact_on_known_sizes(n, ranks):
+    assert median_ci_ranks(n) == ranks
+
+
+@pytest.mark.parametrize("n", [7, 31, 250, 999, EXACT_CI_LIMIT])
+def test_median_ci_ranks_agree_with_independent_binomial_sums(n):
+    k = _exact_k(n)
+    assert median_ci_ranks(n) == (k - 1, n - k)
+
+
+@pytest.mark.parametrize("n", [EXACT_CI_LIMIT + 1, 2001, 5000])
+def test_normal_approximation_is_within_one_rank_of_exact(n):
+    lo, hi = median_ci_ranks(n)
+    k = _exact_k(n)
+    assert abs(lo - (k - 1)) <= 1 and hi == n - 1 - lo
+
+
+def test_sample_stats_exact_on_one_to_ten():
+    stats = SampleStats.of([float(v) for v in (7, 3, 10, 1, 5, 2, 9, 4, 8, 6)])
+    assert stats.n == 10
+    assert stats.median == 5.5
+    assert (stats.q25, stats.q75, stats.iqr) == (3.25, 7.75, 4.5)
+    assert stats.p90 == pytest.approx(9.1)
+    assert (stats.minimum, stats.maximum, stats.mean) == (1.0, 10.0, 5.5)
+    assert (stats.ci_low, stats.ci_high) == (2.0, 9.0)
+    assert stats.ci_rel_halfwidth == pytest.approx(3.5 / 5.5)
+
+
+def test_too_few_samples_have_no_ci():
+    stats = SampleStats.of([1.0, 2.0, 3.0])
+    assert stats.ci_low is None and stats.ci_rel_halfwidth == math.inf
+    with pytest.raises(ValueError):
+        SampleStats.of([])
+
+
+def test_measurement_keeps_raw_samples_and_derives_statistics():
+    samples = tuple([0.0100] * 20 + [0.0101] * 20)
+    measurement = Measurement("k", samples, (0.02,), True, Stop.CONVERGED, 0.4, 0.02)
+    assert measurement.samples == samples
+    assert measurement.stats.median == pytest.approx(0.01005)
+    assert measurement.meets_target() and not measurement.noisy
+    wide = Measurement("k", (1.0, 2.0) * 10, (), True, Stop.BUDGET, 2.0, 0.02)
+    assert wide.noisy
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_rel_ci": 0}, "CI target 0 is out of range"),
+        ({"target_rel_ci": 1.5}, "CI target 1.5 is out of range"),
+        ({"budget_s": 0}, "time budget 0 s is invalid"),
+        ({"budget_s": math.inf}, "time budget inf s is invalid"),
+        ({"min_samples": 3}, "min_samples 3 is too small"),
+    ],
+)
+def test_stop_rule_rejects_bad_settings(kwargs, message):
+    with pytest.raises(MnprofError, match=message):
+        StopRule(**kwargs)
+
+
+def test_stop_rule_needs_min_samples_and_a_narrow_ci():
+    rule = StopRule(target_rel_ci=0.02, min_samples=10)
+    assert not rule.converged(SampleStats.of([1.0] * 9))  # narrow, too few
+    assert rule.converged(SampleStats.of([1.0] * 10))
+    assert not rule.converged(SampleStats.of([1.0, 1.1] * 20))  # CI reaches 10% from the median
+
+
+# ---------------------------------------------------------------------------- warm-up
+
+
+def test_warm_up_stops_when_two_windows_agree():
+    clock = FakeClock()
+    times, settled = warm_up(sampler(clock, [0.10, 0.08, 0.06, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]), StopRule(), clock)
+    # windows: [.10 .08 .06] -> [.05 .05 .05] differ; -> [.05 .05 .05] agree after 9 calls
+    assert settled and times == [0.10, 0.08, 0.06, 0.05, 0.05, 0.05, 0.05, 0.05, 0.05]
+
+
+def test_warm_up_gives_up_after_its_time_limit():
+    clock = FakeClock()
+    slowing = [0.01 * 1.1**i for i in range(100)]  # never settles
+    times, settled = warm_up(sampler(clock, slowing), StopRule(warmup_max_s=0.5), clock)
+    assert not settled
+    assert times == slowing[: len(times)]
+    assert sum(times[:-1]) < 0.5 <= sum(times)
+
+
+# ---------------------------------------------------------------------------- interleaving
+
+
+def test_round_robin_visits_every_unfinished_task_in_turn():
+    clock, log = FakeClock(), []
+    rule = StopRule(budget_s=0.3, block_s=0.05, warmup_max_s=0, rewarm=False)
+    tasks = [
+        Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after its first block
+        Task("b", sampler(clock, [0.01, 0.02], log, "b"), "b"),  # 2x spread: never converges
+        Task("c", sampler(clock, [0.01, 0.03], log, "c"), "c"),
+    ]
+    finished = []
+    measurements = interleave(tasks, rule, clock=clock, on_finish=lambda m: finished.append(m.key))
+    blocks = [name for name, _ in itertools.groupby(log)]
+    assert blocks[:3] == ["a", "b", "c"]  # warm-up, one call each (warmup_max_s=0)
+    assert blocks[3:9] == ["a", "b", "c", "a", "b", "c"]  # two passes: a's 5 + 5 calls reach min_samples
+    assert set(blocks[9:]) == {"b", "c"} and all(x != y for x, y in itertools.pairwise(blocks[9:]))
+    assert finished[0] == "a" and sorted(finished[1:]) == ["b", "c"]  # saved the moment each stops
+    assert [m.key for m in measurements] == ["a", "b", "c"]  # returned in task order
+    a, b, c = measurements
+    assert a.stop is Stop.CONVERGED and a.stats.n == 10
+    assert b.stop is Stop.BUDGET and b.noisy and b.spent_s >= 0.3
+    assert c.stop is Stop.BUDGET
+
+
+def test_budget_bounds_a_noisy_task_and_the_ci_target_ends_a_quiet_one_early():
+    clock = FakeClock()
+    rng = random.Random(0)
+    noisy = [rng.uniform(0.005, 0.015) for _ in range(997)]
+    quiet = [0.010 * (1 + rng.uniform(-0.001, 0.001)) for _ in range(997)]
+    rule = StopRule(target_rel_ci=0.02, budget_s=1.0, block_s=0.1)
+    noisy_m, quiet_m = interleave(
+        [Task("noisy", sampler(clock, noisy), "noisy"), Task("quiet", sampler(clock, quiet), "quiet")],
+        rule,
+        clock=clock,
+    )
+    assert quiet_m.stop is Stop.CONVERGED and quiet_m.spent_s < 0.25
+    assert noisy_m.stop in (Stop.BUDGET, Stop.CONVERGED)
+    assert noisy_m.spent_s <= 1.0 + 0.15  # at most one block past the budget
+    assert quiet_m.stats.median == pytest.approx(0.010, rel=1e-3)
+
+
+def test_rewarm_call_is_timed_into_the_budget_but_not_into_the_samples():
+    clock = FakeClock()
+    calls = []
+    rule = StopRule(budget_s=0.1, block_s=0.05, warmup_max_s=0, min_samples=6)
+    (measurement,) = interleave([Task("x", sampler(clock, [0.01, 0.02], calls, "x"), "x")], rule, clock=clock)
+    # warm-up: one call (0.01); then blocks of round(0.05 / 0.01) = 5 timed calls after one discarded call
+    assert len(measurement.warmup) == 1 and len(measurement.samples) == 10
+    assert len(calls) == 1 + 2 * (1 + 5)
+    assert measurement.spent_s == pytest.approx(clock.now - 0.01)  # the discarded calls count
+
+
+def test_progress_reaches_the_total():
+    clock, seen = FakeClock(), []
+    rule = StopRule(budget_s=0.2, block_s=0.05, warmup_max_s=0)
+    interleave(
+        [Task(i, sampler(clock, [0.01, 0.02]), str(i)) for i in range(3)],
+        rule,
+        clock=clock,
+        on_progress=lambda label, done, total: seen.append((label, done, total)),
+    )
+    assert seen[-1][1] == pytest.approx(seen[-1][2]) == pytest.approx(0.6)
+    assert all(later[1] >= earlier[1] for earlier, later in itertools.pairwise(seen))
