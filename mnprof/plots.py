@@ -199,7 +199,8 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
     ]
     if latency is None or latency.empty:
         return figures
-    merged = latency.merge(grid.drop(columns=[c for c in ("alpha", "resolution") if c in grid]), on="id", how="left")
+    own = ["id", *(column for column in latency.columns if column not in grid.columns)]
+    merged = latency[own].merge(grid, on="id", how="left")  # counts and published values from the grid
     scatter = go.Figure()
     fits = []
     for series, part in merged.groupby("series", sort=False):

@@ -1,0 +1,182 @@
+"""``mnprof plot``: the paper's trade-off figures with latency measured on this host, as one offline page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnprof.cli import cli
+from mnprof.cli.common import count_with_progress, grid_options
+from mnprof.errors import MnprofError
+
+FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
+LATENCY_FIGURES = ("latency-macs", "pareto")
+SUFFIXES = (".html", ".png", ".svg")
+
+
+def _series(row: dict[str, Any], documents: int) -> str:
+    """How a series is told apart in the legend: runtime and batch, plus host and threads when overlaying."""
+    label = f"{row['backend']}, batch {row['batch_size']}, {row['threads']} threads"
+    if documents > 1:
+        label = f"{row.get('cpu_model') or row.get('host')} ({row.get('host', '')[:6]}): {label}"
+    return label
+
+
+def _provenance(documents: Sequence[dict[str, Any]], paths: Sequence[Path]) -> list[str]:
+    lines = []
+    for path, document in zip(paths, documents, strict=True):
+        env = document["environment"]
+        rows = [row for row in document["measurements"] if not row.get("error")]
+        backends = sorted({row["backend"] for row in rows})
+        threads = sorted({row["threads"] for row in rows})
+        lines.append(
+            f"{path.name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'} "
+            f"({env.get('available_cores', '?')} cores available, host fingerprint {env.get('host_fingerprint')}), "
+            f"threads {', '.join(map(str, threads)) or '-'}, runtimes {', '.join(backends) or '-'}, "
+            f"torch {env.get('torch')}, mnprof {env.get('mnprof')}; {len(rows)} measurements."
+        )
+    lines.append(
+        "Accuracy is published data (TF-slim's mobilenet_v1.md and the paper), never measured by mnprof; "
+        "MACs and params are mnprof's exact counts."
+    )
+    return lines
+
+
+def _measure_into(path: Path, configs: list[Any], quiet: bool) -> dict[str, Any]:
+    from mnprof.cli.timing import TimingRequest, measure, plan
+    from mnprof.measurements import read_results
+    from mnprof.timing import StopRule
+
+    rule = StopRule()
+    request = TimingRequest(
+        enabled=True, backends="eager", batch_sizes="1", threads=None, device="cpu",
+        target_ci_pct=rule.target_rel_ci * 100, budget_s=rule.budget_s, results=path, resume=False,
+        from_results=(),
+    )  # fmt: skip
+    timing = plan(request)
+    assert timing is not None  # enabled=True always plans
+    measure(timing, configs, quiet)
+    return read_results(path)
+
+
+def _configs_of(rows: Sequence[dict[str, Any]]) -> list[Any]:
+    from mnprof.config import ModelConfig
+
+    seen: dict[str, Any] = {}
+    for row in rows:
+        config = ModelConfig(
+            row["alpha"], row["resolution"], row.get("num_classes", 1000), row.get("variant", "standard"),
+            row.get("rounding", "floor"),
+        )  # fmt: skip
+        seen.setdefault(config.id, config)
+    return list(seen.values())
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pareto.html"),
+    show_default=True,
+    help="Output: .html (one self-contained page with every figure, works offline), or .png / .svg "
+    "(one figure, see --figure; needs Chrome or Chromium).",
+)
+@click.option(
+    "--results",
+    "results_paths",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="Results files written by mnprof table, repeatable (several hosts or runtimes are overlaid). "
+    "[default: mnprof-results.json; measured first, eager batch 1, when it does not exist]",
+)
+@click.option(
+    "--figure",
+    "figures",
+    type=click.Choice(FIGURES),
+    multiple=True,
+    help="Figures to draw, repeatable. [default: all for .html; pareto for .png/.svg, or accuracy-macs "
+    "when nothing was timed]",
+)
+@grid_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def plot(
+    out: Path,
+    results_paths: tuple[Path, ...],
+    figures: tuple[str, ...],
+    alphas: str,
+    resolutions: str,
+    num_classes: int,
+    variant: str,
+    rounding: str,
+    quiet: bool,
+) -> None:
+    """Accuracy vs MACs and params (paper Figures 4 and 5), and latency measured here vs MACs and accuracy.
+
+    \b
+    Examples:
+      mnprof plot --out pareto.html
+      mnprof plot --results host-a.json --results host-b.json --out compare.html
+      mnprof plot --out pareto.png --figure pareto
+
+    The grid options choose the configurations of the accuracy figures and what to measure when no
+    results file exists yet; the latency figures show what the results files hold.
+    """
+    from mnprof.cli.common import configs_from
+    from mnprof.measurements import DEFAULT_RESULTS_PATH, read_results, results_rows
+    from mnprof.plots import build_figures, page_html
+    from mnprof.results import atomic_write, atomic_write_text, check_writable
+    from mnprof.tables import grid_frame
+
+    suffix = out.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise MnprofError(f"--out {out}: cannot write {suffix or 'a file without suffix'}; accepted: .html, .png, .svg")
+    check_writable(out)
+    paths = list(results_paths)
+    if paths:
+        documents = [read_results(path) for path in paths]
+    elif DEFAULT_RESULTS_PATH.exists():
+        paths, documents = [DEFAULT_RESULTS_PATH], [read_results(DEFAULT_RESULTS_PATH)]
+    else:
+        grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
+        paths, documents = [DEFAULT_RESULTS_PATH], [_measure_into(DEFAULT_RESULTS_PATH, grid_configs, quiet)]
+    rows = results_rows(documents)
+    timed = [dict(row, series=_series(row, len(documents))) for row in rows if row.get("latency_ms_median")]
+    wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if timed else ("accuracy-macs",))
+    if suffix != ".html" and len(wanted) != 1:
+        raise MnprofError(f"--out {out}: a {suffix} image holds one figure; accepted: exactly one --figure")
+    if not timed and any(key in LATENCY_FIGURES for key in wanted):
+        asked = ", ".join(key for key in wanted if key in LATENCY_FIGURES)
+        raise MnprofError(
+            f"{', '.join(map(str, paths))} holds no measured latency, needed for {asked}; "
+            "accepted: results from mnprof table (with timing), or --figure accuracy-macs / accuracy-params"
+        )
+    import pandas as pd
+
+    # The accuracy figures show the whole grid (the paper's 16 by default), the latency ones what was measured.
+    configs = list({c.id: c for c in configs_from(alphas, resolutions, num_classes, variant, rounding)
+                    + _configs_of(rows)}.values())  # fmt: skip
+    grid = grid_frame(count_with_progress(configs, quiet))
+    latency = pd.DataFrame(timed) if timed else None
+    chosen = [figure for figure in build_figures(grid, latency) if figure.key in wanted]
+    if suffix == ".html":
+        title = "mnprof: MobileNetV1 accuracy, MACs and latency"
+        atomic_write_text(out, page_html(chosen, title=title, provenance=_provenance(documents, paths)))
+    else:
+        image = _static_image(chosen[0].figure, suffix.lstrip("."))
+        atomic_write(out, lambda handle: handle.write(image))
+    if not quiet:
+        click.echo(f"mnprof plot: wrote {out} ({', '.join(f.key for f in chosen)})", err=True)
+
+
+def _static_image(figure: Any, fmt: str) -> bytes:
+    """plotly's own export (kaleido), which drives a local Chrome/Chromium."""
+    try:
+        return figure.to_image(format=fmt, width=1100, height=620, scale=1)  # type: ignore[no-any-return]
+    except Exception as error:  # kaleido missing, or no browser for it to drive
+        raise MnprofError(
+            f"static {fmt} export failed ({type(error).__name__}: {error}); it needs kaleido and Chrome or Chromium "
+            "(apt-get install chromium); accepted instead: --out FILE.html"
+        ) from None
