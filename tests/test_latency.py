@@ -1,0 +1,437 @@
+"""Backends, output checks, sweeps, resume and interruption, and the timing options of ``mnprof table``.
+
+Tiny configurations and budgets throughout; no test asserts an absolute time.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mnprof import backends, latency
+from mnprof.backends import Backend, Device, fold_batchnorm, output_error, prepare
+from mnprof.cli import main
+from mnprof.config import ModelConfig, grid
+from mnprof.counting.analytic import analytic_count
+from mnprof.errors import MnprofError
+from mnprof.hostinfo import CpuInfo, cpu_info, environment, host_fingerprint, theoretical_peak_gflops
+from mnprof.latency import TimingSettings, calibrated_model, fixed_input, parse_batch_sizes, run_sweep
+from mnprof.measurements import ResultsStore, read_results
+from mnprof.timing import StopRule
+
+TINY = ModelConfig(0.25, 32)
+FAST = StopRule(budget_s=0.05, block_s=0.01, warmup_max_s=0.02)
+FAKE_PEAK = {"device": "cpu", "threads": 1, "kernel": "fake", "gflops": 100.0, "gflops_by_kernel": {}}
+
+
+@pytest.fixture
+def fake_peak(monkeypatch):
+    """Skip the GEMM microbenchmark (about 2 s) where a test does not look at it."""
+    monkeypatch.setattr(latency, "measure_gemm_peak", lambda device, threads, **_: dict(FAKE_PEAK, threads=threads))
+
+
+def reference(config: ModelConfig, batch: int = 1):
+    model = calibrated_model(config)
+    inputs = fixed_input(config, batch)
+    with torch.inference_mode():
+        return model, inputs, model(inputs)
+
+
+# ---------------------------------------------------------------------------- backends and checks
+
+
+@pytest.mark.parametrize("backend", [Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED])
+def test_native_backends_compute_what_eager_computes(backend):
+    model, inputs, expected = reference(TINY, batch=2)
+    runner = prepare(backend, model, inputs, threads=1)
+    error, allowed, problem = output_error(runner.output(), expected, Device.CPU)
+    assert problem is None and error <= allowed
+
+
+def test_fold_batchnorm_removes_every_batchnorm_and_keeps_the_function():
+    model, inputs, expected = reference(TINY)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # the original is untouched
+    with torch.inference_mode():
+        error, allowed, problem = output_error(folded(inputs), expected, Device.CPU)
+    assert problem is None and error <= allowed < 1e-3 * expected.abs().max() + 1e-6 + 1e-12
+
+
+def test_calibrated_model_output_depends_on_its_convolutions():
+    """A fresh MobileNetV1's output is its classifier bias; the calibrated one's is not, so checks can fail."""
+    model, inputs, expected = reference(TINY)
+    assert expected.std() > 10 * model.fc.bias.std()
+    with torch.no_grad():
+        model.blocks[5].pw.conv.weight.mul_(1.01)
+    runner = prepare(Backend.EAGER, model, inputs, threads=1)
+    _, _, problem = output_error(runner.output(), expected, Device.CPU)
+    assert problem is not None and "differs from eager PyTorch" in problem
+
+
+def test_calibrated_model_and_input_are_reproducible_and_leave_the_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = calibrated_model(TINY)
+    assert torch.equal(torch.rand(1), before)
+    second = calibrated_model(TINY)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert torch.equal(fixed_input(TINY, 2), fixed_input(TINY, 2))
+
+
+def test_output_check_rejects_wrong_shape_and_non_finite_values():
+    good = torch.ones(1, 10)
+    assert "shape" in output_error(torch.ones(1, 9), good, Device.CPU)[2]
+    assert "NaN" in output_error(torch.full((1, 10), float("nan")), good, Device.CPU)[2]
+
+
+def test_onnxruntime_backend_matches_eager():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model, inputs, expected = reference(TINY)
+    runner = prepare(Backend.ONNXRUNTIME, model, inputs, threads=1)
+    error, allowed, problem = output_error(runner.output(), expected, Device.CPU)
+    assert problem is None and error <= allowed
+
+
+def test_torch_threads_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with backends.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), backends.torch_threads(1):
+        raise RuntimeError
+    assert torch.get_num_threads() == before
+
+
+def test_gemm_peak_is_the_best_rate_of_its_kernels():
+    peak = latency.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64), ("conv1x1", 64)))
+    assert set(peak["gflops_by_kernel"]) == {"mm n=64", "conv1x1 n=64"}
+    assert peak["gflops"] == max(peak["gflops_by_kernel"].values()) > 0
+    assert peak["threads"] == 1 and peak["device"] == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_sweep_posts_times(tmp_path, fake_peak):  # pragma: no cover - no GPU in CI
+    settings = TimingSettings(backends=(Backend.EAGER, Backend.FUSED), threads=1, device=Device.CUDA, rule=FAST)
+    store = ResultsStore.open(tmp_path / "r.json", environment(), resume=False)
+    rows = run_sweep([TINY], settings, store)
+    assert all(r["error"] is None and r["device"] == "cuda" and r["latency_ms_median"] > 0 for r in rows)
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"backends": ("nope",)},
+            "unknown backend 'nope'; accepted: eager, channels_last, fused, compile, onnxruntime",
+        ),
+        ({"batch_sizes": (0,)}, "batch sizes \\(0,\\) are invalid; accepted: integers >= 1"),
+        ({"threads": 0}, "threads 0 is invalid; accepted: an integer >= 1"),
+        ({"backends": ()}, "no backend given"),
+    ],
+)
+def test_settings_reject_bad_values(kwargs, message):
+    with pytest.raises(MnprofError, match=message):
+        TimingSettings(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("0", "batch size 0 is invalid"), ("1,x", "batch size 'x' is not an integer"), ("", "empty")],
+)
+def test_batch_size_lists_are_validated(text, message):
+    with pytest.raises(MnprofError, match=message):
+        parse_batch_sizes(text)
+    assert parse_batch_sizes("1, 8,1") == (1, 8)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_a_gpu_is_an_error():
+    with pytest.raises(MnprofError, match="--device cuda: no CUDA GPU is available"):
+        TimingSettings(device="cuda")
+
+
+def test_missing_onnxruntime_names_the_extra(monkeypatch):
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(
+        backends.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
+    )
+    with pytest.raises(MnprofError, match=r"backend onnxruntime needs onnxruntime.*pip install 'mnprof\[onnx\]'"):
+        TimingSettings(backends=("eager", "onnxruntime"))
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+def sweep(path, configs, backends_=(Backend.EAGER,), resume=False, **kwargs):
+    settings = TimingSettings(backends=backends_, threads=1, rule=FAST)
+    store = ResultsStore.open(path, environment(), resume=resume)
+    return run_sweep(configs, settings, store, **kwargs)
+
+
+def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak):
+    path = tmp_path / "r.json"
+    before = torch.get_num_threads()
+    rows = sweep(path, [TINY], (Backend.EAGER, Backend.FUSED))
+    assert torch.get_num_threads() == before
+    assert [(r["id"], r["backend"]) for r in rows] == [("0.25-32", "eager"), ("0.25-32", "fused")]
+    for r in rows:
+        assert r["error"] is None and r["threads"] == 1 and r["batch_size"] == 1 and r["device"] == "cpu"
+        assert r["latency_ms_min"] <= r["latency_ms_ci_low"] <= r["latency_ms_median"] <= r["latency_ms_ci_high"]
+        assert r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
+        assert r["samples"] == len(r["latency_ms_samples"]) >= 10
+        assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_median"])
+        assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_median"] / 1e3) / 1e9)
+        assert r["peak_fraction"] == pytest.approx(r["gflops_achieved"] / 100.0)
+        assert r["output_max_abs_error"] <= r["output_tolerance"]
+    document = read_results(path)
+    assert document["environment"]["host_fingerprint"] == rows[0]["host"]
+    assert json.loads(path.read_text())["measurements"] == rows
+
+
+def test_a_backend_that_computes_something_else_cannot_post_a_time(tmp_path, fake_peak, monkeypatch):
+    real = backends.prepare
+
+    def perturbed(backend, model, inputs, *, threads):
+        runner = real(backend, model, inputs, threads=threads)
+        if backend is not Backend.FUSED:
+            return runner
+        return backends.Runner(backend, runner.call, lambda: runner.output() * 1.01)
+
+    monkeypatch.setattr(backends, "prepare", perturbed)
+    eager, fused = sweep(tmp_path / "r.json", [TINY], (Backend.EAGER, Backend.FUSED))
+    assert eager["error"] is None and eager["latency_ms_median"] > 0
+    assert fused["latency_ms_median"] is None and "differs from eager PyTorch" in fused["error"]
+    assert fused["output_max_abs_error"] > fused["output_tolerance"]
+
+
+def test_a_failing_backend_is_recorded_on_its_row(tmp_path, fake_peak, monkeypatch):
+    def broken(backend, model, inputs, *, threads):
+        raise RuntimeError("no kernel for this")
+
+    monkeypatch.setattr(backends, "prepare", broken)
+    (row,) = sweep(tmp_path / "r.json", [TINY])
+    assert row["error"] == "eager failed: RuntimeError: no kernel for this" and row["latency_ms_median"] is None
+
+
+def test_interrupted_sweep_keeps_finished_rows_and_resume_measures_only_the_rest(tmp_path, fake_peak, monkeypatch):
+    path = tmp_path / "r.json"
+    configs = grid([0.25], [32, 40, 48])
+    real_add = ResultsStore.add
+
+    def add_then_interrupt(self, row):
+        real_add(self, row)
+        if len(self.done()) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResultsStore, "add", add_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sweep(path, configs)
+    kept = read_results(path)["measurements"]
+    assert len(kept) == 2
+    monkeypatch.setattr(ResultsStore, "add", real_add)
+
+    measured = []
+    real_interleave = latency.interleave
+
+    def spy(tasks, *args, **kwargs):
+        measured.extend(task.key.config.id for task in tasks)
+        return real_interleave(tasks, *args, **kwargs)
+
+    monkeypatch.setattr(latency, "interleave", spy)
+    rows = sweep(path, configs, resume=True)
+    assert measured == [c.id for c in configs if c.id not in {r["id"] for r in kept}]
+    assert [r["id"] for r in rows] == [c.id for c in configs]
+    by_id = {r["id"]: r for r in rows}
+    for old in kept:  # untouched, samples and all
+        assert by_id[old["id"]] == old
+    measured.clear()
+    sweep(path, configs, resume=True)
+    assert measured == []  # nothing left to do
+
+
+# ---------------------------------------------------------------------------- host information
+
+
+def test_cpu_info_and_theoretical_peak_from_a_cpuinfo_file(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+        "model name\t: AMD EPYC\ncpu MHz\t\t: 2500.000\nflags\t\t: fpu avx2 fma avx512f\n\n"
+        "processor\t: 1\nvendor_id\t: Other\n"
+    )
+    cpu = cpu_info(cpuinfo)
+    assert cpu == CpuInfo("AuthenticAMD", "AMD EPYC", 26, 2, 2500.0, frozenset({"fpu", "avx2", "fma", "avx512f"}))
+    peak, how = theoretical_peak_gflops(2, cpu)
+    assert peak == 2 * 2.5 * 64 and "Zen 5" in how
+    unknown = CpuInfo("GenuineIntel", "Some CPU", 6, 1, 3000.0, frozenset())
+    assert theoretical_peak_gflops(2, unknown)[0] is None
+
+
+def test_environment_and_fingerprint():
+    env = environment()
+    for key in ("cpu_model", "logical_cores", "torch", "torch_blas", "onednn", "python", "os", "mnprof", "date"):
+        assert key in env
+    assert env["host_fingerprint"] == host_fingerprint(env)
+    assert host_fingerprint(dict(env, date="another day", git_commit="x")) == env["host_fingerprint"]
+    assert host_fingerprint(dict(env, cpu_model="another CPU")) != env["host_fingerprint"]
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+TIMED = ["table", "--alpha", "0.25", "--resolution", "32", "--quiet", "--threads", "1", "--budget", "0.05"]
+
+
+def test_table_times_and_keeps_results(capsys, tmp_path, fake_peak):
+    results = tmp_path / "r.json"
+    code, out, err = run(capsys, *TIMED, "--backend", "eager,fused", "--format", "json", "--results", str(results))
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [(r["id"], r["backend"]) for r in rows] == [("0.25-32", "eager"), ("0.25-32", "fused")]
+    for r in rows:
+        for key in ("backend", "batch_size", "threads", "latency_ms_median", "latency_ms_iqr", "throughput_ips"):
+            assert r[key] is not None
+        assert "latency_ms_samples" not in r and r["macs_analytic"] == analytic_count(TINY).macs
+    assert rows[0]["speedup_vs_eager"] == 1.0
+    stored = read_results(results)["measurements"]
+    assert [r["latency_ms_median"] for r in stored] == [r["latency_ms_median"] for r in rows]
+
+    # Reported again from the file, without measuring.
+    code, out, err = run(capsys, *TIMED[:5], "--from-results", str(results), "--format", "json")
+    assert code == 0, err
+    assert [r["latency_ms_median"] for r in json.loads(out)["rows"]] == [r["latency_ms_median"] for r in rows]
+    code, out, _ = run(capsys, *TIMED[:5], "--from-results", str(results), "--format", "markdown")
+    assert "latency ms (IQR)" in out and "x eager" in out
+
+
+def test_no_timing_measures_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *TIMED, "--no-timing", "--format", "json")
+    assert code == 0, err
+    assert "latency_ms_median" not in json.loads(out)["rows"][0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "tpu"], "unknown backend 'tpu'; accepted: eager, channels_last, fused, compile, onnxruntime"),
+        (["--backend", "eager,"], "backend list 'eager,' is empty or has an empty item"),
+        (["--batch-size", "0"], "batch size 0 is invalid; accepted: integers >= 1"),
+        (["--threads", "0"], "--threads 0 is invalid; accepted: an integer >= 1"),
+        (["--threads", "two"], "'two' is not a valid integer"),
+        (["--target-ci", "0"], "--target-ci 0 is out of range"),
+        (["--budget", "-1"], "--budget -1 is invalid"),
+        (["--results", "/nonexistent-dir/r.json"], "--results /nonexistent-dir/r.json: directory /nonexistent-dir"),
+        (["--from-results", "/nonexistent-dir/r.json"], "results file /nonexistent-dir/r.json does not exist"),
+    ],
+)
+def test_bad_timing_input_is_one_line_exit_2(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *TIMED, *args)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("mnprof: error: ")
+    assert message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *TIMED, "--device", "cuda")
+    assert code == 2 and err.count("\n") == 1 and "no CUDA GPU is available" in err
+
+
+def test_missing_onnxruntime_is_one_line_exit_2(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(
+        backends.importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a)
+    )
+    code, _, err = run(capsys, *TIMED, "--backend", "onnxruntime")
+    assert code == 2 and err.count("\n") == 1 and "pip install 'mnprof[onnx]'" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{corrupt", "is corrupt"),
+        (json.dumps({"kind": "mnprof.results", "schema_version": 99}), "has schema version 99"),
+    ],
+)
+@pytest.mark.parametrize("resume", [[], ["--resume"]])
+def test_unreadable_results_file_is_one_line_exit_2_and_kept(capsys, tmp_path, content, message, resume):
+    results = tmp_path / "r.json"
+    results.write_text(content)
+    code, out, err = run(capsys, *TIMED, "--results", str(results), *resume)
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+    assert results.read_text() == content
+
+
+def test_ctrl_c_keeps_what_was_measured_and_resume_finishes(capsys, tmp_path, fake_peak, monkeypatch):
+    results = tmp_path / "r.json"
+    args = [
+        "table",
+        "--alpha",
+        "0.25",
+        "--resolution",
+        "32,40",
+        *TIMED[5:],
+        "--results",
+        str(results),
+        "--format",
+        "json",
+    ]
+    real_add = ResultsStore.add
+
+    def add_then_interrupt(self, row):
+        real_add(self, row)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResultsStore, "add", add_then_interrupt)
+    code, out, err = run(capsys, *args)
+    assert code == 130 and out == ""
+    assert "1 measurements kept in" in err and "--resume" in err and "Traceback" not in err
+    (kept,) = read_results(results)["measurements"]
+    monkeypatch.setattr(ResultsStore, "add", real_add)
+    code, out, err = run(capsys, *args, "--resume")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert [r["id"] for r in rows] == ["0.25-32", "0.25-40"]
+    assert next(r for r in rows if r["id"] == kept["id"])["latency_ms_median"] == kept["latency_ms_median"]
+
+
+def test_grid_view_marks_noisy_and_failed_timings():
+    from mnprof.analysis import count
+    from mnprof.tables import Format, View, grid_frame, render
+
+    base = {"id": TINY.id, "batch_size": 1, "threads": 1, "device": "cpu", "host": "h", "cpu_model": "CPU"}
+    timings = [
+        dict(base, backend="eager", latency_ms_median=2.0, latency_ms_iqr=0.5, noisy=True, throughput_ips=500.0,
+             gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
+        dict(base, backend="fused", latency_ms_median=1.0, latency_ms_iqr=0.1, noisy=False, throughput_ips=1000.0,
+             gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
+        dict(base, backend="onnxruntime", latency_ms_median=None, latency_ms_iqr=None, throughput_ips=None,
+             error="output differs from eager PyTorch"),
+    ]  # fmt: skip
+    frame = grid_frame([count(TINY)], timings)
+    assert list(frame["speedup_vs_eager"].round(3)[:2]) == [1.0, 2.0]
+    text = render(frame, View.GRID, Format.MARKDOWN)
+    assert "| eager | 1 | 2.00 (0.50)! |" in text and "| fused | 1 | 1.00 (0.10) |" in text
+    assert "| onnxruntime | 1 | error |" in text
+    assert "error: 0.25-32 onnxruntime batch 1: output differs from eager PyTorch" in text

@@ -1,0 +1,151 @@
+"""The results file: schema, validation with one-line errors, atomic writes, resume on the same host only."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mnprof.errors import MnprofError
+from mnprof.measurements import (
+    RESULTS_KIND,
+    RESULTS_SCHEMA_VERSION,
+    ResultsStore,
+    measurement_key,
+    read_results,
+    results_rows,
+)
+
+ENV = {"host_fingerprint": "abc123", "cpu_model": "Test CPU"}
+
+
+def row(config_id: str = "0.25-32", backend: str = "eager", batch: int = 1, **extra) -> dict:
+    return {
+        "id": config_id,
+        "backend": backend,
+        "batch_size": batch,
+        "threads": 2,
+        "device": "cpu",
+        "host": ENV["host_fingerprint"],
+        "latency_ms_median": 1.0,
+        "latency_ms_samples": [1.0, 1.1],
+        **extra,
+    }
+
+
+def write_document(path, **changes) -> None:
+    document = {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "kind": RESULTS_KIND,
+        "environment": ENV,
+        "gemm_peaks": [],
+        "measurements": [row()],
+    }
+    document.update(changes)
+    path.write_text(json.dumps(document))
+
+
+def test_store_writes_a_valid_document_after_every_add(tmp_path):
+    path = tmp_path / "results.json"
+    store = ResultsStore.open(path, ENV, resume=False)
+    assert not path.exists()  # nothing is written before the first measurement
+    store.set_gemm_peak({"device": "cpu", "threads": 2, "gflops": 100.0})
+    store.add(row("0.25-32"))
+    assert [r["id"] for r in read_results(path)["measurements"]] == ["0.25-32"]
+    store.add(row("0.25-64"))
+    document = read_results(path)
+    assert [r["id"] for r in document["measurements"]] == ["0.25-32", "0.25-64"]
+    assert document["gemm_peaks"] == [{"device": "cpu", "threads": 2, "gflops": 100.0}]
+    assert document["environment"] == ENV
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]  # no temporary file left behind
+
+
+def test_adding_the_same_key_replaces_the_row(tmp_path):
+    store = ResultsStore(tmp_path / "r.json", ENV)
+    store.add(row(error="failed"))
+    assert store.done() == set()  # an error row is measured again
+    store.add(row())
+    assert store.done() == {("0.25-32", "eager", 1, 2, "cpu")}
+    assert len(read_results(tmp_path / "r.json")["measurements"]) == 1
+
+
+def test_resume_keeps_rows_of_the_same_host(tmp_path):
+    path = tmp_path / "r.json"
+    write_document(path)
+    store = ResultsStore.open(path, ENV, resume=True)
+    assert store.done() == {measurement_key(row())}
+    fresh = ResultsStore.open(path, ENV, resume=False)
+    assert fresh.done() == set()
+    assert read_results(path)["measurements"] == [row()]  # opening without resume changes nothing yet
+
+
+def test_resume_refuses_another_hosts_file(tmp_path):
+    path = tmp_path / "r.json"
+    write_document(path)
+    with pytest.raises(MnprofError, match="measured on another host .*fingerprint abc123, here other"):
+        ResultsStore.open(path, {"host_fingerprint": "other"}, resume=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is corrupt \\(invalid JSON at line 1\\)"),
+        ('{"kind": "mnprof.table", "schema_version": 1}', "is not a mnprof results file \\(kind 'mnprof.table'"),
+        ("[1, 2]", "is not a mnprof results file \\(kind 'list'"),
+        (
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 2, "environment": {}, "measurements": []}),
+            "has schema version 2; this mnprof reads version 1",
+        ),
+        (json.dumps({"kind": RESULTS_KIND, "schema_version": 1}), "is corrupt \\(no measurements list"),
+        (
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": [{"id": "x"}]}),
+            "measurement 0 lacks backend, batch_size, threads, device, host",
+        ),
+    ],
+)
+def test_bad_files_are_one_line_errors_and_never_overwritten(tmp_path, content, message):
+    path = tmp_path / "r.json"
+    path.write_text(content)
+    with pytest.raises(MnprofError, match=message) as raised:
+        read_results(path)
+    assert "\n" not in str(raised.value) and str(path) in str(raised.value)
+    for resume in (False, True):  # a sweep never replaces what it cannot read
+        with pytest.raises(MnprofError, match=message):
+            ResultsStore.open(path, ENV, resume=resume)
+    assert path.read_text() == content
+
+
+def test_missing_file_is_an_error_to_read_but_fine_to_start(tmp_path):
+    with pytest.raises(MnprofError, match="does not exist"):
+        read_results(tmp_path / "none.json")
+    assert ResultsStore.open(tmp_path / "none.json", ENV, resume=True).done() == set()
+
+
+def test_unwritable_results_path_is_rejected_before_work(tmp_path):
+    with pytest.raises(MnprofError, match="--results .* does not exist"):
+        ResultsStore.open(tmp_path / "no-dir" / "r.json", ENV, resume=False)
+
+
+def test_rows_for_tables_drop_raw_samples_and_name_the_cpu(tmp_path):
+    path = tmp_path / "r.json"
+    write_document(path)
+    (flat,) = results_rows([read_results(path)])
+    assert "latency_ms_samples" not in flat and flat["cpu_model"] == "Test CPU"
+    (full,) = results_rows([read_results(path)], with_samples=True)
+    assert full["latency_ms_samples"] == [1.0, 1.1]
+
+
+def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "r.json"
+    store = ResultsStore(path, ENV)
+    store.add(row("0.25-32"))
+    before = path.read_text()
+
+    def fail(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("mnprof.results.os.fsync", fail)
+    with pytest.raises(OSError, match="disk full"):
+        store.add(row("0.25-64"))
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
