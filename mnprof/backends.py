@@ -162,6 +162,7 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
 
 def _compiled(model: Any, inputs: Any) -> Runner:
     import torch
+    import torch._inductor.config as inductor_config
 
     def forward(x: Any) -> Any:
         return model(x)
@@ -169,13 +170,16 @@ def _compiled(model: Any, inputs: Any) -> Runner:
     # Dynamo caches compiled code per code object: a fresh one per model keeps models apart.
     code = forward.__code__.replace(co_name=f"mnprof_forward_{id(model):x}")
     unique = types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
-    compiled = torch.compile(unique, fullgraph=True, dynamic=False, options={"freezing": True}, isolate_recompiles=True)
+    compiled = torch.compile(unique, fullgraph=True, dynamic=False, isolate_recompiles=True)
 
     def call() -> object:
         with torch.inference_mode():
             return compiled(inputs)
 
-    call()  # compiles now, not while timing
+    # Compile now, not while timing. Freezing (weights as constants, BatchNorm folded, convolution weights
+    # pre-packed for oneDNN) is read when the graph is compiled; torch.compile(options=...) does not apply it.
+    with inductor_config.patch(freezing=True):
+        call()
     return Runner(Backend.COMPILE, call, lambda: call().float().cpu())  # type: ignore[attr-defined]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -187,6 +188,13 @@ def measure_gemm_peak(
     }
 
 
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # not available on this OS
+        return None
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -215,6 +223,9 @@ def _base_row(key: TimingKey, environment: dict[str, Any]) -> dict[str, Any]:
         "host": environment.get("host_fingerprint"),
         "cpu_model": environment.get("cpu_model"),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        # Runnable threads averaged over the last minute, this sweep's own included (about ``threads``):
+        # well above the core count means other work competed for the CPU while this was timed.
+        "load_avg_1min": _load_average(),
     }
 
 

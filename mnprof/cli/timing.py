@@ -210,8 +210,14 @@ def warn(message: str) -> None:
     click.echo(f"mnprof: warning: {' '.join(message.split())}", err=True)
 
 
-def report_quality(rows: Sequence[dict[str, Any]]) -> None:
-    """Warn on stderr about every measurement that stayed noisy or could not post a time."""
+def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> None:
+    """Warn on stderr about every measurement that stayed noisy or could not post a time, and about a busy host."""
+    loads = [row["load_avg_1min"] for row in rows if row.get("load_avg_1min") is not None]
+    if cores and loads and max(loads) > cores + 0.5:
+        warn(
+            f"the host was busy while timing (load average up to {max(loads):.1f} on {cores} cores, this sweep's "
+            "own threads included): other processes competed for the CPU, so timings may be inflated and noisy"
+        )
     for row in rows:
         label = f"{row['id']} {row['backend']} batch {row['batch_size']}"
         if row.get("error"):
@@ -246,7 +252,7 @@ def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dic
         kept = len(store.done())
         error_line(f"interrupted: {kept} measurements kept in {store.path}; add --resume to finish the rest")
         raise
-    report_quality(rows)
+    report_quality(rows, store.environment.get("logical_cores"))
     if not quiet:
         click.echo(f"mnprof: {len(rows)} measurements kept in {store.path} (schema version 1)", err=True)
     return [{key: value for key, value in row.items() if key != "latency_ms_samples"} for row in rows]
