@@ -50,7 +50,7 @@ def test_html_page_with_every_figure(capsys, tmp_path):
     for key in ("accuracy-macs", "accuracy-params", "latency-macs", "pareto"):
         assert f'id="figure-{key}"' in page
     assert "Test CPU" in page and "r.json: measured 2026-11-27" in page
-    assert "<script src=" not in page and "<script charset=\"utf-8\" src=" not in page  # plotly.js embedded
+    assert "<script src=" not in page and '<script charset="utf-8" src=' not in page  # plotly.js embedded
 
 
 def test_two_hosts_are_overlaid_and_told_apart(capsys, tmp_path):

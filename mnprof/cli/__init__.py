@@ -33,6 +33,7 @@ from mnprof.cli import check as _check  # noqa: E402,F401
 from mnprof.cli import layers as _layers  # noqa: E402,F401
 from mnprof.cli import paper as _paper  # noqa: E402,F401
 from mnprof.cli import plot as _plot  # noqa: E402,F401
+from mnprof.cli import report as _report  # noqa: E402,F401
 from mnprof.cli import table as _table  # noqa: E402,F401
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "count_with_progress",
     "emit",
     "grid_options",
+    "measure_into",
     "progress",
     "resolve_output",
 ]
@@ -74,6 +75,25 @@ def count_with_progress(configs: list[Any], quiet: bool, description: str = "cou
             bar.update(task, advance=1, current=config.id)
 
         return count_many(configs, on_done=done)
+
+
+def measure_into(path: Path, configs: list[Any], quiet: bool, backends: str = "eager") -> dict[str, Any]:
+    """Time ``configs`` with the default method (batch 1, all available cores) into the results file ``path``."""
+    from mnprof.cli.timing import TimingRequest, measure, plan
+    from mnprof.measurements import read_results
+    from mnprof.timing import StopRule
+
+    rule = StopRule()
+    request = TimingRequest(
+        enabled=True, backends=backends, batch_sizes="1", threads=None, device="cpu",
+        target_ci_pct=rule.target_rel_ci * 100, budget_s=rule.budget_s, results=path, resume=False,
+        from_results=(),
+    )  # fmt: skip
+    timing = plan(request)
+    if timing is None:  # pragma: no cover - enabled=True always plans
+        raise AssertionError("timing was not planned")
+    measure(timing, configs, quiet)
+    return read_results(path)
 
 
 def emit(rendered: Any, out: Path | None) -> None:

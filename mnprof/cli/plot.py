@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import count_with_progress, grid_options
+from mnprof.cli.common import count_with_progress, grid_options, measure_into
 from mnprof.errors import MnprofError
 
 FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
@@ -45,23 +45,6 @@ def _provenance(documents: Sequence[dict[str, Any]], paths: Sequence[Path]) -> l
     return lines
 
 
-def _measure_into(path: Path, configs: list[Any], quiet: bool) -> dict[str, Any]:
-    from mnprof.cli.timing import TimingRequest, measure, plan
-    from mnprof.measurements import read_results
-    from mnprof.timing import StopRule
-
-    rule = StopRule()
-    request = TimingRequest(
-        enabled=True, backends="eager", batch_sizes="1", threads=None, device="cpu",
-        target_ci_pct=rule.target_rel_ci * 100, budget_s=rule.budget_s, results=path, resume=False,
-        from_results=(),
-    )  # fmt: skip
-    timing = plan(request)
-    assert timing is not None  # enabled=True always plans
-    measure(timing, configs, quiet)
-    return read_results(path)
-
-
 def _configs_of(rows: Sequence[dict[str, Any]]) -> list[Any]:
     from mnprof.config import ModelConfig
 
@@ -73,6 +56,38 @@ def _configs_of(rows: Sequence[dict[str, Any]]) -> list[Any]:
         )  # fmt: skip
         seen.setdefault(config.id, config)
     return list(seen.values())
+
+
+def plot_inputs(
+    paths: Sequence[Path], grid_configs: Sequence[Any] = (), quiet: bool = True
+) -> tuple[Any, Any, list[str]]:
+    """Read results files and count: (grid rows, latency rows with a ``series`` label or None, provenance lines).
+
+    The grid holds ``grid_configs`` (the paper's 16 when empty) and every configuration measured in the files.
+    """
+    import pandas as pd
+
+    from mnprof.config import default_grid
+    from mnprof.measurements import read_results, results_rows
+    from mnprof.tables import grid_frame
+
+    documents = [read_results(path) for path in paths]
+    rows = results_rows(documents)
+    timed = [dict(row, series=_series(row, len(documents))) for row in rows if row.get("latency_ms_median")]
+    configs = list({c.id: c for c in [*(grid_configs or default_grid()), *_configs_of(rows)]}.values())
+    grid = grid_frame(count_with_progress(configs, quiet))
+    return grid, pd.DataFrame(timed) if timed else None, _provenance(documents, paths)
+
+
+def static_image(figure: Any, fmt: str) -> bytes:
+    """plotly's own export (kaleido), which drives a local Chrome/Chromium."""
+    try:
+        return figure.to_image(format=fmt, width=1100, height=620, scale=1)  # type: ignore[no-any-return]
+    except Exception as error:  # kaleido missing, or no browser for it to drive
+        raise MnprofError(
+            f"static {fmt} export failed ({type(error).__name__}: {error}); it needs kaleido and Chrome or Chromium "
+            "(apt-get install chromium); accepted instead: --out FILE.html"
+        ) from None
 
 
 @cli.command()
@@ -125,58 +140,34 @@ def plot(
     results file exists yet; the latency figures show what the results files hold.
     """
     from mnprof.cli.common import configs_from
-    from mnprof.measurements import DEFAULT_RESULTS_PATH, read_results, results_rows
+    from mnprof.measurements import DEFAULT_RESULTS_PATH
     from mnprof.plots import build_figures, page_html
     from mnprof.results import atomic_write, atomic_write_text, check_writable
-    from mnprof.tables import grid_frame
 
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise MnprofError(f"--out {out}: cannot write {suffix or 'a file without suffix'}; accepted: .html, .png, .svg")
-    check_writable(out)
-    paths = list(results_paths)
-    if paths:
-        documents = [read_results(path) for path in paths]
-    elif DEFAULT_RESULTS_PATH.exists():
-        paths, documents = [DEFAULT_RESULTS_PATH], [read_results(DEFAULT_RESULTS_PATH)]
-    else:
-        grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
-        paths, documents = [DEFAULT_RESULTS_PATH], [_measure_into(DEFAULT_RESULTS_PATH, grid_configs, quiet)]
-    rows = results_rows(documents)
-    timed = [dict(row, series=_series(row, len(documents))) for row in rows if row.get("latency_ms_median")]
-    wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if timed else ("accuracy-macs",))
-    if suffix != ".html" and len(wanted) != 1:
+    if suffix != ".html" and len(figures) > 1:
         raise MnprofError(f"--out {out}: a {suffix} image holds one figure; accepted: exactly one --figure")
-    if not timed and any(key in LATENCY_FIGURES for key in wanted):
+    check_writable(out)
+    grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
+    paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
+    if not results_paths and not DEFAULT_RESULTS_PATH.exists():
+        measure_into(DEFAULT_RESULTS_PATH, grid_configs, quiet)
+    grid, latency, provenance = plot_inputs(paths, grid_configs, quiet)
+    wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
+    if latency is None and any(key in LATENCY_FIGURES for key in wanted):
         asked = ", ".join(key for key in wanted if key in LATENCY_FIGURES)
         raise MnprofError(
             f"{', '.join(map(str, paths))} holds no measured latency, needed for {asked}; "
             "accepted: results from mnprof table (with timing), or --figure accuracy-macs / accuracy-params"
         )
-    import pandas as pd
-
-    # The accuracy figures show the whole grid (the paper's 16 by default), the latency ones what was measured.
-    configs = list({c.id: c for c in configs_from(alphas, resolutions, num_classes, variant, rounding)
-                    + _configs_of(rows)}.values())  # fmt: skip
-    grid = grid_frame(count_with_progress(configs, quiet))
-    latency = pd.DataFrame(timed) if timed else None
     chosen = [figure for figure in build_figures(grid, latency) if figure.key in wanted]
     if suffix == ".html":
         title = "mnprof: MobileNetV1 accuracy, MACs and latency"
-        atomic_write_text(out, page_html(chosen, title=title, provenance=_provenance(documents, paths)))
+        atomic_write_text(out, page_html(chosen, title=title, provenance=provenance))
     else:
-        image = _static_image(chosen[0].figure, suffix.lstrip("."))
+        image = static_image(chosen[0].figure, suffix.lstrip("."))
         atomic_write(out, lambda handle: handle.write(image))
     if not quiet:
         click.echo(f"mnprof plot: wrote {out} ({', '.join(f.key for f in chosen)})", err=True)
-
-
-def _static_image(figure: Any, fmt: str) -> bytes:
-    """plotly's own export (kaleido), which drives a local Chrome/Chromium."""
-    try:
-        return figure.to_image(format=fmt, width=1100, height=620, scale=1)  # type: ignore[no-any-return]
-    except Exception as error:  # kaleido missing, or no browser for it to drive
-        raise MnprofError(
-            f"static {fmt} export failed ({type(error).__name__}: {error}); it needs kaleido and Chrome or Chromium "
-            "(apt-get install chromium); accepted instead: --out FILE.html"
-        ) from None

@@ -1,0 +1,58 @@
+"""``mnprof report``: regenerate everything in reports/ from one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mnprof.cli import cli
+from mnprof.errors import MnprofError
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Directory to (re)generate; created if missing. Each file is written atomically.",
+)
+@click.option(
+    "--no-timing",
+    is_flag=True,
+    help="Regenerate only the count-only files (deterministic) and the index; timing files are kept.",
+)
+@click.option(
+    "--backend",
+    "backends",
+    default="eager,fused",
+    show_default=True,
+    metavar="LIST",
+    help="Runtimes timed into results.json (see mnprof table --help).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
+    """Regenerate reports/: the table (Markdown, CSV, JSON), the paper's tables, the layer table for
+    1.0-224, the baseline, and (unless --no-timing) the results file, the figures and the roofline.
+
+    Timing takes a few minutes on a 2-core machine (every configuration and runtime, then the layers).
+    reports/README.md indexes what was written and says which host measured the timing parts, and when.
+    """
+    from mnprof.report import index_markdown, write_counts, write_timing
+    from mnprof.results import atomic_write_text, check_writable
+
+    if out.exists() and not out.is_dir():
+        raise MnprofError(f"--out {out} is a file; accepted: a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out / "README.md")
+
+    def step(name: str) -> None:
+        if not quiet:
+            click.echo(f"mnprof report: {out / name}", err=True)
+
+    write_counts(out, on_file=step)
+    if not no_timing:
+        write_timing(out, backends=backends, quiet=quiet, on_step=step)
+    atomic_write_text(out / "README.md", index_markdown(out))
+    step("README.md")

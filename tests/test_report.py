@@ -1,0 +1,34 @@
+"""reports/ holds exactly what `mnprof report` writes: the count-only parts are regenerated and compared byte for byte."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from mnprof.cli import main
+from mnprof.report import COUNT_FILES, TIMING_FILES
+
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
+
+
+def test_count_only_reports_are_byte_identical_to_a_fresh_run(tmp_path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    for item in TIMING_FILES:  # timing parts are host-specific: carried over, then indexed
+        if (REPORTS / item.name).exists():
+            shutil.copy2(REPORTS / item.name, out / item.name)
+    assert main(["report", "--no-timing", "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    for item in [*COUNT_FILES, *[f for f in TIMING_FILES if (REPORTS / f.name).exists()]]:
+        assert (out / item.name).read_bytes() == (REPORTS / item.name).read_bytes(), f"reports/{item.name} is stale"
+    assert (out / "README.md").read_text() == (REPORTS / "README.md").read_text(), "reports/README.md is stale"
+    expected = {f.name for f in (*COUNT_FILES, *TIMING_FILES) if (REPORTS / f.name).exists()} | {"README.md"}
+    assert {p.name for p in REPORTS.iterdir()} == expected, "reports/ holds files mnprof report does not write"
+
+
+def test_report_into_a_file_path_is_rejected(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep")
+    assert main(["report", "--no-timing", "--out", str(target), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a file" in err
+    assert target.read_text() == "keep"
