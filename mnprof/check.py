@@ -15,7 +15,7 @@ import math
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,28 +218,20 @@ def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
 def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``."""
     from mnprof.counting.analytic import analytic_count
-    from mnprof.models import build_model
 
     entries: dict[str, dict[str, Any]] = {}
-    for model in settings.models:
-        factory = None if model.builtin else model.load()
-        for alpha in settings.alphas:
-            if factory is None:
-                module = build_model(ModelConfig(alpha, settings.resolutions[0], settings.num_classes))
-            else:
-                module = _call_factory(model, factory, alpha, settings.num_classes)
-            for resolution in settings.resolutions:
-                key = entry_key(model, alpha, resolution)
-                try:
-                    counts = _counter_counts(module, resolution)
-                except Exception as error:  # the user's forward pass failed at this input size
-                    raise MnprofError(f"model {model.target} at {key}: forward failed: {_one_line(error)}") from None
-                if factory is None:
-                    analytic = analytic_count(ModelConfig(alpha, resolution, settings.num_classes))
-                    counts["analytic"] = {"macs": analytic.macs, "params": analytic.params()}
-                entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
-                if on_done is not None:
-                    on_done(key)
+    for model, alpha, resolution, module in _modules(settings):
+        key = entry_key(model, alpha, resolution)
+        try:
+            counts = _counter_counts(module, resolution)
+        except Exception as error:  # the user's forward pass failed at this input size
+            raise MnprofError(f"model {model.target} at {key}: forward failed: {_one_line(error)}") from None
+        if model.builtin:
+            analytic = analytic_count(ModelConfig(alpha, resolution, settings.num_classes))
+            counts["analytic"] = {"macs": analytic.macs, "params": analytic.params()}
+        entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
+        if on_done is not None:
+            on_done(key)
     return entries
 
 
@@ -253,16 +245,89 @@ def _call_factory(model: ModelSpec, factory: Factory, alpha: float, num_classes:
     return module.eval()
 
 
+def _modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, int, nn.Module]]:
+    """(model spec, alpha, resolution, built module) for every entry; one module per model and alpha."""
+    from mnprof.models import build_model
+
+    for model in settings.models:
+        factory = None if model.builtin else model.load()
+        for alpha in settings.alphas:
+            if factory is None:
+                module: nn.Module = build_model(ModelConfig(alpha, settings.resolutions[0], settings.num_classes))
+            else:
+                module = _call_factory(model, factory, alpha, settings.num_classes)
+            for resolution in settings.resolutions:
+                yield model, alpha, resolution, module
+
+
+def measure_latency(settings: CheckSettings, threads: int) -> dict[str, Any]:
+    """Eager latency (batch 1, ``threads`` threads) of every entry, with the timing engine's method, and the host.
+
+    Only for ``--latency-tolerance``: latency is compared against a baseline from the same host fingerprint.
+    """
+    from mnprof.backends import Backend, Device, prepare, sampler, torch_threads
+    from mnprof.hostinfo import environment as host_environment
+    from mnprof.timing import StopRule, Task, interleave
+
+    tasks = []
+    with torch.inference_mode():
+        for model, alpha, resolution, module in _modules(settings):
+            key = entry_key(model, alpha, resolution)
+            runner = prepare(Backend.EAGER, module, torch.zeros(1, 3, resolution, resolution), threads=threads)
+            tasks.append(Task(key, sampler(runner, Device.CPU), key))
+        with torch_threads(threads):
+            measurements = interleave(tasks, StopRule())
+    return {
+        "host_fingerprint": host_environment()["host_fingerprint"],
+        "threads": threads,
+        "backend": "eager",
+        "batch_size": 1,
+        "entries": {
+            str(m.key): {"latency_ms_median": m.stats.median * 1e3, "latency_ms_iqr": m.stats.iqr * 1e3,
+                         "samples": m.stats.n}
+            for m in measurements
+        },
+    }  # fmt: skip
+
+
+def compare_latency(
+    baseline: Mapping[str, Any] | None, now: Mapping[str, Any], tolerance_pct: float, path: Path
+) -> list[Finding]:
+    """Findings for latency medians that grew beyond ``tolerance_pct``; the same host is required."""
+    regenerate = f"record one here with: mnprof baseline --latency --out {path}"
+    if not baseline:
+        raise MnprofError(f"baseline {path} has no latency; {regenerate}")
+    if baseline.get("host_fingerprint") != now["host_fingerprint"]:
+        raise MnprofError(
+            f"baseline {path} latency was measured on another host (fingerprint {baseline.get('host_fingerprint')}, "
+            f"here {now['host_fingerprint']}): latencies compare only on the same host; {regenerate}"
+        )
+    findings = []
+    for key, entry in sorted(now["entries"].items()):
+        old = baseline.get("entries", {}).get(key)
+        if old is None:
+            continue  # the counts comparison already reports entries added
+        before, after = old["latency_ms_median"], entry["latency_ms_median"]
+        if after > before * (1 + tolerance_pct / 100):
+            findings.append(Finding("slower", key, "latency", "latency_ms_median", before, after))
+    return findings
+
+
 # ------------------------------------------------------------------------------------ baseline file
 
 
-def baseline_document(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {
+def baseline_document(
+    entries: Mapping[str, Mapping[str, Any]], latency: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    document = {
         "schema_version": BASELINE_SCHEMA_VERSION,
         "kind": BASELINE_KIND,
         "provenance": environment(),
         "entries": dict(sorted(entries.items())),
     }
+    if latency is not None:
+        document["latency"] = dict(latency)
+    return document
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -300,19 +365,20 @@ def load_baseline(path: Path) -> dict[str, Any]:
 class Finding:
     """One difference between the baseline and now.
 
-    ``status``: ``grew``, ``shrank``, ``added`` (entry or metric new), ``removed``, or
-    ``uncounted`` (a counter newly reports an operator it could not count).
+    ``status``: ``grew``, ``shrank``, ``added`` (entry or metric new), ``removed``,
+    ``uncounted`` (a counter newly reports an operator it could not count), or ``slower``
+    (latency beyond ``--latency-tolerance``, same host only).
     """
 
     status: str
     entry: str
     counter: str = ""
     metric: str = ""
-    baseline: int | None = None
-    now: int | None = None
+    baseline: float | None = None  # exact integers for counts; milliseconds for latency
+    now: float | None = None
 
     @property
-    def delta(self) -> int | None:
+    def delta(self) -> float | None:
         return None if self.baseline is None or self.now is None else self.now - self.baseline
 
     @property
@@ -359,9 +425,11 @@ def compare(
     *,
     tolerance_pct: float = 0.0,
     strict: bool = False,
+    extra: Sequence[Finding] = (),
 ) -> CheckResult:
     """Compare entries. Fails on growth beyond ``tolerance_pct`` and on newly uncounted operators;
-    with ``strict``, on any change at all (shrinkage, entries added or removed)."""
+    with ``strict``, on any change at all (shrinkage, entries added or removed). ``extra`` findings
+    (latency that grew) join the result and fail it."""
     findings: list[Finding] = []
     for key in sorted(set(baseline) | set(current)):
         if key not in current:
@@ -387,13 +455,14 @@ def compare(
             findings.append(Finding("uncounted", key, "fvcore", operator, None, _unsupported(current[key])[operator]))
 
     def fails(finding: Finding) -> bool:
-        if strict or finding.status == "uncounted":
+        if strict or finding.status in ("uncounted", "slower"):
             return True
         if finding.status != "grew":
             return False
         percent = finding.percent
         return percent is None or percent > tolerance_pct
 
+    findings += extra
     compared = len(set(baseline) & set(current))
     failures = tuple(f for f in findings if fails(f))
     return CheckResult(tuple(findings), tolerance_pct, strict, compared, failures)
@@ -411,6 +480,8 @@ def _describe(finding: Finding) -> str:
             "its MACs are missing from fvcore's total"
         )
     head = f"{finding.entry} {finding.counter} {finding.metric}"
+    if finding.status == "slower" and finding.baseline is not None and finding.now is not None:
+        return f"{head}: {finding.baseline:.3f} ms -> {finding.now:.3f} ms ({finding.percent:+.1f}%)"
     if finding.baseline is None or finding.now is None:
         return f"{head}: {finding.status} ({finding.baseline} -> {finding.now})"
     percent = finding.percent
@@ -419,7 +490,7 @@ def _describe(finding: Finding) -> str:
 
 
 def summary(result: CheckResult) -> str:
-    counts = {status: 0 for status in ("grew", "shrank", "added", "removed", "uncounted")}
+    counts = {status: 0 for status in ("grew", "shrank", "added", "removed", "uncounted", "slower")}
     for finding in result.findings:
         counts[finding.status] += 1
     verdict = "FAILED" if result.failed else "passed"
@@ -427,7 +498,7 @@ def summary(result: CheckResult) -> str:
         f"mnprof check {verdict}: {result.compared} configurations compared, tolerance {result.tolerance_pct:g}%"
         + (", strict" if result.strict else "")
         + f"; {counts['grew']} grew, {counts['shrank']} shrank, {counts['added']} added, {counts['removed']} removed, "
-        f"{counts['uncounted']} newly uncounted"
+        f"{counts['uncounted']} newly uncounted" + (f", {counts['slower']} slower" if counts["slower"] else "")
     )
 
 

@@ -238,3 +238,36 @@ def test_committed_baseline_matches_this_code():
     document = json.loads((ROOT / "reports" / "baseline.json").read_text())
     result = compare(document["entries"], measure(CheckSettings()))
     assert not result.findings, [f"{f.entry} {f.counter} {f.metric} {f.status}" for f in result.findings]
+
+
+def test_latency_is_not_recorded_or_checked_by_default(tiny_baseline):
+    assert "latency" not in json.loads(tiny_baseline.read_text())
+
+
+def test_latency_tolerance_needs_a_latency_baseline(capsys, tiny_baseline):
+    code, _, err = check(capsys, tiny_baseline, "tiny", "--latency-tolerance", "25%")
+    assert code == 2 and "has no latency; record one here with: mnprof baseline --latency" in err
+
+
+def test_latency_from_another_host_is_refused(capsys, tmp_path):
+    path = tmp_path / "baseline.json"
+    args = ["--model", TINY, "--alpha", "0.5", "--resolution", "32", "--quiet"]
+    assert run(capsys, "baseline", *args, "--latency", "--threads", "1", "--out", str(path))[0] == 0
+    document = json.loads(path.read_text())
+    assert document["latency"]["entries"]["net@0.5-32"]["samples"] >= 10
+    assert run(capsys, "check", *args, "--baseline", str(path), "--latency-tolerance", "10000%")[0] == 0
+    document["latency"]["host_fingerprint"] = "0123456789abcdef"
+    path.write_text(json.dumps(document))
+    code, _, err = run(capsys, "check", *args, "--baseline", str(path), "--latency-tolerance", "25%")
+    assert code == 2 and "measured on another host (fingerprint 0123456789abcdef" in err
+
+
+def test_slower_latency_beyond_tolerance_fails():
+    from mnprof.check import compare_latency
+
+    baseline = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
+    now = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 13.0}}}
+    assert compare_latency(baseline, now, 25.0, Path("b.json"))[0].status == "slower"
+    assert compare_latency(baseline, now, 35.0, Path("b.json")) == []
+    result = compare({}, {}, extra=compare_latency(baseline, now, 25.0, Path("b.json")))
+    assert result.failed

@@ -10,6 +10,7 @@ import click
 
 from mnprof.cli import cli
 from mnprof.cli.common import EXIT_REGRESSION, progress
+from mnprof.errors import MnprofError
 
 MODEL_HELP = (
     "Model to guard, repeatable: 'mobilenetv1' (mnprof's own) or [NAME=]package.module:factory, where "
@@ -66,7 +67,6 @@ def _settings(
 ) -> Any:
     from mnprof.check import ModelSpec, load_settings
     from mnprof.config import parse_alphas, parse_resolutions
-    from mnprof.errors import MnprofError
 
     if pyproject is not None and not pyproject.is_file():
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
@@ -103,6 +103,18 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
     default=None,
     help="Where to write the baseline (atomically). [default: [tool.mnprof] baseline, else reports/baseline.json]",
 )
+@click.option(
+    "--latency",
+    is_flag=True,
+    help="Also time every configuration (eager, batch 1) and record the host fingerprint, for mnprof check "
+    "--latency-tolerance on this same host. Off by default: latency on shared CI machines is noise.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads for --latency. [default: the cores this process may use]",
+)
 def baseline(
     models: tuple[str, ...],
     alphas: str | None,
@@ -111,6 +123,8 @@ def baseline(
     pyproject: Path | None,
     quiet: bool,
     out: Path | None,
+    latency: bool,
+    threads: int | None,
 ) -> None:
     """Record exact params and MACs of every model x alpha x resolution as a baseline.
 
@@ -124,7 +138,13 @@ def baseline(
     settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
     check_writable(settings.baseline)
     entries = _measure(settings, quiet)
-    atomic_write_text(settings.baseline, dumps(baseline_document(entries)))
+    timed = None
+    if latency:
+        from mnprof.check import measure_latency
+        from mnprof.hostinfo import available_cores
+
+        timed = measure_latency(settings, threads or available_cores())
+    atomic_write_text(settings.baseline, dumps(baseline_document(entries, timed)))
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
 
 
@@ -146,6 +166,13 @@ def baseline(
 )
 @click.option("--strict", is_flag=True, help="Fail on any change: shrinkage, configurations added or removed.")
 @click.option(
+    "--latency-tolerance",
+    default=None,
+    metavar="PCT",
+    help="Also fail when a latency median grew by more than PCT (e.g. 25%). Only on request, and only "
+    "against a baseline recorded with --latency on this same host (fingerprint checked).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "markdown", "github"]),
@@ -164,6 +191,7 @@ def check(
     baseline_path: Path | None,
     tolerance: str | None,
     strict: bool,
+    latency_tolerance: str | None,
     fmt: str,
 ) -> int:
     """Recount and compare with the baseline; exit 1 when params or MACs grew.
@@ -185,8 +213,20 @@ def check(
         baseline=baseline_path,
         tolerance_pct=parse_tolerance(tolerance) if tolerance is not None else None,
     )
+    latency_pct = parse_tolerance(latency_tolerance) if latency_tolerance is not None else None
     document = load_baseline(settings.baseline)
+    if latency_pct is not None and not document.get("latency"):
+        raise MnprofError(
+            f"baseline {settings.baseline} has no latency; record one here with: "
+            f"mnprof baseline --latency --out {settings.baseline}"
+        )
     current = _measure(settings, quiet)
-    result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict)
+    slower = []
+    if latency_pct is not None:
+        from mnprof.check import compare_latency, measure_latency
+
+        now = measure_latency(settings, document["latency"]["threads"])
+        slower = compare_latency(document["latency"], now, latency_pct, settings.baseline)
+    result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
     click.echo(render_check(result, fmt, settings.baseline), nl=False)
     return EXIT_REGRESSION if result.failed else 0
