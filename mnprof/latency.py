@@ -176,7 +176,7 @@ def measure_gemm_peak(
     kernels = tuple(kernels or GEMM_KERNELS[device])
     with torch_threads(threads):
         tasks = [Task(kernel, gemm_sampler(*kernel, device), f"GEMM {kernel[0]} {kernel[1]}") for kernel in kernels]
-        measurements = interleave(tasks, GEMM_RULE, clock=clock)
+        measurements = interleave(tasks, GEMM_RULE, clock=clock, cpu_clock=_cpu_clock(device, threads))
     rates = {m.key: 2 * m.key[1] ** 3 / m.stats.median / 1e9 for m in measurements}  # type: ignore[index]
     best = max(rates, key=rates.__getitem__)
     return {
@@ -186,6 +186,13 @@ def measure_gemm_peak(
         "gflops": rates[best],
         "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in rates.items()},  # type: ignore[misc]
     }
+
+
+def _cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
+    """This process's CPU seconds per thread it should keep busy: the engine's contention gauge (CPU only)."""
+    if device is not Device.CPU:
+        return None
+    return lambda: time.process_time() / threads
 
 
 def _load_average() -> float | None:
@@ -264,6 +271,9 @@ def measurement_row(
         "stop": measurement.stop.value,
         "samples": stats.n,
         "warmup_samples": len(measurement.warmup),
+        "samples_discarded": len(measurement.discarded),
+        "cpu_share_best": max(measurement.cpu_shares, default=None),
+        "contended": measurement.contended,
         "warmup_settled": measurement.warmup_settled,
         "budget_s": rule.budget_s,
         "timing_s": measurement.spent_s,
@@ -278,6 +288,7 @@ def measurement_row(
         "output_tolerance": check[1],
         "error": None,
         "latency_ms_samples": [sample * 1e3 for sample in measurement.samples],
+        "latency_ms_discarded": [sample * 1e3 for sample in measurement.discarded],
     }
 
 
@@ -375,6 +386,7 @@ def run_sweep(
                 tasks,
                 settings.rule,
                 clock=clock,
+                cpu_clock=_cpu_clock(settings.device, settings.threads),
                 on_finish=finish,
                 on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
             )

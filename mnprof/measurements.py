@@ -14,7 +14,8 @@ Schema (version 1, ``kind`` ``mnprof.results``)::
 A row carries the configuration (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``,
 ``batch_size``, ``threads``, the statistics (``latency_ms_median``, ``latency_ms_iqr``, ...,
 ``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host``
-(the fingerprint) and ``latency_ms_samples`` (every timed call, in milliseconds). A row whose
+(the fingerprint), ``latency_ms_samples`` (every timed call the statistics come from, in
+milliseconds) and ``latency_ms_discarded`` (calls set aside as contended). A row whose
 backend failed or computed something else has ``error`` set and no latency. The version is bumped
 when a key is renamed or removed or changes meaning; adding keys keeps it.
 """
@@ -31,6 +32,7 @@ from mnprof.results import atomic_write_text, check_writable, dumps
 
 __all__ = [
     "DEFAULT_RESULTS_PATH",
+    "RAW_SAMPLE_KEYS",
     "RESULTS_KIND",
     "RESULTS_SCHEMA_VERSION",
     "ResultsStore",
@@ -45,6 +47,7 @@ RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
 REQUIRED_ROW_KEYS = (*KEY_FIELDS, "host")
+RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded")
 REGENERATE = "re-measure with mnprof table --results NEW.json"
 
 MeasurementKey = tuple[str, str, int, int, str]
@@ -108,7 +111,7 @@ def results_rows(documents: Iterable[Mapping[str, Any]], *, with_samples: bool =
     for document in documents:
         environment = document["environment"]
         for row in document["measurements"]:
-            flat = {key: value for key, value in row.items() if with_samples or key != "latency_ms_samples"}
+            flat = {key: value for key, value in row.items() if with_samples or key not in RAW_SAMPLE_KEYS}
             flat.setdefault("cpu_model", environment.get("cpu_model"))
             rows.append(flat)
     return rows

@@ -11,9 +11,14 @@ Method, per task (one configuration x backend x batch size):
 2. Round-robin passes over every unfinished task: each pass gives each task one block of calls
    (about ``block_s`` long, after one discarded call that re-warms caches the other tasks evicted),
    so a drift of the machine's speed hits every task alike.
-3. A task stops when the 95% confidence interval of its median lies within ``target_rel_ci`` of the
-   median on both sides (and it has ``min_samples``), or when its ``budget_s`` is spent; the latter
-   leaves it flagged noisy.
+3. Contention: with a CPU clock, each turn's CPU share (this process's CPU time over wall time x
+   threads) is measured. On a shared machine another process intermittently takes a core, and a
+   multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
+   no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
+   task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
+4. A task stops when the 95% confidence interval of its median (clean turns only) lies within
+   ``target_rel_ci`` of the median on both sides (and it has ``min_samples``), or when its
+   ``budget_s`` is spent; the latter leaves it flagged noisy.
 """
 
 from __future__ import annotations
@@ -142,6 +147,11 @@ class StopRule:
         warmup_tolerance: warm-up ends when two consecutive window medians differ by at most this fraction.
         warmup_max_s: warm-up ends after this many seconds, settled or not.
         rewarm: discard one call at the start of each turn (caches refilled after other tasks ran).
+        contention_ratio: with a CPU clock, a turn whose CPU share is below this fraction of the task's best
+            turn was contended (another process ran on this one's cores): its samples are set aside.
+        contended_share: a task whose best turn's CPU share is below this never had the CPU to itself.
+        max_spent_factor: set-aside turns do not count toward ``budget_s``, but a task stops after this
+            many budgets of timing in all.
     """
 
     target_rel_ci: float = 0.02
@@ -152,6 +162,9 @@ class StopRule:
     warmup_tolerance: float = 0.05
     warmup_max_s: float = 1.0
     rewarm: bool = True
+    contention_ratio: float = 0.9
+    contended_share: float = 0.8
+    max_spent_factor: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.target_rel_ci < 1:
@@ -162,9 +175,11 @@ class StopRule:
             raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 6 (a 95% CI needs 6)")
         if self.block_s <= 0 or self.warmup_window < 1 or self.warmup_tolerance <= 0 or self.warmup_max_s < 0:
             raise MnprofError("block_s, warmup_window, warmup_tolerance must be > 0 and warmup_max_s >= 0")
+        if not 0 < self.contention_ratio <= 1 or not 0 <= self.contended_share <= 1 or self.max_spent_factor < 1:
+            raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
-    def converged(self, stats: SampleStats) -> bool:
-        return stats.n >= self.min_samples and stats.ci_rel_halfwidth <= self.target_rel_ci
+    def converged(self, stats: SampleStats | None) -> bool:
+        return stats is not None and stats.n >= self.min_samples and stats.ci_rel_halfwidth <= self.target_rel_ci
 
 
 class Stop(StrEnum):
@@ -183,7 +198,11 @@ class Task:
 
 @dataclass(frozen=True)
 class Measurement:
-    """A task's raw timed samples (seconds) and how timing ended; statistics are derived, never stored."""
+    """A task's raw timed samples (seconds) and how timing ended; statistics are derived, never stored.
+
+    ``samples`` are the calls of clean turns; ``discarded`` those of turns during which other processes
+    took the CPU (see :func:`interleave`), kept for the record.
+    """
 
     key: Hashable
     samples: tuple[float, ...]
@@ -192,6 +211,9 @@ class Measurement:
     stop: Stop
     spent_s: float
     target_rel_ci: float
+    discarded: tuple[float, ...] = ()  # samples of turns set aside as contended (kept, not used)
+    cpu_shares: tuple[float, ...] = ()  # CPU share of every turn, in order
+    contended: bool = False  # never had the CPU to itself, or too few clean samples (then all are used)
 
     @cached_property
     def stats(self) -> SampleStats:
@@ -223,17 +245,63 @@ def warm_up(sample: Callable[[], float], rule: StopRule, clock: Callable[[], flo
 
 
 @dataclass
+class _Block:
+    samples: list[float]
+    seconds: float  # wall time of the turn, the discarded re-warm call included
+    cpu_share: float | None  # CPU time / (wall time x threads) over the turn; None without a CPU clock
+
+
+@dataclass
 class _Running:
     task: Task
     warmup: list[float]
     settled: bool
-    samples: list[float] = field(default_factory=list)
-    spent_s: float = 0.0
+    blocks: list[_Block] = field(default_factory=list)
+
+    @property
+    def spent_s(self) -> float:
+        return sum(block.seconds for block in self.blocks)
+
+    def clean(self, rule: StopRule) -> list[_Block]:
+        """Blocks during which this task had (nearly) as much CPU as it ever had: the others were contended."""
+        shares = [block.cpu_share for block in self.blocks if block.cpu_share is not None]
+        floor = rule.contention_ratio * max(shares) if shares else 0.0
+        return [block for block in self.blocks if block.cpu_share is None or block.cpu_share >= floor]
 
     def calls_per_block(self, rule: StopRule) -> int:
-        recent = self.samples[-50:] or self.warmup[-rule.warmup_window :]
+        recent = [sample for block in self.clean(rule)[-5:] for sample in block.samples][-50:]
+        recent = recent or self.warmup[-rule.warmup_window :]
         estimate = SampleStats.of(recent).median if recent else rule.block_s
         return max(1, min(10_000, round(rule.block_s / max(estimate, 1e-9))))
+
+    def verdict(self, rule: StopRule) -> Stop | None:
+        clean = self.clean(rule)
+        samples = [sample for block in clean for sample in block.samples]
+        if rule.converged(SampleStats.of(samples) if samples else None):
+            return Stop.CONVERGED
+        clean_s = sum(block.seconds for block in clean)
+        if clean_s >= rule.budget_s or self.spent_s >= rule.max_spent_factor * rule.budget_s:
+            return Stop.BUDGET
+        return None
+
+    def measurement(self, rule: StopRule, stop: Stop) -> Measurement:
+        clean = self.clean(rule)
+        kept = [sample for block in clean for sample in block.samples]
+        dropped = [sample for block in self.blocks if block not in clean for sample in block.samples]
+        shares = [block.cpu_share for block in self.blocks if block.cpu_share is not None]
+        fell_back = len(kept) < rule.min_samples and dropped
+        return Measurement(
+            key=self.task.key,
+            samples=tuple(kept + dropped if fell_back else kept),
+            warmup=tuple(self.warmup),
+            warmup_settled=self.settled,
+            stop=stop,
+            spent_s=self.spent_s,
+            target_rel_ci=rule.target_rel_ci,
+            discarded=() if fell_back else tuple(dropped),
+            cpu_shares=tuple(shares),
+            contended=bool(fell_back) or bool(shares and max(shares) < rule.contended_share),
+        )
 
 
 def interleave(
@@ -241,6 +309,7 @@ def interleave(
     rule: StopRule,
     *,
     clock: Callable[[], float] = time.perf_counter,
+    cpu_clock: Callable[[], float] | None = None,
     on_finish: Callable[[Measurement], None] | None = None,
     on_progress: Callable[[str, float, float], None] | None = None,
 ) -> list[Measurement]:
@@ -248,8 +317,11 @@ def interleave(
 
     Args:
         tasks: what to time, in the order each pass visits them.
-        rule: warm-up, block length, stopping; see :class:`StopRule`.
+        rule: warm-up, block length, stopping, contention; see :class:`StopRule`.
         clock: wall clock in seconds (injectable for tests).
+        cpu_clock: this process's CPU time divided by the threads it should keep busy (``time.process_time()
+            / threads``). With it, each turn's CPU share is measured, and turns during which other processes
+            took the CPU from this one (share below ``contention_ratio`` of the task's best) are set aside.
         on_finish: called with each :class:`Measurement` as soon as its task stops (to save it at once).
         on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
 
@@ -269,26 +341,19 @@ def interleave(
             if index in finished:
                 continue
             calls = run.calls_per_block(rule)
+            cpu_start = cpu_clock() if cpu_clock is not None else 0.0
             start = clock()
             if rule.rewarm:
                 run.task.sample()
-            run.samples.extend(run.task.sample() for _ in range(calls))
-            run.spent_s += clock() - start
-            stats = SampleStats.of(run.samples)
-            stop = Stop.CONVERGED if rule.converged(stats) else Stop.BUDGET if run.spent_s >= rule.budget_s else None
+            samples = [run.task.sample() for _ in range(calls)]
+            seconds = clock() - start
+            share = (cpu_clock() - cpu_start) / seconds if cpu_clock is not None and seconds > 0 else None
+            run.blocks.append(_Block(samples, seconds, share))
+            stop = run.verdict(rule)
             if stop is not None:
-                measurement = Measurement(
-                    key=run.task.key,
-                    samples=tuple(run.samples),
-                    warmup=tuple(run.warmup),
-                    warmup_settled=run.settled,
-                    stop=stop,
-                    spent_s=run.spent_s,
-                    target_rel_ci=rule.target_rel_ci,
-                )
-                finished[index] = measurement
+                finished[index] = run.measurement(rule, stop)
                 if on_finish is not None:
-                    on_finish(measurement)
+                    on_finish(finished[index])
             if on_progress is not None:
                 done = sum(
                     rule.budget_s if i in finished else min(other.spent_s, rule.budget_s)

@@ -227,3 +227,53 @@ def test_progress_reaches_the_total():
     )
     assert seen[-1][1] == pytest.approx(seen[-1][2]) == pytest.approx(0.6)
     assert all(later[1] >= earlier[1] for earlier, later in itertools.pairwise(seen))
+
+
+class ContendedHost:
+    """Calls take 10 ms with the CPU to ourselves; every other turn of 10 calls another process takes
+    40% of it: those calls take 30 ms and this process gets 60% of the CPU time."""
+
+    def __init__(self, every_other: bool = True) -> None:
+        self.clock, self.cpu, self.calls, self.every_other = FakeClock(), 0.0, 0, every_other
+
+    def contended(self) -> bool:
+        block = (self.calls - 1) // 10  # call 0 is the warm-up
+        return not self.every_other or (self.calls >= 1 and block % 2 == 1)
+
+    def sample(self) -> float:
+        busy = self.contended()
+        duration = (0.030 if busy else 0.010) * (1 + 0.02 * (self.calls % 2))
+        self.calls += 1
+        self.clock.now += duration
+        self.cpu += duration * (0.6 if busy else 1.0)
+        return duration
+
+
+def test_contended_turns_are_set_aside_and_do_not_count_toward_the_budget():
+    host = ContendedHost()
+    rule = StopRule(target_rel_ci=0.001, budget_s=0.5, block_s=0.1, warmup_max_s=0, rewarm=False, max_spent_factor=4)
+    (measurement,) = interleave([Task("x", host.sample)], rule, clock=host.clock, cpu_clock=lambda: host.cpu)
+    assert measurement.stop is Stop.BUDGET
+    assert len(measurement.cpu_shares) == 9  # 5 clean turns of 0.1 s reach the budget; 4 contended between
+    assert measurement.cpu_shares[0] == pytest.approx(1.0) and measurement.cpu_shares[1] == pytest.approx(0.6)
+    assert len(measurement.samples) == 50 and max(measurement.samples) < 0.0105
+    assert len(measurement.discarded) == 40 and min(measurement.discarded) >= 0.030
+    assert measurement.stats.median == pytest.approx(0.0101)
+    assert not measurement.contended
+
+
+def test_a_task_that_never_had_the_cpu_is_flagged_and_bounded():
+    host = ContendedHost(every_other=False)
+    rule = StopRule(target_rel_ci=0.001, budget_s=0.5, block_s=0.1, warmup_max_s=0, rewarm=False)
+    (measurement,) = interleave([Task("x", host.sample)], rule, clock=host.clock, cpu_clock=lambda: host.cpu)
+    assert measurement.contended and measurement.discarded == ()  # all alike: nothing to set aside
+    assert max(measurement.cpu_shares) == pytest.approx(0.6)
+    assert measurement.spent_s < 0.5 + 0.1 + 0.031  # budget plus at most one turn
+
+
+def test_the_spending_cap_ends_a_task_whose_turns_are_mostly_contended():
+    host = ContendedHost()
+    rule = StopRule(target_rel_ci=0.001, budget_s=0.5, block_s=0.1, warmup_max_s=0, rewarm=False)
+    (measurement,) = interleave([Task("x", host.sample)], rule, clock=host.clock, cpu_clock=lambda: host.cpu)
+    assert measurement.spent_s < 2 * 0.5 + 0.31  # max_spent_factor 2, plus at most one contended turn
+    assert len(measurement.samples) < 50 and len(measurement.discarded) > 0

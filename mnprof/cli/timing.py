@@ -222,6 +222,11 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
         label = f"{row['id']} {row['backend']} batch {row['batch_size']}"
         if row.get("error"):
             warn(f"{label}: no time: {row['error']}")
+        elif row.get("contended"):
+            warn(
+                f"{label} never had the CPU to itself (best CPU share {row.get('cpu_share_best') or 0:.2f} of "
+                f"{row['threads']} threads): other processes ran on its cores, so its latency is inflated"
+            )
         elif row.get("noisy"):
             half = row.get("ci_halfwidth_pct")
             warn(
@@ -233,7 +238,7 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
 
 def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dict[str, Any]]:
     """The timing rows for ``configs``: read from ``--from-results`` files, or measured now (with progress)."""
-    from mnprof.measurements import results_rows
+    from mnprof.measurements import RAW_SAMPLE_KEYS, results_rows
 
     if timing.documents:
         return results_rows(timing.documents)
@@ -255,4 +260,4 @@ def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dic
     report_quality(rows, store.environment.get("logical_cores"))
     if not quiet:
         click.echo(f"mnprof: {len(rows)} measurements kept in {store.path} (schema version 1)", err=True)
-    return [{key: value for key, value in row.items() if key != "latency_ms_samples"} for row in rows]
+    return [{key: value for key, value in row.items() if key not in RAW_SAMPLE_KEYS} for row in rows]
