@@ -44,7 +44,7 @@ __all__ = [
 SEED = 0
 # Float32 matrix products of 2 n^3 FLOPs whose best rate is the measured peak: (kernel, n).
 GEMM_KERNELS = {Device.CPU: (("mm", 2048), ("conv1x1", 1024)), Device.CUDA: (("mm", 8192), ("conv1x1", 4096))}
-GEMM_RULE = StopRule(target_rel_ci=0.02, budget_s=0.5, warmup_max_s=0.3)
+GEMM_RULE = StopRule(target_rel_ci=0.02, budget_s=0.5, block_s=0.04, warmup_max_s=0.3)
 
 Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)
 
@@ -259,17 +259,18 @@ def measurement_row(
         "min": stats.minimum,
         "max": stats.maximum,
         "mean": stats.mean,
-        "ci_low": stats.ci_low,
-        "ci_high": stats.ci_high,
+        "ci_low": measurement.ci[0],
+        "ci_high": measurement.ci[1],
     }
     return {
         **_base_row(key, environment),
         **{f"latency_ms_{name}": None if value is None else value * 1e3 for name, value in milliseconds.items()},
-        "ci_halfwidth_pct": _finite(stats.ci_rel_halfwidth * 100),
+        "ci_halfwidth_pct": _finite(measurement.ci[2] * 100),
         "target_ci_pct": rule.target_rel_ci * 100,
         "noisy": measurement.noisy,
         "stop": measurement.stop.value,
         "samples": stats.n,
+        "turns": len(measurement.turns),
         "warmup_samples": len(measurement.warmup),
         "samples_discarded": len(measurement.discarded),
         "cpu_share_best": max(measurement.cpu_shares, default=None),

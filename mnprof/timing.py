@@ -16,9 +16,12 @@ Method, per task (one configuration x backend x batch size):
    multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
    no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
    task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
-4. A task stops when the 95% confidence interval of its median (clean turns only) lies within
-   ``target_rel_ci`` of the median on both sides (and it has ``min_samples``), or when its
-   ``budget_s`` is spent; the latter leaves it flagged noisy.
+4. A task stops when the 95% confidence interval of its median lies within ``target_rel_ci`` of the
+   median on both sides, after at least ``min_turns`` clean turns, or when its ``budget_s`` is spent;
+   the latter leaves it flagged noisy. The interval comes from the medians of the turns, not from
+   the single calls: calls within a turn are correlated (the machine's speed drifts by several
+   percent over seconds), and an interval that treats them as independent is far too narrow to
+   predict the next run.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ __all__ = [
     "interleave",
     "median_ci_ranks",
     "quantile",
+    "turn_ci",
     "warm_up",
 ]
 
@@ -134,6 +138,19 @@ class SampleStats:
         return max(self.median - self.ci_low, self.ci_high - self.median) / self.median
 
 
+def turn_ci(turns: Sequence[Sequence[float]], median: float) -> tuple[float | None, float | None, float]:
+    """The 95% CI of the median from per-turn medians: ``(low, high, wider side / median)``.
+
+    ``(None, None, inf)`` with fewer than 6 turns. Each turn is one observation of the machine's speed,
+    so the interval widens when the speed drifts between turns, as it should.
+    """
+    medians = [SampleStats.of(turn).median for turn in turns if turn]
+    stats = SampleStats.of(medians) if medians else None
+    if stats is None or stats.ci_low is None or stats.ci_high is None or median <= 0:
+        return None, None, math.inf
+    return stats.ci_low, stats.ci_high, max(median - stats.ci_low, stats.ci_high - median, 0.0) / median
+
+
 @dataclass(frozen=True)
 class StopRule:
     """When warm-up ends and when a task has been timed enough.
@@ -141,7 +158,8 @@ class StopRule:
     Args:
         target_rel_ci: stop once the median's 95% CI is within this fraction of the median (0.02 = 2%).
         budget_s: seconds of timing per task (warm-up excluded) after which it stops anyway, flagged noisy.
-        min_samples: never stop on the CI with fewer timed calls.
+        min_samples: fewer clean calls than this and the set-aside ones are used too (flagged contended).
+        min_turns: never stop on the CI with fewer clean turns (the CI needs 6).
         block_s: length of one task's turn in a round-robin pass, in seconds.
         warmup_window: calls per warm-up window.
         warmup_tolerance: warm-up ends when two consecutive window medians differ by at most this fraction.
@@ -157,7 +175,8 @@ class StopRule:
     target_rel_ci: float = 0.02
     budget_s: float = 2.0
     min_samples: int = 10
-    block_s: float = 0.2
+    min_turns: int = 6
+    block_s: float = 0.15
     warmup_window: int = 3
     warmup_tolerance: float = 0.05
     warmup_max_s: float = 1.0
@@ -171,15 +190,21 @@ class StopRule:
             raise MnprofError(f"CI target {self.target_rel_ci:g} is out of range; accepted: a fraction in (0, 1)")
         if not self.budget_s > 0 or not math.isfinite(self.budget_s):
             raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds > 0")
-        if self.min_samples < 6:
-            raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 6 (a 95% CI needs 6)")
+        if self.min_samples < 1:
+            raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 1")
+        if self.min_turns < 6:
+            raise MnprofError(f"min_turns {self.min_turns} is too small; accepted: >= 6 (a 95% CI needs 6)")
         if self.block_s <= 0 or self.warmup_window < 1 or self.warmup_tolerance <= 0 or self.warmup_max_s < 0:
             raise MnprofError("block_s, warmup_window, warmup_tolerance must be > 0 and warmup_max_s >= 0")
         if not 0 < self.contention_ratio <= 1 or not 0 <= self.contended_share <= 1 or self.max_spent_factor < 1:
             raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
-    def converged(self, stats: SampleStats | None) -> bool:
-        return stats is not None and stats.n >= self.min_samples and stats.ci_rel_halfwidth <= self.target_rel_ci
+    def converged(self, turns: Sequence[Sequence[float]]) -> bool:
+        """Enough turns, and the CI of the median (from the turns' medians) within the target."""
+        if len(turns) < self.min_turns:
+            return False
+        pooled = [sample for turn in turns for sample in turn]
+        return turn_ci(turns, SampleStats.of(pooled).median)[2] <= self.target_rel_ci
 
 
 class Stop(StrEnum):
@@ -211,17 +236,34 @@ class Measurement:
     stop: Stop
     spent_s: float
     target_rel_ci: float
+    turn_sizes: tuple[int, ...] = ()  # calls per turn of ``samples``, in order; () = every call its own turn
     discarded: tuple[float, ...] = ()  # samples of turns set aside as contended (kept, not used)
     cpu_shares: tuple[float, ...] = ()  # CPU share of every turn, in order
     contended: bool = False  # never had the CPU to itself, or too few clean samples (then all are used)
 
     @cached_property
     def stats(self) -> SampleStats:
+        """Order statistics of the samples pooled (median, IQR, p90, min ...)."""
         return SampleStats.of(self.samples)
+
+    @cached_property
+    def turns(self) -> tuple[tuple[float, ...], ...]:
+        if not self.turn_sizes:
+            return tuple((sample,) for sample in self.samples)
+        turns, start = [], 0
+        for size in self.turn_sizes:
+            turns.append(self.samples[start : start + size])
+            start += size
+        return tuple(turns)
+
+    @cached_property
+    def ci(self) -> tuple[float | None, float | None, float]:
+        """``(low, high, relative half-width)`` of the median's 95% CI, from the turns' medians."""
+        return turn_ci(self.turns, self.stats.median)
 
     def meets_target(self) -> bool:
         """Whether the median's 95% CI is within the target."""
-        return self.stats.ci_rel_halfwidth <= self.target_rel_ci
+        return self.ci[2] <= self.target_rel_ci
 
     @property
     def noisy(self) -> bool:
@@ -276,8 +318,7 @@ class _Running:
 
     def verdict(self, rule: StopRule) -> Stop | None:
         clean = self.clean(rule)
-        samples = [sample for block in clean for sample in block.samples]
-        if rule.converged(SampleStats.of(samples) if samples else None):
+        if rule.converged([block.samples for block in clean]):
             return Stop.CONVERGED
         clean_s = sum(block.seconds for block in clean)
         if clean_s >= rule.budget_s or self.spent_s >= rule.max_spent_factor * rule.budget_s:
@@ -287,20 +328,23 @@ class _Running:
     def measurement(self, rule: StopRule, stop: Stop) -> Measurement:
         clean = self.clean(rule)
         kept = [sample for block in clean for sample in block.samples]
-        dropped = [sample for block in self.blocks if block not in clean for sample in block.samples]
+        clean_ids = {id(block) for block in clean}
+        dropped = [sample for block in self.blocks if id(block) not in clean_ids for sample in block.samples]
         shares = [block.cpu_share for block in self.blocks if block.cpu_share is not None]
-        fell_back = len(kept) < rule.min_samples and dropped
+        fell_back = bool(len(kept) < rule.min_samples and dropped)
+        used = self.blocks if fell_back else clean
         return Measurement(
             key=self.task.key,
-            samples=tuple(kept + dropped if fell_back else kept),
+            samples=tuple(sample for block in used for sample in block.samples),
             warmup=tuple(self.warmup),
             warmup_settled=self.settled,
             stop=stop,
             spent_s=self.spent_s,
             target_rel_ci=rule.target_rel_ci,
+            turn_sizes=tuple(len(block.samples) for block in used),
             discarded=() if fell_back else tuple(dropped),
             cpu_shares=tuple(shares),
-            contended=bool(fell_back) or bool(shares and max(shares) < rule.contended_share),
+            contended=fell_back or bool(shares and max(shares) < rule.contended_share),
         )
 
 

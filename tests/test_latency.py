@@ -22,7 +22,7 @@ from mnprof.measurements import ResultsStore, read_results
 from mnprof.timing import StopRule
 
 TINY = ModelConfig(0.25, 32)
-FAST = StopRule(budget_s=0.05, block_s=0.01, warmup_max_s=0.02)
+FAST = StopRule(budget_s=0.1, block_s=0.01, warmup_max_s=0.02)
 FAKE_PEAK = {"device": "cpu", "threads": 1, "kernel": "fake", "gflops": 100.0, "gflops_by_kernel": {}}
 
 
@@ -185,9 +185,12 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
     assert [(r["id"], r["backend"]) for r in rows] == [("0.25-32", "eager"), ("0.25-32", "fused")]
     for r in rows:
         assert r["error"] is None and r["threads"] == 1 and r["batch_size"] == 1 and r["device"] == "cpu"
-        assert r["latency_ms_min"] <= r["latency_ms_ci_low"] <= r["latency_ms_median"] <= r["latency_ms_ci_high"]
-        assert r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
-        assert r["samples"] == len(r["latency_ms_samples"]) >= 10
+        assert r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
+        if r["turns"] >= 6:  # the CI comes from the turns' medians
+            assert r["latency_ms_min"] <= r["latency_ms_ci_low"] <= r["latency_ms_ci_high"] <= r["latency_ms_max"]
+        else:  # a very busy host: too few turns within the budget
+            assert r["latency_ms_ci_low"] is None and r["noisy"]
+        assert r["samples"] == len(r["latency_ms_samples"]) >= r["turns"] >= 1
         assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_median"])
         assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_median"] / 1e3) / 1e9)
         assert r["peak_fraction"] == pytest.approx(r["gflops_achieved"] / 100.0)

@@ -20,6 +20,7 @@ from mnprof.timing import (
     interleave,
     median_ci_ranks,
     quantile,
+    turn_ci,
     warm_up,
 )
 
@@ -129,7 +130,8 @@ def test_measurement_keeps_raw_samples_and_derives_statistics():
         ({"target_rel_ci": 1.5}, "CI target 1.5 is out of range"),
         ({"budget_s": 0}, "time budget 0 s is invalid"),
         ({"budget_s": math.inf}, "time budget inf s is invalid"),
-        ({"min_samples": 3}, "min_samples 3 is too small"),
+        ({"min_turns": 3}, "min_turns 3 is too small"),
+        ({"min_samples": 0}, "min_samples 0 is too small"),
     ],
 )
 def test_stop_rule_rejects_bad_settings(kwargs, message):
@@ -137,11 +139,28 @@ def test_stop_rule_rejects_bad_settings(kwargs, message):
         StopRule(**kwargs)
 
 
-def test_stop_rule_needs_min_samples_and_a_narrow_ci():
-    rule = StopRule(target_rel_ci=0.02, min_samples=10)
-    assert not rule.converged(SampleStats.of([1.0] * 9))  # narrow, too few
-    assert rule.converged(SampleStats.of([1.0] * 10))
-    assert not rule.converged(SampleStats.of([1.0, 1.1] * 20))  # CI reaches 10% from the median
+def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_turn_medians():
+    rule = StopRule(target_rel_ci=0.02, min_turns=6)
+    assert not rule.converged([[1.0, 1.0]] * 5)  # narrow, too few turns
+    assert rule.converged([[1.0, 1.0]] * 6)
+    assert rule.converged([[1.0, 1.1]] * 6)  # wide within turns, but every turn says the same
+    assert not rule.converged([[1.0] * 5, [1.1] * 5] * 3)  # the turns disagree by 10%
+
+
+def test_turn_ci_uses_turn_medians():
+    turns = [[1.0, 9.0, 1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [7.0], [8.0], [9.0], [10.0]]
+    low, high, half = turn_ci(turns, 5.5)
+    assert (low, high) == (2.0, 9.0)  # order statistics 2 and 9 of the ten turn medians 1..10
+    assert half == pytest.approx(3.5 / 5.5)
+    assert turn_ci([[1.0]] * 5, 1.0) == (None, None, math.inf)
+
+
+def test_measurement_ci_comes_from_its_turns():
+    samples = (1.0, 1.0, 1.1, 1.1) * 3
+    steady = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02, turn_sizes=(2,) * 6)
+    assert [len(turn) for turn in steady.turns] == [2] * 6
+    assert steady.ci[2] == pytest.approx(0.05 / 1.05)  # turn medians 1.0 and 1.1
+    assert not steady.meets_target()
 
 
 # ---------------------------------------------------------------------------- warm-up
@@ -168,7 +187,7 @@ def test_warm_up_gives_up_after_its_time_limit():
 
 def test_round_robin_visits_every_unfinished_task_in_turn():
     clock, log = FakeClock(), []
-    rule = StopRule(budget_s=0.3, block_s=0.05, warmup_max_s=0, rewarm=False)
+    rule = StopRule(budget_s=0.5, block_s=0.05, warmup_max_s=0, rewarm=False)
     tasks = [
         Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after its first block
         Task("b", sampler(clock, [0.01, 0.02], log, "b"), "b"),  # 2x spread: never converges
@@ -178,13 +197,13 @@ def test_round_robin_visits_every_unfinished_task_in_turn():
     measurements = interleave(tasks, rule, clock=clock, on_finish=lambda m: finished.append(m.key))
     blocks = [name for name, _ in itertools.groupby(log)]
     assert blocks[:3] == ["a", "b", "c"]  # warm-up, one call each (warmup_max_s=0)
-    assert blocks[3:9] == ["a", "b", "c", "a", "b", "c"]  # two passes: a's 5 + 5 calls reach min_samples
-    assert set(blocks[9:]) == {"b", "c"} and all(x != y for x, y in itertools.pairwise(blocks[9:]))
+    assert blocks[3:21] == ["a", "b", "c"] * 6  # six passes: a converges after min_turns
+    assert set(blocks[21:]) == {"b", "c"} and all(x != y for x, y in itertools.pairwise(blocks[21:]))
     assert finished[0] == "a" and sorted(finished[1:]) == ["b", "c"]  # saved the moment each stops
     assert [m.key for m in measurements] == ["a", "b", "c"]  # returned in task order
     a, b, c = measurements
-    assert a.stop is Stop.CONVERGED and a.stats.n == 10
-    assert b.stop is Stop.BUDGET and b.noisy and b.spent_s >= 0.3
+    assert a.stop is Stop.CONVERGED and a.stats.n == 30 and a.turn_sizes == (5,) * 6
+    assert b.stop is Stop.BUDGET and b.noisy and b.spent_s >= 0.5
     assert c.stop is Stop.BUDGET
 
 
@@ -199,7 +218,8 @@ def test_budget_bounds_a_noisy_task_and_the_ci_target_ends_a_quiet_one_early():
         rule,
         clock=clock,
     )
-    assert quiet_m.stop is Stop.CONVERGED and quiet_m.spent_s < 0.25
+    assert quiet_m.stop is Stop.CONVERGED and quiet_m.turn_sizes == (10,) * 6  # six turns, the minimum
+    assert quiet_m.spent_s == pytest.approx(6 * 11 * 0.010, rel=0.01)  # each with one re-warm call
     assert noisy_m.stop in (Stop.BUDGET, Stop.CONVERGED)
     assert noisy_m.spent_s <= 1.0 + 0.15  # at most one block past the budget
     assert quiet_m.stats.median == pytest.approx(0.010, rel=1e-3)
@@ -208,10 +228,10 @@ def test_budget_bounds_a_noisy_task_and_the_ci_target_ends_a_quiet_one_early():
 def test_rewarm_call_is_timed_into_the_budget_but_not_into_the_samples():
     clock = FakeClock()
     calls = []
-    rule = StopRule(budget_s=0.1, block_s=0.05, warmup_max_s=0, min_samples=6)
+    rule = StopRule(budget_s=0.1, block_s=0.05, warmup_max_s=0)
     (measurement,) = interleave([Task("x", sampler(clock, [0.01, 0.02], calls, "x"), "x")], rule, clock=clock)
-    # warm-up: one call (0.01); then blocks of round(0.05 / 0.01) = 5 timed calls after one discarded call
-    assert len(measurement.warmup) == 1 and len(measurement.samples) == 10
+    # warm-up: one call (0.01); then turns of round(0.05 / 0.01) = 5 timed calls after one discarded call
+    assert len(measurement.warmup) == 1 and measurement.turn_sizes == (5, 5)
     assert len(calls) == 1 + 2 * (1 + 5)
     assert measurement.spent_s == pytest.approx(clock.now - 0.01)  # the discarded calls count
 
