@@ -160,7 +160,8 @@ class StopRule:
         budget_s: seconds of timing per task (warm-up excluded) after which it stops anyway, flagged noisy.
         min_samples: fewer clean calls than this and the set-aside ones are used too (flagged contended).
         min_turns: never stop on the CI with fewer clean turns (the CI needs 6).
-        block_s: length of one task's turn in a round-robin pass, in seconds.
+        block_s: length of one task's turn in a round-robin pass, in seconds (shorter for short budgets,
+            so that ``2 * min_turns`` turns fit in ``budget_s``).
         warmup_window: calls per warm-up window.
         warmup_tolerance: warm-up ends when two consecutive window medians differ by at most this fraction.
         warmup_max_s: warm-up ends after this many seconds, settled or not.
@@ -313,8 +314,10 @@ class _Running:
     def calls_per_block(self, rule: StopRule) -> int:
         recent = [sample for block in self.clean(rule)[-5:] for sample in block.samples][-50:]
         recent = recent or self.warmup[-rule.warmup_window :]
-        estimate = SampleStats.of(recent).median if recent else rule.block_s
-        return max(1, min(10_000, round(rule.block_s / max(estimate, 1e-9))))
+        # Short budgets get shorter turns, so that about twice the minimum number of turns fit.
+        block_s = min(rule.block_s, rule.budget_s / (2 * rule.min_turns))
+        estimate = SampleStats.of(recent).median if recent else block_s
+        return max(1, min(10_000, round(block_s / max(estimate, 1e-9))))
 
     def verdict(self, rule: StopRule) -> Stop | None:
         clean = self.clean(rule)

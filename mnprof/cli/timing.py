@@ -218,6 +218,7 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
             f"the host was busy while timing (load average up to {max(loads):.1f} on {cores} cores, this sweep's "
             "own threads included): other processes competed for the CPU, so timings may be inflated and noisy"
         )
+    noisy = []
     for row in rows:
         label = f"{row['id']} {row['backend']} batch {row['batch_size']}"
         if row.get("error"):
@@ -229,11 +230,14 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
             )
         elif row.get("noisy"):
             half = row.get("ci_halfwidth_pct")
-            warn(
-                f"{label} stayed noisy: median {row['latency_ms_median']:.3f} ms, 95% CI of the median "
-                f"±{half if half is not None else float('inf'):.1f}% > {row['target_ci_pct']:g}% after "
-                f"{row['timing_s']:.1f} s ({row['samples']} samples); rerun on a quieter machine or raise --budget"
-            )
+            noisy.append(f"{label} ±{half:.1f}%" if half is not None else f"{label} (too few turns for a CI)")
+    if noisy:
+        target = rows[0].get("target_ci_pct")
+        warn(
+            f"{len(noisy)} of {len(rows)} measurements stayed noisy (95% CI of the median wider than ±{target:g}% "
+            f"when the budget ran out; marked ! in the table): {', '.join(noisy)}. "
+            "Rerun on a quieter machine, or raise --budget or --target-ci"
+        )
 
 
 def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dict[str, Any]]:
