@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mnprof.analysis import CountReport
+from mnprof.backends import Backend
 from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention
 from mnprof.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
@@ -112,10 +113,15 @@ def with_timings(frame: pd.DataFrame, timings: Sequence[Mapping[str, Any]]) -> p
     if timing.empty:
         return frame
     timing = timing.drop(columns=[c for c in timing.columns if c in frame.columns and c != "id"])
+    # Backends in the order Backend lists them, whatever order the measurements finished in.
+    ranks = {backend.value: rank for rank, backend in enumerate(Backend)}
+    timing["_rank"] = timing["backend"].map(lambda name: ranks.get(name, len(ranks)))
+    series = [column for column in TIMING_SERIES if column in timing.columns]
+    timing = timing.sort_values(["_rank", *series], kind="stable").drop(columns=["_rank"])
     merged = frame.merge(timing, on="id", how="left")
-    eager = merged.loc[merged["backend"] == "eager", ["id", *TIMING_SERIES, "latency_ms_median"]]
+    eager = merged.loc[merged["backend"] == "eager", ["id", *series, "latency_ms_median"]]
     eager = eager.rename(columns={"latency_ms_median": "eager_latency_ms_median"})
-    merged = merged.merge(eager, on=["id", *TIMING_SERIES], how="left")
+    merged = merged.merge(eager, on=["id", *series], how="left")
     merged["speedup_vs_eager"] = merged["eager_latency_ms_median"] / merged["latency_ms_median"]
     return merged.drop(columns=["eager_latency_ms_median"])
 
