@@ -98,6 +98,19 @@ def test_onnxruntime_backend_matches_eager():
     assert problem is None and error <= allowed
 
 
+def test_compile_backend_keeps_models_of_equal_shape_apart():
+    """Two models of one configuration, different weights: each compiled runner computes its own model."""
+    first = calibrated_model(TINY)
+    second = calibrated_model(TINY, seed=7)
+    inputs = fixed_input(TINY, 1)
+    for model in (first, second):
+        with torch.inference_mode():
+            expected = model(inputs)
+        runner = prepare(Backend.COMPILE, model, inputs, threads=1)
+        error, allowed, problem = output_error(runner.output(), expected, Device.CPU)
+        assert problem is None and error <= allowed
+
+
 def test_torch_threads_restores_the_thread_count():
     before = torch.get_num_threads()
     with backends.torch_threads(1):
