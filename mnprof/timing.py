@@ -10,7 +10,8 @@ Method, per task (one configuration x backend x batch size):
    ``warmup_max_s`` is spent.
 2. Round-robin passes over every unfinished task: each pass gives each task one block of calls
    (about ``block_s`` long, after one discarded call that re-warms caches the other tasks evicted),
-   so a drift of the machine's speed hits every task alike.
+   so a drift of the machine's speed hits every task alike. Between turns on different thread
+   pools (torch, onnxruntime) the engine first lets the previous pool's spinning workers go idle.
 3. Contention: with a CPU clock, each turn's CPU share (this process's CPU time over wall time x
    threads) is measured. On a shared machine another process intermittently takes a core, and a
    multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
@@ -220,6 +221,7 @@ class Task:
     key: Hashable
     sample: Callable[[], float]
     label: str = ""
+    pool: str = ""  # the thread pool the calls run on (torch's OpenMP, onnxruntime's): see interleave's settle
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,7 @@ def interleave(
     *,
     clock: Callable[[], float] = time.perf_counter,
     cpu_clock: Callable[[], float] | None = None,
+    settle: Callable[[], None] | None = None,
     on_finish: Callable[[Measurement], None] | None = None,
     on_progress: Callable[[str, float, float], None] | None = None,
 ) -> list[Measurement]:
@@ -369,6 +372,9 @@ def interleave(
         cpu_clock: this process's CPU time divided by the threads it should keep busy (``time.process_time()
             / threads``). With it, each turn's CPU share is measured, and turns during which other processes
             took the CPU from this one (share below ``contention_ratio`` of the task's best) are set aside.
+        settle: called (untimed) before a turn whose task runs on another thread pool than the turn before:
+            a runtime's idle workers keep spinning for tens of milliseconds after its last call, and would
+            slow the other runtime's calls (see :func:`mnprof.latency.settle_threads`).
         on_finish: called with each :class:`Measurement` as soon as its task stops (to save it at once).
         on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
 
@@ -377,9 +383,17 @@ def interleave(
     """
     total = rule.budget_s * len(tasks)
     running: list[_Running] = []
+    pool: list[str | None] = [None]  # the thread pool of the last turn
+
+    def switch_to(task: Task) -> None:
+        if settle is not None and pool[0] is not None and task.pool != pool[0]:
+            settle()
+        pool[0] = task.pool
+
     for task in tasks:
         if on_progress is not None:
             on_progress(f"warming up {task.label}", 0.0, total)
+        switch_to(task)
         warmup, settled = warm_up(task.sample, rule, clock)
         running.append(_Running(task, warmup, settled))
     finished: dict[int, Measurement] = {}
@@ -388,6 +402,7 @@ def interleave(
             if index in finished:
                 continue
             calls = run.calls_per_block(rule)
+            switch_to(run.task)
             cpu_start = cpu_clock() if cpu_clock is not None else 0.0
             start = clock()
             if rule.rewarm:

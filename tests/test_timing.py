@@ -298,3 +298,19 @@ def test_the_spending_cap_ends_a_task_whose_turns_are_mostly_contended():
     (measurement,) = interleave([Task("x", host.sample)], rule, clock=host.clock, cpu_clock=lambda: host.cpu)
     assert measurement.spent_s < 2 * 1.2 + 0.31  # max_spent_factor 2, plus at most one contended turn
     assert len(measurement.samples) < 120 and len(measurement.discarded) > 0
+
+
+def test_settle_runs_only_between_turns_on_different_thread_pools():
+    clock, log = FakeClock(), []
+    rule = StopRule(budget_s=0.6, block_s=0.05, warmup_max_s=0, rewarm=False)
+    tasks = [
+        Task("a", sampler(clock, [0.01], log, "a"), "a", pool="torch"),
+        Task("b", sampler(clock, [0.01], log, "b"), "b", pool="torch"),
+        Task("c", sampler(clock, [0.01], log, "c"), "c", pool="onnxruntime"),
+    ]
+    interleave(tasks, rule, clock=clock, settle=lambda: log.append("settle"))
+    turns = [name for name, _ in itertools.groupby(log)]
+    for before, after in itertools.pairwise(turns):
+        if "settle" not in (before, after):
+            assert {before, after} <= {"a", "b"}  # same pool: no settling
+    assert turns[:7] == ["a", "b", "settle", "c", "settle", "a", "b"]
