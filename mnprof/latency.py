@@ -196,14 +196,20 @@ def _cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
     return lambda: time.process_time() / threads
 
 
-def settle_threads(idle_share: float = 0.05, window_s: float = 0.002, limit_s: float = 0.25) -> None:
-    """Wait until this process's other threads stop using the CPU (at most ``limit_s``).
+def settle_threads(
+    minimum_s: float = 0.05, idle_share: float = 0.05, window_s: float = 0.002, limit_s: float = 0.25
+) -> None:
+    """Wait ``minimum_s``, then until this process's threads stop using the CPU (``limit_s`` in all).
 
-    After its last call, onnxruntime's idle workers spin on a core for about 35 ms (torch's OpenMP
-    workers about 10 ms); a torch call made meanwhile ran 3.5x slower here (1.6 ms -> 5.7 ms for
-    0.25-128). The engine calls this between turns on different thread pools.
+    After its last call, onnxruntime's idle workers keep a core busy for about 35 ms (torch's OpenMP
+    workers about 10 ms), and wake up now and then for a while longer: torch calls made within 20 ms
+    of onnxruntime's last call took 6 ms instead of 2 every other call (0.25-128 here); after 50 ms
+    none did. The CPU-time check alone returned after 2 to 4 ms, hence the minimum wait. The engine
+    calls this between turns on different thread pools; the sweep orders tasks by pool so that a
+    pass switches pools only twice.
     """
     deadline = time.perf_counter() + limit_s
+    time.sleep(minimum_s)
     while time.perf_counter() < deadline:
         cpu, wall = time.process_time(), time.perf_counter()
         time.sleep(window_s)
@@ -305,6 +311,7 @@ def measurement_row(
         "output_tolerance": check[1],
         "error": None,
         "latency_ms_samples": [sample * 1e3 for sample in measurement.samples],
+        "turn_sizes": list(measurement.turn_sizes),  # calls per turn of latency_ms_samples, in order
         "latency_ms_discarded": [sample * 1e3 for sample in measurement.discarded],
     }
 
@@ -400,6 +407,7 @@ def run_sweep(
                 )
                 store.add(row)
 
+            tasks.sort(key=lambda task: task.pool != "torch")  # stable: grid order within each thread pool
             interleave(
                 tasks,
                 settings.rule,

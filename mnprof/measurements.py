@@ -47,7 +47,7 @@ RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
 REQUIRED_ROW_KEYS = (*KEY_FIELDS, "host")
-RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded")
+RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes")
 REGENERATE = "re-measure with mnprof table --results NEW.json"
 
 MeasurementKey = tuple[str, str, int, int, str]
