@@ -15,10 +15,12 @@ This is the Python API behind ``mnprof table``'s timing columns::
 from __future__ import annotations
 
 import copy
+import gc
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +38,7 @@ __all__ = [
     "TimingSettings",
     "calibrated_model",
     "fixed_input",
+    "gc_paused",
     "measure_gemm_peak",
     "parse_batch_sizes",
     "run_sweep",
@@ -194,6 +197,21 @@ def _cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
     if device is not Device.CPU:
         return None
     return lambda: time.process_time() / threads
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while timing (as ``timeit`` does), restored after.
+
+    A collection that happens to start inside a timed call would add its pause to that call.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def settle_threads(
@@ -408,13 +426,14 @@ def run_sweep(
                 store.add(row)
 
             tasks.sort(key=lambda task: task.pool != "torch")  # stable: grid order within each thread pool
-            interleave(
-                tasks,
-                settings.rule,
-                clock=clock,
-                cpu_clock=_cpu_clock(settings.device, settings.threads),
-                settle=settle_threads,
-                on_finish=finish,
-                on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
-            )
+            with gc_paused():
+                interleave(
+                    tasks,
+                    settings.rule,
+                    clock=clock,
+                    cpu_clock=_cpu_clock(settings.device, settings.threads),
+                    settle=settle_threads,
+                    on_finish=finish,
+                    on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
+                )
     return [row for key in keys if (row := store.row(key.ident())) is not None]
