@@ -183,11 +183,23 @@ def _compiled(model: Any, inputs: Any) -> Runner:
     return Runner(Backend.COMPILE, call, lambda: call().float().cpu())  # type: ignore[attr-defined]
 
 
+def _onnxruntime_session(model: bytes, threads: int) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution, all graph optimisations."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
     import io
     import warnings
 
-    import onnxruntime
     import torch
 
     buffer = io.BytesIO()
@@ -196,13 +208,7 @@ def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
         torch.onnx.export(
             model, (inputs,), buffer, dynamo=False, input_names=["x"], output_names=["logits"], opset_version=17
         )
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    session = _onnxruntime_session(buffer.getvalue(), threads)
     feed = {"x": inputs.numpy()}
 
     def call() -> object:
@@ -282,12 +288,13 @@ def sampler(runner: Runner, device: Device) -> Callable[[], float]:
     return sample_cuda
 
 
-def gemm_sampler(kernel: str, size: int, device: Device) -> Callable[[], float]:
-    """A sampler timing one float32 matrix product of ``2 size^3`` FLOPs through one of torch's GEMM libraries.
+def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Callable[[], float]:
+    """A sampler timing one float32 matrix product of ``2 size^3`` FLOPs through one GEMM library.
 
-    ``kernel``: ``mm`` (``torch.mm``: MKL on CPUs, cuBLAS on GPUs) or ``conv1x1`` (a 1x1 convolution on a
+    ``kernel``: ``mm`` (``torch.mm``: MKL on CPUs, cuBLAS on GPUs), ``conv1x1`` (a 1x1 convolution on a
     channels_last ``size`` x ``sqrt(size)`` x ``sqrt(size)`` map: oneDNN on CPUs, which some CPUs run
-    much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs).
+    much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs), or
+    ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS).
     """
     import torch
 
@@ -312,6 +319,24 @@ def gemm_sampler(kernel: str, size: int, device: Device) -> Callable[[], float]:
             with torch.inference_mode():
                 return torch.nn.functional.conv2d(image, weight)
 
+    elif kernel == "onnxruntime" and device is Device.CPU:
+        from onnx import TensorProto, helper
+
+        matrix = [size, size]
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["c"])],
+            "gemm",
+            [helper.make_tensor_value_info(name, TensorProto.FLOAT, matrix) for name in ("a", "b")],
+            [helper.make_tensor_value_info("c", TensorProto.FLOAT, matrix)],
+        )
+        session = _onnxruntime_session(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), threads
+        )
+        feed = {name: torch.randn(size, size, generator=generator).numpy() for name in ("a", "b")}
+
+        def call() -> object:
+            return session.run(None, feed)
+
     else:
-        raise ValueError(f"unknown GEMM kernel {kernel!r}; accepted: mm, conv1x1")
+        raise ValueError(f"unknown GEMM kernel {kernel!r} on {device.value}; accepted: mm, conv1x1, onnxruntime (cpu)")
     return sampler(Runner(Backend.EAGER, call, lambda: None), device)

@@ -168,19 +168,29 @@ def measure_gemm_peak(
     threads: int,
     *,
     kernels: Sequence[tuple[str, int]] | None = None,
+    with_onnxruntime: bool = False,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
     Each kernel (see :func:`mnprof.backends.gemm_sampler`) is timed with the same engine as the
-    models; the peak is the best median rate, ``2 n^3 / median``.
+    models; the peak is the best median rate, ``2 n^3 / median``. ``with_onnxruntime`` adds
+    onnxruntime's own GEMM (when its backend is timed, its fraction of the peak stays meaningful).
     """
     from mnprof.backends import gemm_sampler, torch_threads
 
     kernels = tuple(kernels or GEMM_KERNELS[device])
+    if with_onnxruntime and device is Device.CPU:
+        kernels += (("onnxruntime", 1024),)
     with torch_threads(threads):
-        tasks = [Task(kernel, gemm_sampler(*kernel, device), f"GEMM {kernel[0]} {kernel[1]}") for kernel in kernels]
-        measurements = interleave(tasks, GEMM_RULE, clock=clock, cpu_clock=_cpu_clock(device, threads))
+        tasks = [
+            Task(kernel, gemm_sampler(*kernel, device, threads), f"GEMM {kernel[0]} {kernel[1]}", pool=_pool(kernel[0]))
+            for kernel in kernels
+        ]
+        tasks.sort(key=lambda task: task.pool == "onnxruntime")
+        measurements = interleave(
+            tasks, GEMM_RULE, clock=clock, cpu_clock=_cpu_clock(device, threads), settle=settle_threads
+        )
     rates = {m.key: 2 * m.key[1] ** 3 / m.stats.median / 1e9 for m in measurements}  # type: ignore[index]
     best = max(rates, key=rates.__getitem__)
     return {
@@ -190,6 +200,11 @@ def measure_gemm_peak(
         "gflops": rates[best],
         "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in rates.items()},  # type: ignore[misc]
     }
+
+
+def _pool(runtime: str) -> str:
+    """The thread pool a runtime's calls run on (the engine settles between pools)."""
+    return "onnxruntime" if runtime == Backend.ONNXRUNTIME.value else "torch"
 
 
 def _cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
@@ -382,7 +397,9 @@ def run_sweep(
     if todo:
         progress = on_progress or (lambda *_: None)
         progress("GEMM peak", "float32 matrix products", 0, 1)
-        peak = measure_gemm_peak(settings.device, settings.threads, clock=clock)
+        peak = measure_gemm_peak(
+            settings.device, settings.threads, with_onnxruntime=Backend.ONNXRUNTIME in settings.backends, clock=clock
+        )
         store.set_gemm_peak(peak)
         theoretical, _ = theoretical_peak_gflops(settings.threads) if settings.device is Device.CPU else (None, "GPU")
         tasks, checks = [], {}
@@ -407,8 +424,7 @@ def run_sweep(
                     store.add(error_row(key, problem, environment, (error, allowed)))
                     continue
                 checks[key] = (error, allowed)
-                pool = "onnxruntime" if key.backend is Backend.ONNXRUNTIME else "torch"
-                tasks.append(Task(key, sampler(runner, settings.device), key.label, pool))
+                tasks.append(Task(key, sampler(runner, settings.device), key.label, _pool(key.backend.value)))
             models.clear()
 
             def finish(measurement: Measurement) -> None:

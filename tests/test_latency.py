@@ -128,6 +128,13 @@ def test_gemm_peak_is_the_best_rate_of_its_kernels():
     assert peak["threads"] == 1 and peak["device"] == "cpu"
 
 
+def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    peak = latency.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True)
+    assert set(peak["gflops_by_kernel"]) == {"mm n=64", "onnxruntime n=1024"}
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_sweep_posts_times(tmp_path, fake_peak):  # pragma: no cover - no GPU in CI
     settings = TimingSettings(backends=(Backend.EAGER, Backend.FUSED), threads=1, device=Device.CUDA, rule=FAST)
