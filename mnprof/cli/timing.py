@@ -22,8 +22,8 @@ __all__ = ["TimingPlan", "TimingRequest", "measure", "plan", "timing_options"]
 
 BACKEND_HELP = (
     "Runtimes to time, comma-separated: eager (default), channels_last, fused (BatchNorm folded into the "
-    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes tens of seconds per "
-    "configuration and batch size, about 40 s for 1.0-224 on a 2-core machine), onnxruntime (needs "
+    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes 5 to 40 s per "
+    "configuration and batch size on a 2-core machine, before any timing), onnxruntime (needs "
     "pip install 'mnprof[onnx]'). Each runtime's output is checked against eager PyTorch before it may post a time."
 )
 
