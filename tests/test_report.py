@@ -1,4 +1,4 @@
-"""reports/ holds exactly what `mnprof report` writes: the count-only parts are regenerated and compared byte for byte."""
+"""reports/ holds exactly what `mnprof report` writes: count-only parts are regenerated and compared byte for byte."""
 
 from __future__ import annotations
 

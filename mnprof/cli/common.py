@@ -47,15 +47,15 @@ def error_line(message: str) -> None:
 
 
 def progress(quiet: bool) -> Any:
-    """A rich progress bar on stderr, or a no-op when quiet or stderr is not a terminal."""
+    """A rich progress bar on stderr (description, bar, done, current item, ETA); off when quiet or not a terminal."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
     console = Console(stderr=True)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TaskProgressColumn(),
         TextColumn("{task.fields[current]}"),
         TimeRemainingColumn(),
         console=console,

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mnprof.cli.common import error_line
+from mnprof.cli.common import error_line, progress
 from mnprof.errors import MnprofError
 
 __all__ = ["TimingPlan", "TimingRequest", "measure", "plan", "timing_options"]
@@ -189,23 +189,6 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     return TimingPlan(settings=settings, store=store)
 
 
-def _progress_bar(quiet: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[current]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-    )
-
-
 def warn(message: str) -> None:
     click.echo(f"mnprof: warning: {' '.join(message.split())}", err=True)
 
@@ -250,13 +233,13 @@ def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dic
 
     store = timing.store
     try:
-        with _progress_bar(quiet) as bar:
+        with progress(quiet) as bar:
             task = bar.add_task("timing", total=1.0, current="")
 
-            def progress(phase: str, label: str, done: float, total: float) -> None:
+            def advance(phase: str, label: str, done: float, total: float) -> None:
                 bar.update(task, description=phase, current=label, completed=done, total=max(total, 1e-9))
 
-            rows = run_sweep(configs, timing.settings, store, on_progress=progress)
+            rows = run_sweep(configs, timing.settings, store, on_progress=advance)
     except KeyboardInterrupt:
         kept = len(store.done())
         error_line(f"interrupted: {kept} measurements kept in {store.path}; add --resume to finish the rest")
