@@ -66,3 +66,25 @@ def test_outside_text_is_escaped_in_the_page():
     assert HOSTILE not in page
     assert page.count("<script") == page.count("</script>")
     assert "&lt;/script&gt;&lt;script&gt;alert(1)" in page
+
+
+def test_roofline_caption_is_derived_from_the_measured_shares():
+    from mnprof.plots import roofline_figure
+    from mnprof.roofline import roofs
+
+    def layers(time_share: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {"layer": "blocks.1.dw", "kind": "depthwise", "arithmetic_intensity_flops_per_byte": 2.0,
+                 "gflops_per_s": 10.0, "time_ms": 1.0, "macs_share": 0.03, "time_share": time_share},
+                {"layer": "blocks.1.pw", "kind": "pointwise", "arithmetic_intensity_flops_per_byte": 50.0,
+                 "gflops_per_s": 300.0, "time_ms": 1.0, "macs_share": 0.97, "time_share": 1 - time_share},
+            ]
+        )  # fmt: skip
+
+    slow = roofline_figure(layers(0.25), peak_gflops=400, bandwidth_gbs=40, label="1.0-224")
+    assert "hold 3.0% of the MACs but take 25.0% of the time" in slow.caption
+    fast = roofline_figure(layers(0.02), peak_gflops=400, bandwidth_gbs=40, label="1.0-224")
+    assert "take no more of the time (2.0%) than of the MACs (3.0%)" in fast.caption
+    xs, ys = roofs(400, 40, [2.0, 50.0])
+    assert xs == [1.0, 10.0, 100.0] and ys == [40.0, 400.0, 400.0]  # ridge at 400 / 40 = 10 FLOP/B
