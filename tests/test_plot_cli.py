@@ -122,3 +122,16 @@ def test_accuracy_figures_need_no_latency(capsys, tmp_path):
     )
     assert code == 0, err
     assert 'id="figure-accuracy-macs"' in out.read_text() and 'id="figure-pareto"' not in out.read_text()
+
+
+def test_configuration_without_published_accuracy_still_appears_in_the_latency_figure(capsys, tmp_path):
+    from mnprof.cli.plot import plot_inputs
+    from mnprof.plots import build_figures
+
+    results = write(tmp_path / "r.json", results_document([*GRID4, (0.6, 96)]))
+    grid, latency, _ = plot_inputs([results])
+    figures = {figure.key: figure.figure for figure in build_figures(grid, latency)}
+    latency_ids = [text for trace in figures["latency-macs"].data if trace.meta == "points" for text in trace.hovertext]
+    assert any("config: 0.6-96" in text for text in latency_ids)
+    pareto_ids = [text for trace in figures["pareto"].data if trace.meta == "points" for text in trace.hovertext]
+    assert not any("config: 0.6-96" in text for text in pareto_ids)  # no published accuracy: not on accuracy axes
