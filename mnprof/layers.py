@@ -65,9 +65,11 @@ from typing import Any
 import pandas as pd
 
 from mnprof.arch import LayerKind, LayerSpec
+from mnprof.backends import torch_threads
 from mnprof.config import ModelConfig, parse_choice
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count, conv_macs, conv_params
 from mnprof.errors import MnprofError
+from mnprof.timing import quantile
 
 __all__ = [
     "BYTES_PER_ELEMENT",
@@ -83,7 +85,6 @@ __all__ = [
     "render_layers",
     "steady_allocator",
     "time_layers",
-    "torch_threads",
 ]
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -189,32 +190,11 @@ class LayerTimes:
 
     def op_iqr_ms(self, layer: str) -> float:
         samples = sorted(self.op_ns[layer])
-        return (_quantile(samples, 0.75) - _quantile(samples, 0.25)) / 1e6
+        return (quantile(samples, 0.75) - quantile(samples, 0.25)) / 1e6
 
     @property
     def forward_ms(self) -> float:
         return self._ms(self.forward_ns)
-
-
-def _quantile(ordered: list[int], q: float) -> float:
-    """Linear-interpolation quantile of sorted samples."""
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-@contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count after."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _module_paths(spec: LayerSpec) -> tuple[str, str]:

@@ -31,6 +31,7 @@ __all__ = [
     "emit",
     "grid_options",
     "measure_into",
+    "output_options",
     "progress",
     "resolve_output",
 ]
@@ -198,6 +199,23 @@ def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         function = option(function)
     return function
+
+
+def output_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--format (table, markdown, csv, json; default from --out's suffix) and --out (written atomically)."""
+    function = click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
+    )(function)
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "markdown", "csv", "json"]),
+        default=None,
+        help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
+    )(function)
 
 
 def configs_from(alphas: str, resolutions: str, num_classes: int, variant: str, rounding: str) -> list[Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import emit, progress, resolve_output
+from mnprof.cli.common import emit, output_options, progress, resolve_output
 from mnprof.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
 from mnprof.errors import MnprofError
 
@@ -87,19 +87,7 @@ def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str,
     help="Intra-op threads while timing (torch.set_num_threads; the previous value is restored).",
 )
 @click.option("--no-timing", is_flag=True, help="Counts only: no layer is timed (time columns empty).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "csv", "json"]),
-    default=None,
-    help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
-)
+@output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def layers(
     alpha: str,

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import configs_from, count_with_progress, emit, grid_options, resolve_output
+from mnprof.cli.common import configs_from, count_with_progress, emit, grid_options, output_options, resolve_output
 from mnprof.cli.timing import TimingRequest, measure, timing_options
 from mnprof.cli.timing import plan as timing_plan_for
 
@@ -30,19 +30,7 @@ from mnprof.cli.timing import plan as timing_plan_for
     show_default=True,
     help="macs: multiply-accumulates (the paper's Mult-Adds); flops: 2 x MACs, said so in the headers.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "csv", "json"]),
-    default=None,
-    help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
-)
+@output_options
 @timing_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def table(
