@@ -9,6 +9,7 @@ added or removed, and operators a counter newly failed to count.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import math
@@ -197,15 +198,10 @@ def _entry(model: ModelSpec, alpha: float, resolution: int, num_classes: int, co
     }
 
 
-def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
-    from mnprof.counting.fvcore_counter import count_fvcore
-    from mnprof.counting.thop_counter import count_thop
-
-    inputs = torch.zeros(1, 3, resolution, resolution)
-    fvcore = count_fvcore(module, inputs)
-    thop = count_thop(module, inputs)
+def _counts(params: int, fvcore: Any, thop: Any) -> dict[str, Any]:
+    """One entry's counts from a model's parameter total and its fvcore and thop results."""
     return {
-        "pytorch": {"params": sum(p.numel() for p in module.parameters())},
+        "pytorch": {"params": params},
         "fvcore": {
             "macs": fvcore.total,
             "macs_by_operator": dict(sorted(fvcore.by_operator.items())),
@@ -215,20 +211,53 @@ def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
     }
 
 
+def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
+    from mnprof.counting.fvcore_counter import count_fvcore
+    from mnprof.counting.thop_counter import count_thop
+
+    inputs = torch.zeros(1, 3, resolution, resolution)
+    params = sum(p.numel() for p in module.parameters())
+    return _counts(params, count_fvcore(module, inputs), count_thop(module, inputs))
+
+
+def builtin_entries(
+    reports: Sequence[Any], model: ModelSpec = ModelSpec(BUILTIN, BUILTIN)
+) -> dict[str, dict[str, Any]]:
+    """Baseline entries of mnprof's own MobileNetV1 from count reports (:func:`mnprof.analysis.count_many`),
+    so that a caller that already counted does not trace the models again."""
+    entries = {}
+    for report in reports:
+        config = report.config
+        counts = _counts(report.params_model, report.fvcore, report.thop)
+        counts["analytic"] = {"macs": report.analytic.macs, "params": report.analytic.params()}
+        key = entry_key(model, config.alpha, config.resolution)
+        entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
+    return entries
+
+
 def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``."""
-    from mnprof.counting.analytic import analytic_count
+    from mnprof.analysis import count_many
 
     entries: dict[str, dict[str, Any]] = {}
-    for model, alpha, resolution, module in _modules(settings):
+    for model in settings.models:
+        if not model.builtin:
+            continue
+        configs = [ModelConfig(a, r, settings.num_classes) for a in settings.alphas for r in settings.resolutions]
+
+        def done(config: ModelConfig, model: ModelSpec = model) -> None:
+            if on_done is not None:
+                on_done(entry_key(model, config.alpha, config.resolution))
+
+        reports = count_many(configs, on_done=done)
+        entries.update(builtin_entries(reports, model))
+    user = dataclasses.replace(settings, models=tuple(m for m in settings.models if not m.builtin))
+    for model, alpha, resolution, module in _modules(user):
         key = entry_key(model, alpha, resolution)
         try:
             counts = _counter_counts(module, resolution)
         except Exception as error:  # the user's forward pass failed at this input size
             raise MnprofError(f"model {model.target} at {key}: forward failed: {_one_line(error)}") from None
-        if model.builtin:
-            analytic = analytic_count(ModelConfig(alpha, resolution, settings.num_classes))
-            counts["analytic"] = {"macs": analytic.macs, "params": analytic.params()}
         entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
         if on_done is not None:
             on_done(key)

@@ -114,6 +114,12 @@ HOVER_FIELDS = (
 )
 
 
+def _layout(figure: Any, title: str, x_title: str, y_title: str) -> None:
+    """The layout every figure shares: titles, white template, legend under the plot."""
+    figure.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white", height=520,
+                         legend={"orientation": "h", "y": -0.2})  # fmt: skip
+
+
 def _hover(row: pd.Series) -> str:
     lines = []
     for key, label, fmt in HOVER_FIELDS:
@@ -158,14 +164,7 @@ def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x:
                 meta="points",
             )
         )
-    figure.update_layout(
-        title=title,
-        xaxis_title=x_title,
-        yaxis_title="ImageNet top-1 accuracy (%), published",
-        template="plotly_white",
-        height=520,
-        legend={"orientation": "h", "y": -0.2},
-    )
+    _layout(figure, title, x_title, "ImageNet top-1 accuracy (%), published")
     if log_x:
         figure.update_xaxes(type="log")
     return figure
@@ -232,13 +231,11 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
                 )
             )
             fits.append(f"{series}: {slope * 1e6:.3f} ms per million MACs, R² = {r2:.3f}")
-    scatter.update_layout(
-        title="Measured latency vs Mult-Adds",
-        xaxis_title="Mult-Adds (MACs, analytic count)",
-        yaxis_title="latency per batch (ms), median; bars: IQR",
-        template="plotly_white",
-        height=520,
-        legend={"orientation": "h", "y": -0.2},
+    _layout(
+        scatter,
+        "Measured latency vs Mult-Adds",
+        "Mult-Adds (MACs, analytic count)",
+        "latency per batch (ms), median; bars: IQR",
     )
     figures.append(
         Figure(
@@ -282,13 +279,11 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
             )
         )
         listed.append((series, [(row["id"], row["latency_ms_median"], row["top1"]) for _, row in best.iterrows()]))
-    pareto.update_layout(
-        title="Accuracy vs measured latency, Pareto front",
-        xaxis_title="latency per batch (ms), median",
-        yaxis_title="ImageNet top-1 accuracy (%), published (TF-slim)",
-        template="plotly_white",
-        height=520,
-        legend={"orientation": "h", "y": -0.2},
+    _layout(
+        pareto,
+        "Accuracy vs measured latency, Pareto front",
+        "latency per batch (ms), median",
+        "ImageNet top-1 accuracy (%), published (TF-slim)",
     )
     figures.append(
         Figure(
@@ -337,11 +332,8 @@ def roofline_figure(layers: pd.DataFrame, *, peak_gflops: float, bandwidth_gbs: 
                 hoverinfo="text",
             )
         )  # fmt: skip
-    figure.update_layout(
-        title=f"Roofline: every layer of {_esc(label)}", xaxis_title="arithmetic intensity (FLOP per byte moved)",
-        yaxis_title="achieved GFLOP/s (2 x MACs / layer time)", template="plotly_white", height=520,
-        legend={"orientation": "h", "y": -0.2},
-    )  # fmt: skip
+    _layout(figure, f"Roofline: every layer of {_esc(label)}", "arithmetic intensity (FLOP per byte moved)",
+            "achieved GFLOP/s (2 x MACs / layer time)")  # fmt: skip
     figure.update_xaxes(type="log")
     figure.update_yaxes(type="log")
     share = timed.groupby("kind")[["macs_share", "time_share"]].sum()
