@@ -1,6 +1,6 @@
 """Fidelity and cost of mnprof's timings, against the targets of the timing issue.
 
-    python benchmarks/bench_timing.py [--targets 1,2,3,4] [--workdir DIR]
+    python benchmarks/bench_timing.py [--targets 1,2,3,4] [--workdir DIR] [--device cpu|cuda]
 
 1. Reproducibility: two back-to-back default ``mnprof table`` runs (16 configurations, eager, batch 1):
    median |difference| of the latency medians (target <= 3%) and Spearman's rank correlation
@@ -14,7 +14,8 @@
    >= 1.4x).
 
 The host's load average is printed before and after each target: on a shared machine, rerun a target
-whose load was well above the core count.
+whose load was well above the core count. ``--device cuda`` runs the same targets on a GPU (target 4 then
+compares the PyTorch runtimes only: onnxruntime runs on the CPU provider).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from pathlib import Path
 
 MNPROF = [sys.executable, "-m", "mnprof"]
+DEVICE = "cpu"  # set by --device
 
 
 def load() -> str:
@@ -40,7 +42,7 @@ def load() -> str:
 def mnprof_table(workdir: Path, name: str, *args: str) -> tuple[float, list[dict]]:
     """Run ``mnprof table`` in a new process; return its wall time and the results file's measurements."""
     results = workdir / f"{name}.json"
-    command = [*MNPROF, "table", "--quiet", "--format", "json", "--results", str(results), *args]
+    command = [*MNPROF, "table", "--quiet", "--format", "json", "--device", DEVICE, "--results", str(results), *args]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -106,11 +108,11 @@ def target_timer_agreement(workdir: Path) -> None:
 
     print(f"== target 2: against torch.utils.benchmark.Timer.blocked_autorange ({load()})")
     threads = available_cores()
-    settings = TimingSettings(threads=threads)
+    settings = TimingSettings(threads=threads, device=DEVICE)
     print(f"  {'config':9} {'mnprof ms':>10} {'Timer before':>12} {'Timer after':>11} {'diff %':>7}")
     diffs = []
     for config in default_grid():
-        model, inputs = calibrated_model(config), fixed_input(config, 1)
+        model, inputs = calibrated_model(config).to(DEVICE), fixed_input(config, 1).to(DEVICE)
         timer = benchmark.Timer(
             stmt="with torch.inference_mode(): model(inputs)",
             globals={"torch": torch, "model": model, "inputs": inputs},
@@ -132,7 +134,7 @@ def target_timer_agreement(workdir: Path) -> None:
 
 def target_runtimes(workdir: Path) -> None:
     print(f"== target 4: runtimes on 1.0-224, batch 1 ({load()})")
-    backends = "eager,channels_last,fused,compile,onnxruntime"
+    backends = "eager,channels_last,fused,compile" + (",onnxruntime" if DEVICE == "cpu" else "")
     wall, rows = mnprof_table(workdir, "runtimes", "--alpha", "1.0", "--resolution", "224", "--backend", backends)
     order = backends.split(",")
     rows.sort(key=lambda row: order.index(row["backend"]))
@@ -166,7 +168,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default="1,2,4", help="comma-separated targets (3 comes with 1)")
     parser.add_argument("--workdir", type=Path, default=None, help="where results files go [default: a temp dir]")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to time [default: cpu]")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
     targets = set(args.targets.split(","))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="mnprof-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
