@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
 import math
 import shutil
 import time
@@ -170,7 +171,10 @@ def _compiled(model: Any, inputs: Any) -> Runner:
     # Dynamo caches compiled code per code object: a fresh one per model keeps models apart.
     code = forward.__code__.replace(co_name=f"mnprof_forward_{id(model):x}")
     unique = types.FunctionType(code, forward.__globals__, code.co_name, None, forward.__closure__)
-    compiled = torch.compile(unique, fullgraph=True, dynamic=False, isolate_recompiles=True)
+    # torch >= 2.13 also counts each compile call's recompilations on its own; older torch lacks the option.
+    supported = inspect.signature(torch.compile).parameters
+    isolate = {"isolate_recompiles": True} if "isolate_recompiles" in supported else {}
+    compiled = torch.compile(unique, fullgraph=True, dynamic=False, **isolate)
 
     def call() -> object:
         with torch.inference_mode():
