@@ -4,7 +4,9 @@
 
 1. Reproducibility: two back-to-back default ``mnprof table`` runs (16 configurations, eager, batch 1):
    median |difference| of the latency medians (target <= 3%) and Spearman's rank correlation
-   (target >= 0.98, or the identical ranking).
+   (target >= 0.98, or the identical ranking). Each run's host drift (every configuration slowing down
+   or speeding up together, mnprof.timing.host_drift) is printed beside it: it bounds what any method
+   inside one run can promise about the next.
 2. Agreement with ``torch.utils.benchmark.Timer(...).blocked_autorange()`` on the same model, input and
    threads in the same process (Timer just before and just after mnprof, per configuration): every
    configuration's medians within 5%.
@@ -61,6 +63,8 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def target_reproducibility(workdir: Path) -> None:
+    from mnprof.latency import sweep_drift
+
     print(f"== targets 1 and 3: two back-to-back default runs ({load()})")
     walls, runs = [], []
     for name in ("run-a", "run-b"):
@@ -68,7 +72,12 @@ def target_reproducibility(workdir: Path) -> None:
         walls.append(wall)
         runs.append({row["id"]: row for row in rows})
         noisy = sum(bool(row.get("noisy")) for row in rows)
-        print(f"  {name}: wall {wall:.1f} s for 16 configurations (counting included), {noisy} flagged noisy")
+        drift = sweep_drift(rows)
+        factors = " ".join(f"{factor:.2f}" for factor in drift.factors)
+        print(
+            f"  {name}: wall {wall:.1f} s for 16 configurations (counting included), {noisy} flagged noisy; "
+            f"host speed drift {drift.spread:.1%} (factor per {drift.window_s:g} s window: {factors})"
+        )
     a, b = runs
     from mnprof.config import default_grid
 

@@ -334,7 +334,9 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
             [helper.make_tensor_value_info("c", TensorProto.FLOAT, matrix)],
         )
         session = _onnxruntime_session(
-            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString(), threads
+            # IR version 8 goes with opset 17; onnx's newest default can be newer than onnxruntime reads.
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString(),
+            threads,
         )
         feed = {name: torch.randn(size, size, generator=generator).numpy() for name in ("a", "b")}
 

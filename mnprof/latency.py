@@ -30,7 +30,7 @@ from mnprof.config import ModelConfig, parse_choice
 from mnprof.errors import MnprofError
 from mnprof.hostinfo import available_cores, theoretical_peak_gflops
 from mnprof.measurements import MeasurementKey, ResultsStore
-from mnprof.timing import Measurement, StopRule, Task, interleave
+from mnprof.timing import Drift, Measurement, StopRule, Task, interleave
 
 __all__ = [
     "GEMM_KERNELS",
@@ -43,6 +43,7 @@ __all__ = [
     "parse_batch_sizes",
     "run_sweep",
     "settle_threads",
+    "sweep_drift",
 ]
 
 SEED = 0
@@ -284,6 +285,7 @@ def _base_row(key: TimingKey, environment: dict[str, Any]) -> dict[str, Any]:
         "threads": key.threads,
         "host": environment.get("host_fingerprint"),
         "cpu_model": environment.get("cpu_model"),
+        "gpu": environment.get("gpu") if key.device is Device.CUDA else None,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # Runnable threads averaged over the last minute, this sweep's own included (about ``threads``):
         # well above the core count means other work competed for the CPU while this was timed.
@@ -301,8 +303,12 @@ def measurement_row(
     check: tuple[float, float],
     rule: StopRule,
     environment: dict[str, Any],
+    unix_offset: float = 0.0,
 ) -> dict[str, Any]:
-    """A flat record of one measurement: statistics in milliseconds, rates per second, the raw samples."""
+    """A flat record of one measurement: statistics in milliseconds, rates per second, the raw samples.
+
+    ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``).
+    """
     stats = measurement.stats
     achieved = 2 * macs * key.batch_size / stats.median / 1e9
     milliseconds = {
@@ -345,6 +351,7 @@ def measurement_row(
         "error": None,
         "latency_ms_samples": [sample * 1e3 for sample in measurement.samples],
         "turn_sizes": list(measurement.turn_sizes),  # calls per turn of latency_ms_samples, in order
+        "turn_started_unix": [round(start + unix_offset, 3) for start in measurement.turn_starts],
         "latency_ms_discarded": [sample * 1e3 for sample in measurement.discarded],
     }
 
@@ -438,10 +445,12 @@ def run_sweep(
                     check=checks[key],
                     rule=settings.rule,
                     environment=environment,
+                    unix_offset=unix_offset,
                 )
                 store.add(row)
 
             tasks.sort(key=lambda task: task.pool != "torch")  # stable: grid order within each thread pool
+            unix_offset = time.time() - clock()
             with gc_paused():
                 interleave(
                     tasks,
@@ -453,3 +462,24 @@ def run_sweep(
                     on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
                 )
     return [row for key in keys if (row := store.row(key.ident())) is not None]
+
+
+def sweep_drift(rows: Sequence[dict[str, Any]], window_s: float = 3.0) -> Drift:
+    """How the host's speed moved during the sweep(s) that measured ``rows`` (rows with their raw samples).
+
+    Every turn of every row, placed by its start time (``turn_started_unix``): see
+    :func:`mnprof.timing.host_drift`. Rows without turn times (error rows, older files) are left out.
+    """
+    from mnprof.timing import SampleStats, host_drift
+
+    tasks = []
+    for row in rows:
+        samples, sizes, starts = row.get("latency_ms_samples"), row.get("turn_sizes"), row.get("turn_started_unix")
+        if not samples or not sizes or not starts or len(sizes) != len(starts):
+            continue
+        turns, first = [], 0
+        for size, start in zip(sizes, starts, strict=True):
+            turns.append((start, SampleStats.of(samples[first : first + size]).median))
+            first += size
+        tasks.append(turns)
+    return host_drift(tasks, window_s)

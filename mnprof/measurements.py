@@ -12,12 +12,13 @@ Schema (version 1, ``kind`` ``mnprof.results``)::
     }
 
 A row carries the configuration (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``,
-``batch_size``, ``threads``, the statistics (``latency_ms_median``, ``latency_ms_iqr``, ...,
-``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host``
-(the fingerprint), ``latency_ms_samples`` (every timed call the statistics come from, in
-milliseconds) and ``latency_ms_discarded`` (calls set aside as contended). A row whose
-backend failed or computed something else has ``error`` set and no latency. The version is bumped
-when a key is renamed or removed or changes meaning; adding keys keeps it.
+``batch_size``, ``threads``, ``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the
+statistics (``latency_ms_median``, ``latency_ms_iqr``, ..., ``samples``), ``throughput_ips``,
+``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the fingerprint),
+``latency_ms_samples`` (every timed call the statistics come from, in milliseconds) and
+``latency_ms_discarded`` (calls set aside as contended). A row whose backend failed or computed
+something else has ``error`` set and no latency. The version is bumped when a key is renamed or removed
+or changes meaning; adding keys keeps it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "ResultsStore",
     "check_results_writable",
     "measurement_key",
+    "processor",
     "read_results",
     "results_rows",
 ]
@@ -47,7 +49,7 @@ RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
 REQUIRED_ROW_KEYS = (*KEY_FIELDS, "host")
-RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes")
+RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix")
 REGENERATE = "re-measure with mnprof table --results NEW.json"
 
 MeasurementKey = tuple[str, str, int, int, str]
@@ -113,8 +115,17 @@ def results_rows(documents: Iterable[Mapping[str, Any]], *, with_samples: bool =
         for row in document["measurements"]:
             flat = {key: value for key, value in row.items() if with_samples or key not in RAW_SAMPLE_KEYS}
             flat.setdefault("cpu_model", environment.get("cpu_model"))
+            if flat.get("device") == "cuda":
+                flat.setdefault("gpu", environment.get("gpu"))
             rows.append(flat)
     return rows
+
+
+def processor(row: Mapping[str, Any]) -> str:
+    """What ran a measurement: the GPU's name for ``device`` cuda, the CPU model otherwise."""
+    if row.get("device") == "cuda":
+        return str(row.get("gpu") or "an unidentified GPU")
+    return str(row.get("cpu_model") or "an unidentified CPU")
 
 
 class ResultsStore:

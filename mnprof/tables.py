@@ -19,6 +19,7 @@ from mnprof.analysis import CountReport
 from mnprof.backends import Backend
 from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention
+from mnprof.measurements import processor
 from mnprof.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
 from mnprof.results import dumps, table_document
 
@@ -352,7 +353,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     if frame["backend"].nunique() > 1:
         columns.append(Column("x eager", lambda r: _number(r["speedup_vs_eager"], 2)))
     if len(hosts) > 1:
-        columns.insert(0, Column("host", lambda r: f"{r['cpu_model']} {str(r['host'])[:8]}", "left"))
+        columns.insert(0, Column("host", lambda r: f"{processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
         "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
         "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
@@ -363,7 +364,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         first = measured.iloc[0]
         peaks = ", ".join(f"{peak:.0f}" for peak in measured["gemm_peak_gflops"].dropna().unique())
         notes.append(
-            f"timed on {first.get('cpu_model')} ({', '.join(str(h)[:8] for h in hosts)}), "
+            f"timed on {processor(first)} ({', '.join(str(h)[:8] for h in hosts)}), "
             f"{', '.join(str(int(t)) for t in measured['threads'].unique())} threads, device "
             f"{', '.join(measured['device'].unique())}; GEMM peak {peaks} GFLOP/s; every runtime's output matched "
             "eager PyTorch's on the same input before it could post a time."

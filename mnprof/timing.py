@@ -23,6 +23,10 @@ Method, per task (one configuration x backend x batch size):
    the single calls: calls within a turn are correlated (the machine's speed drifts by several
    percent over seconds), and an interval that treats them as independent is far too narrow to
    predict the next run.
+5. Host drift: every turn's start time is kept, so :func:`host_drift` can see the speed of the whole host
+   move, all tasks slowing down or speeding up together. On a virtual machine this happens when other
+   tenants load the shared caches and memory; this process's CPU time cannot see it, and no repetition
+   within a run removes it from the next run: it is reported, not corrected.
 """
 
 from __future__ import annotations
@@ -38,11 +42,13 @@ from statistics import NormalDist
 from mnprof.errors import MnprofError
 
 __all__ = [
+    "Drift",
     "Measurement",
     "SampleStats",
     "Stop",
     "StopRule",
     "Task",
+    "host_drift",
     "interleave",
     "median_ci_ranks",
     "quantile",
@@ -243,6 +249,7 @@ class Measurement:
     discarded: tuple[float, ...] = ()  # samples of turns set aside as contended (kept, not used)
     cpu_shares: tuple[float, ...] = ()  # CPU share of every turn, in order
     contended: bool = False  # never had the CPU to itself, or too few clean samples (then all are used)
+    turn_starts: tuple[float, ...] = ()  # clock reading at the start of each turn of ``samples``, in order
 
     @cached_property
     def stats(self) -> SampleStats:
@@ -294,6 +301,7 @@ class _Block:
     samples: list[float]
     seconds: float  # wall time of the turn, the discarded re-warm call included
     cpu_share: float | None  # CPU time / (wall time x threads) over the turn; None without a CPU clock
+    started: float = 0.0  # clock reading at the start of the turn
 
 
 @dataclass
@@ -347,6 +355,7 @@ class _Running:
             spent_s=self.spent_s,
             target_rel_ci=rule.target_rel_ci,
             turn_sizes=tuple(len(block.samples) for block in used),
+            turn_starts=tuple(block.started for block in used),
             discarded=() if fell_back else tuple(dropped),
             cpu_shares=tuple(shares),
             contended=fell_back or bool(shares and max(shares) < rule.contended_share),
@@ -410,7 +419,7 @@ def interleave(
             samples = [run.task.sample() for _ in range(calls)]
             seconds = clock() - start
             share = (cpu_clock() - cpu_start) / seconds if cpu_clock is not None and seconds > 0 else None
-            run.blocks.append(_Block(samples, seconds, share))
+            run.blocks.append(_Block(samples, seconds, share, start))
             stop = run.verdict(rule)
             if stop is not None:
                 finished[index] = run.measurement(rule, stop)
@@ -423,3 +432,49 @@ def interleave(
                 )
                 on_progress(run.task.label, done, total)
     return [finished[index] for index in range(len(running))]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the speed of the whole host moved while tasks were timed together (see :func:`host_drift`).
+
+    ``factors``: one per window of ``window_s`` seconds with enough turns, in time order: the median over
+    the turns started in it of (turn median / that task's median of turn medians). 1.0 = the task's usual
+    speed, 1.2 = every task 20% slower than usual at that time.
+    """
+
+    window_s: float
+    factors: tuple[float, ...]
+
+    @property
+    def spread(self) -> float:
+        """Slowest window over fastest, minus one (0.2 = the host was 20% slower at one time than another)."""
+        return max(self.factors) / min(self.factors) - 1 if len(self.factors) > 1 else 0.0
+
+
+def host_drift(tasks: Sequence[Sequence[tuple[float, float]]], window_s: float = 3.0, min_turns: int = 4) -> Drift:
+    """The common speed factor of tasks timed together, per window of time.
+
+    Args:
+        tasks: for each task, its turns as ``(start, median)``; starts in seconds on one clock for all tasks.
+        window_s: width of a window; round-robin passes are a few seconds long, so 3 s holds about one.
+        min_turns: windows with fewer turns (of all tasks together) are left out.
+
+    A median over tasks cancels what is particular to one task; what remains moves the whole host. Each
+    task is normalised by its own median, so short and long tasks count alike.
+    """
+    points: list[tuple[float, float]] = []
+    for turns in tasks:
+        medians = [median for _, median in turns if median > 0]
+        if len(medians) < 2:
+            continue
+        usual = SampleStats.of(medians).median
+        points.extend((start, median / usual) for start, median in turns if median > 0)
+    if not points:
+        return Drift(window_s, ())
+    origin = min(start for start, _ in points)
+    windows: dict[int, list[float]] = {}
+    for start, ratio in points:
+        windows.setdefault(int((start - origin) // window_s), []).append(ratio)
+    factors = tuple(SampleStats.of(ratios).median for _, ratios in sorted(windows.items()) if len(ratios) >= min_turns)
+    return Drift(window_s, factors)

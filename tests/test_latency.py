@@ -6,6 +6,7 @@ Tiny configurations and budgets throughout; no test asserts an absolute time.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -234,7 +235,7 @@ def sweep(path, configs, backends_=(Backend.EAGER,), resume=False, **kwargs):
 
 def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak):
     path = tmp_path / "r.json"
-    before = torch.get_num_threads()
+    before, started = torch.get_num_threads(), time.time()
     rows = sweep(path, [TINY], (Backend.EAGER, Backend.FUSED))
     assert torch.get_num_threads() == before
     assert [(r["id"], r["backend"]) for r in rows] == [("0.25-32", "eager"), ("0.25-32", "fused")]
@@ -250,10 +251,45 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
         assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_median"] / 1e3) / 1e9)
         assert r["peak_fraction"] == pytest.approx(r["gflops_achieved"] / 100.0)
         assert r["output_max_abs_error"] <= r["output_tolerance"]
+        starts = r["turn_started_unix"]  # when each turn began: the host's drift is read from these
+        assert len(starts) == len(r["turn_sizes"]) and starts == sorted(starts)
+        assert started - 1 <= starts[0] and starts[-1] <= time.time()
     document = read_results(path)
     assert document["environment"]["host_fingerprint"] == rows[0]["host"]
     stored = json.loads(path.read_text())["measurements"]  # in the order they finished
     assert sorted(stored, key=lambda r: r["backend"]) == sorted(rows, key=lambda r: r["backend"])
+
+
+def drifting_rows(step: float) -> list[dict]:
+    """Rows of three configurations timed together for 30 s, the host ``step`` slower after 15 s."""
+    rows = []
+    for base in (1.0, 3.0, 9.0):
+        starts = [1_800_000_000 + 0.5 * i for i in range(60)]
+        medians = [base * (1 if i < 30 else 1 + step) for i in range(60)]
+        rows.append(
+            {
+                "latency_ms_samples": [m for m in medians for _ in range(3)],
+                "turn_sizes": [3] * 60,
+                "turn_started_unix": starts,
+            }
+        )
+    return rows
+
+
+def test_sweep_drift_reads_the_turns_of_every_row():
+    assert latency.sweep_drift(drifting_rows(0.2)).spread == pytest.approx(0.2)
+    assert latency.sweep_drift(drifting_rows(0.0)).spread == 0.0
+    assert latency.sweep_drift([{"error": "failed", "latency_ms_samples": None}]).factors == ()
+
+
+def test_a_drifting_host_is_warned_about(capsys):
+    from mnprof.cli.timing import report_drift
+
+    assert report_drift(drifting_rows(0.02)) == pytest.approx(0.02)
+    assert capsys.readouterr().err == ""
+    assert report_drift(drifting_rows(0.25)) == pytest.approx(0.25)
+    err = capsys.readouterr().err
+    assert err.startswith("mnprof: warning: the host's speed changed by 25% during this sweep") and err.count("\n") == 1
 
 
 def test_a_backend_that_computes_something_else_cannot_post_a_time(tmp_path, fake_peak, monkeypatch):

@@ -12,6 +12,7 @@ from mnprof.measurements import (
     RESULTS_SCHEMA_VERSION,
     ResultsStore,
     measurement_key,
+    processor,
     read_results,
     results_rows,
 )
@@ -133,6 +134,16 @@ def test_rows_for_tables_drop_raw_samples_and_name_the_cpu(tmp_path):
     assert "latency_ms_samples" not in flat and flat["cpu_model"] == "Test CPU"
     (full,) = results_rows([read_results(path)], with_samples=True)
     assert full["latency_ms_samples"] == [1.0, 1.1]
+
+
+def test_gpu_rows_are_named_by_their_gpu_and_cpu_rows_by_their_cpu(tmp_path):
+    path = tmp_path / "r.json"
+    write_document(path, environment=dict(ENV, gpu="Test GPU"), measurements=[row(), row(device="cuda")])
+    cpu_row, gpu_row = results_rows([read_results(path)])
+    assert (processor(cpu_row), processor(gpu_row)) == ("Test CPU", "Test GPU")
+    assert "gpu" not in cpu_row
+    assert processor({"device": "cuda"}) == "an unidentified GPU"
+    assert processor({"device": "cpu"}) == "an unidentified CPU"
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):

@@ -12,11 +12,13 @@ import pytest
 from mnprof.errors import MnprofError
 from mnprof.timing import (
     EXACT_CI_LIMIT,
+    Drift,
     Measurement,
     SampleStats,
     Stop,
     StopRule,
     Task,
+    host_drift,
     interleave,
     median_ci_ranks,
     quantile,
@@ -234,6 +236,49 @@ def test_rewarm_call_is_timed_into_the_budget_but_not_into_the_samples():
     assert len(measurement.warmup) == 1 and set(measurement.turn_sizes) == {5}
     assert len(calls) == 1 + len(measurement.turn_sizes) * (1 + 5)
     assert measurement.spent_s == pytest.approx(clock.now - 0.01)  # the discarded calls count
+
+
+def test_turn_start_times_are_the_clock_at_each_turn():
+    clock = FakeClock()
+    rule = StopRule(budget_s=0.6, block_s=0.05, warmup_max_s=0)
+    (measurement,) = interleave([Task("x", sampler(clock, [0.01]), "x")], rule, clock=clock)
+    assert len(measurement.turn_starts) == len(measurement.turn_sizes)
+    # one warm-up call, then turns of one re-warm call and 5 timed calls, 0.01 s each, back to back
+    assert measurement.turn_starts == pytest.approx([0.01 + 0.06 * i for i in range(len(measurement.turn_sizes))])
+
+
+# ---------------------------------------------------------------------------- host drift
+
+
+def turns(starts, level, noise=0.0, seed=0):
+    """``(start, median)`` turns of a task whose speed is ``level(start)`` times its own, with noise."""
+    rng = random.Random(seed)
+    return [(t, level(t) * (1 + rng.uniform(-noise, noise))) for t in starts]
+
+
+def test_host_drift_sees_every_task_slow_down_together():
+    starts = [0.5 * i for i in range(60)]  # 30 s of turns
+    step = lambda t: 1.0 if t < 15 else 1.2  # noqa: E731 - the host 20% slower after 15 s
+    tasks = [[(t, base * f) for t, f in turns(starts, step, 0.01, seed)] for seed, base in enumerate((1, 3, 9))]
+    drift = host_drift(tasks, window_s=3.0)
+    assert len(drift.factors) == 10  # 30 s in windows of 3 s
+    assert drift.spread == pytest.approx(0.2, abs=0.03)
+    assert max(drift.factors[:5]) < min(drift.factors[5:])  # the step is where it happened
+
+
+def test_host_drift_ignores_what_only_one_task_does():
+    starts = [0.5 * i for i in range(60)]
+    steady = lambda t: 1.0  # noqa: E731
+    odd_one = lambda t: 1.0 if t < 15 else 1.5  # noqa: E731 - only this task slows down
+    tasks = [turns(starts, steady, 0.01, 1), turns(starts, steady, 0.01, 2), turns(starts, odd_one, 0.01, 3)]
+    assert host_drift(tasks).spread < 0.03
+
+
+def test_host_drift_leaves_out_windows_with_too_few_turns_and_needs_two_to_spread():
+    assert host_drift([]) == Drift(3.0, ()) and host_drift([]).spread == 0.0
+    assert host_drift([[(0.0, 1.0), (10.0, 2.0)]], min_turns=2).factors == ()  # one turn per window
+    one_window = host_drift([[(0.0, 1.0), (1.0, 1.1), (2.0, 1.2), (2.5, 1.3)]])
+    assert len(one_window.factors) == 1 and one_window.spread == 0.0
 
 
 def test_progress_reaches_the_total():

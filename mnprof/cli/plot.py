@@ -11,6 +11,7 @@ import click
 from mnprof.cli import cli
 from mnprof.cli.common import count_with_progress, grid_options, measure_into
 from mnprof.errors import MnprofError
+from mnprof.measurements import processor
 
 FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
 LATENCY_FIGURES = ("latency-macs", "pareto")
@@ -19,9 +20,10 @@ SUFFIXES = (".html", ".png", ".svg")
 
 def _series(row: dict[str, Any], documents: int) -> str:
     """How a series is told apart in the legend: runtime and batch, plus host and threads when overlaying."""
-    label = f"{row['backend']}, batch {row['batch_size']}, {row['threads']} threads"
+    where = "GPU" if row.get("device") == "cuda" else f"{row['threads']} threads"
+    label = f"{row['backend']}, batch {row['batch_size']}, {where}"
     if documents > 1:
-        label = f"{row.get('cpu_model') or row.get('host')} ({row.get('host', '')[:6]}): {label}"
+        label = f"{processor(row)} ({(row.get('host') or '')[:6]}): {label}"
     return label
 
 
@@ -32,8 +34,9 @@ def _provenance(documents: Sequence[dict[str, Any]], paths: Sequence[Path]) -> l
         rows = [row for row in document["measurements"] if not row.get("error")]
         backends = sorted({row["backend"] for row in rows})
         threads = sorted({row["threads"] for row in rows})
+        gpu = f" and {env['gpu']}" if env.get("gpu") and any(row.get("device") == "cuda" for row in rows) else ""
         lines.append(
-            f"{path.name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'} "
+            f"{path.name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'}{gpu} "
             f"({env.get('available_cores', '?')} cores available, host fingerprint {env.get('host_fingerprint')}), "
             f"threads {', '.join(map(str, threads)) or '-'}, runtimes {', '.join(backends) or '-'}, "
             f"torch {env.get('torch')}, mnprof {env.get('mnprof')}; {len(rows)} measurements."

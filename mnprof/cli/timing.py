@@ -189,6 +189,10 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     return TimingPlan(settings=settings, store=store)
 
 
+# Above this spread of the host's speed during one sweep (see mnprof.timing.host_drift), a warning says so.
+DRIFT_WARNING = 0.10
+
+
 def warn(message: str) -> None:
     click.echo(f"mnprof: warning: {' '.join(message.split())}", err=True)
 
@@ -223,6 +227,23 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
         )
 
 
+def report_drift(rows: Sequence[dict[str, Any]]) -> float | None:
+    """Warn when the whole host's speed moved during the sweep; returns the spread (``None``: too few turns)."""
+    from mnprof.latency import sweep_drift
+
+    drift = sweep_drift(rows)
+    if len(drift.factors) < 2:
+        return None
+    if drift.spread > DRIFT_WARNING:
+        warn(
+            f"the host's speed changed by {drift.spread:.0%} during this sweep: every configuration slowed down "
+            f"or sped up together (median over configurations, in windows of {drift.window_s:g} s), so the cause "
+            "was outside them, such as other work on the machine's shared caches and memory. The medians mix "
+            "both speeds and another run may differ by as much: compare configurations within one run"
+        )
+    return drift.spread
+
+
 def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dict[str, Any]]:
     """The timing rows for ``configs``: read from ``--from-results`` files, or measured now (with progress)."""
     from mnprof.measurements import RAW_SAMPLE_KEYS, results_rows
@@ -245,6 +266,8 @@ def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dic
         error_line(f"interrupted: {kept} measurements kept in {store.path}; add --resume to finish the rest")
         raise
     report_quality(rows, store.environment.get("logical_cores"))
+    drift = report_drift(rows)
     if not quiet:
-        click.echo(f"mnprof: {len(rows)} measurements kept in {store.path} (schema version 1)", err=True)
+        varied = f"; the host's speed varied by {drift:.0%} during the sweep" if drift is not None else ""
+        click.echo(f"mnprof: {len(rows)} measurements kept in {store.path} (schema version 1){varied}", err=True)
     return [{key: value for key, value in row.items() if key not in RAW_SAMPLE_KEYS} for row in rows]
