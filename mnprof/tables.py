@@ -358,7 +358,12 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
         "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
         "GFLOP/s = 2 x analytic MACs x batch size / median latency; % peak = of the float32 GEMM peak measured "
-        "in the same run (mnprof.latency.measure_gemm_peak).",
+        "in the same run (mnprof.latency.measure_gemm_peak)"
+        + (
+            "; on a GPU under PyTorch's default math, which lets cuDNN convolutions use TF32."
+            if "device" in frame.columns and (frame["device"] == "cuda").any()
+            else "."
+        ),
     ]
     if not measured.empty:
         first = measured.iloc[0]

@@ -530,3 +530,17 @@ def test_grid_view_marks_noisy_and_failed_timings():
     assert "| eager | 1 | 2.00 (0.50)! |" in text and "| fused | 1 | 1.00 (0.10) |" in text
     assert "| onnxruntime | 1 | error |" in text
     assert "error: 0.25-32 onnxruntime batch 1: output differs from eager PyTorch" in text
+    assert "timed on CPU (h), 1 threads, device cpu" in text and "TF32" not in text
+
+
+def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
+    from mnprof.analysis import count
+    from mnprof.tables import Format, View, grid_frame, render
+
+    row = {"id": TINY.id, "batch_size": 64, "threads": 1, "device": "cuda", "host": "h", "cpu_model": "CPU",
+           "gpu": "Test GPU", "backend": "eager", "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
+           "throughput_ips": 32000.0, "gflops_achieved": 1.0, "peak_fraction": 0.01, "gemm_peak_gflops": 100.0,
+           "error": None}  # fmt: skip
+    text = render(grid_frame([count(TINY)], [row]), View.GRID, Format.MARKDOWN)
+    assert "timed on Test GPU (h), 1 threads, device cuda" in text
+    assert "cuDNN convolutions use TF32" in text
