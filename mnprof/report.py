@@ -101,15 +101,20 @@ def write_counts(out: Path, on_file: Callable[[str], None] | None = None) -> lis
 
 
 def timing_provenance(out: Path) -> str | None:
-    """'measured on CPU, N cores, date' from ``out/results.json``, if it is there and readable."""
+    """'CPU, N cores, date' and the host's drift from ``out/results.json``, if it is there and readable."""
+    from mnprof.latency import sweep_drift
+
     try:
-        environment = json.loads((out / "results.json").read_text(encoding="utf-8"))["environment"]
-    except (OSError, ValueError, KeyError):
+        document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        environment, rows = document["environment"], document["measurements"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    drift = sweep_drift(rows)
+    varied = f"; the host's speed varied by {drift.spread:.0%} during the sweep" if len(drift.factors) > 1 else ""
     return (
         f"{environment.get('cpu_model') or 'an unidentified CPU'}, {environment.get('available_cores')} cores "
         f"available, {environment.get('os')}, torch {environment.get('torch')}, measured {environment.get('date')} "
-        f"(host fingerprint {environment.get('host_fingerprint')})"
+        f"(host fingerprint {environment.get('host_fingerprint')}){varied}"
     )
 
 

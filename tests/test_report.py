@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -32,3 +33,24 @@ def test_report_into_a_file_path_is_rejected(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a file" in err
     assert target.read_text() == "keep"
+
+
+def test_the_index_says_how_much_the_host_drifted_while_timing(tmp_path):
+    from mnprof.report import timing_provenance
+
+    environment = {"cpu_model": "Test CPU", "available_cores": 2, "date": "2026-01-01"}
+    starts = [1_800_000_000 + 0.5 * i for i in range(60)]  # 30 s of turns, the host 20% slower after 15 s
+    rows = [
+        {"latency_ms_samples": [base * (1 if i < 30 else 1.2) for i in range(60)], "turn_sizes": [1] * 60,
+         "turn_started_unix": starts}
+        for base in (1.0, 2.0, 4.0)
+    ]  # fmt: skip
+    (tmp_path / "results.json").write_text(json.dumps({"environment": environment, "measurements": rows}))
+    assert timing_provenance(tmp_path).startswith("Test CPU, 2 cores available")
+    assert timing_provenance(tmp_path).endswith("; the host's speed varied by 20% during the sweep")
+    for row in rows:  # files written before turn times were kept: no drift claimed
+        del row["turn_started_unix"]
+    (tmp_path / "results.json").write_text(json.dumps({"environment": environment, "measurements": rows}))
+    assert "varied" not in timing_provenance(tmp_path)
+    (tmp_path / "results.json").write_text("{corrupt")
+    assert timing_provenance(tmp_path) is None
