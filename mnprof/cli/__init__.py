@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import click
 
+from mnprof import __version__
 from mnprof.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, error_line
 from mnprof.errors import MnprofError
 
@@ -18,7 +19,7 @@ __all__ = ["cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="mnprof", prog_name="mnprof")
+@click.version_option(__version__, prog_name="mnprof")  # also from a source tree that was never installed
 def cli() -> None:
     """mnprof: model analysis and profiling for MobileNet-style networks.
 
