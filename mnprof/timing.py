@@ -24,8 +24,8 @@ Method, per task (one configuration x backend x batch size):
    percent over seconds), and an interval that treats them as independent is far too narrow to
    predict the next run.
 5. Host drift: every turn's start time is kept, so :func:`host_drift` can see the speed of the whole host
-   move, all tasks slowing down or speeding up together. On a virtual machine this happens when other
-   tenants load the shared caches and memory; this process's CPU time cannot see it, and no repetition
+   move, all tasks slowing down or speeding up together (on a virtual machine, for example, while other
+   tenants load the shared caches and memory). This process's CPU time cannot see it, and no repetition
    within a run removes it from the next run: it is reported, not corrected.
 """
 
