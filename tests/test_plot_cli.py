@@ -62,6 +62,20 @@ def test_two_hosts_are_overlaid_and_told_apart(capsys, tmp_path):
     assert "CPU A (aaaaaa): eager, batch 1, 2 threads" in page and "CPU B (bbbbbb): eager, batch 1, 2 threads" in page
 
 
+def test_gpu_results_are_told_apart_by_their_gpu(capsys, tmp_path):
+    cpu = write(tmp_path / "cpu.json", results_document(GRID4, host="aaaaaa1", cpu="CPU A"))
+    document = results_document(GRID4, host="bbbbbb2", cpu="CPU B")
+    document["environment"]["gpu"] = "GPU B"
+    for row in document["measurements"]:
+        row["device"] = "cuda"
+    gpu = write(tmp_path / "gpu.json", document)
+    out = tmp_path / "compare.html"
+    assert run(capsys, "plot", "--results", str(cpu), "--results", str(gpu), "--out", str(out), "-q")[0] == 0
+    page = out.read_text()
+    assert "CPU A (aaaaaa): eager, batch 1, 2 threads" in page and "GPU B (bbbbbb): eager, batch 1, GPU" in page
+    assert "gpu.json: measured 2026-11-27T00:00:00+00:00 on CPU B and GPU B" in page
+
+
 def test_static_png(capsys, tmp_path):
     pytest.importorskip("kaleido")
     results = write(tmp_path / "r.json", results_document(GRID4))
