@@ -26,7 +26,7 @@ from torch import nn
 
 from mnprof.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelConfig, format_alpha, parse_alphas
 from mnprof.errors import MnprofError
-from mnprof.results import environment
+from mnprof.results import environment, read_json_file
 
 __all__ = [
     "BASELINE_KIND",
@@ -362,16 +362,7 @@ def baseline_document(
 def load_baseline(path: Path) -> dict[str, Any]:
     """Read and validate a baseline; every problem is a one-line MnprofError saying how to regenerate."""
     regenerate = f"regenerate it with: mnprof baseline --out {path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MnprofError(f"baseline {path} does not exist; {regenerate}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MnprofError(f"baseline {path} cannot be read ({error}); {regenerate}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MnprofError(f"baseline {path} is corrupt (invalid JSON at line {error.lineno}); {regenerate}") from None
+    document = read_json_file(path, "baseline", regenerate)
     if not isinstance(document, dict) or document.get("kind") != BASELINE_KIND:
         raise MnprofError(f"baseline {path} is not an mnprof baseline (kind {BASELINE_KIND!r} missing); {regenerate}")
     version = document.get("schema_version")

@@ -23,13 +23,12 @@ or changes meaning; adding keys keeps it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.results import atomic_write_text, check_writable, dumps
+from mnprof.results import atomic_write_text, check_writable, dumps, read_json_file
 
 __all__ = [
     "DEFAULT_RESULTS_PATH",
@@ -71,18 +70,7 @@ def check_results_writable(path: Path) -> None:
 def read_results(path: Path) -> dict[str, Any]:
     """Read and validate a results file; a one-line :class:`MnprofError` names the file and what to do."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MnprofError(f"results file {path} does not exist; accepted: a file written by mnprof table") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise MnprofError(f"cannot read results file {path}: {error}") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MnprofError(
-            f"results file {path} is corrupt (invalid JSON at line {error.lineno}); {REGENERATE} or delete it"
-        ) from None
+    document = read_json_file(path, "results file", "accepted: a file written by mnprof table; " + REGENERATE)
     if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
         kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
         raise MnprofError(

@@ -376,8 +376,14 @@ def table3() -> PaperTable:
     thin = scale_channels(channels, 0.75)
     small_side = _block7(ModelConfig(0.75, rho_resolution))[2]
     standard_macs = conv_macs(side, side, kernel, channels, channels)
+
+    def separable_case(size: int, width: int, config: ModelConfig) -> tuple[int, int, int, int, int, ModelConfig]:
+        macs = depthwise_separable_macs(size, size, kernel, width, width)
+        params = conv_params(kernel, width, width, groups=width) + conv_params(1, width, width)
+        return macs, params, width, width, size, config
+
+    # (macs, params, N, M, side, the model whose block 7 is this layer)
     cases = (
-        # (macs, params, N, M, side, the model whose block 7 is this layer)
         (
             standard_macs,
             conv_params(kernel, channels, channels),
@@ -386,30 +392,9 @@ def table3() -> PaperTable:
             side,
             ModelConfig(1.0, 224, variant=Variant.FULL),
         ),
-        (
-            depthwise_separable_macs(side, side, kernel, channels, channels),
-            conv_params(kernel, channels, channels, groups=channels) + conv_params(1, channels, channels),
-            channels,
-            channels,
-            side,
-            ModelConfig(1.0, 224),
-        ),
-        (
-            depthwise_separable_macs(side, side, kernel, thin, thin),
-            conv_params(kernel, thin, thin, groups=thin) + conv_params(1, thin, thin),
-            thin,
-            thin,
-            side,
-            ModelConfig(0.75, 224),
-        ),
-        (
-            depthwise_separable_macs(small_side, small_side, kernel, thin, thin),
-            conv_params(kernel, thin, thin, groups=thin) + conv_params(1, thin, thin),
-            thin,
-            thin,
-            small_side,
-            ModelConfig(0.75, rho_resolution),
-        ),
+        separable_case(side, channels, ModelConfig(1.0, 224)),
+        separable_case(side, thin, ModelConfig(0.75, 224)),
+        separable_case(small_side, thin, ModelConfig(0.75, rho_resolution)),
     )
     rows = []
     for entry, (macs, params, n, m, size, config) in zip(TABLE3, cases, strict=True):

@@ -21,6 +21,7 @@ __all__ = [
     "check_writable",
     "dumps",
     "environment",
+    "read_json_file",
     "table_document",
 ]
 
@@ -117,3 +118,20 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def read_json_file(path: Path, what: str, hint: str) -> Any:
+    """The parsed JSON of ``path``; a missing, unreadable or corrupt file is a one-line :class:`MnprofError`.
+
+    ``what`` names the file in the message ("baseline", "results file"), ``hint`` says what to do about it.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MnprofError(f"{what} {path} does not exist; {hint}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise MnprofError(f"{what} {path} cannot be read ({error}); {hint}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MnprofError(f"{what} {path} is corrupt (invalid JSON at line {error.lineno}); {hint}") from None
