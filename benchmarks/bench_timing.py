@@ -5,7 +5,7 @@
 1. Reproducibility: two back-to-back default ``mnprof table`` runs (16 configurations, eager, batch 1):
    median |difference| of the latency medians (target <= 3%) and Spearman's rank correlation
    (target >= 0.98, or the identical ranking). Each run's host drift (every configuration slowing down
-   or speeding up together, mnprof.timing.host_drift) is printed beside it: it bounds what any method
+   or speeding up together, mnprof.timing.engine.host_drift) is printed beside it: it bounds what any method
    inside one run can promise about the next.
 2. Agreement with ``torch.utils.benchmark.Timer(...).blocked_autorange()`` on the same model, input and
    threads in the same process (Timer just before and just after mnprof, per configuration): every
@@ -63,7 +63,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def target_reproducibility(workdir: Path) -> None:
-    from mnprof.latency import sweep_drift
+    from mnprof.timing.sweep import sweep_drift
 
     print(f"== targets 1 and 3: two back-to-back default runs ({load()})")
     walls, runs = [], []
@@ -79,7 +79,7 @@ def target_reproducibility(workdir: Path) -> None:
             f"host speed drift {drift.spread:.1%} (factor per {drift.window_s:g} s window: {factors})"
         )
     a, b = runs
-    from mnprof.config import default_grid
+    from mnprof.model.config import default_grid
 
     ids = [config.id for config in default_grid()]
     diffs = [abs(b[i]["latency_ms_median"] / a[i]["latency_ms_median"] - 1) * 100 for i in ids]
@@ -110,10 +110,10 @@ def target_timer_agreement(workdir: Path) -> None:
     import torch
     import torch.utils.benchmark as benchmark
 
-    from mnprof.config import default_grid
-    from mnprof.hostinfo import available_cores, environment
-    from mnprof.latency import TimingSettings, calibrated_model, fixed_input, run_sweep
-    from mnprof.measurements import ResultsStore
+    from mnprof.model.config import default_grid
+    from mnprof.timing.host import available_cores, environment
+    from mnprof.timing.store import ResultsStore
+    from mnprof.timing.sweep import TimingSettings, calibrated_model, fixed_input, run_sweep
 
     print(f"== target 2: against torch.utils.benchmark.Timer.blocked_autorange ({load()})")
     threads = available_cores()

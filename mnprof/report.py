@@ -52,13 +52,13 @@ TIMING_FILES = (
 
 
 def _counts() -> dict[str, Callable[[], str]]:
-    from mnprof import tables
-    from mnprof.analysis import count_many
-    from mnprof.check import baseline_document, builtin_entries
-    from mnprof.config import ModelConfig, default_grid
-    from mnprof.layers import layer_report, render_layers
-    from mnprof.paper import paper_tables, render_paper
-    from mnprof.results import dumps
+    from mnprof.check.gate import baseline_document, builtin_entries
+    from mnprof.counting.count import count_many
+    from mnprof.files import dumps
+    from mnprof.model.config import ModelConfig, default_grid
+    from mnprof.paper.tables import paper_tables, render_paper
+    from mnprof.timing.layers import layer_report, render_layers
+    from mnprof.views import grid as tables
 
     cache: dict[str, Any] = {}
 
@@ -89,7 +89,7 @@ def _counts() -> dict[str, Callable[[], str]]:
 
 def write_counts(out: Path, on_file: Callable[[str], None] | None = None) -> list[str]:
     """Write the count-only files into ``out`` (atomically each); returns their names."""
-    from mnprof.results import atomic_write_text
+    from mnprof.files import atomic_write_text
 
     written = []
     for name, make in _counts().items():
@@ -102,7 +102,7 @@ def write_counts(out: Path, on_file: Callable[[str], None] | None = None) -> lis
 
 def timing_provenance(out: Path) -> str | None:
     """'CPU, N cores, date' and the host's drift from ``out/results.json``, if it is there and readable."""
-    from mnprof.latency import sweep_drift
+    from mnprof.timing.sweep import sweep_drift
 
     try:
         document = json.loads((out / "results.json").read_text(encoding="utf-8"))
@@ -152,15 +152,15 @@ def index_markdown(out: Path) -> str:
 
 def write_timing(out: Path, *, backends: str, quiet: bool, on_step: Callable[[str], None] | None = None) -> None:
     """Time everything and write the host-specific files (results, timed layers, roofline, figures, picture)."""
-    from mnprof.backends import Device
-    from mnprof.cli.common import measure_into
-    from mnprof.config import ModelConfig, default_grid
-    from mnprof.hostinfo import available_cores
-    from mnprof.latency import measure_gemm_peak
-    from mnprof.layers import TimingSettings, layer_report, render_layers
-    from mnprof.results import atomic_write, atomic_write_text, dumps
-    from mnprof.roofline import measure_bandwidth
-    from mnprof.tables import Format
+    from mnprof.cli.options import measure_into
+    from mnprof.files import atomic_write, atomic_write_text, dumps
+    from mnprof.model.config import ModelConfig, default_grid
+    from mnprof.timing.backends import Device
+    from mnprof.timing.host import available_cores
+    from mnprof.timing.layers import TimingSettings, layer_report, render_layers
+    from mnprof.timing.peaks import measure_bandwidth
+    from mnprof.timing.sweep import measure_gemm_peak
+    from mnprof.views.grid import Format
 
     step = on_step or (lambda _name: None)
     step("results.json")
@@ -200,7 +200,7 @@ def write_timing(out: Path, *, backends: str, quiet: bool, on_step: Callable[[st
 
 def _figures(out: Path, layers: Any, peak: float, bandwidth: float, threads: int) -> tuple[list[Any], list[str], Any]:
     from mnprof.cli.plot import plot_inputs
-    from mnprof.plots import build_figures, roofline_figure
+    from mnprof.views.plots import build_figures, roofline_figure
 
     grid, latency, provenance = plot_inputs([out / "results.json"])
     figures = build_figures(grid, latency)
@@ -211,7 +211,7 @@ def _figures(out: Path, layers: Any, peak: float, bandwidth: float, threads: int
 
 
 def _page(figures: list[Any], provenance: list[str]) -> str:
-    from mnprof.plots import page_html
+    from mnprof.views.plots import page_html
 
     return page_html(figures, title="mnprof report: MobileNetV1 accuracy, MACs, latency and roofline",
                      provenance=provenance)  # fmt: skip

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from mnprof.arch import scale_channels
-from mnprof.config import ModelConfig, Rounding, Variant
 from mnprof.counting.analytic import (
     ParamConvention,
     analytic_count,
     conv_macs,
     depthwise_separable_macs,
 )
+from mnprof.model.arch import scale_channels
+from mnprof.model.config import ModelConfig, Rounding, Variant
 
 
 def hand_count(widths: list[int], sizes: list[int], classes: int = 1000) -> tuple[int, int, int]:

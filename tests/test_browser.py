@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnprof.plots import build_figures, page_html
+from mnprof.views.plots import build_figures, page_html
 from tests.test_plots import GRID, HOSTILE, latency_frame
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from mnprof.check import BASELINE_KIND, CheckSettings, ModelSpec, baseline_document, compare, load_settings, measure
+from mnprof.check.gate import (
+    BASELINE_KIND,
+    CheckSettings,
+    ModelSpec,
+    baseline_document,
+    compare,
+    load_settings,
+    measure,
+)
 from mnprof.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -263,7 +271,7 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
 
 
 def test_slower_latency_beyond_tolerance_fails():
-    from mnprof.check import compare_latency
+    from mnprof.check.gate import compare_latency
 
     baseline = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
     now = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 13.0}}}

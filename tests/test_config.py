@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mnprof.config import ModelConfig, Rounding, Variant, default_grid, grid, parse_alphas, parse_resolutions
 from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig, Rounding, Variant, default_grid, grid, parse_alphas, parse_resolutions
 
 
 def test_default_grid_is_the_papers_sixteen_configurations_in_order():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mnprof.analysis import count, count_many, sweep
-from mnprof.config import ModelConfig, default_grid
+from mnprof.counting.count import count, count_many, sweep
 from mnprof.counting.reconcile import FVCORE_RULES, reconcile
+from mnprof.model.config import ModelConfig, default_grid
 
 GRID_REPORTS = {report.config.id: report for report in count_many(default_grid())}
 

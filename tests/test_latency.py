@@ -11,16 +11,17 @@ import time
 import pytest
 import torch
 
-from mnprof import backends, latency
-from mnprof.backends import Backend, Device, fold_batchnorm, output_error, prepare
 from mnprof.cli import main
-from mnprof.config import ModelConfig, grid
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
-from mnprof.hostinfo import CpuInfo, cpu_info, environment, host_fingerprint, theoretical_peak_gflops
-from mnprof.latency import TimingSettings, calibrated_model, fixed_input, parse_batch_sizes, run_sweep
-from mnprof.measurements import ResultsStore, read_results
-from mnprof.timing import StopRule
+from mnprof.model.config import ModelConfig, grid
+from mnprof.timing import backends
+from mnprof.timing import sweep as latency
+from mnprof.timing.backends import Backend, Device, fold_batchnorm, output_error, prepare
+from mnprof.timing.engine import StopRule
+from mnprof.timing.host import CpuInfo, cpu_info, environment, host_fingerprint, theoretical_peak_gflops
+from mnprof.timing.store import ResultsStore, read_results
+from mnprof.timing.sweep import TimingSettings, calibrated_model, fixed_input, parse_batch_sizes, run_sweep
 
 TINY = ModelConfig(0.25, 32)
 FAST = StopRule(budget_s=0.1, block_s=0.01, warmup_max_s=0.02)
@@ -512,8 +513,8 @@ def test_ctrl_c_keeps_what_was_measured_and_resume_finishes(capsys, tmp_path, fa
 
 
 def test_grid_view_marks_noisy_and_failed_timings():
-    from mnprof.analysis import count
-    from mnprof.tables import Format, View, grid_frame, render
+    from mnprof.counting.count import count
+    from mnprof.views.grid import Format, View, grid_frame, render
 
     base = {"id": TINY.id, "batch_size": 1, "threads": 1, "device": "cpu", "host": "h", "cpu_model": "CPU"}
     timings = [
@@ -534,8 +535,8 @@ def test_grid_view_marks_noisy_and_failed_timings():
 
 
 def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
-    from mnprof.analysis import count
-    from mnprof.tables import Format, View, grid_frame, render
+    from mnprof.counting.count import count
+    from mnprof.views.grid import Format, View, grid_frame, render
 
     row = {"id": TINY.id, "batch_size": 64, "threads": 1, "device": "cuda", "host": "h", "cpu_model": "CPU",
            "gpu": "Test GPU", "backend": "eager", "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,

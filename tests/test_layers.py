@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from mnprof.cli import main
-from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.errors import MnprofError
-from mnprof.layers import Method, TimingSettings, layer_counts, layer_report, render_layers, time_layers
-from mnprof.tables import Format
+from mnprof.model.config import ModelConfig
+from mnprof.timing.layers import Method, TimingSettings, layer_counts, layer_report, render_layers, time_layers
+from mnprof.views.grid import Format
 
 TINY = ModelConfig(0.25, 64)
 FAST = {"repeats": 3, "warmup": 1, "budget_s": 5.0}
@@ -126,7 +126,7 @@ def test_threads_are_restored():
 
 
 def test_profiler_attribution_is_checked_against_the_plan(monkeypatch):
-    from mnprof import layers
+    from mnprof.timing import layers
 
     original = layers._prepare
     wrong = ModelConfig(0.25, 96)  # the same layers with other shapes: attribution must notice

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mnprof.errors import MnprofError
-from mnprof.measurements import (
+from mnprof.timing.store import (
     RESULTS_KIND,
     RESULTS_SCHEMA_VERSION,
     ResultsStore,
@@ -155,7 +155,7 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     def fail(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mnprof.results.os.fsync", fail)
+    monkeypatch.setattr("mnprof.files.os.fsync", fail)
     with pytest.raises(OSError, match="disk full"):
         store.add(row("0.25-64"))
     assert path.read_text() == before

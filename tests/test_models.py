@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from mnprof.arch import layer_plan
-from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention, analytic_count
-from mnprof.models import build_model
+from mnprof.model.arch import layer_plan
+from mnprof.model.config import ModelConfig
+from mnprof.model.networks import build_model
 
 CONFIGS = [
     ModelConfig(1.0, 224),

@@ -9,11 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from mnprof import paper
 from mnprof.cli import main
-from mnprof.paper import Verdict, paper_tables, render_paper, verdict
-from mnprof.reference import TABLE1, TABLE2
-from mnprof.tables import Format
+from mnprof.model.reference import TABLE1, TABLE2
+from mnprof.paper import tables as paper
+from mnprof.paper.tables import Verdict, paper_tables, render_paper, verdict
+from mnprof.views.grid import Format
 
 MACS_1_0_224 = 568_740_352  # pinned independently in tests/test_analytic.py
 
@@ -176,7 +176,7 @@ def test_table5_shallow_by_hand():
 
 
 def test_tables_6_and_7_reuse_paper_frame(monkeypatch):
-    from mnprof import tables
+    from mnprof.views import grid as tables
 
     calls = []
     original = tables.paper_frame

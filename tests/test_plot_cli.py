@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mnprof.cli import main
-from mnprof.measurements import RESULTS_KIND, RESULTS_SCHEMA_VERSION
+from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 
 def results_document(
@@ -140,7 +140,7 @@ def test_accuracy_figures_need_no_latency(capsys, tmp_path):
 
 def test_configuration_without_published_accuracy_still_appears_in_the_latency_figure(capsys, tmp_path):
     from mnprof.cli.plot import plot_inputs
-    from mnprof.plots import build_figures
+    from mnprof.views.plots import build_figures
 
     results = write(tmp_path / "r.json", results_document([*GRID4, (0.6, 96)]))
     grid, latency, _ = plot_inputs([results])

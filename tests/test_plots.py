@@ -5,10 +5,10 @@ import math
 import pandas as pd
 import pytest
 
-from mnprof.analysis import count_many
-from mnprof.config import default_grid
-from mnprof.plots import accuracy_frame, build_figures, fit_line, page_html, pareto_front
-from mnprof.tables import grid_frame
+from mnprof.counting.count import count_many
+from mnprof.model.config import default_grid
+from mnprof.views.grid import grid_frame
+from mnprof.views.plots import accuracy_frame, build_figures, fit_line, page_html, pareto_front
 
 GRID = grid_frame(count_many(default_grid()))
 HOSTILE = "</script><script>alert(1)</script>"
@@ -69,8 +69,8 @@ def test_outside_text_is_escaped_in_the_page():
 
 
 def test_roofline_caption_is_derived_from_the_measured_shares():
-    from mnprof.plots import roofline_figure
-    from mnprof.roofline import roofs
+    from mnprof.timing.peaks import roofs
+    from mnprof.views.plots import roofline_figure
 
     def layers(time_share: float) -> pd.DataFrame:
         return pd.DataFrame(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention, analytic_count
-from mnprof.reference import PAPER, SEED, TFSLIM
+from mnprof.model.config import ModelConfig
+from mnprof.model.reference import PAPER, SEED, TFSLIM
 
 TABLES_6_7 = [entry for entry in PAPER if entry.table in ("6", "7")]
 

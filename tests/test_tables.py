@@ -7,10 +7,20 @@ import math
 import pandas as pd
 import pytest
 
-from mnprof.analysis import count_many
-from mnprof.config import ModelConfig
-from mnprof.results import TABLE_SCHEMA_VERSION
-from mnprof.tables import Format, Unit, View, grid_frame, paper_configs, paper_frame, render, seed_configs, seed_frame
+from mnprof.counting.count import count_many
+from mnprof.files import TABLE_SCHEMA_VERSION
+from mnprof.model.config import ModelConfig
+from mnprof.views.grid import (
+    Format,
+    Unit,
+    View,
+    grid_frame,
+    paper_configs,
+    paper_frame,
+    render,
+    seed_configs,
+    seed_frame,
+)
 
 CONFIGS = [ModelConfig(1.0, 224), ModelConfig(0.75, 224), ModelConfig(0.6, 96)]
 REPORTS = count_many(CONFIGS)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnprof.errors import MnprofError
-from mnprof.timing import (
+from mnprof.timing.engine import (
     EXACT_CI_LIMIT,
     Drift,
     Measurement,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from mnprof import __version__
-from mnprof.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, error_line
+from mnprof.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, error_line
 from mnprof.errors import MnprofError
 
 __all__ = ["cli", "main"]

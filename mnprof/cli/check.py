@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import EXIT_REGRESSION, progress
+from mnprof.cli.options import EXIT_REGRESSION, progress
 from mnprof.errors import MnprofError
 
 MODEL_HELP = (
@@ -65,8 +65,8 @@ def _settings(
     pyproject: Path | None,
     **overrides: Any,
 ) -> Any:
-    from mnprof.check import ModelSpec, load_settings
-    from mnprof.config import parse_alphas, parse_resolutions
+    from mnprof.check.gate import ModelSpec, load_settings
+    from mnprof.model.config import parse_alphas, parse_resolutions
 
     if pyproject is not None and not pyproject.is_file():
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
@@ -87,7 +87,7 @@ def _settings(
 
 
 def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
-    from mnprof.check import measure
+    from mnprof.check.gate import measure
 
     total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
     with progress(quiet) as bar:
@@ -132,16 +132,16 @@ def baseline(
     params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
-    from mnprof.check import baseline_document
-    from mnprof.results import atomic_write_text, check_writable, dumps
+    from mnprof.check.gate import baseline_document
+    from mnprof.files import atomic_write_text, check_writable, dumps
 
     settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
     check_writable(settings.baseline)
     entries = _measure(settings, quiet)
     timed = None
     if latency:
-        from mnprof.check import measure_latency
-        from mnprof.hostinfo import available_cores
+        from mnprof.check.gate import measure_latency
+        from mnprof.timing.host import available_cores
 
         timed = measure_latency(settings, threads or available_cores())
     atomic_write_text(settings.baseline, dumps(baseline_document(entries, timed)))
@@ -202,7 +202,7 @@ def check(
       1  a count grew: configuration, counter, metric, baseline, now, delta and % are named
       2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
     """
-    from mnprof.check import compare, load_baseline, parse_tolerance, render_check
+    from mnprof.check.gate import compare, load_baseline, parse_tolerance, render_check
 
     settings = _settings(
         models,
@@ -223,7 +223,7 @@ def check(
     current = _measure(settings, quiet)
     slower = []
     if latency_pct is not None:
-        from mnprof.check import compare_latency, measure_latency
+        from mnprof.check.gate import compare_latency, measure_latency
 
         now = measure_latency(settings, document["latency"]["threads"])
         slower = compare_latency(document["latency"], now, latency_pct, settings.baseline)

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import emit, output_options, progress, resolve_output
-from mnprof.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
+from mnprof.cli.options import emit, output_options, progress, resolve_output
 from mnprof.errors import MnprofError
+from mnprof.model.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
 
 
 def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str, accepted: str) -> None:
@@ -53,7 +53,7 @@ def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str,
     default="hooks",
     show_default=True,
     help="hooks: time.perf_counter_ns in forward hooks around each layer's module; profiler: torch.profiler CPU "
-    "time of each layer's aten operator, matched by order and checked by input shape (see mnprof.layers for "
+    "time of each layer's aten operator, matched by order and checked by input shape (see mnprof.timing.layers for "
     "why hooks are the default).",
 )
 @click.option(
@@ -123,9 +123,9 @@ def layers(
       mnprof layers --backend channels_last --format markdown
       mnprof layers --no-timing --format csv --out layers.csv
     """
-    from mnprof import layers as per_layer
-    from mnprof.config import ModelConfig, parse_alphas, parse_resolutions
-    from mnprof.tables import Format
+    from mnprof.model.config import ModelConfig, parse_alphas, parse_resolutions
+    from mnprof.timing import layers as per_layer
+    from mnprof.views.grid import Format
 
     alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
     _single(alphas, "--alpha", alpha, f"one number in (0, {MAX_ALPHA:g}]")

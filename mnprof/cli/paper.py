@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import emit, resolve_output
+from mnprof.cli.options import emit, resolve_output
 
 
 @cli.command()
@@ -48,8 +48,8 @@ def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
       mnprof paper --table 1,2 --format markdown
       mnprof paper --format json --out paper.json
     """
-    from mnprof import paper as computed
-    from mnprof.tables import Format
+    from mnprof.paper import tables as computed
+    from mnprof.views.grid import Format
 
     keys = computed.parse_tables(table_keys)
     fmt = resolve_output(fmt, out)

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import count_with_progress, grid_options, measure_into
+from mnprof.cli.options import count_with_progress, grid_options, measure_into
 from mnprof.errors import MnprofError
-from mnprof.measurements import processor
+from mnprof.timing.store import processor
 
 FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
 LATENCY_FIGURES = ("latency-macs", "pareto")
@@ -49,7 +49,7 @@ def _provenance(documents: Sequence[dict[str, Any]], paths: Sequence[Path]) -> l
 
 
 def _configs_of(rows: Sequence[dict[str, Any]]) -> list[Any]:
-    from mnprof.config import ModelConfig
+    from mnprof.model.config import ModelConfig
 
     seen: dict[str, Any] = {}
     for row in rows:
@@ -70,9 +70,9 @@ def plot_inputs(
     """
     import pandas as pd
 
-    from mnprof.config import default_grid
-    from mnprof.measurements import read_results, results_rows
-    from mnprof.tables import grid_frame
+    from mnprof.model.config import default_grid
+    from mnprof.timing.store import read_results, results_rows
+    from mnprof.views.grid import grid_frame
 
     documents = [read_results(path) for path in paths]
     rows = results_rows(documents)
@@ -142,10 +142,10 @@ def plot(
     The grid options choose the configurations of the accuracy figures and what to measure when no
     results file exists yet; the latency figures show what the results files hold.
     """
-    from mnprof.cli.common import configs_from
-    from mnprof.measurements import DEFAULT_RESULTS_PATH
-    from mnprof.plots import build_figures, page_html
-    from mnprof.results import atomic_write, atomic_write_text, check_writable
+    from mnprof.cli.options import configs_from
+    from mnprof.files import atomic_write, atomic_write_text, check_writable
+    from mnprof.timing.store import DEFAULT_RESULTS_PATH
+    from mnprof.views.plots import build_figures, page_html
 
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:

@@ -39,8 +39,8 @@ def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
     Timing takes a few minutes on a 2-core machine (every configuration and runtime, then the layers).
     reports/README.md indexes what was written and says which host measured the timing parts, and when.
     """
+    from mnprof.files import atomic_write_text, check_writable
     from mnprof.report import index_markdown, write_counts, write_timing
-    from mnprof.results import atomic_write_text, check_writable
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.common import configs_from, count_with_progress, emit, grid_options, output_options, resolve_output
+from mnprof.cli.options import configs_from, count_with_progress, emit, grid_options, output_options, resolve_output
 from mnprof.cli.timing import TimingRequest, measure, timing_options
 from mnprof.cli.timing import plan as timing_plan_for
 
@@ -63,7 +63,7 @@ def table(
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
       mnprof table --from-results host-a.json --from-results host-b.json
     """
-    from mnprof import tables
+    from mnprof.views import grid as tables
 
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
     fmt = resolve_output(fmt, out)

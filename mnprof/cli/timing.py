@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from mnprof.cli.common import error_line, progress
+from mnprof.cli.options import error_line, progress
 from mnprof.errors import MnprofError
 
 __all__ = ["TimingPlan", "TimingRequest", "measure", "plan", "timing_options"]
@@ -48,8 +48,8 @@ class TimingRequest:
 class TimingPlan:
     """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``."""
 
-    settings: Any = None  # mnprof.latency.TimingSettings
-    store: Any = None  # mnprof.measurements.ResultsStore
+    settings: Any = None  # mnprof.timing.sweep.TimingSettings
+    store: Any = None  # mnprof.timing.store.ResultsStore
     documents: tuple[dict[str, Any], ...] = ()
 
 
@@ -161,15 +161,15 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     """Validate the request before any work: ``None`` for ``--no-timing``; bad input raises :class:`MnprofError`."""
     if not request.enabled:
         return None
-    from mnprof.measurements import read_results
+    from mnprof.timing.store import read_results
 
     if request.from_results:
         return TimingPlan(documents=tuple(read_results(path) for path in request.from_results))
-    from mnprof.backends import Device, parse_backends
-    from mnprof.hostinfo import available_cores, environment
-    from mnprof.latency import TimingSettings, parse_batch_sizes
-    from mnprof.measurements import ResultsStore
-    from mnprof.timing import StopRule
+    from mnprof.timing.backends import Device, parse_backends
+    from mnprof.timing.engine import StopRule
+    from mnprof.timing.host import available_cores, environment
+    from mnprof.timing.store import ResultsStore
+    from mnprof.timing.sweep import TimingSettings, parse_batch_sizes
 
     if not 0 < request.target_ci_pct < 100:
         raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
@@ -189,7 +189,7 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     return TimingPlan(settings=settings, store=store)
 
 
-# Above this spread of the host's speed during one sweep (see mnprof.timing.host_drift), a warning says so.
+# Above this spread of the host's speed during one sweep (see mnprof.timing.engine.host_drift), a warning says so.
 DRIFT_WARNING = 0.10
 
 
@@ -229,7 +229,7 @@ def report_quality(rows: Sequence[dict[str, Any]], cores: int | None = None) -> 
 
 def report_drift(rows: Sequence[dict[str, Any]]) -> float | None:
     """Warn when the whole host's speed moved during the sweep; returns the spread (``None``: too few turns)."""
-    from mnprof.latency import sweep_drift
+    from mnprof.timing.sweep import sweep_drift
 
     drift = sweep_drift(rows)
     if len(drift.factors) < 2:
@@ -246,11 +246,11 @@ def report_drift(rows: Sequence[dict[str, Any]]) -> float | None:
 
 def measure(timing: TimingPlan, configs: Sequence[Any], quiet: bool) -> list[dict[str, Any]]:
     """The timing rows for ``configs``: read from ``--from-results`` files, or measured now (with progress)."""
-    from mnprof.measurements import RAW_SAMPLE_KEYS, results_rows
+    from mnprof.timing.store import RAW_SAMPLE_KEYS, results_rows
 
     if timing.documents:
         return results_rows(timing.documents)
-    from mnprof.latency import run_sweep
+    from mnprof.timing.sweep import run_sweep
 
     store = timing.store
     try:

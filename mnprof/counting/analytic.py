@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-from mnprof.arch import LayerKind, LayerSpec, layer_plan
-from mnprof.config import ModelConfig
+from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.model.config import ModelConfig
 
 __all__ = [
     "AnalyticCount",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mnprof.arch import LayerKind
 from mnprof.counting.analytic import AnalyticCount
+from mnprof.model.arch import LayerKind
 
 __all__ = ["FVCORE_RULES", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
 

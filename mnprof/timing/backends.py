@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mnprof.config import parse_choice
 from mnprof.errors import MnprofError
+from mnprof.model.config import parse_choice
 
 __all__ = [
     "Backend",

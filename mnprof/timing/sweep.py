@@ -2,10 +2,10 @@
 
 This is the Python API behind ``mnprof table``'s timing columns::
 
-    from mnprof.config import grid
-    from mnprof.latency import TimingSettings, run_sweep
-    from mnprof.measurements import ResultsStore
-    from mnprof.hostinfo import environment
+    from mnprof.model.config import grid
+    from mnprof.timing.sweep import TimingSettings, run_sweep
+    from mnprof.timing.store import ResultsStore
+    from mnprof.timing.host import environment
 
     settings = TimingSettings(backends=("eager", "fused"), batch_sizes=(1, 8), threads=2)
     store = ResultsStore.open(Path("results.json"), environment(), resume=False)
@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from mnprof.backends import Backend, Device, check_available, check_device
-from mnprof.config import ModelConfig, parse_choice
 from mnprof.errors import MnprofError
-from mnprof.hostinfo import available_cores, theoretical_peak_gflops
-from mnprof.measurements import MeasurementKey, ResultsStore
-from mnprof.timing import Drift, Measurement, StopRule, Task, interleave
+from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.timing.backends import Backend, Device, check_available, check_device
+from mnprof.timing.engine import Drift, Measurement, StopRule, Task, interleave
+from mnprof.timing.host import available_cores, theoretical_peak_gflops
+from mnprof.timing.store import MeasurementKey, ResultsStore
 
 __all__ = [
     "GEMM_KERNELS",
@@ -76,11 +76,11 @@ class TimingSettings:
     """How to time: validated on construction (a missing runtime or GPU is an error here, before any work).
 
     Args:
-        backends: runtimes to time, see :class:`mnprof.backends.Backend`.
+        backends: runtimes to time, see :class:`mnprof.timing.backends.Backend`.
         batch_sizes: images per call; latency is per call, throughput images per second.
         threads: intra-op threads (torch and onnxruntime); default: the cores this process may use.
         device: ``cpu`` or ``cuda``.
-        rule: warm-up and stopping, see :class:`mnprof.timing.StopRule` (2% CI target, 2 s budget).
+        rule: warm-up and stopping, see :class:`mnprof.timing.engine.StopRule` (2% CI target, 2 s budget).
     """
 
     backends: tuple[Backend, ...] = (Backend.EAGER,)
@@ -137,7 +137,7 @@ def calibrated_model(config: ModelConfig, seed: int = SEED) -> Any:
     import torch
     from torch import nn
 
-    from mnprof.models import build_model
+    from mnprof.model.networks import build_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -174,11 +174,11 @@ def measure_gemm_peak(
 ) -> dict[str, Any]:
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
-    Each kernel (see :func:`mnprof.backends.gemm_sampler`) is timed with the same engine as the
+    Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
     models; the peak is the best median rate, ``2 n^3 / median``. ``with_onnxruntime`` adds
     onnxruntime's own GEMM (when its backend is timed, its fraction of the peak stays meaningful).
     """
-    from mnprof.backends import gemm_sampler, torch_threads
+    from mnprof.timing.backends import gemm_sampler, torch_threads
 
     kernels = tuple(kernels or GEMM_KERNELS[device])
     if with_onnxruntime and device is Device.CPU:
@@ -274,7 +274,7 @@ def _config_columns(config: ModelConfig) -> dict[str, Any]:
 
 
 def _base_row(key: TimingKey, environment: dict[str, Any]) -> dict[str, Any]:
-    from mnprof.backends import runtime_version
+    from mnprof.timing.backends import runtime_version
 
     return {
         **_config_columns(key.config),
@@ -389,13 +389,13 @@ def run_sweep(
     """Time every configuration x backend x batch size not already in ``store``; returns all their rows.
 
     Each backend's output is checked against eager PyTorch on the same input first (see
-    :func:`mnprof.backends.tolerance`); one that fails or differs gets an error row and no time. Rows
+    :func:`mnprof.timing.backends.tolerance`); one that fails or differs gets an error row and no time. Rows
     are written to ``store`` as each measurement finishes, so an interrupted sweep keeps them.
     """
     import torch
 
-    from mnprof.backends import output_error, prepare, sampler, torch_threads
     from mnprof.counting.analytic import analytic_count
+    from mnprof.timing.backends import output_error, prepare, sampler, torch_threads
 
     keys = _keys(configs, settings)
     done = store.done()
@@ -468,9 +468,9 @@ def sweep_drift(rows: Sequence[dict[str, Any]], window_s: float = 3.0) -> Drift:
     """How the host's speed moved during the sweep(s) that measured ``rows`` (rows with their raw samples).
 
     Every turn of every row, placed by its start time (``turn_started_unix``): see
-    :func:`mnprof.timing.host_drift`. Rows without turn times (error rows, older files) are left out.
+    :func:`mnprof.timing.engine.host_drift`. Rows without turn times (error rows, older files) are left out.
     """
-    from mnprof.timing import SampleStats, host_drift
+    from mnprof.timing.engine import SampleStats, host_drift
 
     tasks = []
     for row in rows:

@@ -8,12 +8,12 @@ from typing import Any
 
 import torch
 
-from mnprof.config import ModelConfig
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
 from mnprof.counting.fvcore_counter import FvcoreCount, count_fvcore
 from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, Reconciliation, reconcile
 from mnprof.counting.thop_counter import ThopCount, count_thop
-from mnprof.models import build_model
+from mnprof.model.config import ModelConfig
+from mnprof.model.networks import build_model
 
 __all__ = ["CountReport", "count", "count_many", "sweep"]
 

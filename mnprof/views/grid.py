@@ -15,13 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from mnprof.analysis import CountReport
-from mnprof.backends import Backend
-from mnprof.config import ModelConfig
 from mnprof.counting.analytic import ParamConvention
-from mnprof.measurements import processor
-from mnprof.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
-from mnprof.results import dumps, table_document
+from mnprof.counting.count import CountReport
+from mnprof.files import dumps, table_document
+from mnprof.model.config import ModelConfig
+from mnprof.model.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
+from mnprof.timing.backends import Backend
+from mnprof.timing.store import processor
 
 __all__ = [
     "Column",
@@ -89,7 +89,7 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
 def grid_frame(reports: Sequence[CountReport], timings: Sequence[Mapping[str, Any]] | None = None) -> pd.DataFrame:
     """One row per configuration: exact counts, then the published columns and deltas.
 
-    With ``timings`` (rows of :mod:`mnprof.latency` / a results file), see :func:`with_timings`.
+    With ``timings`` (rows of :mod:`mnprof.timing.sweep` / a results file), see :func:`with_timings`.
     """
     rows = []
     for report in reports:
@@ -358,7 +358,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
         "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
         "GFLOP/s = 2 x analytic MACs x batch size / median latency; % peak = of the float32 GEMM peak measured "
-        "in the same run (mnprof.latency.measure_gemm_peak)"
+        "in the same run (mnprof.timing.sweep.measure_gemm_peak)"
         + (
             "; on a GPU under PyTorch's default math, which lets cuDNN convolutions use TF32."
             if "device" in frame.columns and (frame["device"] == "cuda").any()
@@ -470,7 +470,7 @@ def render_with(
 ) -> Any:
     """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
 
-    JSON is the versioned document of :func:`mnprof.results.table_document` (``kind`` names what it holds).
+    JSON is the versioned document of :func:`mnprof.files.table_document` (``kind`` names what it holds).
     """
     if fmt is Format.CSV:
         return frame.to_csv(index=False, lineterminator="\n")

@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from mnprof.arch import LayerKind, LayerSpec, conv_output_size, layer_plan, scale_channels
-from mnprof.config import ModelConfig, Variant
 from mnprof.counting.analytic import (
     AnalyticCount,
     ParamConvention,
@@ -35,10 +33,22 @@ from mnprof.counting.analytic import (
     linear_macs,
 )
 from mnprof.errors import MnprofError
-from mnprof.reference import PAPER, PAPER_SOURCE, TABLE1, TABLE2, TABLE3, TFSLIM, TFSLIM_SOURCE, Published, decimals
+from mnprof.model.arch import LayerKind, LayerSpec, conv_output_size, layer_plan, scale_channels
+from mnprof.model.config import ModelConfig, Variant
+from mnprof.model.reference import (
+    PAPER,
+    PAPER_SOURCE,
+    TABLE1,
+    TABLE2,
+    TABLE3,
+    TFSLIM,
+    TFSLIM_SOURCE,
+    Published,
+    decimals,
+)
 
 if TYPE_CHECKING:
-    from mnprof.analysis import CountReport
+    from mnprof.counting.count import CountReport
 
 __all__ = [
     "TABLE_KEYS",
@@ -474,7 +484,7 @@ def _config(entry: Published) -> ModelConfig | None:
 
 
 def _computed_row(entry: Published) -> dict[str, Any]:
-    """A row like :func:`mnprof.tables.paper_frame`'s, for the tables it does not cover (4, 5, 8, 9)."""
+    """A row like :func:`mnprof.views.grid.paper_frame`'s, for the tables it does not cover (4, 5, 8, 9)."""
     config = _config(entry)
     count = analytic_count(config) if config else None
     macs_m = count.macs / MILLION if count else math.nan
@@ -502,7 +512,7 @@ class _AnalyticReport:
 
 
 def _tables_6_7() -> pd.DataFrame:
-    from mnprof.tables import paper_configs, paper_frame
+    from mnprof.views.grid import paper_configs, paper_frame
 
     reports = [_AnalyticReport(config, analytic_count(config)) for config in dict.fromkeys(paper_configs())]
     return paper_frame(cast("Sequence[CountReport]", reports))
@@ -724,13 +734,13 @@ def _tfslim_notes() -> list[str]:
 
 
 def table6() -> PaperTable:
-    """Table 6: the width multiplier at input 224 (rows from :func:`mnprof.tables.paper_frame`)."""
+    """Table 6: the width multiplier at input 224 (rows from :func:`mnprof.views.grid.paper_frame`)."""
     frame = _tables_6_7()
     return _models_table("6", "Table 6: MobileNet width multiplier", frame[frame["table"] == "6"], _tfslim_notes())
 
 
 def table7() -> PaperTable:
-    """Table 7: the input resolution at alpha 1.0 (rows from :func:`mnprof.tables.paper_frame`)."""
+    """Table 7: the input resolution at alpha 1.0 (rows from :func:`mnprof.views.grid.paper_frame`)."""
     frame = _tables_6_7()
     return _models_table("7", "Table 7: MobileNet resolution", frame[frame["table"] == "7"])
 
@@ -799,8 +809,8 @@ def _digits_for(published: float) -> int:
 
 
 def spec_for(table: PaperTable) -> Any:
-    """The :class:`mnprof.tables.Rendered` spec (title, columns, notes) of one computed table."""
-    from mnprof.tables import Column, Rendered
+    """The :class:`mnprof.views.grid.Rendered` spec (title, columns, notes) of one computed table."""
+    from mnprof.views.grid import Column, Rendered
 
     notes: tuple[str, ...]
     if table.key == "1":
@@ -929,11 +939,11 @@ def _nullable_ints(frame: pd.DataFrame) -> pd.DataFrame:
 def render_paper(tables: Sequence[PaperTable], fmt: Any) -> Any:
     """Render computed tables: Markdown and rich one table after another; CSV one long table; JSON one document.
 
-    ``fmt`` is a :class:`mnprof.tables.Format`. CSV and JSON rows carry a ``paper_table`` key; JSON also
+    ``fmt`` is a :class:`mnprof.views.grid.Format`. CSV and JSON rows carry a ``paper_table`` key; JSON also
     carries each table's ``title`` and ``notes`` (CSV has no place for them).
     """
-    from mnprof.results import dumps, table_document
-    from mnprof.tables import Format, render_with
+    from mnprof.files import dumps, table_document
+    from mnprof.views.grid import Format, render_with
 
     if fmt is Format.CSV:
         # Nullable integers, so that exact counts stay integers where another table has no such column.

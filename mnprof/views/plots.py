@@ -306,12 +306,12 @@ KIND_COLORS = {"conv": "#7f7f7f", "depthwise": "#d62728", "pointwise": "#1f77b4"
 def roofline_figure(layers: pd.DataFrame, *, peak_gflops: float, bandwidth_gbs: float, label: str) -> Figure:
     """Every timed layer on arithmetic intensity vs achieved GFLOP/s, under the compute and memory roofs.
 
-    ``layers``: :func:`mnprof.layers.layer_report` rows (``arithmetic_intensity_flops_per_byte``,
+    ``layers``: :func:`mnprof.timing.layers.layer_report` rows (``arithmetic_intensity_flops_per_byte``,
     ``gflops_per_s``, ``kind``, ``layer``).
     """
     import plotly.graph_objects as go
 
-    from mnprof.roofline import roofs
+    from mnprof.timing.peaks import roofs
 
     timed = layers[layers["gflops_per_s"].notna() & (layers["gflops_per_s"] > 0)]
     figure = go.Figure()

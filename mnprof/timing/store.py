@@ -1,11 +1,11 @@
 """The results file: every measurement with its provenance, versioned, written atomically, resumable.
 
-Schema (version 1, ``kind`` ``mnprof.results``)::
+Schema (version 1, ``kind`` ``mnprof.files``)::
 
     {
       "schema_version": 1,
       "kind": "mnprof.results",
-      "environment": {...},        # mnprof.hostinfo.environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
+      "environment": {...},        # mnprof.timing.host.environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
       "gemm_peaks": [{"device", "threads", "kernel", "gflops", "gflops_by_kernel"}, ...],
       "measurements": [row, ...]   # flat objects, one per configuration x backend x batch size x threads x device
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.results import atomic_write_text, check_writable, dumps, read_json_file
+from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file
 
 __all__ = [
     "DEFAULT_RESULTS_PATH",

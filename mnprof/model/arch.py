@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from mnprof.config import ModelConfig, Rounding, Variant
+from mnprof.model.config import ModelConfig, Rounding, Variant
 
 __all__ = [
     "BLOCKS",

@@ -7,8 +7,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnprof.arch import LayerKind, LayerSpec, layer_plan
-from mnprof.config import ModelConfig
+from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.model.config import ModelConfig
 
 __all__ = ["ConvBNReLU", "MobileNetV1", "build_model"]
 

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnprof.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelConfig, format_alpha, parse_alphas
 from mnprof.errors import MnprofError
-from mnprof.results import environment, read_json_file
+from mnprof.files import environment, read_json_file
+from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelConfig, format_alpha, parse_alphas
 
 __all__ = [
     "BASELINE_KIND",
@@ -223,7 +223,7 @@ def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
 def builtin_entries(
     reports: Sequence[Any], model: ModelSpec = ModelSpec(BUILTIN, BUILTIN)
 ) -> dict[str, dict[str, Any]]:
-    """Baseline entries of mnprof's own MobileNetV1 from count reports (:func:`mnprof.analysis.count_many`),
+    """Baseline entries of mnprof's own MobileNetV1 from count reports (:func:`mnprof.counting.count.count_many`),
     so that a caller that already counted does not trace the models again."""
     entries = {}
     for report in reports:
@@ -237,7 +237,7 @@ def builtin_entries(
 
 def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``."""
-    from mnprof.analysis import count_many
+    from mnprof.counting.count import count_many
 
     entries: dict[str, dict[str, Any]] = {}
     for model in settings.models:
@@ -276,7 +276,7 @@ def _call_factory(model: ModelSpec, factory: Factory, alpha: float, num_classes:
 
 def _modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, int, nn.Module]]:
     """(model spec, alpha, resolution, built module) for every entry; one module per model and alpha."""
-    from mnprof.models import build_model
+    from mnprof.model.networks import build_model
 
     for model in settings.models:
         factory = None if model.builtin else model.load()
@@ -294,9 +294,9 @@ def measure_latency(settings: CheckSettings, threads: int) -> dict[str, Any]:
 
     Only for ``--latency-tolerance``: latency is compared against a baseline from the same host fingerprint.
     """
-    from mnprof.backends import Backend, Device, prepare, sampler, torch_threads
-    from mnprof.hostinfo import environment as host_environment
-    from mnprof.timing import StopRule, Task, interleave
+    from mnprof.timing.backends import Backend, Device, prepare, sampler, torch_threads
+    from mnprof.timing.engine import StopRule, Task, interleave
+    from mnprof.timing.host import environment as host_environment
 
     tasks = []
     with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""The host's two roofs: peak float32 compute (a GEMM, see :func:`mnprof.latency.measure_gemm_peak`) and
+"""The host's two roofs: peak float32 compute (a GEMM, see :func:`mnprof.timing.sweep.measure_gemm_peak`) and
 memory bandwidth (a large tensor copy), both timed with the same engine as the models."""
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
 
     import torch
 
-    from mnprof.backends import torch_threads
-    from mnprof.latency import GEMM_RULE
-    from mnprof.timing import Task, interleave
+    from mnprof.timing.backends import torch_threads
+    from mnprof.timing.engine import Task, interleave
+    from mnprof.timing.sweep import GEMM_RULE
 
     elements = mib * 2**20 // 4
     source = torch.rand(elements)

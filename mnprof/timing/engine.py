@@ -1,7 +1,7 @@
 """The measurement engine: raw samples in, statistics derived, adaptive stopping, round-robin interleaving.
 
-Pure Python, no torch: :mod:`mnprof.backends` makes the samplers (one call -> its duration in seconds)
-and :mod:`mnprof.latency` runs a grid through here. Every duration is in seconds.
+Pure Python, no torch: :mod:`mnprof.timing.backends` makes the samplers (one call -> its duration in seconds)
+and :mod:`mnprof.timing.sweep` runs a grid through here. Every duration is in seconds.
 
 Method, per task (one configuration x backend x batch size):
 
@@ -383,7 +383,7 @@ def interleave(
             took the CPU from this one (share below ``contention_ratio`` of the task's best) are set aside.
         settle: called (untimed) before a turn whose task runs on another thread pool than the turn before:
             a runtime's idle workers keep spinning for tens of milliseconds after its last call, and would
-            slow the other runtime's calls (see :func:`mnprof.latency.settle_threads`).
+            slow the other runtime's calls (see :func:`mnprof.timing.sweep.settle_threads`).
         on_finish: called with each :class:`Measurement` as soon as its task stops (to save it at once).
         on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
 

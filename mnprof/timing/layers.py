@@ -64,12 +64,12 @@ from typing import Any
 
 import pandas as pd
 
-from mnprof.arch import LayerKind, LayerSpec
-from mnprof.backends import torch_threads
-from mnprof.config import ModelConfig, parse_choice
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count, conv_macs, conv_params
 from mnprof.errors import MnprofError
-from mnprof.timing import quantile
+from mnprof.model.arch import LayerKind, LayerSpec
+from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.timing.backends import torch_threads
+from mnprof.timing.engine import quantile
 
 __all__ = [
     "BYTES_PER_ELEMENT",
@@ -198,7 +198,7 @@ class LayerTimes:
 
 
 def _module_paths(spec: LayerSpec) -> tuple[str, str]:
-    """(op module, unit module) of a planned layer in :class:`mnprof.models.MobileNetV1`."""
+    """(op module, unit module) of a planned layer in :class:`mnprof.model.networks.MobileNetV1`."""
     if spec.kind in CONV_KINDS:
         return f"{spec.name}.conv", spec.name
     return spec.name, spec.name
@@ -257,7 +257,7 @@ def _minor_faults() -> int | None:
 def _prepare(config: ModelConfig, settings: TimingSettings) -> tuple[Any, Any]:
     import torch
 
-    from mnprof.models import build_model
+    from mnprof.model.networks import build_model
 
     generator = torch.Generator().manual_seed(settings.seed)
     inputs = torch.randn(1, 3, config.resolution, config.resolution, generator=generator)
@@ -635,7 +635,7 @@ def layer_report(
         import torch
 
         from mnprof.counting.fvcore_counter import count_fvcore
-        from mnprof.models import build_model
+        from mnprof.model.networks import build_model
 
         counted = count_fvcore(build_model(config), torch.zeros(1, 3, config.resolution, config.resolution))
         fvcore_by_module, fvcore_total = counted.by_module, counted.total
@@ -658,8 +658,8 @@ def _kind_share(frame: pd.DataFrame, kind: str, column: str) -> float:
 
 
 def layers_spec(report: LayerReport) -> Any:
-    """The :class:`mnprof.tables.Rendered` spec of a per-layer report: columns and notes derived from it."""
-    from mnprof.tables import Column, Rendered
+    """The :class:`mnprof.views.grid.Rendered` spec of a per-layer report: columns and notes derived from it."""
+    from mnprof.views.grid import Column, Rendered
 
     timed = report.times is not None
     columns = [
@@ -743,7 +743,8 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
         notes.append(
             f"time: median of {times.repeats} forward passes after {settings.warmup} warm-up passes, one image, "
             f"CPU, {settings.threads} thread(s), backend {settings.backend.value}, torch {times.torch_version}; "
-            f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU (see mnprof.layers). "
+            f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU "
+            "(see mnprof.timing.layers). "
             "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
         )
         allocator = (
@@ -807,12 +808,12 @@ def _total_row(report: LayerReport) -> dict[str, Any]:
 
 
 def render_layers(report: LayerReport, fmt: Any) -> Any:
-    """Render a per-layer report (``fmt``: a :class:`mnprof.tables.Format`).
+    """Render a per-layer report (``fmt``: a :class:`mnprof.views.grid.Format`).
 
     CSV and JSON carry the per-layer rows only (sum them for totals); the rich table and Markdown
     add a total row and the notes.
     """
-    from mnprof.tables import Format, render_with
+    from mnprof.views.grid import Format, render_with
 
     spec = layers_spec(report)
     frame = report.frame

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from mnprof.config import (
+from mnprof.model.config import (
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
     MAX_ALPHA,
@@ -67,7 +67,7 @@ def progress(quiet: bool) -> Any:
 
 def count_with_progress(configs: list[Any], quiet: bool, description: str = "counting") -> list[Any]:
     """Count ``configs`` (all three counters) with a progress bar."""
-    from mnprof.analysis import count_many
+    from mnprof.counting.count import count_many
 
     with progress(quiet) as bar:
         task = bar.add_task(description, total=len(configs), current="")
@@ -81,8 +81,8 @@ def count_with_progress(configs: list[Any], quiet: bool, description: str = "cou
 def measure_into(path: Path, configs: list[Any], quiet: bool, backends: str = "eager") -> dict[str, Any]:
     """Time ``configs`` with the default method (batch 1, all available cores) into the results file ``path``."""
     from mnprof.cli.timing import TimingRequest, measure, plan
-    from mnprof.measurements import read_results
-    from mnprof.timing import StopRule
+    from mnprof.timing.engine import StopRule
+    from mnprof.timing.store import read_results
 
     rule = StopRule()
     request = TimingRequest(
@@ -99,7 +99,7 @@ def measure_into(path: Path, configs: list[Any], quiet: bool, backends: str = "e
 
 def emit(rendered: Any, out: Path | None) -> None:
     """Print to stdout, or write ``out`` atomically."""
-    from mnprof.results import atomic_write_text
+    from mnprof.files import atomic_write_text
 
     if isinstance(rendered, str):
         if out is None:
@@ -131,7 +131,7 @@ class _NullFile:
 def resolve_output(fmt: str | None, out: Path | None) -> str:
     """Check that ``out`` can be written (before any work) and pick the format: given, from the suffix, or table."""
     if out is not None:
-        from mnprof.results import check_writable
+        from mnprof.files import check_writable
 
         check_writable(out)
     if fmt is not None:
