@@ -111,9 +111,10 @@ def target_timer_agreement(workdir: Path) -> None:
     import torch.utils.benchmark as benchmark
 
     from mnprof.model.config import default_grid
-    from mnprof.timing.host import available_cores, environment
+    from mnprof.model.seeded import calibrated_model, fixed_input
+    from mnprof.timing.host import available_cores, host_environment
     from mnprof.timing.store import ResultsStore
-    from mnprof.timing.sweep import TimingSettings, calibrated_model, fixed_input, run_sweep
+    from mnprof.timing.sweep import TimingSettings, run_sweep
 
     print(f"== target 2: against torch.utils.benchmark.Timer.blocked_autorange ({load()})")
     threads = available_cores()
@@ -128,7 +129,7 @@ def target_timer_agreement(workdir: Path) -> None:
             num_threads=threads,
         )
         before = timer.blocked_autorange(min_run_time=1.0).median * 1e3
-        store = ResultsStore.open(workdir / f"timer-{config.id}.json", environment(), resume=False)
+        store = ResultsStore.open(workdir / f"timer-{config.id}.json", host_environment(), resume=False)
         (row,) = run_sweep([config], settings, store)
         after = timer.blocked_autorange(min_run_time=1.0).median * 1e3
         ours = row["latency_ms_median"]

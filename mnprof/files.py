@@ -1,18 +1,16 @@
-"""The versioned JSON document mnprof writes, the environment it records, and atomic file writes."""
+"""Files mnprof reads and writes: stable JSON, the versioned table document, atomic writes, checked reads."""
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
+from mnprof.provenance import count_provenance
 
 __all__ = [
     "TABLE_SCHEMA_VERSION",
@@ -20,32 +18,12 @@ __all__ = [
     "atomic_write_text",
     "check_writable",
     "dumps",
-    "environment",
     "read_json_file",
     "table_document",
 ]
 
 # Bump when a key is renamed or removed or its meaning changes; adding keys keeps the version.
 TABLE_SCHEMA_VERSION = 1
-
-
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
-def environment() -> dict[str, Any]:
-    """Versions that decide the counts (no host name or date: count-only documents stay reproducible)."""
-    return {
-        "mnprof": _version("mnprof"),
-        "python": platform.python_version(),
-        "torch": _version("torch"),
-        "fvcore": _version("fvcore"),
-        "thop": _version("ultralytics-thop"),
-        "platform": sys.platform,
-    }
 
 
 def table_document(
@@ -57,7 +35,7 @@ def table_document(
         "kind": kind,
         "view": view,
         "unit": unit,
-        "environment": environment(),
+        "environment": count_provenance(),
         "rows": [dict(row) for row in rows],
     }
 

@@ -160,7 +160,7 @@ def write_timing(out: Path, *, backends: str, quiet: bool, on_step: Callable[[st
     from mnprof.timing.layers import TimingSettings, layer_report, render_layers
     from mnprof.timing.peaks import measure_bandwidth
     from mnprof.timing.sweep import measure_gemm_peak
-    from mnprof.views.grid import Format
+    from mnprof.views.render import Format
 
     step = on_step or (lambda _name: None)
     step("results.json")

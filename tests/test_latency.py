@@ -15,13 +15,14 @@ from mnprof.cli import main
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, grid
+from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends
 from mnprof.timing import sweep as latency
 from mnprof.timing.backends import Backend, Device, fold_batchnorm, output_error, prepare
 from mnprof.timing.engine import StopRule
-from mnprof.timing.host import CpuInfo, cpu_info, environment, host_fingerprint, theoretical_peak_gflops
+from mnprof.timing.host import CpuInfo, cpu_info, host_environment, host_fingerprint, theoretical_peak_gflops
 from mnprof.timing.store import ResultsStore, read_results
-from mnprof.timing.sweep import TimingSettings, calibrated_model, fixed_input, parse_batch_sizes, run_sweep
+from mnprof.timing.sweep import TimingSettings, parse_batch_sizes, run_sweep
 
 TINY = ModelConfig(0.25, 32)
 FAST = StopRule(budget_s=0.1, block_s=0.01, warmup_max_s=0.02)
@@ -144,7 +145,7 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CU
 def test_cuda_sweep_posts_times(tmp_path, fake_peak):  # pragma: no cover - no GPU in CI
     backends_ = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED)
     settings = TimingSettings(backends=backends_, threads=1, device=Device.CUDA, rule=FAST)
-    store = ResultsStore.open(tmp_path / "r.json", environment(), resume=False)
+    store = ResultsStore.open(tmp_path / "r.json", host_environment(), resume=False)
     rows = run_sweep([TINY], settings, store)
     assert [r["backend"] for r in rows] == [b.value for b in backends_]
     assert all(r["error"] is None and r["device"] == "cuda" and r["latency_ms_median"] > 0 for r in rows)
@@ -230,7 +231,7 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch):
 
 def sweep(path, configs, backends_=(Backend.EAGER,), resume=False, **kwargs):
     settings = TimingSettings(backends=backends_, threads=1, rule=FAST)
-    store = ResultsStore.open(path, environment(), resume=resume)
+    store = ResultsStore.open(path, host_environment(), resume=resume)
     return run_sweep(configs, settings, store, **kwargs)
 
 
@@ -373,7 +374,7 @@ def test_cpu_info_and_theoretical_peak_from_a_cpuinfo_file(tmp_path):
 
 
 def test_environment_and_fingerprint():
-    env = environment()
+    env = host_environment()
     for key in ("cpu_model", "logical_cores", "torch", "torch_blas", "onednn", "python", "os", "mnprof", "date"):
         assert key in env
     assert env["host_fingerprint"] == host_fingerprint(env)

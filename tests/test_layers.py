@@ -14,7 +14,7 @@ from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig
 from mnprof.timing.layers import Method, TimingSettings, layer_counts, layer_report, render_layers, time_layers
-from mnprof.views.grid import Format
+from mnprof.views.render import Format
 
 TINY = ModelConfig(0.25, 64)
 FAST = {"repeats": 3, "warmup": 1, "budget_s": 5.0}

@@ -13,7 +13,7 @@ from mnprof.cli import main
 from mnprof.model.reference import TABLE1, TABLE2
 from mnprof.paper import tables as paper
 from mnprof.paper.tables import Verdict, paper_tables, render_paper, verdict
-from mnprof.views.grid import Format
+from mnprof.views.render import Format
 
 MACS_1_0_224 = 568_740_352  # pinned independently in tests/test_analytic.py
 

@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from mnprof.errors import MnprofError
-from mnprof.files import environment, read_json_file
+from mnprof.files import read_json_file
 from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelConfig, format_alpha, parse_alphas
+from mnprof.provenance import count_provenance
 
 __all__ = [
     "BASELINE_KIND",
@@ -296,7 +297,7 @@ def measure_latency(settings: CheckSettings, threads: int) -> dict[str, Any]:
     """
     from mnprof.timing.backends import Backend, Device, prepare, sampler, torch_threads
     from mnprof.timing.engine import StopRule, Task, interleave
-    from mnprof.timing.host import environment as host_environment
+    from mnprof.timing.host import host_environment
 
     tasks = []
     with torch.inference_mode():
@@ -351,7 +352,7 @@ def baseline_document(
     document = {
         "schema_version": BASELINE_SCHEMA_VERSION,
         "kind": BASELINE_KIND,
-        "provenance": environment(),
+        "provenance": count_provenance(),
         "entries": dict(sorted(entries.items())),
     }
     if latency is not None:

@@ -125,7 +125,7 @@ def layers(
     """
     from mnprof.model.config import ModelConfig, parse_alphas, parse_resolutions
     from mnprof.timing import layers as per_layer
-    from mnprof.views.grid import Format
+    from mnprof.views.render import Format
 
     alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
     _single(alphas, "--alpha", alpha, f"one number in (0, {MAX_ALPHA:g}]")

@@ -49,7 +49,7 @@ def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
       mnprof paper --format json --out paper.json
     """
     from mnprof.paper import tables as computed
-    from mnprof.views.grid import Format
+    from mnprof.views.render import Format
 
     keys = computed.parse_tables(table_keys)
     fmt = resolve_output(fmt, out)

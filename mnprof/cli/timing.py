@@ -167,7 +167,7 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         return TimingPlan(documents=tuple(read_results(path) for path in request.from_results))
     from mnprof.timing.backends import Device, parse_backends
     from mnprof.timing.engine import StopRule
-    from mnprof.timing.host import available_cores, environment
+    from mnprof.timing.host import available_cores, host_environment
     from mnprof.timing.store import ResultsStore
     from mnprof.timing.sweep import TimingSettings, parse_batch_sizes
 
@@ -185,7 +185,7 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         device=Device(request.device),
         rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
     )
-    store = ResultsStore.open(request.results, environment(), resume=request.resume)
+    store = ResultsStore.open(request.results, host_environment(), resume=request.resume)
     return TimingPlan(settings=settings, store=store)
 
 

@@ -9,6 +9,7 @@ Sources:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Table1Row",
     "Table3Row",
     "decimals",
+    "delta_pct",
     "paper_entry",
     "tfslim_entry",
 ]
@@ -244,3 +246,11 @@ def paper_entry(alpha: float, resolution: int) -> Published | None:
 def tfslim_entry(alpha: float, resolution: int) -> Published | None:
     """TF-slim's row for a configuration, if it has one."""
     return _find(TFSLIM, alpha, resolution)
+
+
+def delta_pct(computed: float, published: float | None) -> float:
+    """How far a computed number is from a published one: ``(computed - published) / published`` in percent;
+    NaN without a published number (or with 0)."""
+    if published is None or published == 0:
+        return math.nan
+    return (computed - published) / published * 100

@@ -810,7 +810,7 @@ def _digits_for(published: float) -> int:
 
 def spec_for(table: PaperTable) -> Any:
     """The :class:`mnprof.views.grid.Rendered` spec (title, columns, notes) of one computed table."""
-    from mnprof.views.grid import Column, Rendered
+    from mnprof.views.render import Column, Rendered
 
     notes: tuple[str, ...]
     if table.key == "1":
@@ -943,7 +943,7 @@ def render_paper(tables: Sequence[PaperTable], fmt: Any) -> Any:
     carries each table's ``title`` and ``notes`` (CSV has no place for them).
     """
     from mnprof.files import dumps, table_document
-    from mnprof.views.grid import Format, render_with
+    from mnprof.views.render import Format, render_with
 
     if fmt is Format.CSV:
         # Nullable integers, so that exact counts stay integers where another table has no such column.

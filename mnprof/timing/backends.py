@@ -24,6 +24,7 @@ from typing import Any
 
 from mnprof.errors import MnprofError
 from mnprof.model.config import parse_choice
+from mnprof.provenance import package_version
 
 __all__ = [
     "Backend",
@@ -102,12 +103,7 @@ def check_available(backend: Backend, device: Device) -> None:
 
 def runtime_version(backend: Backend) -> str | None:
     """The version of the library that runs ``backend`` (onnxruntime's for it, torch's otherwise)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("onnxruntime" if backend is Backend.ONNXRUNTIME else "torch")
-    except PackageNotFoundError:
-        return None
+    return package_version("onnxruntime" if backend is Backend.ONNXRUNTIME else "torch")
 
 
 @contextmanager

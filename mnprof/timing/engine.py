@@ -31,9 +31,11 @@ Method, per task (one configuration x backend x batch size):
 
 from __future__ import annotations
 
+import gc
 import math
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property, lru_cache
@@ -48,6 +50,7 @@ __all__ = [
     "Stop",
     "StopRule",
     "Task",
+    "gc_paused",
     "host_drift",
     "interleave",
     "median_ci_ranks",
@@ -478,3 +481,18 @@ def host_drift(tasks: Sequence[Sequence[tuple[float, float]]], window_s: float =
         windows.setdefault(int((start - origin) // window_s), []).append(ratio)
     factors = tuple(SampleStats.of(ratios).median for _, ratios in sorted(windows.items()) if len(ratios) >= min_turns)
     return Drift(window_s, factors)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while timing (as ``timeit`` does), restored after.
+
+    A collection that happens to start inside a timed call would add its pause to that call.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

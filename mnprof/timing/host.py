@@ -16,22 +16,23 @@ import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+from mnprof.provenance import package_version
 
 __all__ = [
     "CpuInfo",
     "available_cores",
     "cpu_info",
-    "environment",
+    "host_environment",
     "git_commit",
     "host_fingerprint",
     "theoretical_peak_gflops",
     "torch_build",
 ]
 
-# Keys of environment() that decide how fast a model runs; the fingerprint hashes exactly these.
+# Keys of host_environment() that decide how fast a model runs; the fingerprint hashes exactly these.
 FINGERPRINT_KEYS = (
     "machine",
     "cpu_vendor",
@@ -138,13 +139,6 @@ def theoretical_peak_gflops(threads: int, cpu: CpuInfo | None = None) -> tuple[f
     return gflops, f"{how}; {threads} cores x {cpu.mhz / 1000:.2f} GHz x {flops} FP32 FLOP/cycle"
 
 
-def _version(package: str) -> str | None:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return None
-
-
 def torch_build() -> dict[str, Any]:
     """torch's version and the BLAS, oneDNN and threading it was built with (from ``torch.__config__``)."""
     import torch
@@ -192,7 +186,7 @@ def host_fingerprint(env: dict[str, Any]) -> str:
     return digest[:16]
 
 
-def environment() -> dict[str, Any]:
+def host_environment() -> dict[str, Any]:
     """Everything a latency depends on or is reported with: CPU, cores, OS, Python, torch build, versions, date."""
     cpu = cpu_info()
     env: dict[str, Any] = {
@@ -208,8 +202,8 @@ def environment() -> dict[str, Any]:
         "os_release": platform.release(),
         "python": platform.python_version(),
         **torch_build(),
-        "onnxruntime": _version("onnxruntime"),
-        "mnprof": _version("mnprof"),
+        "onnxruntime": package_version("onnxruntime"),
+        "mnprof": package_version("mnprof"),
         "git_commit": git_commit(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

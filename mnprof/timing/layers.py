@@ -659,7 +659,7 @@ def _kind_share(frame: pd.DataFrame, kind: str, column: str) -> float:
 
 def layers_spec(report: LayerReport) -> Any:
     """The :class:`mnprof.views.grid.Rendered` spec of a per-layer report: columns and notes derived from it."""
-    from mnprof.views.grid import Column, Rendered
+    from mnprof.views.render import Column, Rendered
 
     timed = report.times is not None
     columns = [
@@ -813,7 +813,7 @@ def render_layers(report: LayerReport, fmt: Any) -> Any:
     CSV and JSON carry the per-layer rows only (sum them for totals); the rich table and Markdown
     add a total row and the notes.
     """
-    from mnprof.views.grid import Format, render_with
+    from mnprof.views.render import Format, render_with
 
     spec = layers_spec(report)
     frame = report.frame

@@ -5,30 +5,29 @@ This is the Python API behind ``mnprof table``'s timing columns::
     from mnprof.model.config import grid
     from mnprof.timing.sweep import TimingSettings, run_sweep
     from mnprof.timing.store import ResultsStore
-    from mnprof.timing.host import environment
+    from mnprof.timing.host import host_environment
 
     settings = TimingSettings(backends=("eager", "fused"), batch_sizes=(1, 8), threads=2)
-    store = ResultsStore.open(Path("results.json"), environment(), resume=False)
+    store = ResultsStore.open(Path("results.json"), host_environment(), resume=False)
     rows = run_sweep(grid([1.0, 0.5], [224]), settings, store)  # flat dicts, also in results.json
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing.backends import Backend, Device, check_available, check_device
-from mnprof.timing.engine import Drift, Measurement, StopRule, Task, interleave
+from mnprof.timing.engine import Drift, Measurement, StopRule, Task, gc_paused, interleave
 from mnprof.timing.host import available_cores, theoretical_peak_gflops
 from mnprof.timing.store import MeasurementKey, ResultsStore
 
@@ -36,9 +35,6 @@ __all__ = [
     "GEMM_KERNELS",
     "TimingKey",
     "TimingSettings",
-    "calibrated_model",
-    "fixed_input",
-    "gc_paused",
     "measure_gemm_peak",
     "parse_batch_sizes",
     "run_sweep",
@@ -46,7 +42,6 @@ __all__ = [
     "sweep_drift",
 ]
 
-SEED = 0
 # Float32 matrix products of 2 n^3 FLOPs whose best rate is the measured peak: (kernel, n).
 GEMM_KERNELS = {Device.CPU: (("mm", 2048), ("conv1x1", 1024)), Device.CUDA: (("mm", 8192), ("conv1x1", 4096))}
 GEMM_RULE = StopRule(target_rel_ci=0.02, budget_s=0.5, block_s=0.04, warmup_max_s=0.3)
@@ -125,45 +120,6 @@ class TimingKey:
         return (self.config.id, self.backend.value, self.batch_size, self.threads, self.device.value)
 
 
-def calibrated_model(config: ModelConfig, seed: int = SEED) -> Any:
-    """The model to time: seeded weights, BatchNorm statistics calibrated, random affine; eval mode.
-
-    A freshly initialised MobileNetV1 shrinks its activations layer by layer (to about 1e-10 at the
-    last block), so its output is the classifier's bias whatever the convolutions compute, and an
-    output check could not tell a wrong runtime from a right one. Calibrating each BatchNorm's running
-    statistics on random images (and drawing gamma and beta at random) keeps activations at unit scale,
-    as in a trained network; the cost of a forward pass does not depend on the values.
-    """
-    import torch
-    from torch import nn
-
-    from mnprof.model.networks import build_model
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(config)
-        norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average over the calibration batch
-        model.train()
-        with torch.no_grad():
-            model(torch.randn(4, 3, config.resolution, config.resolution))
-            for norm in norms:
-                norm.momentum = 0.1
-                norm.weight.uniform_(0.5, 1.5)
-                norm.bias.uniform_(-0.2, 0.2)
-    return model.eval()
-
-
-def fixed_input(config: ModelConfig, batch_size: int, seed: int = SEED) -> Any:
-    """The input every backend is timed and checked on: seeded standard normal images, NCHW float32."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed + 1)
-    return torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
-
-
 def measure_gemm_peak(
     device: Device,
     threads: int,
@@ -213,21 +169,6 @@ def _cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
     if device is not Device.CPU:
         return None
     return lambda: time.process_time() / threads
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while timing (as ``timeit`` does), restored after.
-
-    A collection that happens to start inside a timed call would add its pause to that call.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def settle_threads(

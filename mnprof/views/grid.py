@@ -6,10 +6,8 @@ marker and their source; they are never mixed into computed columns.
 
 from __future__ import annotations
 
-import io
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -17,16 +15,22 @@ import pandas as pd
 
 from mnprof.counting.analytic import ParamConvention
 from mnprof.counting.count import CountReport
-from mnprof.files import dumps, table_document
 from mnprof.model.config import ModelConfig
-from mnprof.model.reference import PAPER, PAPER_SOURCE, SEED, SEED_SOURCE, TFSLIM_SOURCE, paper_entry, tfslim_entry
+from mnprof.model.reference import (
+    PAPER,
+    PAPER_SOURCE,
+    SEED,
+    SEED_SOURCE,
+    TFSLIM_SOURCE,
+    delta_pct,
+    paper_entry,
+    tfslim_entry,
+)
 from mnprof.timing.backends import Backend
 from mnprof.timing.store import processor
+from mnprof.views.render import MILLION, Column, Format, Rendered, is_missing, number, render_with
 
 __all__ = [
-    "Column",
-    "Format",
-    "Rendered",
     "Unit",
     "View",
     "grid_frame",
@@ -35,19 +39,9 @@ __all__ = [
     "paper_frame",
     "reconcile_frame",
     "render",
-    "render_with",
     "seed_configs",
     "seed_frame",
 ]
-
-MILLION = 1e6
-
-
-class Format(StrEnum):
-    TABLE = "table"  # rich table on the terminal
-    MARKDOWN = "markdown"
-    CSV = "csv"
-    JSON = "json"
 
 
 class Unit(StrEnum):
@@ -62,12 +56,6 @@ class View(StrEnum):
     RECONCILE = "reconcile"  # fvcore and thop, operator by operator, against the analytic count
 
 
-def _delta_pct(computed: float, published: float | None) -> float:
-    if published is None or published == 0:
-        return math.nan
-    return (computed - published) / published * 100
-
-
 def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     describes = (row["variant"], row["rounding"], row["num_classes"]) == ("standard", "floor", 1000)
@@ -79,9 +67,9 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
         macs_m = entry.macs_m if entry else None
         params_m = entry.params_m if entry else None
         columns[f"published_macs_m_{suffix}"] = macs_m if macs_m is not None else math.nan
-        columns[f"delta_macs_pct_{suffix}"] = _delta_pct(row["macs_analytic"] / MILLION, macs_m)
+        columns[f"delta_macs_pct_{suffix}"] = delta_pct(row["macs_analytic"] / MILLION, macs_m)
         columns[f"published_params_m_{suffix}"] = params_m if params_m is not None else math.nan
-        columns[f"delta_params_pct_{suffix}"] = _delta_pct(row[params_key] / MILLION, params_m)
+        columns[f"delta_params_pct_{suffix}"] = delta_pct(row[params_key] / MILLION, params_m)
         columns[f"published_top1_{suffix}"] = entry.top1 if entry and entry.top1 is not None else math.nan
     return columns
 
@@ -171,10 +159,10 @@ def paper_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
                 "published_top1": entry.top1,
                 "published_macs_m": entry.macs_m,
                 "macs_m": macs_m,
-                "delta_macs_pct": _delta_pct(macs_m, entry.macs_m),
+                "delta_macs_pct": delta_pct(macs_m, entry.macs_m),
                 "published_params_m": entry.params_m,
                 "params_m": params_m,
-                "delta_params_pct": _delta_pct(params_m, entry.params_m),
+                "delta_params_pct": delta_pct(params_m, entry.params_m),
             }
         )
     return pd.DataFrame(rows)
@@ -232,28 +220,6 @@ def seed_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- rendering
 
 
-@dataclass(frozen=True)
-class Column:
-    header: str
-    cell: Callable[[pd.Series], str]
-    justify: str = "right"
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A rendered view: a title, columns, and notes printed under the table."""
-
-    title: str
-    columns: tuple[Column, ...]
-    notes: tuple[str, ...]
-
-
-def _number(value: Any, digits: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:,.{digits}f}"
-
-
 def _published(value: Any, delta: Any, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
@@ -276,10 +242,10 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     )
     columns = (
         Column("config", lambda r: str(r["id"]), "left"),
-        Column("params (M)", lambda r: _number(r["params"] / MILLION, 3)),
-        Column(f"{work} analytic", lambda r: _number(scale * r["macs_analytic"] / MILLION, 1)),
-        Column(f"{work} fvcore", lambda r: _number(scale * r["macs_fvcore"] / MILLION, 1)),
-        Column(f"{work} thop", lambda r: _number(scale * r["macs_thop"] / MILLION, 1)),
+        Column("params (M)", lambda r: number(r["params"] / MILLION, 3)),
+        Column(f"{work} analytic", lambda r: number(scale * r["macs_analytic"] / MILLION, 1)),
+        Column(f"{work} fvcore", lambda r: number(scale * r["macs_fvcore"] / MILLION, 1)),
+        Column(f"{work} thop", lambda r: number(scale * r["macs_thop"] / MILLION, 1)),
         Column(
             f"paper {work}* (Δ)", lambda r: _published(scale * r["published_macs_m_paper"], r["delta_macs_pct_paper"])
         ),
@@ -294,8 +260,8 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
             "TF-slim params M* (Δ)",
             lambda r: _published(r["published_params_m_tfslim"], r["delta_params_pct_tfslim"], 2),
         ),
-        Column("top-1 % paper*", lambda r: _number(r["published_top1_paper"], 1)),
-        Column("top-1 % TF-slim*", lambda r: _number(r["published_top1_tfslim"], 1)),
+        Column("top-1 % paper*", lambda r: number(r["published_top1_paper"], 1)),
+        Column("top-1 % TF-slim*", lambda r: number(r["published_top1_tfslim"], 1)),
     )
     notes = (
         f"* published, not computed: {PAPER_SOURCE} Tables 6, 7 and 9; {TFSLIM_SOURCE}. "
@@ -319,14 +285,10 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     return Rendered("MobileNetV1: params and MACs, counted three ways, beside published values", columns, notes)
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def _latency_cell(row: pd.Series) -> str:
-    if not _missing(row.get("error")):
+    if not is_missing(row.get("error")):
         return "error"
-    if _missing(row["latency_ms_median"]):
+    if is_missing(row["latency_ms_median"]):
         return "-"
     noisy = "!" if row.get("noisy") is True else ""
     return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
@@ -337,21 +299,21 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     measured = frame[frame["latency_ms_median"].notna()]
     hosts = frame["host"].dropna().unique() if "host" in frame.columns else []
     columns = [
-        Column("backend", lambda r: "-" if _missing(r["backend"]) else str(r["backend"]), "left"),
-        Column("batch", lambda r: "-" if _missing(r["batch_size"]) else f"{int(r['batch_size'])}"),
+        Column("backend", lambda r: "-" if is_missing(r["backend"]) else str(r["backend"]), "left"),
+        Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"),
         Column("latency ms (IQR)", _latency_cell),
-        Column("img/s", lambda r: _number(r["throughput_ips"], 1)),
+        Column("img/s", lambda r: number(r["throughput_ips"], 1)),
         Column(
             "GFLOP/s (% peak)",
             lambda r: (
                 "-"
-                if _missing(r.get("gflops_achieved"))
+                if is_missing(r.get("gflops_achieved"))
                 else f"{r['gflops_achieved']:.1f} ({100 * r['peak_fraction']:.0f}%)"
             ),
         ),
     ]
     if frame["backend"].nunique() > 1:
-        columns.append(Column("x eager", lambda r: _number(r["speedup_vs_eager"], 2)))
+        columns.append(Column("x eager", lambda r: number(r["speedup_vs_eager"], 2)))
     if len(hosts) > 1:
         columns.insert(0, Column("host", lambda r: f"{processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
@@ -386,12 +348,12 @@ def _paper_spec(unit: Unit) -> Rendered:
     columns = (
         Column("Table", lambda r: str(r["table"]), "left"),
         Column("Model", lambda r: str(r["model"]), "left"),
-        Column("ImageNet top-1 %*", lambda r: _number(r["published_top1"], 1)),
+        Column("ImageNet top-1 %*", lambda r: number(r["published_top1"], 1)),
         Column(f"{work}*", lambda r: _printed(scale * r["published_macs_m"])),
-        Column(f"{work} computed", lambda r: _number(scale * r["macs_m"], 2)),
+        Column(f"{work} computed", lambda r: number(scale * r["macs_m"], 2)),
         Column("Δ %", lambda r: f"{r['delta_macs_pct']:+.2f}"),
         Column("Million params*", lambda r: _printed(r["published_params_m"])),
-        Column("Million params computed", lambda r: _number(r["params_m"], 3)),
+        Column("Million params computed", lambda r: number(r["params_m"], 3)),
         Column("Δ %", lambda r: f"{r['delta_params_pct']:+.2f}"),
     )
     notes = (
@@ -407,10 +369,10 @@ def _seed_spec() -> Rendered:
     columns = (
         Column("Model", lambda r: str(r["model"]), "left"),
         Column("Params M (seed)*", lambda r: f"{r['published_params_m']:.2f}"),
-        Column("computed, TF-slim conv.", lambda r: _number(r["params_m_tfslim"], 4)),
+        Column("computed, TF-slim conv.", lambda r: number(r["params_m_tfslim"], 4)),
         Column("params reproduced by", lambda r: r["params_reproduced_by"] or "no convention tried", "left"),
         Column("GFLOPS (seed)*", lambda r: f"{r['published_gflops']:.2f}"),
-        Column("computed 2xMACs", lambda r: _number(r["gflops_2x_macs"], 3)),
+        Column("computed 2xMACs", lambda r: number(r["gflops_2x_macs"], 3)),
         Column("GFLOPS reproduced by", lambda r: r["gflops_reproduced_by"] or "no convention tried", "left"),
         Column("closest tried", lambda r: str(r["gflops_closest"]), "left"),
     )
@@ -463,52 +425,3 @@ def _with_flops(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
 def render(frame: pd.DataFrame, view: View, fmt: Format, unit: Unit = Unit.MACS) -> Any:
     """Render ``frame`` (from the view's ``*_frame`` function) as text, or as a rich renderable for ``TABLE``."""
     return render_with(spec_for(view, frame, unit), _with_flops(frame, unit), fmt, view=view.value, unit=unit.value)
-
-
-def render_with(
-    spec: Rendered, frame: pd.DataFrame, fmt: Format, *, view: str, unit: str = "macs", kind: str = "mnprof.table"
-) -> Any:
-    """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
-
-    JSON is the versioned document of :func:`mnprof.files.table_document` (``kind`` names what it holds).
-    """
-    if fmt is Format.CSV:
-        return frame.to_csv(index=False, lineterminator="\n")
-    if fmt is Format.JSON:
-        rows = [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
-        return dumps(table_document(rows, view=view, unit=unit, kind=kind))
-    cells = [[column.cell(row) for column in spec.columns] for _, row in frame.iterrows()]
-    if fmt is Format.MARKDOWN:
-        return _markdown(spec, cells)
-    return _rich(spec, cells)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, so JSON keeps exact integers."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def _markdown(spec: Rendered, cells: list[list[str]]) -> str:
-    out = io.StringIO()
-    out.write(f"### {spec.title}\n\n")
-    out.write("| " + " | ".join(column.header for column in spec.columns) + " |\n")
-    out.write("|" + "|".join("---:" if column.justify == "right" else "---" for column in spec.columns) + "|\n")
-    for row in cells:
-        out.write("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n")
-    out.write("\n")
-    for note in spec.notes:
-        out.write(f"- {note}\n")
-    return out.getvalue()
-
-
-def _rich(spec: Rendered, cells: list[list[str]]) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=spec.title, title_style="bold", header_style="bold", show_lines=False)
-    for column in spec.columns:
-        table.add_column(column.header, justify=column.justify, overflow="fold")  # type: ignore[arg-type]
-    for row in cells:
-        table.add_row(*row)
-    return Group(table, *(Text(f"  {note}", style="dim") for note in spec.notes))

@@ -1,0 +1,45 @@
+"""The one seeded preparation of a model and its input for timing: the same weights and images in every run."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mnprof.model.config import ModelConfig
+from mnprof.model.networks import build_model
+
+__all__ = ["SEED", "calibrated_model", "fixed_input"]
+
+SEED = 0
+
+
+def calibrated_model(config: ModelConfig, seed: int = SEED) -> nn.Module:
+    """The model to time: seeded weights, BatchNorm statistics calibrated, random affine; eval mode.
+
+    A freshly initialised MobileNetV1 shrinks its activations layer by layer (to about 1e-10 at the
+    last block), so its output is the classifier's bias whatever the convolutions compute, and an
+    output check could not tell a wrong runtime from a right one. Calibrating each BatchNorm's running
+    statistics on random images (and drawing gamma and beta at random) keeps activations at unit scale,
+    as in a trained network; the cost of a forward pass does not depend on the values.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(config)
+        norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over the calibration batch
+        model.train()
+        with torch.no_grad():
+            model(torch.randn(4, 3, config.resolution, config.resolution))
+            for norm in norms:
+                norm.momentum = 0.1
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def fixed_input(config: ModelConfig, batch_size: int, seed: int = SEED) -> torch.Tensor:
+    """The input every backend is timed and checked on: seeded standard normal images, NCHW float32."""
+    generator = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)

@@ -1,0 +1,116 @@
+"""Rendering shared by every view: output formats, one number formatter, and the table writers.
+
+A view is a :class:`Rendered` spec (title, columns, notes) plus a DataFrame. CSV and JSON carry the
+frame's raw columns (files are for machines and reviews); Markdown and the rich terminal table carry
+the spec's formatted columns and its notes. Numbers are rounded here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from mnprof.files import dumps, table_document
+
+__all__ = [
+    "MILLION",
+    "Column",
+    "Format",
+    "Rendered",
+    "is_missing",
+    "number",
+    "render_with",
+]
+
+MILLION = 1e6
+
+
+class Format(StrEnum):
+    TABLE = "table"  # rich table on the terminal
+    MARKDOWN = "markdown"
+    CSV = "csv"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    cell: Callable[[pd.Series], str]
+    justify: str = "right"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered view: a title, columns, and notes printed under the table."""
+
+    title: str
+    columns: tuple[Column, ...]
+    notes: tuple[str, ...]
+
+
+def is_missing(value: Any) -> bool:
+    """``None``, pandas' ``NA`` or a float NaN: a cell with nothing to show."""
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value: Any, digits: int | None = None, *, scale: float = 1.0, sign: bool = False, missing: str = "-") -> str:
+    """``value x scale`` with thousands separators: ``digits`` decimals (``None``: as Python prints it),
+    a ``+`` for positive numbers with ``sign``; ``missing`` for None, NA and NaN."""
+    if is_missing(value):
+        return missing
+    spec = ("+" if sign else "") + "," + (f".{digits}f" if digits is not None else "")
+    return format(value * scale if scale != 1 else value, spec)
+
+
+def render_with(
+    spec: Rendered, frame: pd.DataFrame, fmt: Format, *, view: str, unit: str = "macs", kind: str = "mnprof.table"
+) -> Any:
+    """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
+
+    JSON is the versioned document of :func:`mnprof.files.table_document` (``kind`` names what it holds).
+    """
+    if fmt is Format.CSV:
+        return frame.to_csv(index=False, lineterminator="\n")
+    if fmt is Format.JSON:
+        rows = [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
+        return dumps(table_document(rows, view=view, unit=unit, kind=kind))
+    cells = [[column.cell(row) for column in spec.columns] for _, row in frame.iterrows()]
+    if fmt is Format.MARKDOWN:
+        return _markdown(spec, cells)
+    return _rich(spec, cells)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so JSON keeps exact integers."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _markdown(spec: Rendered, cells: list[list[str]]) -> str:
+    out = io.StringIO()
+    out.write(f"### {spec.title}\n\n")
+    out.write("| " + " | ".join(column.header for column in spec.columns) + " |\n")
+    out.write("|" + "|".join("---:" if column.justify == "right" else "---" for column in spec.columns) + "|\n")
+    for row in cells:
+        out.write("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |\n")
+    out.write("\n")
+    for note in spec.notes:
+        out.write(f"- {note}\n")
+    return out.getvalue()
+
+
+def _rich(spec: Rendered, cells: list[list[str]]) -> Any:
+    table = Table(title=spec.title, title_style="bold", header_style="bold", show_lines=False)
+    for column in spec.columns:
+        table.add_column(column.header, justify=column.justify, overflow="fold")  # type: ignore[arg-type]
+    for row in cells:
+        table.add_row(*row)
+    return Group(table, *(Text(f"  {note}", style="dim") for note in spec.notes))
