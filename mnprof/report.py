@@ -6,11 +6,32 @@ holds the committed ones to that); timing files say which host measured them and
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+
+import pandas as pd
+
+from mnprof.check import baseline_document, builtin_entries
+from mnprof.counting.count import CountReport, count_many
+from mnprof.errors import MnprofError
+from mnprof.files import atomic_write, atomic_write_text, dumps
+from mnprof.model.config import ModelConfig, default_grid
+from mnprof.paper.models import paper_tables
+from mnprof.timing.host import available_cores
+from mnprof.timing.layers import LayerTimingSettings, time_layers
+from mnprof.timing.peaks import measure_bandwidth, measure_gemm_peak
+from mnprof.timing.plan import SweepOutcome, measure_into
+from mnprof.timing.records import Device
+from mnprof.timing.store import read_results, results_records
+from mnprof.timing.sweep import sweep_drift
+from mnprof.views import grid as tables
+from mnprof.views.layers import LayerReport, layer_report, render_layers
+from mnprof.views.paper import render_paper
+from mnprof.views.plot_inputs import plot_inputs
+from mnprof.views.plots import Figure, build_figures, page_html, roofline_figure, static_image
+from mnprof.views.render import Format
 
 __all__ = ["COUNT_FILES", "TIMING_FILES", "ReportFile", "index_markdown", "write_counts"]
 
@@ -52,36 +73,24 @@ TIMING_FILES = (
 
 
 def _counts() -> dict[str, Callable[[], str]]:
-    from mnprof.check.gate import baseline_document, builtin_entries
-    from mnprof.counting.count import count_many
-    from mnprof.files import dumps
-    from mnprof.model.config import ModelConfig, default_grid
-    from mnprof.paper.tables import paper_tables, render_paper
-    from mnprof.timing.layers import layer_report, render_layers
-    from mnprof.views import grid as tables
+    @cache
+    def reports() -> list[CountReport]:  # counted once: the table and the baseline share them
+        return count_many(default_grid())
 
-    cache: dict[str, Any] = {}
+    @cache
+    def frame() -> pd.DataFrame:
+        return tables.grid_frame(reports())
 
-    def reports() -> Any:  # counted once: the table and the baseline share them
-        if "reports" not in cache:
-            cache["reports"] = count_many(default_grid())
-        return cache["reports"]
-
-    def frame() -> Any:
-        if "frame" not in cache:
-            cache["frame"] = tables.grid_frame(reports())
-        return cache["frame"]
-
-    def table(fmt: tables.Format) -> Callable[[], str]:
+    def table(fmt: Format) -> Callable[[], str]:
         return lambda: str(tables.render(frame(), tables.View.GRID, fmt))
 
     return {
-        "table.md": table(tables.Format.MARKDOWN),
-        "table.csv": table(tables.Format.CSV),
-        "table.json": table(tables.Format.JSON),
-        "paper.md": lambda: str(render_paper(paper_tables(), tables.Format.MARKDOWN)),
+        "table.md": table(Format.MARKDOWN),
+        "table.csv": table(Format.CSV),
+        "table.json": table(Format.JSON),
+        "paper.md": lambda: str(render_paper(paper_tables(), Format.MARKDOWN)),
         "layers-1.0-224-counts.md": lambda: str(
-            render_layers(layer_report(ModelConfig(*LAYERS_CONFIG), None), tables.Format.MARKDOWN)
+            render_layers(layer_report(ModelConfig(*LAYERS_CONFIG), None), Format.MARKDOWN)
         ),
         "baseline.json": lambda: dumps(baseline_document(builtin_entries(reports()))),
     }
@@ -89,8 +98,6 @@ def _counts() -> dict[str, Callable[[], str]]:
 
 def write_counts(out: Path, on_file: Callable[[str], None] | None = None) -> list[str]:
     """Write the count-only files into ``out`` (atomically each); returns their names."""
-    from mnprof.files import atomic_write_text
-
     written = []
     for name, make in _counts().items():
         atomic_write_text(out / name, make())
@@ -102,14 +109,12 @@ def write_counts(out: Path, on_file: Callable[[str], None] | None = None) -> lis
 
 def timing_provenance(out: Path) -> str | None:
     """'CPU, N cores, date' and the host's drift from ``out/results.json``, if it is there and readable."""
-    from mnprof.timing.sweep import sweep_drift
-
     try:
-        document = json.loads((out / "results.json").read_text(encoding="utf-8"))
-        environment, rows = document["environment"], document["measurements"]
-    except (OSError, ValueError, KeyError, TypeError):
+        document = read_results(out / "results.json")
+    except MnprofError:
         return None
-    drift = sweep_drift(rows)
+    environment = document["environment"]
+    drift = sweep_drift(results_records([document]))
     varied = f"; the host's speed varied by {drift.spread:.0%} during the sweep" if len(drift.factors) > 1 else ""
     return (
         f"{environment.get('cpu_model') or 'an unidentified CPU'}, {environment.get('available_cores')} cores "
@@ -150,26 +155,31 @@ def index_markdown(out: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_timing(out: Path, *, backends: str, quiet: bool, on_step: Callable[[str], None] | None = None) -> None:
-    """Time everything and write the host-specific files (results, timed layers, roofline, figures, picture)."""
-    from mnprof.cli.options import measure_into
-    from mnprof.files import atomic_write, atomic_write_text, dumps
-    from mnprof.model.config import ModelConfig, default_grid
-    from mnprof.timing.backends import Device
-    from mnprof.timing.host import available_cores
-    from mnprof.timing.layers import TimingSettings, layer_report, render_layers
-    from mnprof.timing.peaks import measure_bandwidth
-    from mnprof.timing.sweep import measure_gemm_peak
-    from mnprof.views.render import Format
+Measure = Callable[[Path, Sequence[ModelConfig]], SweepOutcome]
 
+
+def write_timing(
+    out: Path,
+    *,
+    backends: str,
+    measure: Measure | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> None:
+    """Time everything and write the host-specific files (results, timed layers, roofline, figures, picture).
+
+    ``measure(path, configs)`` times the grid into the results file ``path``; by default
+    :func:`mnprof.timing.plan.measure_into` with ``backends`` (the command line passes one with a progress
+    bar that also says what the sweep reported).
+    """
     step = on_step or (lambda _name: None)
     step("results.json")
-    measure_into(out / "results.json", default_grid(), quiet, backends)
+    (measure or (lambda path, configs: measure_into(path, configs, backends)))(out / "results.json", default_grid())
     provenance = timing_provenance(out)
 
     step("layers-1.0-224.md")
     threads = available_cores()
-    layers = layer_report(ModelConfig(*LAYERS_CONFIG), TimingSettings(threads=threads))
+    config = ModelConfig(*LAYERS_CONFIG)
+    layers = layer_report(config, time_layers(config, LayerTimingSettings(threads=threads)))
     atomic_write_text(
         out / "layers-1.0-224.md",
         f"_Timed on {provenance}; {threads} threads._\n\n{render_layers(layers, Format.MARKDOWN)}",
@@ -186,32 +196,20 @@ def write_timing(out: Path, *, backends: str, quiet: bool, on_step: Callable[[st
     atomic_write_text(out / "roofline.json", dumps(roofline))
 
     step("figures.html")
-    figures, provenance_lines, pareto = _figures(out, layers.frame, peak["gflops"], bandwidth["gb_per_s"], threads)
-    atomic_write_text(
-        out / "figures.html",
-        _page(figures, provenance_lines),
-    )
+    figures, provenance_lines = _figures(out, layers, peak["gflops"], bandwidth["gb_per_s"], threads)
+    title = "mnprof report: MobileNetV1 accuracy, MACs, latency and roofline"
+    atomic_write_text(out / "figures.html", page_html(figures, title=title, provenance=provenance_lines))
     step("pareto.png")
-    from mnprof.cli.plot import static_image
-
+    pareto = next(figure for figure in figures if figure.key == "pareto")
     image = static_image(pareto.figure, "png")
     atomic_write(out / "pareto.png", lambda handle: handle.write(image))
 
 
-def _figures(out: Path, layers: Any, peak: float, bandwidth: float, threads: int) -> tuple[list[Any], list[str], Any]:
-    from mnprof.cli.plot import plot_inputs
-    from mnprof.views.plots import build_figures, roofline_figure
-
-    grid, latency, provenance = plot_inputs([out / "results.json"])
-    figures = build_figures(grid, latency)
+def _figures(
+    out: Path, layers: LayerReport, peak: float, bandwidth: float, threads: int
+) -> tuple[list[Figure], list[str]]:
+    inputs = plot_inputs([out / "results.json"], count_many)
+    figures = build_figures(inputs.grid, inputs.latency)
     label = f"1.0-224, eager, {threads} threads"
-    figures.append(roofline_figure(layers, peak_gflops=peak, bandwidth_gbs=bandwidth, label=label))
-    pareto = next(figure for figure in figures if figure.key == "pareto")
-    return figures, provenance, pareto
-
-
-def _page(figures: list[Any], provenance: list[str]) -> str:
-    from mnprof.views.plots import page_html
-
-    return page_html(figures, title="mnprof report: MobileNetV1 accuracy, MACs, latency and roofline",
-                     provenance=provenance)  # fmt: skip
+    figures.append(roofline_figure(layers.frame, peak_gflops=peak, bandwidth_gbs=bandwidth, label=label))
+    return figures, inputs.provenance

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from mnprof.check.gate import (
+from mnprof.check import (
     BASELINE_KIND,
     CheckSettings,
     ModelSpec,
     baseline_document,
     compare,
+    compare_latency,
     load_settings,
     measure,
 )
@@ -271,8 +272,6 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
 
 
 def test_slower_latency_beyond_tolerance_fails():
-    from mnprof.check.gate import compare_latency
-
     baseline = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
     now = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 13.0}}}
     assert compare_latency(baseline, now, 25.0, Path("b.json"))[0].status == "slower"

@@ -10,17 +10,20 @@ import time
 
 import pytest
 import torch
+from factories import drifting_records, timing_record
 
 from mnprof.cli import main
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, grid
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import backends
+from mnprof.timing import backends, peaks
 from mnprof.timing import sweep as latency
 from mnprof.timing.backends import Backend, Device, fold_batchnorm, output_error, prepare
 from mnprof.timing.engine import StopRule
 from mnprof.timing.host import CpuInfo, cpu_info, host_environment, host_fingerprint, theoretical_peak_gflops
+from mnprof.timing.plan import SweepOutcome
+from mnprof.timing.records import TimingRecord
 from mnprof.timing.store import ResultsStore, read_results
 from mnprof.timing.sweep import TimingSettings, parse_batch_sizes, run_sweep
 
@@ -125,7 +128,7 @@ def test_torch_threads_restores_the_thread_count():
 
 
 def test_gemm_peak_is_the_best_rate_of_its_kernels():
-    peak = latency.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64), ("conv1x1", 64)))
+    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64), ("conv1x1", 64)))
     assert set(peak["gflops_by_kernel"]) == {"mm n=64", "conv1x1 n=64"}
     assert peak["gflops"] == max(peak["gflops_by_kernel"].values()) > 0
     assert peak["threads"] == 1 and peak["device"] == "cpu"
@@ -134,7 +137,7 @@ def test_gemm_peak_is_the_best_rate_of_its_kernels():
 def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    peak = latency.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True)
+    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True)
     assert set(peak["gflops_by_kernel"]) == {"mm n=64", "onnxruntime n=1024"}
 
 
@@ -146,7 +149,7 @@ def test_cuda_sweep_posts_times(tmp_path, fake_peak):  # pragma: no cover - no G
     backends_ = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED)
     settings = TimingSettings(backends=backends_, threads=1, device=Device.CUDA, rule=FAST)
     store = ResultsStore.open(tmp_path / "r.json", host_environment(), resume=False)
-    rows = run_sweep([TINY], settings, store)
+    rows = [record.to_row() for record in run_sweep([TINY], settings, store)]
     assert [r["backend"] for r in rows] == [b.value for b in backends_]
     assert all(r["error"] is None and r["device"] == "cuda" and r["latency_ms_median"] > 0 for r in rows)
     assert all(r["output_max_abs_error"] <= r["output_tolerance"] for r in rows)
@@ -164,7 +167,7 @@ def test_cuda_sampler_waits_for_the_gpu():  # pragma: no cover - no GPU in CI
 
 @needs_gpu
 def test_cuda_gemm_peak_is_measured_on_the_gpu():  # pragma: no cover - no GPU in CI
-    peak = latency.measure_gemm_peak(Device.CUDA, threads=1)
+    peak = peaks.measure_gemm_peak(Device.CUDA, threads=1)
     assert peak["device"] == "cuda" and peak["gflops"] > 0
     assert set(peak["gflops_by_kernel"]) == {"mm n=8192", "conv1x1 n=4096"}
 
@@ -232,7 +235,7 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch):
 def sweep(path, configs, backends_=(Backend.EAGER,), resume=False, **kwargs):
     settings = TimingSettings(backends=backends_, threads=1, rule=FAST)
     store = ResultsStore.open(path, host_environment(), resume=resume)
-    return run_sweep(configs, settings, store, **kwargs)
+    return [record.to_row() for record in run_sweep(configs, settings, store, **kwargs)]
 
 
 def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak):
@@ -262,34 +265,18 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
     assert sorted(stored, key=lambda r: r["backend"]) == sorted(rows, key=lambda r: r["backend"])
 
 
-def drifting_rows(step: float) -> list[dict]:
-    """Rows of three configurations timed together for 30 s, the host ``step`` slower after 15 s."""
-    rows = []
-    for base in (1.0, 3.0, 9.0):
-        starts = [1_800_000_000 + 0.5 * i for i in range(60)]
-        medians = [base * (1 if i < 30 else 1 + step) for i in range(60)]
-        rows.append(
-            {
-                "latency_ms_samples": [m for m in medians for _ in range(3)],
-                "turn_sizes": [3] * 60,
-                "turn_started_unix": starts,
-            }
-        )
-    return rows
-
-
-def test_sweep_drift_reads_the_turns_of_every_row():
-    assert latency.sweep_drift(drifting_rows(0.2)).spread == pytest.approx(0.2)
-    assert latency.sweep_drift(drifting_rows(0.0)).spread == 0.0
-    assert latency.sweep_drift([{"error": "failed", "latency_ms_samples": None}]).factors == ()
+def test_sweep_drift_reads_the_turns_of_every_record():
+    assert latency.sweep_drift(drifting_records(0.2)).spread == pytest.approx(0.2)
+    assert latency.sweep_drift(drifting_records(0.0)).spread == 0.0
+    assert latency.sweep_drift([timing_record(error="failed")]).factors == ()
 
 
 def test_a_drifting_host_is_warned_about(capsys):
-    from mnprof.cli.timing import report_drift
+    from mnprof.cli.work import report_drift
 
-    assert report_drift(drifting_rows(0.02)) == pytest.approx(0.02)
+    assert report_drift(SweepOutcome(tuple(drifting_records(0.02)), measured=True)) == pytest.approx(0.02)
     assert capsys.readouterr().err == ""
-    assert report_drift(drifting_rows(0.25)) == pytest.approx(0.25)
+    assert report_drift(SweepOutcome(tuple(drifting_records(0.25)), measured=True)) == pytest.approx(0.25)
     err = capsys.readouterr().err
     assert err.startswith("mnprof: warning: the host's speed changed by 25% during this sweep") and err.count("\n") == 1
 
@@ -337,13 +324,13 @@ def test_interrupted_sweep_keeps_finished_rows_and_resume_measures_only_the_rest
     monkeypatch.setattr(ResultsStore, "add", real_add)
 
     measured = []
-    real_interleave = latency.interleave
+    real_time_tasks = latency.time_tasks
 
     def spy(tasks, *args, **kwargs):
         measured.extend(task.key.config.id for task in tasks)
-        return real_interleave(tasks, *args, **kwargs)
+        return real_time_tasks(tasks, *args, **kwargs)
 
-    monkeypatch.setattr(latency, "interleave", spy)
+    monkeypatch.setattr(latency, "time_tasks", spy)
     rows = sweep(path, configs, resume=True)
     assert measured == [c.id for c in configs if c.id not in {r["id"] for r in kept}]
     assert [r["id"] for r in rows] == [c.id for c in configs]
@@ -515,16 +502,20 @@ def test_ctrl_c_keeps_what_was_measured_and_resume_finishes(capsys, tmp_path, fa
 
 def test_grid_view_marks_noisy_and_failed_timings():
     from mnprof.counting.count import count
-    from mnprof.views.grid import Format, View, grid_frame, render
+    from mnprof.views.grid import View, grid_frame, render
+    from mnprof.views.render import Format
 
-    base = {"id": TINY.id, "batch_size": 1, "threads": 1, "device": "cpu", "host": "h", "cpu_model": "CPU"}
+    def record(backend: str, **row) -> TimingRecord:
+        base = timing_record(TINY, backend, threads=1, host="h", cpu_model="CPU").to_row()
+        return TimingRecord.from_row({**base, **row})
+
     timings = [
-        dict(base, backend="eager", latency_ms_median=2.0, latency_ms_iqr=0.5, noisy=True, throughput_ips=500.0,
-             gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
-        dict(base, backend="fused", latency_ms_median=1.0, latency_ms_iqr=0.1, noisy=False, throughput_ips=1000.0,
-             gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
-        dict(base, backend="onnxruntime", latency_ms_median=None, latency_ms_iqr=None, throughput_ips=None,
-             error="output differs from eager PyTorch"),
+        record("eager", latency_ms_median=2.0, latency_ms_iqr=0.5, noisy=True, throughput_ips=500.0,
+               gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
+        record("fused", latency_ms_median=1.0, latency_ms_iqr=0.1, noisy=False, throughput_ips=1000.0,
+               gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
+        record("onnxruntime", latency_ms_median=None, latency_ms_iqr=None, throughput_ips=None,
+               error="output differs from eager PyTorch"),
     ]  # fmt: skip
     frame = grid_frame([count(TINY)], timings)
     assert list(frame["speedup_vs_eager"].round(3)[:2]) == [1.0, 2.0]
@@ -537,12 +528,13 @@ def test_grid_view_marks_noisy_and_failed_timings():
 
 def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
     from mnprof.counting.count import count
-    from mnprof.views.grid import Format, View, grid_frame, render
+    from mnprof.views.grid import View, grid_frame, render
+    from mnprof.views.render import Format
 
-    row = {"id": TINY.id, "batch_size": 64, "threads": 1, "device": "cuda", "host": "h", "cpu_model": "CPU",
-           "gpu": "Test GPU", "backend": "eager", "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
+    base = timing_record(TINY, "eager", 64, threads=1, device="cuda", host="h", cpu_model="CPU", gpu="Test GPU")
+    row = {**base.to_row(), "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
            "throughput_ips": 32000.0, "gflops_achieved": 1.0, "peak_fraction": 0.01, "gemm_peak_gflops": 100.0,
            "error": None}  # fmt: skip
-    text = render(grid_frame([count(TINY)], [row]), View.GRID, Format.MARKDOWN)
+    text = render(grid_frame([count(TINY)], [TimingRecord.from_row(row)]), View.GRID, Format.MARKDOWN)
     assert "timed on Test GPU (h), 1 threads, device cuda" in text
     assert "cuDNN convolutions use TF32" in text

@@ -13,7 +13,9 @@ from mnprof.cli import main
 from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig
-from mnprof.timing.layers import Method, TimingSettings, layer_counts, layer_report, render_layers, time_layers
+from mnprof.timing import layers as timing_layers
+from mnprof.timing.layers import LayerTimingSettings, Method, time_layers
+from mnprof.views.layers import layer_counts, layer_report, render_layers
 from mnprof.views.render import Format
 
 TINY = ModelConfig(0.25, 64)
@@ -97,7 +99,9 @@ def test_depthwise_is_three_percent_of_the_macs(counted_1_0_224):
 @pytest.mark.parametrize("method", list(Method))
 @pytest.mark.parametrize("backend", ["eager", "channels_last"])
 def test_timing_columns_are_present_and_consistent(method, backend):
-    report = layer_report(TINY, TimingSettings(backend=backend, method=method, **FAST), fvcore=False)
+    report = layer_report(
+        TINY, time_layers(TINY, LayerTimingSettings(backend=backend, method=method, **FAST)), fvcore=False
+    )
     frame = report.frame
     assert (frame["time_ms"] > 0).all() and (frame["time_unit_ms"] >= frame["time_ms"]).all()
     assert frame["time_share"].sum() == pytest.approx(1)
@@ -110,29 +114,27 @@ def test_timing_columns_are_present_and_consistent(method, backend):
 
 
 def test_steady_allocator_is_reported():
-    times = time_layers(TINY, TimingSettings(**FAST))
+    times = time_layers(TINY, LayerTimingSettings(**FAST))
     assert times.allocator_steady in (True, False) and times.page_faults_per_pass is not None
-    assert time_layers(TINY, TimingSettings(allocator="default", **FAST)).allocator_steady is False
+    assert time_layers(TINY, LayerTimingSettings(allocator="default", **FAST)).allocator_steady is False
 
 
 def test_threads_are_restored():
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        time_layers(TINY, TimingSettings(threads=1, **FAST))
+        time_layers(TINY, LayerTimingSettings(threads=1, **FAST))
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
 
 
 def test_profiler_attribution_is_checked_against_the_plan(monkeypatch):
-    from mnprof.timing import layers
-
-    original = layers._prepare
+    original = timing_layers._prepare
     wrong = ModelConfig(0.25, 96)  # the same layers with other shapes: attribution must notice
-    monkeypatch.setattr(layers, "_prepare", lambda config, settings: original(wrong, settings))
+    monkeypatch.setattr(timing_layers, "_prepare", lambda config, settings: original(wrong, settings))
     with pytest.raises(RuntimeError, match="does not match layer stem"):
-        time_layers(TINY, TimingSettings(method="profiler", **FAST))
+        time_layers(TINY, LayerTimingSettings(method="profiler", **FAST))
 
 
 @pytest.mark.parametrize(
@@ -148,7 +150,7 @@ def test_profiler_attribution_is_checked_against_the_plan(monkeypatch):
 )
 def test_settings_are_validated(kwargs, message):
     with pytest.raises(MnprofError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        TimingSettings(**kwargs)
+        LayerTimingSettings(**kwargs)
 
 
 def test_counts_only_markdown_matches_golden(golden):

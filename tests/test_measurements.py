@@ -5,33 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
+from factories import timing_record
 
 from mnprof.errors import MnprofError
+from mnprof.timing.records import TimingRecord, processor_of
 from mnprof.timing.store import (
     RESULTS_KIND,
     RESULTS_SCHEMA_VERSION,
     ResultsStore,
-    measurement_key,
-    processor,
     read_results,
-    results_rows,
+    results_records,
 )
 
 ENV = {"host_fingerprint": "abc123", "cpu_model": "Test CPU"}
 
 
-def row(config_id: str = "0.25-32", backend: str = "eager", batch: int = 1, **extra) -> dict:
-    return {
-        "id": config_id,
-        "backend": backend,
-        "batch_size": batch,
-        "threads": 2,
-        "device": "cpu",
-        "host": ENV["host_fingerprint"],
-        "latency_ms_median": 1.0,
-        "latency_ms_samples": [1.0, 1.1],
-        **extra,
-    }
+def row(config_id: str = "0.25-32", **extra) -> dict:
+    return timing_record(config_id, **extra).to_row()
 
 
 def write_document(path, **changes) -> None:
@@ -51,9 +41,9 @@ def test_store_writes_a_valid_document_after_every_add(tmp_path):
     store = ResultsStore.open(path, ENV, resume=False)
     assert not path.exists()  # nothing is written before the first measurement
     store.set_gemm_peak({"device": "cpu", "threads": 2, "gflops": 100.0})
-    store.add(row("0.25-32"))
+    store.add(timing_record("0.25-32"))
     assert [r["id"] for r in read_results(path)["measurements"]] == ["0.25-32"]
-    store.add(row("0.25-64"))
+    store.add(timing_record("0.25-64"))
     document = read_results(path)
     assert [r["id"] for r in document["measurements"]] == ["0.25-32", "0.25-64"]
     assert document["gemm_peaks"] == [{"device": "cpu", "threads": 2, "gflops": 100.0}]
@@ -63,9 +53,9 @@ def test_store_writes_a_valid_document_after_every_add(tmp_path):
 
 def test_adding_the_same_key_replaces_the_row(tmp_path):
     store = ResultsStore(tmp_path / "r.json", ENV)
-    store.add(row(error="failed"))
+    store.add(timing_record(error="failed"))
     assert store.done() == set()  # an error row is measured again
-    store.add(row())
+    store.add(timing_record())
     assert store.done() == {("0.25-32", "eager", 1, 2, "cpu")}
     assert len(read_results(tmp_path / "r.json")["measurements"]) == 1
 
@@ -74,7 +64,7 @@ def test_resume_keeps_rows_of_the_same_host(tmp_path):
     path = tmp_path / "r.json"
     write_document(path)
     store = ResultsStore.open(path, ENV, resume=True)
-    assert store.done() == {measurement_key(row())}
+    assert store.done() == {timing_record().key.ident()}
     fresh = ResultsStore.open(path, ENV, resume=False)
     assert fresh.done() == set()
     assert read_results(path)["measurements"] == [row()]  # opening without resume changes nothing yet
@@ -101,6 +91,28 @@ def test_resume_refuses_another_hosts_file(tmp_path):
         (
             json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": [{"id": "x"}]}),
             "measurement 0 lacks backend, batch_size, threads, device, host",
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": RESULTS_KIND,
+                    "schema_version": 1,
+                    "environment": {},
+                    "measurements": [dict(row(), alpha="wide")],
+                }
+            ),  # fmt: skip
+            "is corrupt \\(measurement 0: alpha 'wide' is not a number",
+        ),
+        (
+            json.dumps(
+                {
+                    "kind": RESULTS_KIND,
+                    "schema_version": 1,
+                    "environment": {},
+                    "measurements": [dict(row(), backend="tensorrt")],
+                }
+            ),  # fmt: skip
+            "is corrupt \\(measurement 0: unknown backend 'tensorrt'",
         ),
     ],
 )
@@ -129,27 +141,34 @@ def test_unwritable_results_path_is_rejected_before_work(tmp_path):
 
 def test_rows_for_tables_drop_raw_samples_and_name_the_cpu(tmp_path):
     path = tmp_path / "r.json"
-    write_document(path)
-    (flat,) = results_rows([read_results(path)])
+    bare = {key: value for key, value in row().items() if key != "cpu_model"}  # an older row: the file names the CPU
+    write_document(path, measurements=[bare])
+    (record,) = results_records([read_results(path)])
+    flat = record.to_row(with_samples=False)
     assert "latency_ms_samples" not in flat and flat["cpu_model"] == "Test CPU"
-    (full,) = results_rows([read_results(path)], with_samples=True)
-    assert full["latency_ms_samples"] == [1.0, 1.1]
+    assert record.to_row()["latency_ms_samples"] == [1.0, 1.1]
+
+
+def test_a_row_reads_back_as_the_record_that_wrote_it():
+    for record in (timing_record(), timing_record(error="failed"), timing_record(device="cuda", gpu="Test GPU")):
+        assert TimingRecord.from_row(record.to_row()) == record
 
 
 def test_gpu_rows_are_named_by_their_gpu_and_cpu_rows_by_their_cpu(tmp_path):
     path = tmp_path / "r.json"
-    write_document(path, environment=dict(ENV, gpu="Test GPU"), measurements=[row(), row(device="cuda")])
-    cpu_row, gpu_row = results_rows([read_results(path)])
-    assert (processor(cpu_row), processor(gpu_row)) == ("Test CPU", "Test GPU")
-    assert "gpu" not in cpu_row
-    assert processor({"device": "cuda"}) == "an unidentified GPU"
-    assert processor({"device": "cpu"}) == "an unidentified CPU"
+    gpu_row = {key: value for key, value in row(device="cuda").items() if key != "gpu"}
+    write_document(path, environment=dict(ENV, gpu="Test GPU"), measurements=[row(), gpu_row])
+    cpu_record, gpu_record = results_records([read_results(path)])
+    assert (cpu_record.processor, gpu_record.processor) == ("Test CPU", "Test GPU")
+    assert cpu_record.provenance.gpu is None
+    assert processor_of("cuda", None, None) == "an unidentified GPU"
+    assert processor_of("cpu", None, None) == "an unidentified CPU"
 
 
 def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
     store = ResultsStore(path, ENV)
-    store.add(row("0.25-32"))
+    store.add(timing_record("0.25-32"))
     before = path.read_text()
 
     def fail(*_args, **_kwargs):
@@ -157,6 +176,6 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr("mnprof.files.os.fsync", fail)
     with pytest.raises(OSError, match="disk full"):
-        store.add(row("0.25-64"))
+        store.add(timing_record("0.25-64"))
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -10,9 +10,14 @@ import pandas as pd
 import pytest
 
 from mnprof.cli import main
+from mnprof.counting.count import count_many
 from mnprof.model.reference import TABLE1, TABLE2
-from mnprof.paper import tables as paper
-from mnprof.paper.tables import Verdict, paper_tables, render_paper, verdict
+from mnprof.paper import architecture
+from mnprof.paper import models as paper
+from mnprof.paper.models import paper_tables
+from mnprof.paper.verdict import Verdict, verdict
+from mnprof.views import grid
+from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
 
 MACS_1_0_224 = 568_740_352  # pinned independently in tests/test_analytic.py
@@ -84,7 +89,7 @@ def test_table1_misprint_is_confirmed_by_computation():
 def test_table1_verdicts_come_from_the_data(monkeypatch):
     fixed = list(TABLE1)
     fixed[17] = dataclasses.replace(fixed[17], type_stride="Conv dw / s1")
-    monkeypatch.setattr(paper, "TABLE1", tuple(fixed))
+    monkeypatch.setattr(architecture, "TABLE1", tuple(fixed))
     table = paper.table1()
     assert "66 of 66 printed cells" in table.notes[0]
     assert not any("misprint" in note or "disagrees" in note for note in table.notes)
@@ -120,7 +125,7 @@ def test_table2_notes_find_the_transposition_and_the_sum():
 def test_table2_verdicts_come_from_the_data(monkeypatch):
     fixed = list(TABLE2)
     fixed[2] = dataclasses.replace(fixed[2], macs_pct=1.91)
-    monkeypatch.setattr(paper, "TABLE2", tuple(fixed))
+    monkeypatch.setattr(architecture, "TABLE2", tuple(fixed))
     notes = " ".join(paper.table2().notes)
     assert "4 of 4 rows reproduced" in notes and "transposition" not in notes
     assert "sums to 100.01%" in notes
@@ -175,24 +180,31 @@ def test_table5_shallow_by_hand():
     assert (frame["macs_verdict"] == "reproduced").all() and (frame["params_verdict"] == "reproduced").all()
 
 
-def test_tables_6_and_7_reuse_paper_frame(monkeypatch):
-    from mnprof.views import grid as tables
-
+def test_tables_6_and_7_and_paper_frame_share_computed_rows(monkeypatch):
     calls = []
-    original = tables.paper_frame
+    original = paper.computed_rows
 
-    def recording(reports):
-        calls.append(len(reports))
-        return original(reports)
+    def recording(keys, *args, **kwargs):
+        calls.append(tuple(keys))
+        return original(keys, *args, **kwargs)
 
-    monkeypatch.setattr(tables, "paper_frame", recording)
+    monkeypatch.setattr(paper, "computed_rows", recording)
     six = paper.table6().frame.set_index("model")
-    assert calls, "Table 6 must come from tables.paper_frame"
+    assert calls == [("6",)], "Table 6 must come from paper.computed_rows"
     assert six.loc["1.0 MobileNet-224", "macs_m"] == MACS_1_0_224 / 1e6
     assert six["id"].tolist() == ["1.0-224", "0.75-224", "0.5-224", "0.25-224"]
     seven = paper.table7().frame.set_index("model")
+    assert calls[-1] == ("7",), "Table 7 must come from paper.computed_rows"
     assert seven.loc["1.0 MobileNet-160", "macs_verdict"] == "truncated"
     assert seven.loc["1.0 MobileNet-160", "macs"] == 290_675_200
+    calls.clear()
+    view = grid.paper_frame(count_many(list(dict.fromkeys(grid.paper_configs()))))
+    assert calls == [("6", "7")], "mnprof table --view paper must come from paper.computed_rows"
+    view_six = view[view["table"] == "6"].set_index("model")
+    assert view_six.loc["1.0 MobileNet-224", "macs_m"] == MACS_1_0_224 / 1e6
+    assert view_six["id"].tolist() == six["id"].tolist()
+    shared = ["macs_m", "delta_macs_pct", "params_m", "delta_params_pct"]
+    assert view_six[shared].equals(six[shared])
 
 
 def test_table6_notes_tfslim_disagreements():

@@ -139,12 +139,13 @@ def test_accuracy_figures_need_no_latency(capsys, tmp_path):
 
 
 def test_configuration_without_published_accuracy_still_appears_in_the_latency_figure(capsys, tmp_path):
-    from mnprof.cli.plot import plot_inputs
+    from mnprof.counting.count import count_many
+    from mnprof.views.plot_inputs import plot_inputs
     from mnprof.views.plots import build_figures
 
     results = write(tmp_path / "r.json", results_document([*GRID4, (0.6, 96)]))
-    grid, latency, _ = plot_inputs([results])
-    figures = {figure.key: figure.figure for figure in build_figures(grid, latency)}
+    inputs = plot_inputs([results], count_many)
+    figures = {figure.key: figure.figure for figure in build_figures(inputs.grid, inputs.latency)}
     latency_ids = [text for trace in figures["latency-macs"].data if trace.meta == "points" for text in trace.hovertext]
     assert any("config: 0.6-96" in text for text in latency_ids)
     pareto_ids = [text for trace in figures["pareto"].data if trace.meta == "points" for text in trace.hovertext]

@@ -69,8 +69,7 @@ def test_outside_text_is_escaped_in_the_page():
 
 
 def test_roofline_caption_is_derived_from_the_measured_shares():
-    from mnprof.timing.peaks import roofs
-    from mnprof.views.plots import roofline_figure
+    from mnprof.views.plots import roofline_figure, roofs
 
     def layers(time_share: float) -> pd.DataFrame:
         return pd.DataFrame(

@@ -6,8 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+from factories import drifting_records
+
 from mnprof.cli import main
 from mnprof.report import COUNT_FILES, TIMING_FILES
+from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 
@@ -39,18 +42,20 @@ def test_the_index_says_how_much_the_host_drifted_while_timing(tmp_path):
     from mnprof.report import timing_provenance
 
     environment = {"cpu_model": "Test CPU", "available_cores": 2, "date": "2026-01-01"}
-    starts = [1_800_000_000 + 0.5 * i for i in range(60)]  # 30 s of turns, the host 20% slower after 15 s
-    rows = [
-        {"latency_ms_samples": [base * (1 if i < 30 else 1.2) for i in range(60)], "turn_sizes": [1] * 60,
-         "turn_started_unix": starts}
-        for base in (1.0, 2.0, 4.0)
-    ]  # fmt: skip
-    (tmp_path / "results.json").write_text(json.dumps({"environment": environment, "measurements": rows}))
+    records = drifting_records(0.2)  # 30 s of turns, the host 20% slower after 15 s
+
+    def write(rows: list[dict]) -> None:
+        document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": environment,
+                    "gemm_peaks": [], "measurements": rows}  # fmt: skip
+        (tmp_path / "results.json").write_text(json.dumps(document))
+
+    write([record.to_row() for record in records])
     assert timing_provenance(tmp_path).startswith("Test CPU, 2 cores available")
     assert timing_provenance(tmp_path).endswith("; the host's speed varied by 20% during the sweep")
+    rows = [record.to_row() for record in records]
     for row in rows:  # files written before turn times were kept: no drift claimed
         del row["turn_started_unix"]
-    (tmp_path / "results.json").write_text(json.dumps({"environment": environment, "measurements": rows}))
+    write(rows)
     assert "varied" not in timing_provenance(tmp_path)
     (tmp_path / "results.json").write_text("{corrupt")
     assert timing_provenance(tmp_path) is None

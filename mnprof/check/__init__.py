@@ -1,0 +1,60 @@
+"""The regression gate: record exact counts in a baseline, recount, and compare.
+
+A baseline is a sorted, diff-friendly JSON document. Each entry is one model at one alpha and
+resolution, with the exact params and MACs of every counter and fvcore's per-operator totals.
+``compare`` turns two sets of entries into findings: counts that grew (a regression unless
+within tolerance), shrank (passes, with a notice to update the baseline on purpose), entries
+added or removed, and operators a counter newly failed to count.
+
+Modules: :mod:`~mnprof.check.settings` (what to guard), :mod:`~mnprof.check.baseline` (counting
+into entries; the baseline file), :mod:`~mnprof.check.latency` (opt-in latency),
+:mod:`~mnprof.check.findings` (findings) and :mod:`~mnprof.check.render` (text, json, markdown, github).
+"""
+
+from __future__ import annotations
+
+from mnprof.check.baseline import (
+    BASELINE_KIND,
+    BASELINE_SCHEMA_VERSION,
+    baseline_document,
+    builtin_entries,
+    entry_key,
+    load_baseline,
+    measure,
+)
+from mnprof.check.findings import CheckResult, Finding, compare
+from mnprof.check.latency import compare_latency, measure_latency
+from mnprof.check.render import render_check, summary
+from mnprof.check.settings import (
+    BUILTIN,
+    DEFAULT_BASELINE,
+    SETTINGS_KEYS,
+    CheckSettings,
+    ModelSpec,
+    load_settings,
+    parse_tolerance,
+)
+
+__all__ = [
+    "BASELINE_KIND",
+    "BASELINE_SCHEMA_VERSION",
+    "BUILTIN",
+    "DEFAULT_BASELINE",
+    "SETTINGS_KEYS",
+    "CheckResult",
+    "CheckSettings",
+    "Finding",
+    "ModelSpec",
+    "baseline_document",
+    "builtin_entries",
+    "compare",
+    "compare_latency",
+    "entry_key",
+    "load_baseline",
+    "load_settings",
+    "measure",
+    "measure_latency",
+    "parse_tolerance",
+    "render_check",
+    "summary",
+]

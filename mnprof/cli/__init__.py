@@ -2,23 +2,79 @@
 
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one
 line on stderr, no traceback); 130 interrupted.
+
+Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
+mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
+The summaries ``mnprof --help`` lists are kept here; a test holds them equal to each command's own.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
 import click
 
 from mnprof import __version__
-from mnprof.cli.options import EXIT_INTERRUPTED, EXIT_USAGE, error_line
+from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, error_line
 from mnprof.errors import MnprofError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main", "summary_line"]
+
+# name -> (module, the first paragraph of the command's docstring)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "baseline": (
+        "mnprof.cli.check",
+        "Record exact params and MACs of every model x alpha x resolution as a baseline.",
+    ),
+    "check": ("mnprof.cli.check", "Recount and compare with the baseline; exit 1 when params or MACs grew."),
+    "layers": ("mnprof.cli.layers", "One configuration, layer by layer: where the MACs are, and where the time goes."),
+    "paper": ("mnprof.cli.paper", "The paper's Tables 1 to 9, computed, each cell published | computed | delta."),
+    "plot": (
+        "mnprof.cli.plot",
+        "Accuracy vs MACs and params (paper Figures 4 and 5), and latency measured here vs MACs and accuracy.",
+    ),
+    "report": (
+        "mnprof.cli.report",
+        "Regenerate reports/: the table (Markdown, CSV, JSON), the paper's tables, the layer table for 1.0-224, "
+        "the baseline, and (unless --no-timing) the results file, the figures and the roofline.",
+    ),
+    "table": (
+        "mnprof.cli.table",
+        "Params and MACs of every configuration, counted three ways, beside the published numbers, and (grid "
+        "view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.",
+    ),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def summary_line(name: str, limit: int) -> str:
+    """A command's summary as click shortens it for the command list (at most ``limit`` characters)."""
+    return click.Command(name, help=COMMANDS[name][1]).get_short_help_str(limit)
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported from :data:`COMMANDS` when they are run or asked for help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _ = COMMANDS[name]
+        command = getattr(importlib.import_module(module), name)
+        return command if isinstance(command, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """As click's, from the summaries above, without importing any command."""
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        rows = [(name, summary_line(name, limit)) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mnprof")  # also from a source tree that was never installed
 def cli() -> None:
     """mnprof: model analysis and profiling for MobileNet-style networks.
@@ -27,15 +83,6 @@ def cli() -> None:
     multiply-accumulates analytically, with fvcore and with thop, explains every difference by
     operator, and sets the results beside the paper's published numbers.
     """
-
-
-# Commands register themselves on the group when their modules are imported.
-from mnprof.cli import check as _check  # noqa: E402,F401
-from mnprof.cli import layers as _layers  # noqa: E402,F401
-from mnprof.cli import paper as _paper  # noqa: E402,F401
-from mnprof.cli import plot as _plot  # noqa: E402,F401
-from mnprof.cli import report as _report  # noqa: E402,F401
-from mnprof.cli import table as _table  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

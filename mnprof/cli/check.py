@@ -8,9 +8,24 @@ from typing import Any
 
 import click
 
+from mnprof.check import (
+    ModelSpec,
+    baseline_document,
+    compare,
+    compare_latency,
+    load_baseline,
+    load_settings,
+    measure,
+    measure_latency,
+    parse_tolerance,
+    render_check,
+)
 from mnprof.cli import cli
-from mnprof.cli.options import EXIT_REGRESSION, progress
+from mnprof.cli.output import EXIT_REGRESSION, progress
 from mnprof.errors import MnprofError
+from mnprof.files import atomic_write_text, check_writable, dumps
+from mnprof.model.config import parse_alphas, parse_resolutions
+from mnprof.timing.host import available_cores
 
 MODEL_HELP = (
     "Model to guard, repeatable: 'mobilenetv1' (mnprof's own) or [NAME=]package.module:factory, where "
@@ -65,9 +80,6 @@ def _settings(
     pyproject: Path | None,
     **overrides: Any,
 ) -> Any:
-    from mnprof.check.gate import ModelSpec, load_settings
-    from mnprof.model.config import parse_alphas, parse_resolutions
-
     if pyproject is not None and not pyproject.is_file():
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
     settings = load_settings(pyproject)
@@ -87,8 +99,6 @@ def _settings(
 
 
 def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
-    from mnprof.check.gate import measure
-
     total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
     with progress(quiet) as bar:
         task = bar.add_task("counting", total=total, current="")
@@ -132,17 +142,11 @@ def baseline(
     params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
-    from mnprof.check.gate import baseline_document
-    from mnprof.files import atomic_write_text, check_writable, dumps
-
     settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
     check_writable(settings.baseline)
     entries = _measure(settings, quiet)
     timed = None
     if latency:
-        from mnprof.check.gate import measure_latency
-        from mnprof.timing.host import available_cores
-
         timed = measure_latency(settings, threads or available_cores())
     atomic_write_text(settings.baseline, dumps(baseline_document(entries, timed)))
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
@@ -202,8 +206,6 @@ def check(
       1  a count grew: configuration, counter, metric, baseline, now, delta and % are named
       2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
     """
-    from mnprof.check.gate import compare, load_baseline, parse_tolerance, render_check
-
     settings = _settings(
         models,
         alphas,
@@ -223,8 +225,6 @@ def check(
     current = _measure(settings, quiet)
     slower = []
     if latency_pct is not None:
-        from mnprof.check.gate import compare_latency, measure_latency
-
         now = measure_latency(settings, document["latency"]["threads"])
         slower = compare_latency(document["latency"], now, latency_pct, settings.baseline)
     result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)

@@ -6,10 +6,21 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli import cli
-from mnprof.cli.options import emit, output_options, progress, resolve_output
+from mnprof.cli.options import output_options, resolve_output
+from mnprof.cli.output import emit, progress
 from mnprof.errors import MnprofError
-from mnprof.model.config import MAX_ALPHA, MIN_RESOLUTION, Rounding, Variant
+from mnprof.model.config import (
+    MAX_ALPHA,
+    MIN_RESOLUTION,
+    ModelConfig,
+    Rounding,
+    Variant,
+    parse_alphas,
+    parse_resolutions,
+)
+from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
+from mnprof.views.layers import layer_report, render_layers
+from mnprof.views.render import Format
 
 
 def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str, accepted: str) -> None:
@@ -17,7 +28,7 @@ def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str,
         raise MnprofError(f"{option} {text!r} names {len(values)} values; accepted: {accepted}")
 
 
-@cli.command()
+@click.command()
 @click.option("--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}].")
 @click.option(
     "--resolution",
@@ -42,14 +53,14 @@ def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str,
 )
 @click.option(
     "--backend",
-    type=click.Choice(["eager", "channels_last"]),
+    type=click.Choice([backend.value for backend in LAYER_BACKENDS]),
     default="eager",
     show_default=True,
     help="eager: PyTorch eager mode, NCHW; channels_last: eager mode with model and input in NHWC memory format.",
 )
 @click.option(
     "--method",
-    type=click.Choice(["hooks", "profiler"]),
+    type=click.Choice([m.value for m in Method]),
     default="hooks",
     show_default=True,
     help="hooks: time.perf_counter_ns in forward hooks around each layer's module; profiler: torch.profiler CPU "
@@ -58,7 +69,7 @@ def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str,
 )
 @click.option(
     "--allocator",
-    type=click.Choice(["steady", "default"]),
+    type=click.Choice([a.value for a in Allocator]),
     default="steady",
     show_default=True,
     help="steady: while timing, glibc keeps freed memory (no page faults in steady state, as in a runtime's "
@@ -123,17 +134,13 @@ def layers(
       mnprof layers --backend channels_last --format markdown
       mnprof layers --no-timing --format csv --out layers.csv
     """
-    from mnprof.model.config import ModelConfig, parse_alphas, parse_resolutions
-    from mnprof.timing import layers as per_layer
-    from mnprof.views.render import Format
-
     alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
     _single(alphas, "--alpha", alpha, f"one number in (0, {MAX_ALPHA:g}]")
     _single(resolutions, "--resolution", resolution, f"one integer >= {MIN_RESOLUTION}")
     config = ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding)  # type: ignore[arg-type]
     timing = None
     if not no_timing:
-        timing = per_layer.TimingSettings(
+        timing = LayerTimingSettings(
             backend=backend,  # type: ignore[arg-type]
             method=method,  # type: ignore[arg-type]
             allocator=allocator,  # type: ignore[arg-type]
@@ -149,5 +156,6 @@ def layers(
         def on_pass(done: int, total: int) -> None:
             bar.update(task, completed=done, current=f"pass {done}")
 
-        report = per_layer.layer_report(config, timing, on_pass=on_pass)
-    emit(per_layer.render_layers(report, Format(fmt)), out)
+        times = time_layers(config, timing, on_pass) if timing is not None else None
+        report = layer_report(config, times)
+    emit(render_layers(report, Format(fmt)), out)

@@ -1,18 +1,21 @@
-"""Helpers shared by the commands: grid options, progress bars, output, exit codes."""
+"""Options declared once: the grid, output, and timing options every command shares, parsed where they enter."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from mnprof.files import check_writable
 from mnprof.model.config import (
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
     MAX_ALPHA,
     MIN_RESOLUTION,
+    ModelConfig,
     Rounding,
     Variant,
     format_alpha,
@@ -20,119 +23,22 @@ from mnprof.model.config import (
     parse_alphas,
     parse_resolutions,
 )
+from mnprof.timing.plan import TimingRequest
 
 __all__ = [
-    "EXIT_INTERRUPTED",
-    "EXIT_REGRESSION",
-    "EXIT_USAGE",
-    "error_line",
     "configs_from",
-    "count_with_progress",
-    "emit",
     "grid_options",
-    "measure_into",
     "output_options",
-    "progress",
     "resolve_output",
+    "timing_options",
 ]
 
-EXIT_REGRESSION = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json", ".txt": "table"}
-
-
-def error_line(message: str) -> None:
-    """Print ``message`` as the one line ``mnprof: error: ...`` on stderr."""
-    click.echo(f"mnprof: error: {' '.join(message.split())}", err=True)
-
-
-def progress(quiet: bool) -> Any:
-    """A rich progress bar on stderr (description, bar, done, current item, ETA); off when quiet or not a terminal."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[current]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=quiet or not console.is_terminal,
-    )
-
-
-def count_with_progress(configs: list[Any], quiet: bool, description: str = "counting") -> list[Any]:
-    """Count ``configs`` (all three counters) with a progress bar."""
-    from mnprof.counting.count import count_many
-
-    with progress(quiet) as bar:
-        task = bar.add_task(description, total=len(configs), current="")
-
-        def done(config: Any) -> None:
-            bar.update(task, advance=1, current=config.id)
-
-        return count_many(configs, on_done=done)
-
-
-def measure_into(path: Path, configs: list[Any], quiet: bool, backends: str = "eager") -> dict[str, Any]:
-    """Time ``configs`` with the default method (batch 1, all available cores) into the results file ``path``."""
-    from mnprof.cli.timing import TimingRequest, measure, plan
-    from mnprof.timing.engine import StopRule
-    from mnprof.timing.store import read_results
-
-    rule = StopRule()
-    request = TimingRequest(
-        enabled=True, backends=backends, batch_sizes="1", threads=None, device="cpu",
-        target_ci_pct=rule.target_rel_ci * 100, budget_s=rule.budget_s, results=path, resume=False,
-        from_results=(),
-    )  # fmt: skip
-    timing = plan(request)
-    if timing is None:  # pragma: no cover - enabled=True always plans
-        raise AssertionError("timing was not planned")
-    measure(timing, configs, quiet)
-    return read_results(path)
-
-
-def emit(rendered: Any, out: Path | None) -> None:
-    """Print to stdout, or write ``out`` atomically."""
-    from mnprof.files import atomic_write_text
-
-    if isinstance(rendered, str):
-        if out is None:
-            click.echo(rendered, nl=False)
-        else:
-            atomic_write_text(out, rendered)
-        return
-    from rich.console import Console
-
-    if out is None:
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=240)
-        console.print(rendered)
-        return
-    capture = Console(width=240, record=True, file=_NullFile(), color_system=None)
-    capture.print(rendered)
-    atomic_write_text(out, capture.export_text())
-
-
-class _NullFile:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
 
 
 def resolve_output(fmt: str | None, out: Path | None) -> str:
     """Check that ``out`` can be written (before any work) and pick the format: given, from the suffix, or table."""
     if out is not None:
-        from mnprof.files import check_writable
-
         check_writable(out)
     if fmt is not None:
         return fmt
@@ -218,7 +124,7 @@ def output_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def configs_from(alphas: str, resolutions: str, num_classes: int, variant: str, rounding: str) -> list[Any]:
+def configs_from(alphas: str, resolutions: str, num_classes: int, variant: str, rounding: str) -> list[ModelConfig]:
     """The configurations that the grid options describe (validated)."""
     return grid(
         parse_alphas(alphas),
@@ -227,3 +133,115 @@ def configs_from(alphas: str, resolutions: str, num_classes: int, variant: str, 
         variant=variant,
         rounding=rounding,
     )
+
+
+BACKEND_HELP = (
+    "Runtimes to time, comma-separated: eager (default), channels_last, fused (BatchNorm folded into the "
+    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes 5 to 40 s per "
+    "configuration and batch size on a 2-core machine, before any timing), onnxruntime (needs "
+    "pip install 'mnprof[onnx]'). Each runtime's output is checked against eager PyTorch before it may post a time."
+)
+
+
+def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the timing options to a command; they reach it as one ``timing_request: TimingRequest`` argument."""
+
+    @functools.wraps(function)
+    def wrapper(
+        *args: Any,
+        no_timing: bool,
+        backends: str,
+        batch_sizes: str,
+        threads: int | None,
+        device: str,
+        target_ci_pct: float,
+        budget_s: float,
+        results: Path,
+        resume: bool,
+        from_results: tuple[Path, ...],
+        **kwargs: Any,
+    ) -> Any:
+        request = TimingRequest(
+            enabled=not no_timing,
+            backends=backends,
+            batch_sizes=batch_sizes,
+            threads=threads,
+            device=device,
+            target_ci_pct=target_ci_pct,
+            budget_s=budget_s,
+            results=results,
+            resume=resume,
+            from_results=from_results,
+        )
+        return function(*args, timing_request=request, **kwargs)
+
+    options = [
+        click.option(
+            "--no-timing", is_flag=True, help="Counts only: measure nothing (what CI uses; a few seconds, not ~60)."
+        ),
+        click.option("--backend", "backends", default="eager", show_default=True, metavar="LIST", help=BACKEND_HELP),
+        click.option(
+            "--batch-size",
+            "batch_sizes",
+            default="1",
+            show_default=True,
+            metavar="LIST",
+            help="Comma-separated batch sizes, integers >= 1: latency is per batch, throughput in images/s.",
+        ),
+        click.option(
+            "--threads",
+            type=int,
+            default=None,
+            help="Intra-op threads for torch and onnxruntime, >= 1 (recorded). "
+            "[default: the cores this process may use]",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(["cpu", "cuda"]),
+            default="cpu",
+            show_default=True,
+            help="cuda times on the GPU with CUDA events (needs one; never required).",
+        ),
+        click.option(
+            "--target-ci",
+            "target_ci_pct",
+            type=float,
+            default=2.0,
+            show_default=True,
+            metavar="PCT",
+            help="Stop timing a configuration once the 95% confidence interval of its median is within this "
+            "percentage of the median...",
+        ),
+        click.option(
+            "--budget",
+            "budget_s",
+            type=float,
+            default=2.0,
+            show_default=True,
+            metavar="SECONDS",
+            help="...or once this many seconds of timing are spent on it (then it is flagged noisy).",
+        ),
+        click.option(
+            "--results",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=Path("mnprof-results.json"),
+            show_default=True,
+            help="Results file (versioned JSON) that keeps every measurement with its environment, written "
+            "atomically after each one; a new sweep replaces it.",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Keep the measurements already in --results (same host) and measure only the rest.",
+        ),
+        click.option(
+            "--from-results",
+            type=click.Path(dir_okay=False, path_type=Path),
+            multiple=True,
+            metavar="FILE",
+            help="Show timings from results files (repeatable: several hosts side by side) instead of measuring.",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper

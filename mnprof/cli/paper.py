@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from mnprof.cli import cli
-from mnprof.cli.options import emit, resolve_output
+from mnprof.cli.options import resolve_output
+from mnprof.cli.output import emit
+from mnprof.paper.models import paper_tables, parse_tables
+from mnprof.views.paper import render_paper
+from mnprof.views.render import Format
 
 
 @cli.command()
@@ -48,9 +52,6 @@ def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
       mnprof paper --table 1,2 --format markdown
       mnprof paper --format json --out paper.json
     """
-    from mnprof.paper import tables as computed
-    from mnprof.views.render import Format
-
-    keys = computed.parse_tables(table_keys)
+    keys = parse_tables(table_keys)
     fmt = resolve_output(fmt, out)
-    emit(computed.render_paper(computed.paper_tables(keys), Format(fmt)), out)
+    emit(render_paper(paper_tables(keys), Format(fmt)), out)

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli import cli
+from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
+from mnprof.files import atomic_write_text, check_writable
+from mnprof.report import index_markdown, write_counts, write_timing
+from mnprof.timing import plan as timing
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -39,8 +42,6 @@ def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
     Timing takes a few minutes on a 2-core machine (every configuration and runtime, then the layers).
     reports/README.md indexes what was written and says which host measured the timing parts, and when.
     """
-    from mnprof.files import atomic_write_text, check_writable
-    from mnprof.report import index_markdown, write_counts, write_timing
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")
@@ -53,6 +54,11 @@ def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
 
     write_counts(out, on_file=step)
     if not no_timing:
-        write_timing(out, backends=backends, quiet=quiet, on_step=step)
+        write_timing(
+            out,
+            backends=backends,
+            measure=lambda path, configs: measure_with_progress(timing.default_plan(path, backends), configs, quiet),
+            on_step=step,
+        )
     atomic_write_text(out / "README.md", index_markdown(out))
     step("README.md")

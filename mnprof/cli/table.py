@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli import cli
-from mnprof.cli.options import configs_from, count_with_progress, emit, grid_options, output_options, resolve_output
-from mnprof.cli.timing import TimingRequest, measure, timing_options
-from mnprof.cli.timing import plan as timing_plan_for
+from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
+from mnprof.cli.output import emit
+from mnprof.cli.work import count_with_progress, measure_with_progress
+from mnprof.timing import plan as timing
+from mnprof.views import grid as tables
+from mnprof.views.render import Format
 
 
-@cli.command()
+@click.command()
 @grid_options
 @click.option(
     "--view",
@@ -44,7 +46,7 @@ def table(
     fmt: str | None,
     out: Path | None,
     quiet: bool,
-    timing: TimingRequest,
+    timing_request: timing.TimingRequest,
 ) -> None:
     """Params and MACs of every configuration, counted three ways, beside the published numbers, and
     (grid view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.
@@ -63,8 +65,6 @@ def table(
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
       mnprof table --from-results host-a.json --from-results host-b.json
     """
-    from mnprof.views import grid as tables
-
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
     fmt = resolve_output(fmt, out)
     chosen = tables.View(view)
@@ -72,11 +72,11 @@ def table(
         configs = tables.paper_configs()
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
-    timing_plan = timing_plan_for(timing) if chosen is tables.View.GRID else None  # validated before any work
+    timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
     reports = count_with_progress(configs, quiet)
     if timing_plan is not None:
-        frame = tables.grid_frame(reports, measure(timing_plan, configs, quiet))
-        emit(tables.render(frame, chosen, tables.Format(fmt), tables.Unit(unit)), out)
+        frame = tables.grid_frame(reports, measure_with_progress(timing_plan, configs, quiet).records)
+        emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit)), out)
         return
     frame = {
         tables.View.GRID: tables.grid_frame,
@@ -84,4 +84,4 @@ def table(
         tables.View.SEED: tables.seed_frame,
         tables.View.RECONCILE: tables.reconcile_frame,
     }[chosen](reports)
-    emit(tables.render(frame, chosen, tables.Format(fmt), tables.Unit(unit)), out)
+    emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit)), out)

@@ -32,14 +32,8 @@ class CountReport:
 
     def row(self) -> dict[str, Any]:
         """A flat record: exact integers, units in the key names (MACs for one image)."""
-        config = self.config
         return {
-            "id": config.id,
-            "alpha": config.alpha,
-            "resolution": config.resolution,
-            "num_classes": config.num_classes,
-            "variant": config.variant.value,
-            "rounding": config.rounding.value,
+            **self.config.columns(),
             "params": self.analytic.params(ParamConvention.PYTORCH),
             "params_model": self.params_model,
             "params_thop": self.thop.params,

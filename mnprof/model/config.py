@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from typing import Any
 
 from mnprof.errors import MnprofError
 
@@ -22,6 +23,7 @@ __all__ = [
     "grid",
     "parse_alphas",
     "parse_choice",
+    "parse_list",
     "parse_resolutions",
 ]
 
@@ -101,6 +103,17 @@ class ModelConfig:
             parts.append(f"c{self.num_classes}")
         return "-".join(parts)
 
+    def columns(self) -> dict[str, Any]:
+        """The configuration as the leading columns of a table or results row."""
+        return {
+            "id": self.id,
+            "alpha": self.alpha,
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "variant": self.variant.value,
+            "rounding": self.rounding.value,
+        }
+
     @property
     def width_key(self) -> tuple[float, int, Variant, Rounding]:
         """Everything that decides the model's weights: configurations sharing it differ only in input size."""
@@ -121,17 +134,18 @@ def parse_choice(value: object, enum: type[Enum], what: str) -> Enum:  # type: i
     raise MnprofError(f"unknown {what} {value!r}; accepted: {accepted}")
 
 
-def _split(text: str, what: str) -> list[str]:
+def parse_list(text: str, what: str, accepted: str = "comma-separated values") -> list[str]:
+    """Split ``"a, b"`` into stripped items; an empty list or item is a one-line error naming ``accepted``."""
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
-        raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: comma-separated values")
+        raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: {accepted}")
     return items
 
 
 def parse_alphas(text: str) -> tuple[float, ...]:
     """Parse ``"1.0,0.75"`` into width multipliers, each in (0, 4]."""
     alphas = []
-    for item in _split(text, "alpha"):
+    for item in parse_list(text, "alpha"):
         try:
             alpha = float(item)
         except ValueError:
@@ -145,7 +159,7 @@ def parse_alphas(text: str) -> tuple[float, ...]:
 def parse_resolutions(text: str) -> tuple[int, ...]:
     """Parse ``"224,96"`` into input resolutions, each an integer >= 32."""
     resolutions = []
-    for item in _split(text, "resolution"):
+    for item in parse_list(text, "resolution"):
         try:
             resolution = int(item)
         except ValueError:

@@ -8,7 +8,7 @@ from torch import nn
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
-__all__ = ["SEED", "calibrated_model", "fixed_input"]
+__all__ = ["SEED", "calibrated_model", "fixed_input", "seeded_images"]
 
 SEED = 0
 
@@ -41,5 +41,11 @@ def calibrated_model(config: ModelConfig, seed: int = SEED) -> nn.Module:
 
 def fixed_input(config: ModelConfig, batch_size: int, seed: int = SEED) -> torch.Tensor:
     """The input every backend is timed and checked on: seeded standard normal images, NCHW float32."""
+    return seeded_images(config.resolution, batch_size, seed)
+
+
+def seeded_images(resolution: int, batch_size: int, seed: int = SEED) -> torch.Tensor:
+    """``batch_size`` seeded standard normal images of ``resolution`` x ``resolution`` pixels, NCHW float32
+    (also for models mnprof did not build, such as a user's factory in ``mnprof check``)."""
     generator = torch.Generator().manual_seed(seed + 1)
-    return torch.randn(batch_size, 3, config.resolution, config.resolution, generator=generator)
+    return torch.randn(batch_size, 3, resolution, resolution, generator=generator)

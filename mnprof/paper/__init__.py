@@ -1,0 +1,1 @@
+"""The paper's tables, computed: each number published | computed | delta, verdicts derived from the numbers."""

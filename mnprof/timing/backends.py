@@ -19,12 +19,12 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import parse_choice
+from mnprof.model.config import parse_choice, parse_list
 from mnprof.provenance import package_version
+from mnprof.timing.records import Backend, Device
 
 __all__ = [
     "Backend",
@@ -44,29 +44,13 @@ __all__ = [
 ]
 
 
-class Backend(StrEnum):
-    EAGER = "eager"  # the model as built, NCHW, under torch.inference_mode()
-    CHANNELS_LAST = "channels_last"  # model and input in channels_last (NHWC) memory format
-    FUSED = "fused"  # BatchNorm folded into the convolutions, channels_last
-    COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
-    ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
-
-
-class Device(StrEnum):
-    CPU = "cpu"
-    CUDA = "cuda"
-
-
 # The extra that brings each optional runtime (pip install 'mnprof[onnx]').
 EXTRAS = {Backend.ONNXRUNTIME: ("onnx", ("onnxruntime", "onnx"))}
 
 
 def parse_backends(text: str) -> tuple[Backend, ...]:
     """Parse ``"eager,onnxruntime"`` into backends (duplicates dropped, order kept)."""
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        accepted = ", ".join(b.value for b in Backend)
-        raise MnprofError(f"backend list {text!r} is empty or has an empty item; accepted: {accepted}")
+    items = parse_list(text, "backend", ", ".join(b.value for b in Backend))
     return tuple(dict.fromkeys(parse_choice(item, Backend, "backend") for item in items))  # type: ignore[misc]
 
 

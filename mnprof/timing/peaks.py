@@ -1,26 +1,63 @@
-"""The host's two roofs: peak float32 compute (a GEMM, see :func:`mnprof.timing.sweep.measure_gemm_peak`) and
-memory bandwidth (a large tensor copy), both timed with the same engine as the models."""
+"""The host's roofs: peak float32 compute (the best of a few GEMM libraries) and memory bandwidth (a large
+copy), timed with the same engine and rules as the models (:func:`mnprof.timing.timer.time_tasks`)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["BANDWIDTH_MIB", "measure_bandwidth", "roofs"]
+import torch
 
+from mnprof.timing.backends import gemm_sampler
+from mnprof.timing.engine import StopRule, Task
+from mnprof.timing.records import Device
+from mnprof.timing.timer import pool_of, time_tasks
+
+__all__ = ["BANDWIDTH_MIB", "GEMM_KERNELS", "GEMM_RULE", "measure_bandwidth", "measure_gemm_peak"]
+
+# Float32 matrix products of 2 n^3 FLOPs whose best rate is the measured peak: (kernel, n).
+GEMM_KERNELS = {Device.CPU: (("mm", 2048), ("conv1x1", 1024)), Device.CUDA: (("mm", 8192), ("conv1x1", 4096))}
+GEMM_RULE = StopRule(target_rel_ci=0.02, budget_s=0.5, block_s=0.04, warmup_max_s=0.3)
 # Well beyond any last-level cache, so the copy streams from and to DRAM.
 BANDWIDTH_MIB = 256
 
 
+def measure_gemm_peak(
+    device: Device,
+    threads: int,
+    *,
+    kernels: Sequence[tuple[str, int]] | None = None,
+    with_onnxruntime: bool = False,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
+
+    Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
+    models; the peak is the best median rate, ``2 n^3 / median``. ``with_onnxruntime`` adds
+    onnxruntime's own GEMM (when its backend is timed, its fraction of the peak stays meaningful).
+    """
+    kernels = tuple(kernels or GEMM_KERNELS[device])
+    if with_onnxruntime and device is Device.CPU:
+        kernels += (("onnxruntime", 1024),)
+    tasks = [
+        Task(kernel, gemm_sampler(*kernel, device, threads), f"GEMM {kernel[0]} {kernel[1]}", pool=pool_of(kernel[0]))
+        for kernel in kernels
+    ]
+    measurements = time_tasks(tasks, GEMM_RULE, device=device, threads=threads, clock=clock)
+    rates = {m.key: 2 * m.key[1] ** 3 / m.stats.median / 1e9 for m in measurements}  # type: ignore[index]
+    best = max(rates, key=rates.__getitem__)
+    return {
+        "device": device.value,
+        "threads": threads,
+        "kernel": f"{best[0]} n={best[1]}",  # type: ignore[index]
+        "gflops": rates[best],
+        "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in rates.items()},  # type: ignore[misc]
+    }
+
+
 def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
     """Memory bandwidth in GB/s: ``2 x bytes / median time`` of ``dst.copy_(src)`` (one read, one write)."""
-    import time
-
-    import torch
-
-    from mnprof.timing.backends import torch_threads
-    from mnprof.timing.engine import Task, interleave
-    from mnprof.timing.sweep import GEMM_RULE
-
     elements = mib * 2**20 // 4
     source = torch.rand(elements)
     target = torch.empty_like(source)
@@ -30,8 +67,9 @@ def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
         target.copy_(source)
         return time.perf_counter() - start
 
-    with torch_threads(threads):
-        (measurement,) = interleave([Task("copy", sample, f"copy {mib} MiB")], GEMM_RULE)
+    (measurement,) = time_tasks(
+        [Task("copy", sample, f"copy {mib} MiB")], GEMM_RULE, device=Device.CPU, threads=threads
+    )
     moved = 2 * elements * 4
     return {
         "threads": threads,
@@ -39,11 +77,3 @@ def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
         "gb_per_s": moved / measurement.stats.median / 1e9,
         "samples": measurement.stats.n,
     }
-
-
-def roofs(peak_gflops: float, bandwidth_gbs: float, intensities: list[float]) -> tuple[list[float], list[float]]:
-    """Points of the roofline ``min(peak, bandwidth x intensity)`` across the intensity range, with the ridge."""
-    low, high = min(intensities) / 2, max(intensities) * 2
-    ridge = peak_gflops / bandwidth_gbs
-    xs = sorted({low, high, min(max(ridge, low), high)})
-    return xs, [min(peak_gflops, bandwidth_gbs * x) for x in xs]

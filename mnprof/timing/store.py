@@ -1,6 +1,6 @@
 """The results file: every measurement with its provenance, versioned, written atomically, resumable.
 
-Schema (version 1, ``kind`` ``mnprof.files``)::
+Schema (version 1, ``kind`` ``mnprof.results``)::
 
     {
       "schema_version": 1,
@@ -11,9 +11,10 @@ Schema (version 1, ``kind`` ``mnprof.files``)::
       "measurements": [row, ...]   # flat objects, one per configuration x backend x batch size x threads x device
     }
 
-A row carries the configuration (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``,
-``batch_size``, ``threads``, ``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the
-statistics (``latency_ms_median``, ``latency_ms_iqr``, ..., ``samples``), ``throughput_ips``,
+A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the configuration
+(``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``, ``batch_size``, ``threads``,
+``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the statistics
+(``latency_ms_median``, ``latency_ms_iqr``, ..., ``samples``), ``throughput_ips``,
 ``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the fingerprint),
 ``latency_ms_samples`` (every timed call the statistics come from, in milliseconds) and
 ``latency_ms_discarded`` (calls set aside as contended). A row whose backend failed or computed
@@ -29,18 +30,16 @@ from typing import Any
 
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file
+from mnprof.timing.records import MeasurementKey, TimingRecord
 
 __all__ = [
     "DEFAULT_RESULTS_PATH",
-    "RAW_SAMPLE_KEYS",
     "RESULTS_KIND",
     "RESULTS_SCHEMA_VERSION",
     "ResultsStore",
     "check_results_writable",
-    "measurement_key",
-    "processor",
     "read_results",
-    "results_rows",
+    "results_records",
 ]
 
 RESULTS_SCHEMA_VERSION = 1
@@ -48,15 +47,7 @@ RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
 REQUIRED_ROW_KEYS = (*KEY_FIELDS, "host")
-RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix")
 REGENERATE = "re-measure with mnprof table --results NEW.json"
-
-MeasurementKey = tuple[str, str, int, int, str]
-
-
-def measurement_key(row: Mapping[str, Any]) -> MeasurementKey:
-    """What identifies a measurement within one host: configuration id, backend, batch size, threads, device."""
-    return (str(row["id"]), str(row["backend"]), int(row["batch_size"]), int(row["threads"]), str(row["device"]))
 
 
 def check_results_writable(path: Path) -> None:
@@ -68,7 +59,10 @@ def check_results_writable(path: Path) -> None:
 
 
 def read_results(path: Path) -> dict[str, Any]:
-    """Read and validate a results file; a one-line :class:`MnprofError` names the file and what to do."""
+    """Read and validate a results file; a one-line :class:`MnprofError` names the file and what to do.
+
+    Every measurement must read back as a :class:`~mnprof.timing.records.TimingRecord`.
+    """
     path = Path(path)
     document = read_json_file(path, "results file", "accepted: a file written by mnprof table; " + REGENERATE)
     if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
@@ -92,32 +86,25 @@ def read_results(path: Path) -> dict[str, Any]:
             raise MnprofError(
                 f"results file {path} is corrupt (measurement {index} lacks {', '.join(missing)}); {REGENERATE}"
             )
+        try:
+            TimingRecord.from_row(row, environment)
+        except MnprofError as error:
+            raise MnprofError(f"results file {path} is corrupt (measurement {index}: {error}); {REGENERATE}") from None
     return document
 
 
-def results_rows(documents: Iterable[Mapping[str, Any]], *, with_samples: bool = False) -> list[dict[str, Any]]:
-    """The measurement rows of one or more results documents, each with its host's CPU model; samples dropped."""
-    rows = []
-    for document in documents:
-        environment = document["environment"]
-        for row in document["measurements"]:
-            flat = {key: value for key, value in row.items() if with_samples or key not in RAW_SAMPLE_KEYS}
-            flat.setdefault("cpu_model", environment.get("cpu_model"))
-            if flat.get("device") == "cuda":
-                flat.setdefault("gpu", environment.get("gpu"))
-            rows.append(flat)
-    return rows
-
-
-def processor(row: Mapping[str, Any]) -> str:
-    """What ran a measurement: the GPU's name for ``device`` cuda, the CPU model otherwise."""
-    if row.get("device") == "cuda":
-        return str(row.get("gpu") or "an unidentified GPU")
-    return str(row.get("cpu_model") or "an unidentified CPU")
+def results_records(documents: Iterable[Mapping[str, Any]]) -> list[TimingRecord]:
+    """The measurements of one or more (validated) results documents, each with its host's processor."""
+    return [
+        TimingRecord.from_row(row, document["environment"])
+        for document in documents
+        for row in document["measurements"]
+    ]
 
 
 class ResultsStore:
-    """The results file of one sweep on one host: rows are added as measurements finish, each add an atomic write.
+    """The results file of one sweep on one host: records are added as measurements finish, each add an
+    atomic write.
 
     An interrupted sweep therefore keeps every measurement already finished, and
     :meth:`open` with ``resume=True`` continues it (on the same host fingerprint only).
@@ -127,12 +114,12 @@ class ResultsStore:
         self,
         path: Path,
         environment: Mapping[str, Any],
-        rows: Sequence[Mapping[str, Any]] = (),
+        records: Sequence[TimingRecord] = (),
         gemm_peaks: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.path = Path(path)
         self.environment = dict(environment)
-        self._rows: dict[MeasurementKey, dict[str, Any]] = {measurement_key(row): dict(row) for row in rows}
+        self._records: dict[MeasurementKey, TimingRecord] = {record.key.ident(): record for record in records}
         self._gemm_peaks: list[dict[str, Any]] = [dict(peak) for peak in gemm_peaks]
 
     @classmethod
@@ -155,18 +142,18 @@ class ResultsStore:
                 f"--resume: {path} was measured on another host or software stack (fingerprint {theirs}, "
                 f"here {ours}); pass another --results file to measure here"
             )
-        return cls(path, environment, document["measurements"], document.get("gemm_peaks", []))
+        return cls(path, environment, results_records([document]), document.get("gemm_peaks", []))
 
     def done(self) -> set[MeasurementKey]:
-        """Keys measured successfully (rows with an error are measured again)."""
-        return {key for key, row in self._rows.items() if not row.get("error")}
+        """Keys measured successfully (records with an error are measured again)."""
+        return {key for key, record in self._records.items() if not record.error}
 
-    def row(self, key: MeasurementKey) -> dict[str, Any] | None:
-        return self._rows.get(key)
+    def record(self, key: MeasurementKey) -> TimingRecord | None:
+        return self._records.get(key)
 
-    def add(self, row: Mapping[str, Any]) -> None:
+    def add(self, record: TimingRecord) -> None:
         """Add (or replace) one measurement and write the whole file atomically."""
-        self._rows[measurement_key(row)] = dict(row)
+        self._records[record.key.ident()] = record
         self.write()
 
     def set_gemm_peak(self, peak: Mapping[str, Any]) -> None:
@@ -181,7 +168,7 @@ class ResultsStore:
             "kind": RESULTS_KIND,
             "environment": self.environment,
             "gemm_peaks": self._gemm_peaks,
-            "measurements": list(self._rows.values()),
+            "measurements": [record.to_row() for record in self._records.values()],
         }
 
     def write(self) -> None:

@@ -7,7 +7,7 @@ marker and their source; they are never mixed into computed columns.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -26,8 +26,8 @@ from mnprof.model.reference import (
     paper_entry,
     tfslim_entry,
 )
-from mnprof.timing.backends import Backend
-from mnprof.timing.store import processor
+from mnprof.paper import models as paper_models
+from mnprof.timing.records import Backend, TimingRecord, processor_of, rows_of
 from mnprof.views.render import MILLION, Column, Format, Rendered, is_missing, number, render_with
 
 __all__ = [
@@ -74,10 +74,10 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def grid_frame(reports: Sequence[CountReport], timings: Sequence[Mapping[str, Any]] | None = None) -> pd.DataFrame:
+def grid_frame(reports: Sequence[CountReport], timings: Sequence[TimingRecord] | None = None) -> pd.DataFrame:
     """One row per configuration: exact counts, then the published columns and deltas.
 
-    With ``timings`` (rows of :mod:`mnprof.timing.sweep` / a results file), see :func:`with_timings`.
+    With ``timings`` (records of a sweep or of results files), see :func:`with_timings`.
     """
     rows = []
     for report in reports:
@@ -92,13 +92,13 @@ def grid_frame(reports: Sequence[CountReport], timings: Sequence[Mapping[str, An
 TIMING_SERIES = ("batch_size", "threads", "device", "host")
 
 
-def with_timings(frame: pd.DataFrame, timings: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def with_timings(frame: pd.DataFrame, timings: Sequence[TimingRecord]) -> pd.DataFrame:
     """Join timing rows to count rows by ``id``: one row per configuration and timing (counts repeated).
 
     A configuration without timings keeps one row with empty timing columns. ``speedup_vs_eager`` is
     eager's median latency over this row's, for the same configuration, batch size, threads, device, host.
     """
-    timing = pd.DataFrame([dict(row) for row in timings])
+    timing = pd.DataFrame(rows_of(timings))
     if timing.empty:
         return frame
     timing = timing.drop(columns=[c for c in timing.columns if c in frame.columns and c != "id"])
@@ -142,30 +142,13 @@ def paper_configs() -> list[ModelConfig]:
 
 
 def paper_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
-    """Tables 6 and 7 as the paper lays them out: published | computed | delta for Mult-Adds and params."""
-    by_id = {report.config.id: report for report in reports}
-    rows = []
-    for entry in PAPER:
-        if entry.table not in ("6", "7") or entry.alpha is None or entry.resolution is None:
-            continue
-        report = by_id[ModelConfig(entry.alpha, entry.resolution).id]
-        macs_m = report.analytic.macs / MILLION
-        params_m = report.analytic.params(ParamConvention.PAPER) / MILLION
-        rows.append(
-            {
-                "table": entry.table,
-                "model": entry.model,
-                "id": report.config.id,
-                "published_top1": entry.top1,
-                "published_macs_m": entry.macs_m,
-                "macs_m": macs_m,
-                "delta_macs_pct": delta_pct(macs_m, entry.macs_m),
-                "published_params_m": entry.params_m,
-                "params_m": params_m,
-                "delta_params_pct": delta_pct(params_m, entry.params_m),
-            }
-        )
-    return pd.DataFrame(rows)
+    """Tables 6 and 7 as the paper lays them out: published | computed | delta for Mult-Adds and params.
+
+    The rows are :func:`mnprof.paper.models.computed_rows`' (as ``mnprof paper``'s Tables 6 and 7), from the
+    analytic counts of ``reports``, which must hold every configuration of :func:`paper_configs`.
+    """
+    by_id = {report.config.id: report.analytic for report in reports}
+    return paper_models.computed_rows(("6", "7"), count=lambda config: by_id[config.id])
 
 
 def seed_configs() -> list[ModelConfig]:
@@ -294,6 +277,10 @@ def _latency_cell(row: pd.Series) -> str:
     return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
 
 
+def _processor(row: pd.Series) -> str:
+    return processor_of(row["device"], row.get("gpu"), row.get("cpu_model"))
+
+
 def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ...]]:
     """Latency, throughput and achieved GFLOP/s columns for the grid view, and the notes that explain them."""
     measured = frame[frame["latency_ms_median"].notna()]
@@ -315,7 +302,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     if frame["backend"].nunique() > 1:
         columns.append(Column("x eager", lambda r: number(r["speedup_vs_eager"], 2)))
     if len(hosts) > 1:
-        columns.insert(0, Column("host", lambda r: f"{processor(r)} {str(r['host'])[:8]}", "left"))
+        columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
         "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
         "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
@@ -331,7 +318,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         first = measured.iloc[0]
         peaks = ", ".join(f"{peak:.0f}" for peak in measured["gemm_peak_gflops"].dropna().unique())
         notes.append(
-            f"timed on {processor(first)} ({', '.join(str(h)[:8] for h in hosts)}), "
+            f"timed on {_processor(first)} ({', '.join(str(h)[:8] for h in hosts)}), "
             f"{', '.join(str(int(t)) for t in measured['threads'].unique())} threads, device "
             f"{', '.join(measured['device'].unique())}; GEMM peak {peaks} GFLOP/s; every runtime's output matched "
             "eager PyTorch's on the same input before it could post a time."

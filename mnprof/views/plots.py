@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
+
+from mnprof.errors import MnprofError
 
 __all__ = [
     "ACCURACY_SOURCES",
@@ -30,6 +33,8 @@ __all__ = [
     "build_figures",
     "page_html",
     "roofline_figure",
+    "roofs",
+    "static_image",
 ]
 
 # Published top-1 columns joined into the count rows by tables.grid_frame, and how they are labelled.
@@ -129,8 +134,6 @@ def _hover(row: pd.Series) -> str:
 
 
 def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x: bool) -> Any:
-    import plotly.graph_objects as go
-
     figure = go.Figure()
     for color, (source, part) in zip(SOURCE_COLORS, acc.groupby("top1_source", sort=False), strict=False):
         for group_key, label in (("alpha", "alpha {}"), ("resolution", "resolution {}")):
@@ -172,8 +175,6 @@ def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x:
 
 def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figure]:
     """All figures. ``grid``: tables.grid_frame rows. ``latency``: rows with LATENCY_COLUMNS (or None)."""
-    import plotly.graph_objects as go
-
     acc = accuracy_frame(grid)
     figures = [
         Figure(
@@ -300,19 +301,23 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
     return figures
 
 
+def roofs(peak_gflops: float, bandwidth_gbs: float, intensities: list[float]) -> tuple[list[float], list[float]]:
+    """Points of the roofline ``min(peak, bandwidth x intensity)`` across the intensity range, with the ridge."""
+    low, high = min(intensities) / 2, max(intensities) * 2
+    ridge = peak_gflops / bandwidth_gbs
+    xs = sorted({low, high, min(max(ridge, low), high)})
+    return xs, [min(peak_gflops, bandwidth_gbs * x) for x in xs]
+
+
 KIND_COLORS = {"conv": "#7f7f7f", "depthwise": "#d62728", "pointwise": "#1f77b4", "pool": "#2ca02c", "fc": "#9467bd"}
 
 
 def roofline_figure(layers: pd.DataFrame, *, peak_gflops: float, bandwidth_gbs: float, label: str) -> Figure:
     """Every timed layer on arithmetic intensity vs achieved GFLOP/s, under the compute and memory roofs.
 
-    ``layers``: :func:`mnprof.timing.layers.layer_report` rows (``arithmetic_intensity_flops_per_byte``,
+    ``layers``: :class:`mnprof.views.layers.LayerReport` frame rows (``arithmetic_intensity_flops_per_byte``,
     ``gflops_per_s``, ``kind``, ``layer``).
     """
-    import plotly.graph_objects as go
-
-    from mnprof.timing.peaks import roofs
-
     timed = layers[layers["gflops_per_s"].notna() & (layers["gflops_per_s"] > 0)]
     figure = go.Figure()
     xs, ys = roofs(peak_gflops, bandwidth_gbs, list(timed["arithmetic_intensity_flops_per_byte"]))
@@ -378,3 +383,14 @@ def page_html(figures: Sequence[Figure], *, title: str, provenance: Sequence[str
         ".caption{color:#444;font-size:0.92em;margin:0.2em 1em 2.5em}</style></head><body>"
         f'<h1>{_esc(title)}</h1><ul class="provenance">{notes}</ul>{"".join(parts)}</body></html>\n'
     )
+
+
+def static_image(figure: Any, fmt: str) -> bytes:
+    """One figure as a .png or .svg picture: plotly's own export (kaleido), which drives a local Chrome/Chromium."""
+    try:
+        return figure.to_image(format=fmt, width=1100, height=620, scale=1)  # type: ignore[no-any-return]
+    except Exception as error:  # kaleido missing, or no browser for it to drive
+        raise MnprofError(
+            f"static {fmt} export failed ({type(error).__name__}: {error}); it needs kaleido and Chrome or Chromium "
+            "(apt-get install chromium); accepted instead: --out FILE.html"
+        ) from None

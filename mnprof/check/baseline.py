@@ -1,0 +1,176 @@
+"""The baseline file: counting every configuration into entries, and writing and reading the document.
+
+Each entry is one model at one alpha and resolution, keyed ``name@alpha-resolution``, with the
+exact params and MACs of every counter and fvcore's per-operator totals. The document is sorted,
+diff-friendly JSON with a kind, a schema version and the provenance of the counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mnprof.check.settings import BUILTIN, CheckSettings, Factory, ModelSpec, one_line
+from mnprof.counting.count import count_many
+from mnprof.counting.fvcore_counter import count_fvcore
+from mnprof.counting.thop_counter import count_thop
+from mnprof.errors import MnprofError
+from mnprof.files import read_json_file
+from mnprof.model.config import ModelConfig, format_alpha
+from mnprof.model.networks import build_model
+from mnprof.provenance import count_provenance
+
+__all__ = [
+    "BASELINE_KIND",
+    "BASELINE_SCHEMA_VERSION",
+    "baseline_document",
+    "builtin_entries",
+    "entry_key",
+    "iter_modules",
+    "load_baseline",
+    "measure",
+]
+
+BASELINE_SCHEMA_VERSION = 1
+BASELINE_KIND = "mnprof.baseline"
+_BUILTIN_MODEL = ModelSpec(BUILTIN, BUILTIN)
+
+
+# ------------------------------------------------------------------------------------ entries
+
+
+def entry_key(model: ModelSpec, alpha: float, resolution: int) -> str:
+    return f"{model.name}@{format_alpha(alpha)}-{resolution}"
+
+
+def _entry(model: ModelSpec, alpha: float, resolution: int, num_classes: int, counts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": model.target,
+        "alpha": alpha,
+        "resolution": resolution,
+        "num_classes": num_classes,
+        "counts": counts,
+    }
+
+
+def _counts(params: int, fvcore: Any, thop: Any) -> dict[str, Any]:
+    """One entry's counts from a model's parameter total and its fvcore and thop results."""
+    return {
+        "pytorch": {"params": params},
+        "fvcore": {
+            "macs": fvcore.total,
+            "macs_by_operator": dict(sorted(fvcore.by_operator.items())),
+            "unsupported_ops": dict(sorted(fvcore.unsupported_ops.items())),
+        },
+        "thop": {"macs": thop.total, "params": thop.params},
+    }
+
+
+def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
+    inputs = torch.zeros(1, 3, resolution, resolution)
+    params = sum(p.numel() for p in module.parameters())
+    return _counts(params, count_fvcore(module, inputs), count_thop(module, inputs))
+
+
+def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -> dict[str, dict[str, Any]]:
+    """Baseline entries of mnprof's own MobileNetV1 from count reports (:func:`mnprof.counting.count.count_many`),
+    so that a caller that already counted does not trace the models again."""
+    entries = {}
+    for report in reports:
+        config = report.config
+        counts = _counts(report.params_model, report.fvcore, report.thop)
+        counts["analytic"] = {"macs": report.analytic.macs, "params": report.analytic.params()}
+        key = entry_key(model, config.alpha, config.resolution)
+        entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
+    return entries
+
+
+def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``."""
+    entries: dict[str, dict[str, Any]] = {}
+    for model in settings.models:
+        if not model.builtin:
+            continue
+        configs = [ModelConfig(a, r, settings.num_classes) for a in settings.alphas for r in settings.resolutions]
+
+        def done(config: ModelConfig, model: ModelSpec = model) -> None:
+            if on_done is not None:
+                on_done(entry_key(model, config.alpha, config.resolution))
+
+        reports = count_many(configs, on_done=done)
+        entries.update(builtin_entries(reports, model))
+    user = dataclasses.replace(settings, models=tuple(m for m in settings.models if not m.builtin))
+    for model, alpha, resolution, module in iter_modules(user):
+        key = entry_key(model, alpha, resolution)
+        try:
+            counts = _counter_counts(module, resolution)
+        except Exception as error:  # the user's forward pass failed at this input size
+            raise MnprofError(f"model {model.target} at {key}: forward failed: {one_line(error)}") from None
+        entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
+        if on_done is not None:
+            on_done(key)
+    return entries
+
+
+def _call_factory(model: ModelSpec, factory: Factory, alpha: float, num_classes: int) -> nn.Module:
+    try:
+        module = factory(alpha, num_classes)
+    except Exception as error:
+        raise MnprofError(f"model {model.target}: factory raised {one_line(error)}") from None
+    if not isinstance(module, nn.Module):
+        raise MnprofError(f"model {model.target}: factory returned {type(module).__name__}, not a torch.nn.Module")
+    return module.eval()
+
+
+def iter_modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, int, nn.Module]]:
+    """(model spec, alpha, resolution, built module) for every entry; one module per model and alpha."""
+    for model in settings.models:
+        factory = None if model.builtin else model.load()
+        for alpha in settings.alphas:
+            if factory is None:
+                module: nn.Module = build_model(ModelConfig(alpha, settings.resolutions[0], settings.num_classes))
+            else:
+                module = _call_factory(model, factory, alpha, settings.num_classes)
+            for resolution in settings.resolutions:
+                yield model, alpha, resolution, module
+
+
+# ------------------------------------------------------------------------------------ document
+
+
+def baseline_document(
+    entries: Mapping[str, Mapping[str, Any]], latency: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    document = {
+        "schema_version": BASELINE_SCHEMA_VERSION,
+        "kind": BASELINE_KIND,
+        "provenance": count_provenance(),
+        "entries": dict(sorted(entries.items())),
+    }
+    if latency is not None:
+        document["latency"] = dict(latency)
+    return document
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    """Read and validate a baseline; every problem is a one-line MnprofError saying how to regenerate."""
+    regenerate = f"regenerate it with: mnprof baseline --out {path}"
+    document = read_json_file(path, "baseline", regenerate)
+    if not isinstance(document, dict) or document.get("kind") != BASELINE_KIND:
+        raise MnprofError(f"baseline {path} is not an mnprof baseline (kind {BASELINE_KIND!r} missing); {regenerate}")
+    version = document.get("schema_version")
+    if version != BASELINE_SCHEMA_VERSION:
+        raise MnprofError(
+            f"baseline {path} has schema version {version!r}, this mnprof reads {BASELINE_SCHEMA_VERSION}; {regenerate}"
+        )
+    entries = document.get("entries")
+    if not isinstance(entries, dict) or not all(
+        isinstance(e, dict) and isinstance(e.get("counts"), dict) for e in entries.values()
+    ):
+        raise MnprofError(f"baseline {path} is corrupt (entries malformed); {regenerate}")
+    return document

@@ -1,0 +1,121 @@
+"""Comparing a baseline with a recount: :class:`Finding` for each difference, :class:`CheckResult` for the verdict.
+
+Counts that grew fail unless within tolerance; counts that shrank, and entries added or removed,
+pass (with a notice to update the baseline on purpose) unless strict; an operator a counter newly
+failed to count always fails, and so do extra findings such as latency that grew.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["CheckResult", "Finding", "compare"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One difference between the baseline and now.
+
+    ``status``: ``grew``, ``shrank``, ``added`` (entry or metric new), ``removed``,
+    ``uncounted`` (a counter newly reports an operator it could not count), or ``slower``
+    (latency beyond ``--latency-tolerance``, same host only).
+    """
+
+    status: str
+    entry: str
+    counter: str = ""
+    metric: str = ""
+    baseline: float | None = None  # exact integers for counts; milliseconds for latency
+    now: float | None = None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None or self.now is None else self.now - self.baseline
+
+    @property
+    def percent(self) -> float | None:
+        if self.delta is None or not self.baseline:
+            return None
+        return self.delta / self.baseline * 100
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    findings: tuple[Finding, ...]
+    tolerance_pct: float
+    strict: bool
+    compared: int  # entries present in both
+    failures: tuple[Finding, ...] = field(default=())
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+
+def _metrics(entry: Mapping[str, Any]) -> dict[tuple[str, str], int]:
+    flat: dict[tuple[str, str], int] = {}
+    for counter, values in entry.get("counts", {}).items():
+        for metric, value in values.items():
+            if metric == "unsupported_ops":
+                continue
+            if isinstance(value, dict):
+                for operator, count in value.items():  # macs_by_operator -> macs[conv], macs[batch_norm], ...
+                    flat[(counter, f"{metric.removesuffix('_by_operator')}[{operator}]")] = count
+            else:
+                flat[(counter, metric)] = value
+    return flat
+
+
+def _unsupported(entry: Mapping[str, Any]) -> dict[str, int]:
+    return dict(entry.get("counts", {}).get("fvcore", {}).get("unsupported_ops", {}))
+
+
+def compare(
+    baseline: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, Mapping[str, Any]],
+    *,
+    tolerance_pct: float = 0.0,
+    strict: bool = False,
+    extra: Sequence[Finding] = (),
+) -> CheckResult:
+    """Compare entries. Fails on growth beyond ``tolerance_pct`` and on newly uncounted operators;
+    with ``strict``, on any change at all (shrinkage, entries added or removed). ``extra`` findings
+    (latency that grew) join the result and fail it."""
+    findings: list[Finding] = []
+    for key in sorted(set(baseline) | set(current)):
+        if key not in current:
+            findings.append(Finding("removed", key))
+            continue
+        if key not in baseline:
+            findings.append(Finding("added", key))
+            continue
+        before, now = _metrics(baseline[key]), _metrics(current[key])
+        for counter, metric in sorted(set(before) | set(now)):
+            old, new = before.get((counter, metric)), now.get((counter, metric))
+            if old == new:
+                continue
+            if old is None:
+                status = "added" if not new else "grew"
+            elif new is None:
+                status = "removed"
+            else:
+                status = "grew" if new > old else "shrank"
+            findings.append(Finding(status, key, counter, metric, old, new))
+        newly_uncounted = set(_unsupported(current[key])) - set(_unsupported(baseline[key]))
+        for operator in sorted(newly_uncounted):
+            findings.append(Finding("uncounted", key, "fvcore", operator, None, _unsupported(current[key])[operator]))
+
+    def fails(finding: Finding) -> bool:
+        if strict or finding.status in ("uncounted", "slower"):
+            return True
+        if finding.status != "grew":
+            return False
+        percent = finding.percent
+        return percent is None or percent > tolerance_pct
+
+    findings += extra
+    compared = len(set(baseline) & set(current))
+    failures = tuple(f for f in findings if fails(f))
+    return CheckResult(tuple(findings), tolerance_pct, strict, compared, failures)

@@ -1,0 +1,79 @@
+"""What the commands print: results to stdout or a file, progress bars and one-line messages to stderr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from mnprof.files import atomic_write_text
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_REGRESSION",
+    "EXIT_USAGE",
+    "emit",
+    "error_line",
+    "progress",
+    "warn",
+]
+
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+TERMINAL_WIDTH_WHEN_PIPED = 240
+
+
+def error_line(message: str) -> None:
+    """Print ``message`` as the one line ``mnprof: error: ...`` on stderr."""
+    click.echo(f"mnprof: error: {' '.join(message.split())}", err=True)
+
+
+def warn(message: str) -> None:
+    """Print ``message`` as the one line ``mnprof: warning: ...`` on stderr."""
+    click.echo(f"mnprof: warning: {' '.join(message.split())}", err=True)
+
+
+def progress(quiet: bool) -> Progress:
+    """A rich progress bar on stderr (description, bar, done, current item, ETA); off when quiet or not a terminal."""
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[current]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or not console.is_terminal,
+    )
+
+
+def emit(rendered: Any, out: Path | None) -> None:
+    """Print to stdout, or write ``out`` atomically (a rich renderable as plain text, 240 columns wide)."""
+    if isinstance(rendered, str):
+        if out is None:
+            click.echo(rendered, nl=False)
+        else:
+            atomic_write_text(out, rendered)
+        return
+    if out is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=TERMINAL_WIDTH_WHEN_PIPED)
+        console.print(rendered)
+        return
+    capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
+    capture.print(rendered)
+    atomic_write_text(out, capture.export_text())
+
+
+class _NullFile:
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass

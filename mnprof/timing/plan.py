@@ -1,0 +1,173 @@
+"""From timing options to timed records: validate everything before any work, measure or read, summarise.
+
+The command line collects its timing options into a :class:`TimingRequest`; :func:`plan` validates
+every one of them (backends, optional runtimes, batch sizes, threads, device, CI target, budget, the
+results file) before anything is measured, so bad input costs nothing and never touches a results
+file. :func:`measure` then reads ``--from-results`` files or runs the sweep, and returns a
+:class:`SweepOutcome`: the records and what happened (noisy, contended and failed measurements, a
+busy host, the host's drift). Wording it for people is the command line's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig
+from mnprof.timing.backends import parse_backends
+from mnprof.timing.engine import Drift, StopRule
+from mnprof.timing.host import available_cores, host_environment
+from mnprof.timing.records import Device, TimingRecord
+from mnprof.timing.store import ResultsStore, read_results, results_records
+from mnprof.timing.sweep import TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
+
+__all__ = [
+    "DRIFT_WARNING",
+    "SweepOutcome",
+    "TimingPlan",
+    "TimingRequest",
+    "default_plan",
+    "measure",
+    "measure_into",
+    "plan",
+]
+
+# Above this spread of the host's speed during one sweep (see mnprof.timing.engine.host_drift), say so.
+DRIFT_WARNING = 0.10
+
+Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)
+
+
+@dataclass(frozen=True)
+class TimingRequest:
+    """The timing options as given (validated by :func:`plan`)."""
+
+    enabled: bool
+    backends: str
+    batch_sizes: str
+    threads: int | None
+    device: str
+    target_ci_pct: float
+    budget_s: float
+    results: Path
+    resume: bool
+    from_results: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``."""
+
+    settings: TimingSettings | None = None
+    store: ResultsStore | None = None
+    documents: tuple[dict[str, Any], ...] = ()
+
+
+def plan(request: TimingRequest) -> TimingPlan | None:
+    """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`."""
+    if not request.enabled:
+        return None
+    if request.from_results:
+        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results))
+    if not 0 < request.target_ci_pct < 100:
+        raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
+    if not request.budget_s > 0:
+        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds > 0")
+    threads = available_cores() if request.threads is None else request.threads
+    if threads < 1:
+        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer >= 1")
+    settings = TimingSettings(
+        backends=parse_backends(request.backends),
+        batch_sizes=parse_batch_sizes(request.batch_sizes),
+        threads=threads,
+        device=Device(request.device),
+        rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
+    )
+    store = ResultsStore.open(request.results, host_environment(), resume=request.resume)
+    return TimingPlan(settings=settings, store=store)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """The records of a sweep (or of results files) and what happened while they were measured.
+
+    ``measured`` is False for records read from ``--from-results`` files (nothing to report then).
+    """
+
+    records: tuple[TimingRecord, ...]
+    measured: bool = False
+    path: Path | None = None  # the results file the records were kept in
+    cores: int | None = None  # logical cores of the host
+
+    @property
+    def busiest_load(self) -> float | None:
+        """The highest 1-minute load average seen, this sweep's own threads included."""
+        loads = [r.provenance.load_avg_1min for r in self.records if r.provenance.load_avg_1min is not None]
+        return max(loads) if loads else None
+
+    @property
+    def host_was_busy(self) -> bool:
+        """Other processes competed for the CPU: load above the core count (with half a thread of slack)."""
+        load = self.busiest_load
+        return bool(self.cores and load is not None and load > self.cores + 0.5)
+
+    @property
+    def failed(self) -> tuple[TimingRecord, ...]:
+        return tuple(record for record in self.records if record.error)
+
+    @property
+    def contended(self) -> tuple[TimingRecord, ...]:
+        """Measurements that never had the CPU to itself (other processes ran on their cores)."""
+        return tuple(r for r in self.records if not r.error and r.quality is not None and r.quality.contended)
+
+    @property
+    def noisy(self) -> tuple[TimingRecord, ...]:
+        """Measurements whose median's 95% CI was still wider than the target when the budget ran out."""
+        return tuple(
+            r
+            for r in self.records
+            if not r.error and r.quality is not None and not r.quality.contended and r.quality.noisy
+        )
+
+    @property
+    def drift(self) -> Drift:
+        return sweep_drift(self.records)
+
+
+def default_plan(results: Path, backends: str = "eager") -> TimingPlan:
+    """The default method (batch 1, every available core, the engine's CI target and budget) into ``results``,
+    validated as :func:`plan` validates options."""
+    rule = StopRule()
+    request = TimingRequest(
+        enabled=True, backends=backends, batch_sizes="1", threads=None, device="cpu",
+        target_ci_pct=rule.target_rel_ci * 100, budget_s=rule.budget_s, results=results, resume=False,
+        from_results=(),
+    )  # fmt: skip
+    timing = plan(request)
+    if timing is None:  # pragma: no cover - an enabled request always plans
+        raise ValueError("timing was not planned")
+    return timing
+
+
+def measure(timing: TimingPlan, configs: Sequence[ModelConfig], on_progress: Progress | None = None) -> SweepOutcome:
+    """The records for ``configs``: read from ``--from-results`` files, or measured now into the plan's store.
+
+    An interrupt (KeyboardInterrupt) propagates after the store has kept every finished measurement.
+    """
+    if timing.documents:
+        return SweepOutcome(tuple(results_records(timing.documents)))
+    if timing.settings is None or timing.store is None:
+        raise ValueError("a timing plan needs settings and a store, or documents")
+    records = run_sweep(configs, timing.settings, timing.store, on_progress=on_progress)
+    cores = timing.store.environment.get("logical_cores")
+    return SweepOutcome(tuple(records), measured=True, path=timing.store.path, cores=cores)
+
+
+def measure_into(
+    path: Path, configs: Sequence[ModelConfig], backends: str = "eager", on_progress: Progress | None = None
+) -> SweepOutcome:
+    """Time ``configs`` with the default method (batch 1, all available cores) into the results file ``path``."""
+    return measure(default_plan(path, backends), configs, on_progress)

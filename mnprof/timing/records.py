@@ -1,0 +1,329 @@
+"""Typed records of timings: what one measurement is, kept apart from how it was measured and how it is shown.
+
+The sweep (:mod:`mnprof.timing.sweep`) turns each engine :class:`~mnprof.timing.engine.Measurement` into a
+frozen :class:`TimingRecord`; the results file (:mod:`mnprof.timing.store`) flattens it with
+:meth:`TimingRecord.to_row` and reads it back with :meth:`TimingRecord.from_row`; tables and plots take
+records and flatten them only where they become a table. Statistics are in milliseconds here (the unit
+of the file and of every view); the engine's raw seconds stay in the engine.
+
+No torch and no measuring code here: views import this module freely.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig, parse_choice
+
+__all__ = [
+    "RAW_SAMPLE_KEYS",
+    "Backend",
+    "Device",
+    "LatencyStats",
+    "MeasurementKey",
+    "Provenance",
+    "Quality",
+    "RawSamples",
+    "TimingKey",
+    "TimingRecord",
+    "finite",
+    "processor_of",
+    "rows_of",
+]
+
+
+class Backend(StrEnum):
+    """Runtimes that run a built model (see :mod:`mnprof.timing.backends` for how each is prepared)."""
+
+    EAGER = "eager"  # the model as built, NCHW, under torch.inference_mode()
+    CHANNELS_LAST = "channels_last"  # model and input in channels_last (NHWC) memory format
+    FUSED = "fused"  # BatchNorm folded into the convolutions, channels_last
+    COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
+    ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
+
+
+class Device(StrEnum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+# Keys of a row that hold every timed call; dropped where only the statistics are wanted.
+RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix")
+
+MeasurementKey = tuple[str, str, int, int, str]
+
+
+@dataclass(frozen=True)
+class TimingKey:
+    """One measurement's identity: configuration, backend, batch size, threads, device."""
+
+    config: ModelConfig
+    backend: Backend
+    batch_size: int
+    threads: int
+    device: Device
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.id} {self.backend.value} batch {self.batch_size}"
+
+    def ident(self) -> MeasurementKey:
+        """What identifies a measurement within one host (the results file's key)."""
+        return (self.config.id, self.backend.value, self.batch_size, self.threads, self.device.value)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and when a measurement ran: runtime version, host fingerprint, processor, time, load."""
+
+    runtime_version: str | None
+    host: str | None  # the host fingerprint (mnprof.timing.host.host_fingerprint)
+    cpu_model: str | None
+    gpu: str | None  # the GPU's name where the device is cuda
+    measured_at: str | None
+    # Runnable threads averaged over the last minute, the sweep's own included (about ``threads``):
+    # well above the core count means other work competed for the CPU while this was timed.
+    load_avg_1min: float | None
+
+    @classmethod
+    def now(cls, key: TimingKey, runtime_version: str | None, environment: Mapping[str, Any]) -> Provenance:
+        return cls(
+            runtime_version=runtime_version,
+            host=environment.get("host_fingerprint"),
+            cpu_model=environment.get("cpu_model"),
+            gpu=environment.get("gpu") if key.device is Device.CUDA else None,
+            measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            load_avg_1min=_load_average(),
+        )
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Order statistics of the clean calls, in milliseconds per call; the CI is from the turns' medians."""
+
+    median: float
+    iqr: float
+    q25: float
+    q75: float
+    p90: float
+    min: float
+    max: float
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+
+
+@dataclass(frozen=True)
+class Quality:
+    """How timing went: the CI reached, how it stopped, what was set aside, how long it took."""
+
+    ci_halfwidth_pct: float | None  # the wider side of the median's 95% CI, percent of the median
+    target_ci_pct: float
+    noisy: bool  # the CI was still wider than the target when timing stopped
+    stop: str  # "converged" or "budget"
+    samples: int
+    turns: int
+    warmup_samples: int
+    samples_discarded: int  # calls of turns set aside as contended
+    cpu_share_best: float | None
+    contended: bool  # never had the CPU to itself
+    warmup_settled: bool
+    budget_s: float
+    timing_s: float
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Throughput and achieved arithmetic rate, beside the peaks they are a fraction of."""
+
+    throughput_ips: float  # images per second
+    macs_analytic: int  # for one image
+    gflops_achieved: float  # 2 x MACs x batch size / median latency
+    gemm_peak_gflops: float
+    peak_fraction: float
+    theoretical_peak_gflops: float | None
+    theoretical_peak_fraction: float | None
+
+
+@dataclass(frozen=True)
+class RawSamples:
+    """Every timed call the statistics come from (ms), the calls per turn, each turn's start (Unix seconds),
+    and the calls set aside as contended (ms)."""
+
+    latency_ms: tuple[float, ...]
+    turn_sizes: tuple[int, ...]
+    turn_started_unix: tuple[float, ...]
+    discarded_ms: tuple[float, ...]
+
+    def turns(self) -> list[tuple[float, tuple[float, ...]]]:
+        """``(start, calls)`` of every turn; empty when the sizes and starts do not line up (older files)."""
+        if not self.latency_ms or not self.turn_sizes or len(self.turn_sizes) != len(self.turn_started_unix):
+            return []
+        turns, first = [], 0
+        for size, start in zip(self.turn_sizes, self.turn_started_unix, strict=True):
+            turns.append((start, self.latency_ms[first : first + size]))
+            first += size
+        return turns
+
+
+@dataclass(frozen=True)
+class TimingRecord:
+    """One timing of one configuration x backend x batch size x threads x device.
+
+    A record either has ``latency`` (with ``quality``, ``rates`` and ``raw``) or an ``error``: a runtime
+    that failed, or whose output differed from eager PyTorch's, posts no time.
+    """
+
+    key: TimingKey
+    provenance: Provenance
+    output_max_abs_error: float | None
+    output_tolerance: float | None
+    latency: LatencyStats | None = None
+    quality: Quality | None = None
+    rates: Rates | None = None
+    raw: RawSamples | None = None
+    error: str | None = None
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.key.config
+
+    @property
+    def processor(self) -> str:
+        """What ran the measurement, for people: the GPU's name on a GPU, the CPU model otherwise."""
+        return processor_of(self.key.device.value, self.provenance.gpu, self.provenance.cpu_model)
+
+    @property
+    def timed(self) -> bool:
+        return self.latency is not None and self.error is None
+
+    # --------------------------------------------------------------------- the results file's row
+
+    def to_row(self, *, with_samples: bool = True) -> dict[str, Any]:
+        """The flat row of the results file (schema 1): statistics in ms, rates per second, raw samples."""
+        row: dict[str, Any] = {**self.config.columns(), **self._base_columns()}
+        if self.latency is None or self.quality is None or self.rates is None:
+            row.update(
+                latency_ms_median=None,
+                latency_ms_iqr=None,
+                throughput_ips=None,
+                output_max_abs_error=self.output_max_abs_error,
+                output_tolerance=self.output_tolerance,
+                error=self.error,
+            )
+            return row
+        for name, value in vars(self.latency).items():
+            row[f"latency_ms_{name}"] = value
+        row.update(vars(self.quality))
+        row.update(vars(self.rates))
+        row.update(output_max_abs_error=self.output_max_abs_error, output_tolerance=self.output_tolerance, error=None)
+        if with_samples and self.raw is not None:
+            row.update(
+                latency_ms_samples=list(self.raw.latency_ms),
+                turn_sizes=list(self.raw.turn_sizes),  # calls per turn of latency_ms_samples, in order
+                turn_started_unix=list(self.raw.turn_started_unix),
+                latency_ms_discarded=list(self.raw.discarded_ms),
+            )
+        return row
+
+    def _base_columns(self) -> dict[str, Any]:
+        key, where = self.key, self.provenance
+        return {
+            "backend": key.backend.value,
+            "runtime_version": where.runtime_version,
+            "device": key.device.value,
+            "batch_size": key.batch_size,
+            "threads": key.threads,
+            "host": where.host,
+            "cpu_model": where.cpu_model,
+            "gpu": where.gpu,
+            "measured_at": where.measured_at,
+            "load_avg_1min": where.load_avg_1min,
+        }
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], environment: Mapping[str, Any] | None = None) -> TimingRecord:
+        """Read a results-file row back; ``environment`` fills in the processor where an older row lacks it.
+
+        Raises :class:`MnprofError` (one line) when the row does not describe a measurement.
+        """
+        environment = environment or {}
+        try:
+            config = ModelConfig(
+                row["alpha"],
+                row["resolution"],
+                row.get("num_classes", 1000),
+                row.get("variant", "standard"),
+                row.get("rounding", "floor"),
+            )
+            key = TimingKey(
+                config,
+                parse_choice(row["backend"], Backend, "backend"),  # type: ignore[arg-type]
+                _integer(row["batch_size"], "batch_size"),
+                _integer(row["threads"], "threads"),
+                parse_choice(row["device"], Device, "device"),  # type: ignore[arg-type]
+            )
+        except KeyError as missing:
+            raise MnprofError(f"a measurement lacks {missing.args[0]}") from None
+        device_is_cuda = key.device is Device.CUDA
+        provenance = Provenance(
+            runtime_version=row.get("runtime_version"),
+            host=row.get("host"),
+            cpu_model=row.get("cpu_model", environment.get("cpu_model")),
+            gpu=row.get("gpu", environment.get("gpu")) if device_is_cuda else None,
+            measured_at=row.get("measured_at"),
+            load_avg_1min=row.get("load_avg_1min"),
+        )
+        checks = {
+            "output_max_abs_error": row.get("output_max_abs_error"),
+            "output_tolerance": row.get("output_tolerance"),
+        }
+        if row.get("error") or row.get("latency_ms_median") is None:
+            return cls(key, provenance, **checks, error=row.get("error"))
+        latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})
+        quality = Quality(**{name: row.get(name) for name in Quality.__dataclass_fields__})
+        rates = Rates(**{name: row.get(name) for name in Rates.__dataclass_fields__})
+        raw = RawSamples(
+            tuple(row.get("latency_ms_samples") or ()),
+            tuple(row.get("turn_sizes") or ()),
+            tuple(row.get("turn_started_unix") or ()),
+            tuple(row.get("latency_ms_discarded") or ()),
+        )
+        return cls(key, provenance, **checks, latency=latency, quality=quality, rates=rates, raw=raw)
+
+
+def rows_of(records: Sequence[TimingRecord], *, with_samples: bool = False) -> list[dict[str, Any]]:
+    """Records flattened for a table: one row each, raw samples left out unless asked for."""
+    return [record.to_row(with_samples=with_samples) for record in records]
+
+
+def processor_of(device: str, gpu: Any, cpu_model: Any) -> str:
+    """What ran a measurement: the GPU's name for ``device`` cuda, the CPU model otherwise."""
+    if device == Device.CUDA.value:
+        return str(gpu or "an unidentified GPU")
+    return str(cpu_model or "an unidentified CPU")
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MnprofError(f"{name} {value!r} is not an integer")
+    return value
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this OS
+        return None
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` where it is a finite number, else ``None`` (JSON has no infinity)."""
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,83 @@
+"""The one way mnprof times anything: tasks through the engine, with threads fixed, GC paused, pools settled.
+
+Models in the sweep, the GEMM peak, the copy bandwidth and ``mnprof check --latency`` all come here, so
+every timing shares the same rules: torch's intra-op threads fixed for the run (and restored), Python's
+garbage collector paused (as ``timeit`` does), idle runtime threads let settle before a turn on another
+thread pool, and on the CPU, turns during which other processes took this one's cores set aside (the
+engine's CPU-share rule, see :func:`mnprof.timing.engine.interleave`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from mnprof.timing.backends import torch_threads
+from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused, interleave
+from mnprof.timing.records import Backend, Device
+
+__all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "time_tasks"]
+
+TORCH_POOL = "torch"
+
+
+def pool_of(runtime: str) -> str:
+    """The thread pool a runtime's calls run on (the engine settles between pools)."""
+    return Backend.ONNXRUNTIME.value if runtime == Backend.ONNXRUNTIME.value else TORCH_POOL
+
+
+def cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
+    """This process's CPU seconds per thread it should keep busy: the engine's contention gauge (CPU only)."""
+    if device is not Device.CPU:
+        return None
+    return lambda: time.process_time() / threads
+
+
+def settle_threads(
+    minimum_s: float = 0.05, idle_share: float = 0.05, window_s: float = 0.002, limit_s: float = 0.25
+) -> None:
+    """Wait ``minimum_s``, then until this process's threads stop using the CPU (``limit_s`` in all).
+
+    After its last call, onnxruntime's idle workers keep a core busy for about 35 ms (torch's OpenMP
+    workers about 10 ms), and wake up now and then for a while longer: torch calls made within 20 ms
+    of onnxruntime's last call took 6 ms instead of 2 every other call (0.25-128 here); after 50 ms
+    none did. The CPU-time check alone returned after 2 to 4 ms, hence the minimum wait. The engine
+    calls this between turns on different thread pools; :func:`time_tasks` orders tasks by pool so
+    that a pass switches pools only twice.
+    """
+    deadline = time.perf_counter() + limit_s
+    time.sleep(minimum_s)
+    while time.perf_counter() < deadline:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(window_s)
+        if (time.process_time() - cpu) / (time.perf_counter() - wall) < idle_share:
+            return
+
+
+def time_tasks(
+    tasks: Sequence[Task],
+    rule: StopRule,
+    *,
+    device: Device,
+    threads: int,
+    clock: Callable[[], float] = time.perf_counter,
+    on_finish: Callable[[Measurement], None] | None = None,
+    on_progress: Callable[[str, float, float], None] | None = None,
+) -> list[Measurement]:
+    """Time ``tasks`` with the engine under mnprof's rules (see the module docstring).
+
+    Tasks on torch's pool run first, then the others, each group in the given order, so that a pass
+    switches pools at most twice. Returns the measurements in that order; ``on_finish`` and
+    ``on_progress`` are passed to :func:`mnprof.timing.engine.interleave`.
+    """
+    ordered = sorted(tasks, key=lambda task: task.pool not in ("", TORCH_POOL))  # stable
+    with torch_threads(threads), gc_paused():
+        return interleave(
+            ordered,
+            rule,
+            clock=clock,
+            cpu_clock=cpu_clock(device, threads),
+            settle=settle_threads,
+            on_finish=on_finish,
+            on_progress=on_progress,
+        )

@@ -1,0 +1,84 @@
+"""What the figures are drawn from: results files read as records, counted configurations, series labels,
+and the provenance lines printed above the figures."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mnprof.counting.count import CountReport
+from mnprof.model.config import ModelConfig, default_grid
+from mnprof.timing.records import Device, TimingRecord
+from mnprof.timing.store import read_results, results_records
+from mnprof.views.grid import grid_frame
+
+__all__ = ["PlotInputs", "plot_inputs", "provenance_lines", "series_label"]
+
+ACCURACY_PROVENANCE = (
+    "Accuracy is published data (TF-slim's mobilenet_v1.md and the paper), never measured by mnprof; "
+    "MACs and params are mnprof's exact counts."
+)
+
+
+def series_label(record: TimingRecord, documents: int) -> str:
+    """How a series is told apart in the legend: runtime and batch, plus host and threads when overlaying."""
+    key = record.key
+    where = "GPU" if key.device is Device.CUDA else f"{key.threads} threads"
+    label = f"{key.backend.value}, batch {key.batch_size}, {where}"
+    if documents > 1:
+        label = f"{record.processor} ({(record.provenance.host or '')[:6]}): {label}"
+    return label
+
+
+def provenance_lines(documents: Sequence[dict[str, Any]], paths: Sequence[Path]) -> list[str]:
+    """One line per results file (where, when, what was measured), then where the accuracy comes from."""
+    lines = []
+    for path, document in zip(paths, documents, strict=True):
+        env = document["environment"]
+        timed = [record for record in results_records([document]) if not record.error]
+        backends = sorted({record.key.backend.value for record in timed})
+        threads = sorted({record.key.threads for record in timed})
+        on_gpu = any(record.key.device is Device.CUDA for record in timed)
+        gpu = f" and {env['gpu']}" if env.get("gpu") and on_gpu else ""
+        lines.append(
+            f"{path.name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'}{gpu} "
+            f"({env.get('available_cores', '?')} cores available, host fingerprint {env.get('host_fingerprint')}), "
+            f"threads {', '.join(map(str, threads)) or '-'}, runtimes {', '.join(backends) or '-'}, "
+            f"torch {env.get('torch')}, mnprof {env.get('mnprof')}; {len(timed)} measurements."
+        )
+    lines.append(ACCURACY_PROVENANCE)
+    return lines
+
+
+@dataclass(frozen=True)
+class PlotInputs:
+    """The grid (counts and published values), the timed rows with a ``series`` label (None when nothing was
+    timed), and the provenance lines."""
+
+    grid: pd.DataFrame
+    latency: pd.DataFrame | None
+    provenance: list[str]
+
+
+def plot_inputs(
+    paths: Sequence[Path],
+    count: Callable[[Sequence[ModelConfig]], list[CountReport]],
+    grid_configs: Sequence[ModelConfig] = (),
+) -> PlotInputs:
+    """Read results files and count with ``count``: the grid holds ``grid_configs`` (the paper's 16 when
+    empty) and every configuration measured in the files."""
+    documents = [read_results(path) for path in paths]
+    records = results_records(documents)
+    timed = [
+        dict(record.to_row(with_samples=False), series=series_label(record, len(documents)))
+        for record in records
+        if record.latency is not None and record.latency.median
+    ]
+    measured = [record.config for record in records]
+    configs = list({config.id: config for config in [*(grid_configs or default_grid()), *measured]}.values())
+    grid = grid_frame(count(configs))
+    return PlotInputs(grid, pd.DataFrame(timed) if timed else None, provenance_lines(documents, paths))

@@ -1,0 +1,70 @@
+"""Timing records for tests, built through the same typed record the sweep writes (no hand-made rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mnprof.model.config import ModelConfig
+from mnprof.timing.records import (
+    Backend,
+    Device,
+    LatencyStats,
+    Provenance,
+    Quality,
+    Rates,
+    RawSamples,
+    TimingKey,
+    TimingRecord,
+)
+
+
+def timing_record(
+    config: ModelConfig | str = "0.25-32",
+    backend: str = "eager",
+    batch: int = 1,
+    *,
+    threads: int = 2,
+    device: str = "cpu",
+    host: str = "abc123",
+    cpu_model: str | None = "Test CPU",
+    gpu: str | None = None,
+    samples_ms: Sequence[float] = (1.0, 1.1),
+    turn_sizes: Sequence[int] = (),
+    turn_started_unix: Sequence[float] = (),
+    error: str | None = None,
+    noisy: bool = False,
+    contended: bool = False,
+    load_avg_1min: float | None = None,
+) -> TimingRecord:
+    """A record of ``config`` (an id such as ``"0.25-32"`` or a :class:`ModelConfig`) with the given samples."""
+    if isinstance(config, str):
+        alpha, resolution = config.split("-")[:2]
+        config = ModelConfig(float(alpha), int(resolution))
+    key = TimingKey(config, Backend(backend), batch, threads, Device(device))
+    provenance = Provenance("2.13.0", host, cpu_model, gpu if device == "cuda" else None, "2026-01-01T00:00:00+00:00",
+                            load_avg_1min)  # fmt: skip
+    if error is not None:
+        return TimingRecord(key, provenance, None, None, error=error)
+    ordered = sorted(samples_ms)
+    median = ordered[len(ordered) // 2]
+    latency = LatencyStats(median, 0.1, ordered[0], ordered[-1], ordered[-1], ordered[0], ordered[-1],
+                           sum(ordered) / len(ordered), None, None)  # fmt: skip
+    quality = Quality(None if noisy else 1.0, 2.0, noisy, "budget" if noisy else "converged", len(ordered),
+                      len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
+    rates = Rates(batch / median * 1e3, 1_000_000, 1.0, 100.0, 0.01, None, None)
+    raw = RawSamples(tuple(samples_ms), tuple(turn_sizes), tuple(turn_started_unix), ())
+    return TimingRecord(key, provenance, 0.0, 1e-3, latency=latency, quality=quality, rates=rates, raw=raw)
+
+
+def drifting_records(spread: float, configs: Sequence[str] = ("1.0-224", "0.5-160", "0.25-128")) -> list[TimingRecord]:
+    """Three configurations timed together for 30 s, the whole host ``spread`` slower after 15 s."""
+    starts = [1_800_000_000 + 0.5 * i for i in range(60)]
+    return [
+        timing_record(
+            config,
+            samples_ms=[base * (1 if i < 30 else 1 + spread) for i in range(60)],
+            turn_sizes=[1] * 60,
+            turn_started_unix=starts,
+        )  # fmt: skip
+        for config, base in zip(configs, (1.0, 2.0, 4.0), strict=True)
+    ]
