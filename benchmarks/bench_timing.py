@@ -23,7 +23,6 @@ compares the PyTorch runtimes only: onnxruntime runs on the CPU provider).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -31,6 +30,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.utils.benchmark as benchmark
+
+from mnprof.model.config import default_grid
+from mnprof.model.seeded import calibrated_model, fixed_input
+from mnprof.timing.host import available_cores, host_environment
+from mnprof.timing.records import TimingRecord
+from mnprof.timing.store import ResultsStore, read_results, results_records
+from mnprof.timing.sweep import TimingSettings, run_sweep, sweep_drift
 
 MNPROF = [sys.executable, "-m", "mnprof"]
 DEVICE = "cpu"  # set by --device
@@ -41,7 +51,7 @@ def load() -> str:
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
 
 
-def mnprof_table(workdir: Path, name: str, *args: str) -> tuple[float, list[dict]]:
+def mnprof_table(workdir: Path, name: str, *args: str) -> tuple[float, list[TimingRecord]]:
     """Run ``mnprof table`` in a new process; return its wall time and the results file's measurements."""
     results = workdir / f"{name}.json"
     command = [*MNPROF, "table", "--quiet", "--format", "json", "--device", DEVICE, "--results", str(results), *args]
@@ -52,35 +62,29 @@ def mnprof_table(workdir: Path, name: str, *args: str) -> tuple[float, list[dict
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}): {done.stderr}")
     for line in done.stderr.splitlines():
         print(f"    {line}")
-    return wall, json.loads(results.read_text())["measurements"]
+    return wall, results_records([read_results(results)])
 
 
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman's rho: Pearson's correlation of the ranks (ties get their mean rank)."""
-    import pandas as pd
-
     return float(pd.Series(a).rank().corr(pd.Series(b).rank()))
 
 
 def target_reproducibility(workdir: Path) -> None:
-    from mnprof.timing.sweep import sweep_drift
-
     print(f"== targets 1 and 3: two back-to-back default runs ({load()})")
     walls, runs = [], []
     for name in ("run-a", "run-b"):
-        wall, rows = mnprof_table(workdir, name)
+        wall, records = mnprof_table(workdir, name)
         walls.append(wall)
-        runs.append({row["id"]: row for row in rows})
-        noisy = sum(bool(row.get("noisy")) for row in rows)
-        drift = sweep_drift(rows)
+        runs.append({record.config.id: record.to_row() for record in records})
+        noisy = sum(bool(record.quality and record.quality.noisy) for record in records)
+        drift = sweep_drift(records)
         factors = " ".join(f"{factor:.2f}" for factor in drift.factors)
         print(
             f"  {name}: wall {wall:.1f} s for 16 configurations (counting included), {noisy} flagged noisy; "
             f"host speed drift {drift.spread:.1%} (factor per {drift.window_s:g} s window: {factors})"
         )
     a, b = runs
-    from mnprof.model.config import default_grid
-
     ids = [config.id for config in default_grid()]
     diffs = [abs(b[i]["latency_ms_median"] / a[i]["latency_ms_median"] - 1) * 100 for i in ids]
     print(f"  {'config':9} {'run-a ms':>9} {'run-b ms':>9} {'diff %':>7} {'CI a %':>7} {'CI b %':>7} samples")
@@ -107,15 +111,6 @@ def target_timer_agreement(workdir: Path) -> None:
     Comparing mnprof with the mean of the two Timer medians taken just before and after cancels the
     host's drift (this shared machine's speed shifts by several percent over minutes).
     """
-    import torch
-    import torch.utils.benchmark as benchmark
-
-    from mnprof.model.config import default_grid
-    from mnprof.model.seeded import calibrated_model, fixed_input
-    from mnprof.timing.host import available_cores, host_environment
-    from mnprof.timing.store import ResultsStore
-    from mnprof.timing.sweep import TimingSettings, run_sweep
-
     print(f"== target 2: against torch.utils.benchmark.Timer.blocked_autorange ({load()})")
     threads = available_cores()
     settings = TimingSettings(threads=threads, device=DEVICE)
@@ -130,9 +125,9 @@ def target_timer_agreement(workdir: Path) -> None:
         )
         before = timer.blocked_autorange(min_run_time=1.0).median * 1e3
         store = ResultsStore.open(workdir / f"timer-{config.id}.json", host_environment(), resume=False)
-        (row,) = run_sweep([config], settings, store)
+        (record,) = run_sweep([config], settings, store)
         after = timer.blocked_autorange(min_run_time=1.0).median * 1e3
-        ours = row["latency_ms_median"]
+        ours = record.to_row()["latency_ms_median"]
         diffs.append((ours / ((before + after) / 2) - 1) * 100)
         print(f"  {config.id:9} {ours:10.3f} {before:12.3f} {after:11.3f} {diffs[-1]:+7.2f}")
     worst = max(diffs, key=abs)
@@ -145,7 +140,8 @@ def target_timer_agreement(workdir: Path) -> None:
 def target_runtimes(workdir: Path) -> None:
     print(f"== target 4: runtimes on 1.0-224, batch 1 ({load()})")
     backends = "eager,channels_last,fused,compile" + (",onnxruntime" if DEVICE == "cpu" else "")
-    wall, rows = mnprof_table(workdir, "runtimes", "--alpha", "1.0", "--resolution", "224", "--backend", backends)
+    wall, records = mnprof_table(workdir, "runtimes", "--alpha", "1.0", "--resolution", "224", "--backend", backends)
+    rows = [record.to_row() for record in records]
     order = backends.split(",")
     rows.sort(key=lambda row: order.index(row["backend"]))
     eager = next(row for row in rows if row["backend"] == "eager")["latency_ms_median"]

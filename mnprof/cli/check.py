@@ -20,7 +20,6 @@ from mnprof.check import (
     parse_tolerance,
     render_check,
 )
-from mnprof.cli import cli
 from mnprof.cli.output import EXIT_REGRESSION, progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
@@ -105,7 +104,7 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
         return measure(settings, on_done=lambda key: bar.update(task, advance=1, current=key))
 
 
-@cli.command()
+@click.command()
 @settings_options
 @click.option(
     "--out",
@@ -152,7 +151,7 @@ def baseline(
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
 
 
-@cli.command()
+@click.command()
 @settings_options
 @click.option(
     "--baseline",

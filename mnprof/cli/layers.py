@@ -6,51 +6,15 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import output_options, resolve_output
+from mnprof.cli.options import config_from, config_options, output_options, resolve_output
 from mnprof.cli.output import emit, progress
-from mnprof.errors import MnprofError
-from mnprof.model.config import (
-    MAX_ALPHA,
-    MIN_RESOLUTION,
-    ModelConfig,
-    Rounding,
-    Variant,
-    parse_alphas,
-    parse_resolutions,
-)
 from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
 
 
-def _single(values: tuple[float, ...] | tuple[int, ...], option: str, text: str, accepted: str) -> None:
-    if len(values) != 1:
-        raise MnprofError(f"{option} {text!r} names {len(values)} values; accepted: {accepted}")
-
-
 @click.command()
-@click.option("--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}].")
-@click.option(
-    "--resolution",
-    default="224",
-    show_default=True,
-    help=f"Input resolution in pixels, one integer >= {MIN_RESOLUTION}.",
-)
-@click.option("--classes", "num_classes", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option(
-    "--variant",
-    type=click.Choice([v.value for v in Variant]),
-    default=Variant.STANDARD.value,
-    show_default=True,
-    help="Architecture variant (see mnprof table --help).",
-)
-@click.option(
-    "--rounding",
-    type=click.Choice([r.value for r in Rounding]),
-    default=Rounding.FLOOR.value,
-    show_default=True,
-    help="Channel rounding: floor (the paper) or div8.",
-)
+@config_options
 @click.option(
     "--backend",
     type=click.Choice([backend.value for backend in LAYER_BACKENDS]),
@@ -134,10 +98,7 @@ def layers(
       mnprof layers --backend channels_last --format markdown
       mnprof layers --no-timing --format csv --out layers.csv
     """
-    alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
-    _single(alphas, "--alpha", alpha, f"one number in (0, {MAX_ALPHA:g}]")
-    _single(resolutions, "--resolution", resolution, f"one integer >= {MIN_RESOLUTION}")
-    config = ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding)  # type: ignore[arg-type]
+    config = config_from(alpha, resolution, num_classes, variant, rounding)
     timing = None
     if not no_timing:
         timing = LayerTimingSettings(

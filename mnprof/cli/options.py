@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from mnprof.errors import MnprofError
 from mnprof.files import check_writable
 from mnprof.model.config import (
     DEFAULT_ALPHAS,
@@ -26,6 +27,8 @@ from mnprof.model.config import (
 from mnprof.timing.plan import TimingRequest
 
 __all__ = [
+    "config_from",
+    "config_options",
     "configs_from",
     "grid_options",
     "output_options",
@@ -57,25 +60,8 @@ RESOLUTION_HELP = (
 )
 
 
-def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that choose the configurations: --alpha, --resolution, --classes, --variant, --rounding."""
-    options = [
-        click.option(
-            "--alpha",
-            "alphas",
-            default=",".join(format_alpha(a) for a in DEFAULT_ALPHAS),
-            metavar="LIST",
-            help=GRID_HELP,
-            show_default=False,
-        ),
-        click.option(
-            "--resolution",
-            "resolutions",
-            default=",".join(str(r) for r in DEFAULT_RESOLUTIONS),
-            metavar="LIST",
-            help=RESOLUTION_HELP,
-            show_default=False,
-        ),
+def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    return [
         click.option(
             "--classes",
             "num_classes",
@@ -102,13 +88,76 @@ def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "(TensorFlow, timm).",
         ),
     ]
+
+
+def _apply(function: Callable[..., Any], options: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> Any:
     for option in reversed(options):
         function = option(function)
     return function
 
 
-def output_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--format (table, markdown, csv, json; default from --out's suffix) and --out (written atomically)."""
+def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that choose the configurations: --alpha, --resolution, --classes, --variant, --rounding."""
+    lists = [
+        click.option(
+            "--alpha",
+            "alphas",
+            default=",".join(format_alpha(a) for a in DEFAULT_ALPHAS),
+            metavar="LIST",
+            help=GRID_HELP,
+            show_default=False,
+        ),
+        click.option(
+            "--resolution",
+            "resolutions",
+            default=",".join(str(r) for r in DEFAULT_RESOLUTIONS),
+            metavar="LIST",
+            help=RESOLUTION_HELP,
+            show_default=False,
+        ),
+    ]
+    return _apply(function, lists + _classes_variant_rounding())  # type: ignore[no-any-return]
+
+
+def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Options that choose one configuration: --alpha and --resolution (one value each), --classes, --variant,
+    --rounding; :func:`config_from` turns them into a :class:`ModelConfig`."""
+    single = [
+        click.option(
+            "--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}]."
+        ),
+        click.option(
+            "--resolution",
+            default="224",
+            show_default=True,
+            help=f"Input resolution in pixels, one integer >= {MIN_RESOLUTION}.",
+        ),
+    ]
+    return _apply(function, single + _classes_variant_rounding())  # type: ignore[no-any-return]
+
+
+def config_from(alpha: str, resolution: str, num_classes: int, variant: str, rounding: str) -> ModelConfig:
+    """The one configuration that :func:`config_options` describe (validated; a list is a one-line error)."""
+    alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
+    if len(alphas) != 1:
+        raise MnprofError(f"--alpha {alpha!r} names {len(alphas)} values; accepted: one number in (0, {MAX_ALPHA:g}]")
+    if len(resolutions) != 1:
+        raise MnprofError(
+            f"--resolution {resolution!r} names {len(resolutions)} values; accepted: one integer >= {MIN_RESOLUTION}"
+        )
+    return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding)  # type: ignore[arg-type]
+
+
+FORMAT_HELP = "Output format. [default: from --out's suffix (.md, .csv, .json), else a table]"
+
+
+def output_options(function: Callable[..., Any] | None = None, *, format_help: str = FORMAT_HELP) -> Any:
+    """--format (table, markdown, csv, json; default from --out's suffix) and --out (written atomically).
+
+    Use as ``@output_options``, or as ``@output_options(format_help=...)`` where a command's formats say more.
+    """
+    if function is None:
+        return lambda command: output_options(command, format_help=format_help)
     function = click.option(
         "--out",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -120,7 +169,7 @@ def output_options(function: Callable[..., Any]) -> Callable[..., Any]:
         "fmt",
         type=click.Choice(["table", "markdown", "csv", "json"]),
         default=None,
-        help="Output format. [default: from --out's suffix (.md, .csv, .json), else a table]",
+        help=format_help,
     )(function)
 
 

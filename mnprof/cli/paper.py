@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli import cli
-from mnprof.cli.options import resolve_output
+from mnprof.cli.options import output_options, resolve_output
 from mnprof.cli.output import emit
 from mnprof.paper.models import paper_tables, parse_tables
 from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--table",
     "table_keys",
@@ -23,19 +22,9 @@ from mnprof.views.render import Format
     metavar="LIST",
     help="Comma-separated table numbers, 1 to 9, or all.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "csv", "json"]),
-    default=None,
-    help="Output format; csv is one long table with a paper_table column, json also carries each table's notes. "
-    "[default: from --out's suffix (.md, .csv, .json), else a table]",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
+@output_options(
+    format_help="Output format; csv is one long table with a paper_table column, json also carries each table's "
+    "notes. [default: from --out's suffix (.md, .csv, .json), else a table]"
 )
 def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
     """The paper's Tables 1 to 9, computed, each cell published | computed | delta.

@@ -13,11 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mnprof.counting.analytic import AnalyticCount
-from mnprof.model.arch import LayerKind
+from mnprof.model.arch import CONV_KINDS, LayerKind
 
 __all__ = ["FVCORE_RULES", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
-
-CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
 
 
 @dataclass(frozen=True)

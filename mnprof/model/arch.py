@@ -14,6 +14,7 @@ from mnprof.model.config import ModelConfig, Rounding, Variant
 
 __all__ = [
     "BLOCKS",
+    "CONV_KINDS",
     "STEM_CHANNELS",
     "LayerKind",
     "LayerSpec",
@@ -53,6 +54,10 @@ class LayerKind(StrEnum):
     POINTWISE = "pointwise"
     POOL = "pool"
     FC = "fc"
+
+
+# The kinds that are convolutions (built as ConvBNReLU units; counted as conv by every counter).
+CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
 
 
 @dataclass(frozen=True)

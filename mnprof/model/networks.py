@@ -7,10 +7,10 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.model.arch import CONV_KINDS, LayerKind, LayerSpec, layer_plan
 from mnprof.model.config import ModelConfig
 
-__all__ = ["ConvBNReLU", "MobileNetV1", "build_model"]
+__all__ = ["ConvBNReLU", "MobileNetV1", "build_model", "module_paths"]
 
 
 class ConvBNReLU(nn.Sequential):
@@ -65,3 +65,11 @@ class MobileNetV1(nn.Module):
 def build_model(config: ModelConfig) -> MobileNetV1:
     """A freshly initialised MobileNetV1 for ``config``, in eval mode."""
     return MobileNetV1(config).eval()
+
+
+def module_paths(spec: LayerSpec) -> tuple[str, str]:
+    """(op module, unit module) of a planned layer in :class:`MobileNetV1`: ``blocks.3.dw.conv`` and
+    ``blocks.3.dw`` for a convolution (its unit adds BatchNorm and ReLU), the layer itself for pool and FC."""
+    if spec.kind in CONV_KINDS:
+        return f"{spec.name}.conv", spec.name
+    return spec.name, spec.name

@@ -29,9 +29,12 @@ __all__ = [
     "Table3Row",
     "decimals",
     "delta_pct",
+    "MILLION",
     "paper_entry",
     "tfslim_entry",
 ]
+
+MILLION = 1e6  # published MACs and params are printed in millions
 
 PAPER_SOURCE = "paper (Howard et al. 2017)"
 TFSLIM_SOURCE = "TF-slim mobilenet_v1.md"

@@ -29,8 +29,8 @@ from mnprof.counting.analytic import (
 )
 from mnprof.model.arch import LayerKind, LayerSpec, conv_output_size, layer_plan, scale_channels
 from mnprof.model.config import ModelConfig, Variant
-from mnprof.model.reference import PAPER, TABLE1, TABLE2, TABLE3, delta_pct
-from mnprof.paper.verdict import MILLION, PaperTable, Verdict, rounded, verdict
+from mnprof.model.reference import MILLION, PAPER, TABLE1, TABLE2, TABLE3, delta_pct
+from mnprof.paper.verdict import PaperTable, Verdict, rounded, verdict
 
 __all__ = [
     "REFERENCE",

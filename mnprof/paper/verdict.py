@@ -18,15 +18,11 @@ import pandas as pd
 from mnprof.model.reference import decimals
 
 __all__ = [
-    "MILLION",
     "PaperTable",
     "Verdict",
     "rounded",
     "verdict",
 ]
-
-# The computations stay free of mnprof.views (which imports them), so they keep their own scale.
-MILLION = 1e6
 
 
 class Verdict(StrEnum):

@@ -16,10 +16,7 @@ Timing methods (``--method``), both on the CPU, one image, median over many forw
   returns), so this is the module's wall time, its Python call path included. Hooks are
   registered for the timed passes only.
 - ``profiler``: ``torch.profiler``; a layer's time is the CPU time of its top-level aten
-  operator (``aten::conv2d``, ``aten::adaptive_avg_pool2d``, ``aten::linear``), children
-  included, matched to layers in forward order. The order is checked first, in one pass with
-  ``record_shapes``, by operator name and input shape against the layer plan, so an attribution
-  error fails loudly instead of shifting time between layers.
+  operator, children included (see :mod:`mnprof.timing.layer_profiler`).
 
 Why hooks by default, from side-by-side runs on this project's 2-core machine (1.0-224 and
 0.25-128, 30 passes, 1 thread, three rounds each): the two methods give the same picture
@@ -44,10 +41,6 @@ the main timing sweep.
 
 from __future__ import annotations
 
-import os
-import re
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -62,13 +55,16 @@ try:
 except ImportError:  # not on Unix: page faults are then reported as not measurable
     resource = None  # type: ignore[assignment]
 
-from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
-from mnprof.model.arch import LayerKind, LayerSpec
+from mnprof.model.arch import LayerSpec, layer_plan
 from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing.backends import Backend, torch_threads
 from mnprof.timing.engine import SampleStats, gc_paused
+from mnprof.timing.layer_profiler import profiled_passes
+
+Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
 
 __all__ = [
     "LAYER_BACKENDS",
@@ -80,7 +76,6 @@ __all__ = [
     "time_layers",
 ]
 
-CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
 LAYER_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST)  # the backends whose modules hooks and the profiler can see
 
 
@@ -192,13 +187,6 @@ class LayerTimes:
         return self._ms(self.forward_ns)
 
 
-def _module_paths(spec: LayerSpec) -> tuple[str, str]:
-    """(op module, unit module) of a planned layer in :class:`mnprof.model.networks.MobileNetV1`."""
-    if spec.kind in CONV_KINDS:
-        return f"{spec.name}.conv", spec.name
-    return spec.name, spec.name
-
-
 # glibc's mallopt parameters and defaults (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _GLIBC_DEFAULT_THRESHOLD = 128 * 1024
@@ -257,126 +245,6 @@ def _prepare(config: ModelConfig, settings: LayerTimingSettings) -> tuple[Any, A
     return model, inputs
 
 
-OPERATORS = {
-    LayerKind.CONV: "aten::conv2d",
-    LayerKind.DEPTHWISE: "aten::conv2d",
-    LayerKind.POINTWISE: "aten::conv2d",
-    LayerKind.POOL: "aten::adaptive_avg_pool2d",
-    LayerKind.FC: "aten::linear",
-}
-UNIT_OPERATORS = ("aten::batch_norm", "aten::relu_", "aten::relu")  # what follows a conv in its unit
-
-
-# Kineto (torch.profiler's backend) writes lines such as "USDT:2026-01-01 10:00:00 123:123
-# SyncActivityProfilerHandler.cpp:52] profiler_start" straight to file descriptor 2 on every start
-# and stop; KINETO_LOG_LEVEL does not silence them.
-_KINETO_CHATTER = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w+\.cpp:\d+\] ")
-
-
-@contextmanager
-def _without_kineto_chatter() -> Iterator[None]:
-    """Run the block with fd 2 captured; write back every captured line except Kineto's status lines."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode(errors="replace").splitlines():
-                if not _KINETO_CHATTER.match(line):
-                    print(line, file=sys.stderr)
-
-
-def _run_profiled(model: Any, inputs: Any, passes: Callable[[], int], record_shapes: bool) -> tuple[Any, int]:
-    """Run ``passes()`` under torch.profiler (CPU); return the top-level events in time order and its result."""
-    from torch.profiler import ProfilerActivity, profile  # lazily: the profiler is loaded only for --method profiler
-
-    profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes)
-    with _without_kineto_chatter():
-        profiler.start()
-    try:
-        done = passes()
-    finally:
-        with _without_kineto_chatter():
-            profiler.stop()
-    top = sorted((e for e in profiler.events() if e.cpu_parent is None), key=lambda e: e.time_range.start)
-    return top, done
-
-
-def _check_attribution(model: Any, inputs: Any, plan: tuple[LayerSpec, ...]) -> None:
-    """One pass with ``record_shapes``: the layer operators, in order, must have the plan's names and input shapes."""
-
-    def one_pass() -> int:
-        model(inputs)
-        return 1
-
-    top, _ = _run_profiled(model, inputs, one_pass, record_shapes=True)
-    operators = [event for event in top if event.name in set(OPERATORS.values())]
-    if len(operators) != len(plan):
-        raise RuntimeError(f"profiler saw {len(operators)} layer operators in one pass, the plan has {len(plan)}")
-    for event, spec in zip(operators, plan, strict=True):
-        expected = [1, spec.in_channels, spec.in_size, spec.in_size] if spec.kind is not LayerKind.FC else None
-        shape = list(event.input_shapes[0]) if event.input_shapes else None
-        if event.name != OPERATORS[spec.kind] or (expected is not None and shape != expected):
-            raise RuntimeError(
-                f"profiler event {event.name} {shape} does not match layer {spec.name} "
-                f"({OPERATORS[spec.kind]} {expected}); the model's forward order differs from the plan"
-            )
-
-
-def _profiled_passes(
-    model: Any,
-    inputs: Any,
-    plan: tuple[LayerSpec, ...],
-    settings: LayerTimingSettings,
-    on_pass: Callable[[int, int], None] | None,
-) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """Per-layer CPU times from torch.profiler: the top-level aten operator of each layer, children included.
-
-    Layers are matched to operators in forward order. The order is checked first, in a separate
-    pass, by operator name and recorded input shape; the timed passes run without ``record_shapes``,
-    which inflated one layer of 1.0-224 (blocks.2.dw) about fourfold in this project's runs.
-    """
-    _check_attribution(model, inputs, plan)
-    deadline = time.perf_counter() + settings.budget_s
-
-    def timed_passes() -> int:
-        model(inputs)  # the profiler's start-up cost lands on this pass, which is dropped below
-        done = 0
-        for done in range(1, settings.repeats + 1):  # noqa: B007
-            model(inputs)
-            if on_pass is not None:
-                on_pass(done, settings.repeats)
-            if done >= settings.MIN_REPEATS and time.perf_counter() > deadline:
-                break
-        return done
-
-    top, passes = _run_profiled(model, inputs, timed_passes, record_shapes=False)
-    op_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
-    unit_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
-    layer_ops = set(OPERATORS.values())
-    position = -1  # index into the flattened sequence of (pass, layer)
-    for event in top:
-        nanoseconds = round(event.cpu_time_total * 1000)  # the profiler reports microseconds
-        if event.name in layer_ops:
-            position += 1
-            spec = plan[position % len(plan)]
-            if event.name != OPERATORS[spec.kind]:
-                raise RuntimeError(f"profiler event {event.name} does not match layer {spec.name}")
-            if position >= len(plan):  # the first pass is dropped
-                op_ns[spec.name].append(nanoseconds)
-                unit_ns[spec.name].append(nanoseconds)
-        elif event.name in UNIT_OPERATORS and position >= len(plan):
-            unit_ns[plan[position % len(plan)].name][-1] += nanoseconds
-    if position + 1 != (passes + 1) * len(plan):
-        raise RuntimeError(f"profiler saw {position + 1} layer operators, expected {(passes + 1) * len(plan)}")
-    return op_ns, unit_ns
-
-
 def _hooked_pass(model: Any, inputs: Any, hook_table: list[tuple[Any, Any, Any]]) -> None:
     # Hooks are registered for this pass only, so that plain passes take PyTorch's no-hook fast path.
     handles = []
@@ -390,12 +258,26 @@ def _hooked_pass(model: Any, inputs: Any, hook_table: list[tuple[Any, Any, Any]]
             handle.remove()
 
 
+def _timed_passes(settings: LayerTimingSettings, on_pass: Callable[[int, int], None] | None) -> Passes:
+    """Run ``one_pass`` ``settings.repeats`` times at most, stopping after ``settings.budget_s`` seconds once
+    ``MIN_REPEATS`` passes are done; returns the number of passes run."""
+
+    def passes(one_pass: Callable[[], object]) -> int:
+        deadline = time.perf_counter() + settings.budget_s
+        done = 0
+        for done in range(1, settings.repeats + 1):  # noqa: B007
+            one_pass()
+            if on_pass is not None:
+                on_pass(done, settings.repeats)
+            if done >= settings.MIN_REPEATS and time.perf_counter() > deadline:
+                break
+        return done
+
+    return passes
+
+
 def _hooked_passes(
-    model: Any,
-    inputs: Any,
-    plan: tuple[LayerSpec, ...],
-    settings: LayerTimingSettings,
-    on_pass: Callable[[int, int], None] | None,
+    model: Any, inputs: Any, plan: tuple[LayerSpec, ...], passes: Passes
 ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
     """Per-layer wall times from forward pre- and post-hooks reading ``time.perf_counter_ns``."""
     modules = dict(model.named_modules())
@@ -414,19 +296,13 @@ def _hooked_passes(
 
     hook_table = []
     for spec in plan:
-        op_path, unit_path = _module_paths(spec)
+        op_path, unit_path = module_paths(spec)
         hook_table.append((modules[op_path], *hooks_for(f"op:{spec.name}", op_ns[spec.name])))
         if unit_path != op_path:
             hook_table.append((modules[unit_path], *hooks_for(f"unit:{spec.name}", unit_ns[spec.name])))
-    deadline = time.perf_counter() + settings.budget_s
-    for done in range(1, settings.repeats + 1):
-        _hooked_pass(model, inputs, hook_table)
-        if on_pass is not None:
-            on_pass(done, settings.repeats)
-        if done >= settings.MIN_REPEATS and time.perf_counter() > deadline:
-            break
+    passes(lambda: _hooked_pass(model, inputs, hook_table))
     for spec in plan:
-        if _module_paths(spec)[0] == _module_paths(spec)[1]:
+        if module_paths(spec)[0] == module_paths(spec)[1]:
             unit_ns[spec.name] = op_ns[spec.name]
     return op_ns, unit_ns
 
@@ -443,7 +319,7 @@ def time_layers(
     the module docstring for the methods.
     """
     settings = settings or LayerTimingSettings()
-    plan = tuple(layer.spec for layer in analytic_count(config).layers)
+    plan = layer_plan(config)
     model, inputs = _prepare(config, settings)
     steady = settings.allocator is Allocator.STEADY
     with (
@@ -454,9 +330,9 @@ def time_layers(
     ):
         for _ in range(settings.warmup):
             model(inputs)
-        passes = _profiled_passes if settings.method is Method.PROFILER else _hooked_passes
+        per_layer = profiled_passes if settings.method is Method.PROFILER else _hooked_passes
         faults_before = _minor_faults()
-        op_ns, unit_ns = passes(model, inputs, plan, settings, on_pass)
+        op_ns, unit_ns = per_layer(model, inputs, plan, _timed_passes(settings, on_pass))
         faults_after = _minor_faults()
         forward_ns = []
         for _ in range(len(op_ns[plan[0].name])):

@@ -17,6 +17,7 @@ from mnprof.counting.analytic import ParamConvention
 from mnprof.counting.count import CountReport
 from mnprof.model.config import ModelConfig
 from mnprof.model.reference import (
+    MILLION,
     PAPER,
     PAPER_SOURCE,
     SEED,
@@ -28,7 +29,7 @@ from mnprof.model.reference import (
 )
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import Backend, TimingRecord, processor_of, rows_of
-from mnprof.views.render import MILLION, Column, Format, Rendered, is_missing, number, render_with
+from mnprof.views.render import Column, Format, Rendered, is_missing, number, render_with
 
 __all__ = [
     "Unit",
@@ -307,7 +308,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
         "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
         "GFLOP/s = 2 x analytic MACs x batch size / median latency; % peak = of the float32 GEMM peak measured "
-        "in the same run (mnprof.timing.sweep.measure_gemm_peak)"
+        "in the same run (mnprof.timing.peaks.measure_gemm_peak)"
         + (
             "; on a GPU under PyTorch's default math, which lets cuDNN convolutions use TF32."
             if "device" in frame.columns and (frame["device"] == "cuda").any()

@@ -37,9 +37,9 @@ import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count, conv_macs, conv_params
 from mnprof.counting.fvcore_counter import count_fvcore
-from mnprof.model.arch import LayerKind, LayerSpec
+from mnprof.model.arch import LayerKind
 from mnprof.model.config import ModelConfig
-from mnprof.model.networks import build_model
+from mnprof.model.networks import build_model, module_paths
 from mnprof.views.render import Column, Format, Rendered, number, render_with
 
 if TYPE_CHECKING:
@@ -55,17 +55,6 @@ __all__ = [
 ]
 
 BYTES_PER_ELEMENT = 4  # float32
-CONV_KINDS = (LayerKind.CONV, LayerKind.DEPTHWISE, LayerKind.POINTWISE)
-
-
-def _module_paths(spec: LayerSpec) -> tuple[str, str]:
-    """(op module, unit module) of a planned layer in :class:`mnprof.model.networks.MobileNetV1`.
-
-    The same mapping as the hooks' in :mod:`mnprof.timing.layers`, which views may not import.
-    """
-    if spec.kind in CONV_KINDS:
-        return f"{spec.name}.conv", spec.name
-    return spec.name, spec.name
 
 
 def _shape(channels: int, size: int) -> str:
@@ -89,7 +78,7 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
     layers = count.layers
     for index, layer in enumerate(layers):
         spec = layer.spec
-        op_path, unit_path = _module_paths(spec)
+        op_path, unit_path = module_paths(spec)
         block = int(spec.name.split(".")[1]) if spec.name.startswith("blocks.") else None
         bytes_moved = _bytes_moved(layer.params, layer.in_elements, layer.out_elements)
         row: dict[str, Any] = {

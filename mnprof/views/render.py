@@ -22,7 +22,6 @@ from rich.text import Text
 from mnprof.files import dumps, table_document
 
 __all__ = [
-    "MILLION",
     "Column",
     "Format",
     "Rendered",
@@ -30,8 +29,6 @@ __all__ = [
     "number",
     "render_with",
 ]
-
-MILLION = 1e6
 
 
 class Format(StrEnum):
