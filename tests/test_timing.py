@@ -10,21 +10,8 @@ import numpy as np
 import pytest
 
 from mnprof.errors import MnprofError
-from mnprof.timing.engine import (
-    EXACT_CI_LIMIT,
-    Drift,
-    Measurement,
-    SampleStats,
-    Stop,
-    StopRule,
-    Task,
-    host_drift,
-    interleave,
-    median_ci_ranks,
-    quantile,
-    turn_ci,
-    warm_up,
-)
+from mnprof.timing.engine import Drift, Measurement, Stop, StopRule, Task, host_drift, interleave, warm_up
+from mnprof.timing.stats import EXACT_CI_LIMIT, SampleStats, median_ci_ranks, quantile, turn_ci
 
 
 class FakeClock:

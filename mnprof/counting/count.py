@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
@@ -100,6 +101,4 @@ def count_many(
 
 def sweep(configs: Sequence[ModelConfig]) -> Any:
     """Count every configuration into a pandas DataFrame, one row per configuration."""
-    import pandas as pd
-
     return pd.DataFrame([report.row() for report in count_many(configs)])

@@ -20,7 +20,7 @@ import pandas as pd
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.arch import layer_plan, scale_channels
-from mnprof.model.config import ModelConfig, Variant
+from mnprof.model.config import ModelConfig, Variant, parse_list
 from mnprof.model.reference import MILLION, PAPER, PAPER_SOURCE, TFSLIM, TFSLIM_SOURCE, Published, delta_pct
 from mnprof.paper.architecture import REFERENCE, macs_with, table1, table2, table3
 from mnprof.paper.verdict import PaperTable, Verdict, rounded, verdict
@@ -329,10 +329,11 @@ def parse_tables(text: str | None) -> tuple[str, ...]:
     """``"1,3"`` -> ("1", "3"); ``None``, ``""`` or ``"all"`` -> every table. Unknown numbers raise MnprofError."""
     if text is None or text.strip().lower() in ("", "all"):
         return TABLE_KEYS
-    keys = [item.strip() for item in text.split(",")]
+    accepted = f"{', '.join(TABLE_KEYS)} or all (comma-separated)"
+    keys = parse_list(text, "table", accepted)
     for key in keys:
         if key not in TABLES:
-            raise MnprofError(f"unknown table {key!r}; accepted: {', '.join(TABLE_KEYS)} or all (comma-separated)")
+            raise MnprofError(f"unknown table {key!r}; accepted: {accepted}")
     return tuple(dict.fromkeys(keys))
 
 

@@ -12,14 +12,20 @@ from __future__ import annotations
 import copy
 import importlib.util
 import inspect
+import io
 import math
 import shutil
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from mnprof.errors import MnprofError
 from mnprof.model.config import parse_choice, parse_list
@@ -56,13 +62,10 @@ def parse_backends(text: str) -> tuple[Backend, ...]:
 
 def check_device(device: Device) -> None:
     """Fail with one line when ``device`` is not usable here."""
-    if device is Device.CUDA:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise MnprofError(
-                "--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); accepted: cpu"
-            )
+    if device is Device.CUDA and not torch.cuda.is_available():
+        raise MnprofError(
+            "--device cuda: no CUDA GPU is available here (torch.cuda.is_available() is False); accepted: cpu"
+        )
 
 
 def check_available(backend: Backend, device: Device) -> None:
@@ -93,8 +96,6 @@ def runtime_version(backend: Backend) -> str | None:
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run with torch's intra-op thread count set to ``threads``; the previous count is restored after."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -119,9 +120,6 @@ def fold_batchnorm(model: Any) -> Any:
     weight ``w * gamma / sqrt(var + eps)`` and bias ``(b - mean) * gamma / sqrt(var + eps) + beta``,
     and the BatchNorm becomes an identity.
     """
-    from torch import nn
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
         conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
@@ -132,8 +130,6 @@ def fold_batchnorm(model: Any) -> Any:
 
 
 def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
-    import torch
-
     def call() -> object:
         with torch.inference_mode():
             return model(inputs)
@@ -142,8 +138,7 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
 
 
 def _compiled(model: Any, inputs: Any) -> Runner:
-    import torch
-    import torch._inductor.config as inductor_config
+    import torch._inductor.config as inductor_config  # lazily: inductor is heavy, and only this backend needs it
 
     def forward(x: Any) -> Any:
         return model(x)
@@ -169,7 +164,7 @@ def _compiled(model: Any, inputs: Any) -> Runner:
 
 def _onnxruntime_session(model: bytes, threads: int) -> Any:
     """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution, all graph optimisations."""
-    import onnxruntime
+    import onnxruntime  # optional (the [onnx] extra): imported only when its backend or GEMM is timed
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
@@ -181,11 +176,6 @@ def _onnxruntime_session(model: bytes, threads: int) -> Any:
 
 
 def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
-    import io
-    import warnings
-
-    import torch
-
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -206,8 +196,6 @@ def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runne
 
     ``compile`` compiles here (tens of seconds per model on a CPU); ``onnxruntime`` exports here.
     """
-    import torch
-
     if backend is Backend.EAGER:
         return _torch_runner(backend, model, inputs)
     if backend is Backend.CHANNELS_LAST:
@@ -231,8 +219,6 @@ def tolerance(device: Device) -> tuple[float, float]:
 
 def output_error(output: Any, reference: Any, device: Device) -> tuple[float, float, str | None]:
     """Compare a backend's output with eager PyTorch's: ``(max_abs_error, allowed, problem or None)``."""
-    import torch
-
     rtol, atol = tolerance(device)
     if tuple(output.shape) != tuple(reference.shape):
         return float("inf"), 0.0, f"output shape {tuple(output.shape)} != eager's {tuple(reference.shape)}"
@@ -256,8 +242,6 @@ def sampler(runner: Runner, device: Device) -> Callable[[], float]:
             return clock() - start
 
         return sample
-    import torch
-
     start_event = torch.cuda.Event(enable_timing=True)
     end_event = torch.cuda.Event(enable_timing=True)
 
@@ -280,8 +264,6 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
     much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs), or
     ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS).
     """
-    import torch
-
     generator = torch.Generator().manual_seed(0)
     if kernel == "mm":
         left = torch.randn(size, size, generator=generator).to(device.value)
@@ -304,7 +286,7 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
                 return torch.nn.functional.conv2d(image, weight)
 
     elif kernel == "onnxruntime" and device is Device.CPU:
-        from onnx import TensorProto, helper
+        from onnx import TensorProto, helper  # optional (the [onnx] extra), as onnxruntime above
 
         matrix = [size, size]
         graph = helper.make_graph(

@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mnprof.provenance import package_version
 
 __all__ = [
@@ -141,8 +143,6 @@ def theoretical_peak_gflops(threads: int, cpu: CpuInfo | None = None) -> tuple[f
 
 def torch_build() -> dict[str, Any]:
     """torch's version and the BLAS, oneDNN and threading it was built with (from ``torch.__config__``)."""
-    import torch
-
     shown = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", shown)
     mkl = re.search(r"Math Kernel Library Version ([\w.]+)", shown)

@@ -61,8 +61,9 @@ from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing.backends import Backend, torch_threads
-from mnprof.timing.engine import SampleStats, gc_paused
+from mnprof.timing.engine import gc_paused
 from mnprof.timing.layer_profiler import profiled_passes
+from mnprof.timing.stats import SampleStats
 
 Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
 

@@ -28,7 +28,7 @@ from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends
-from mnprof.timing.engine import Drift, Measurement, SampleStats, StopRule, Task, host_drift
+from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
 from mnprof.timing.host import available_cores, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
@@ -43,6 +43,7 @@ from mnprof.timing.records import (
     TimingRecord,
     finite,
 )
+from mnprof.timing.stats import SampleStats
 from mnprof.timing.store import ResultsStore
 from mnprof.timing.timer import pool_of, time_tasks
 
