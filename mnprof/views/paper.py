@@ -52,6 +52,18 @@ def _digits_for(published: float) -> int:
     return decimals(published) + 2
 
 
+PARAMS_COLUMN = Column(
+    "Million Parameters",
+    lambda r: _cell(
+        r["published_params_m"],
+        r["params_m"],
+        r["delta_params_pct"],
+        r["params_verdict"],
+        _digits_for(r["published_params_m"]),
+    ),
+)
+
+
 def spec_for(table: PaperTable) -> Rendered:
     """The :class:`mnprof.views.render.Rendered` spec (title, columns, notes) of one computed table."""
     notes: tuple[str, ...]
@@ -110,16 +122,7 @@ def spec_for(table: PaperTable) -> Rendered:
                     _digits_for(r["published_macs_m"]),
                 ),
             ),
-            Column(
-                "Million Parameters",
-                lambda r: _cell(
-                    r["published_params_m"],
-                    r["params_m"],
-                    r["delta_params_pct"],
-                    r["params_verdict"],
-                    _digits_for(r["published_params_m"]),
-                ),
-            ),
+            PARAMS_COLUMN,
             Column("input, kernel", lambda r: f"{r['input']}, {r['kernel']}", "left"),
             Column("Mult-Adds exact", lambda r: number(r["macs"])),
             Column("params exact", lambda r: number(r["params"])),
@@ -140,16 +143,7 @@ def spec_for(table: PaperTable) -> Rendered:
                 "Million Mult-Adds",
                 lambda r: _cell(r["published_macs_m"], r["macs_m"], r["delta_macs_pct"], r["macs_verdict"], 2),
             ),
-            Column(
-                "Million Parameters",
-                lambda r: _cell(
-                    r["published_params_m"],
-                    r["params_m"],
-                    r["delta_params_pct"],
-                    r["params_verdict"],
-                    _digits_for(r["published_params_m"]),
-                ),
-            ),
+            PARAMS_COLUMN,
             Column("config", lambda r: str(r["id"]) or "-", "left"),
         )
         notes = (
