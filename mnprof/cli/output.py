@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "EXIT_REGRESSION",
     "EXIT_USAGE",
     "emit",
+    "output_width",
     "error_line",
     "progress",
     "warn",
@@ -52,8 +54,19 @@ def progress(quiet: bool) -> Progress:
     )
 
 
+def output_width(out: Path | None) -> int:
+    """The columns a table printed now has: the terminal's; ``COLUMNS`` when piped (240 if unset); 240 in a file."""
+    if out is not None:
+        return TERMINAL_WIDTH_WHEN_PIPED
+    console = Console()
+    if console.is_terminal:
+        return console.width
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else TERMINAL_WIDTH_WHEN_PIPED
+
+
 def emit(rendered: Any, out: Path | None) -> None:
-    """Print to stdout, or write ``out`` atomically (a rich renderable as plain text, 240 columns wide)."""
+    """Print to stdout, or write ``out`` atomically (a rich renderable as plain text, :func:`output_width` wide)."""
     if isinstance(rendered, str):
         if out is None:
             click.echo(rendered, nl=False)
@@ -63,7 +76,7 @@ def emit(rendered: Any, out: Path | None) -> None:
     if out is None:
         console = Console()
         if not console.is_terminal:
-            console = Console(width=TERMINAL_WIDTH_WHEN_PIPED)
+            console = Console(width=output_width(None))
         console.print(rendered)
         return
     capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)

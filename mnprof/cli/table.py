@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
-from mnprof.cli.output import emit
+from mnprof.cli.output import emit, output_width
 from mnprof.cli.work import count_with_progress, measure_with_progress
 from mnprof.timing import plan as timing
 from mnprof.views import grid as tables
@@ -18,12 +18,26 @@ from mnprof.views.render import Format
 @grid_options
 @click.option(
     "--view",
-    type=click.Choice(["grid", "paper", "seed", "reconcile"]),
+    type=click.Choice([view.value for view in tables.View]),
     default="grid",
     show_default=True,
-    help="grid: every configuration with published values and deltas; paper: the paper's Tables 6 and 7 "
-    "as it lays them out; seed: the seed note's table, what is reproduced and how; reconcile: "
-    "fvcore and thop operator by operator against the analytic count.",
+    help="grid: every configuration's params, MACs, published top-1 and (timed) latency and throughput, fitted "
+    "to the terminal (--wide, and every file format, add the three counters and every published value with "
+    "its delta); counts: the three counters side by side; paper: the paper's Tables 6 and 7 as it lays them "
+    "out; seed: the seed note's table, what is reproduced and how; reconcile: fvcore and thop operator by "
+    "operator against the analytic count.",
+)
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="On a terminal, every column of the grid view (the three counters, every published value and delta, "
+    "GFLOP/s), however wide; files always have them.",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="After a sweep, list every noisy, contended or failed measurement, not only their count and the worst.",
 )
 @click.option(
     "--unit",
@@ -43,6 +57,8 @@ def table(
     rounding: str,
     view: str,
     unit: str,
+    wide: bool,
+    verbose: bool,
     fmt: str | None,
     out: Path | None,
     quiet: bool,
@@ -50,6 +66,10 @@ def table(
 ) -> None:
     """Params and MACs of every configuration, counted three ways, beside the published numbers, and
     (grid view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.
+
+    On a terminal the grid view fits its width: cells never wrap; columns that do not fit are left out
+    (speed-up, delta, throughput, top-1, params, in that order) and named under the table. --wide shows
+    every column; Markdown, CSV and JSON always carry every column.
 
     Timing: warm-up until timings settle, then round-robin passes over the grid until the 95% CI of
     each median is within --target-ci or --budget runs out; about 60 s for the default grid. Every
@@ -62,6 +82,8 @@ def table(
       mnprof table --view paper --format markdown --out tables.md
       mnprof table --format json --out table.json
       mnprof table --no-timing
+      mnprof table --no-timing --wide
+      mnprof table --view counts
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
       mnprof table --from-results host-a.json --from-results host-b.json
     """
@@ -75,13 +97,14 @@ def table(
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
     reports = count_with_progress(configs, quiet)
     if timing_plan is not None:
-        frame = tables.grid_frame(reports, measure_with_progress(timing_plan, configs, quiet).records)
-        emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit)), out)
+        frame = tables.grid_frame(reports, measure_with_progress(timing_plan, configs, quiet, verbose).records)
+        emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
         return
     frame = {
         tables.View.GRID: tables.grid_frame,
+        tables.View.COUNTS: tables.grid_frame,
         tables.View.PAPER: tables.paper_frame,
         tables.View.SEED: tables.seed_frame,
         tables.View.RECONCILE: tables.reconcile_frame,
     }[chosen](reports)
-    emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit)), out)
+    emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)

@@ -11,6 +11,7 @@ from mnprof.cli.output import error_line, progress, warn
 from mnprof.counting.count import CountReport, count_many
 from mnprof.model.config import ModelConfig
 from mnprof.timing.plan import DRIFT_WARNING, SweepOutcome, TimingPlan, measure
+from mnprof.timing.records import TimingRecord
 from mnprof.timing.store import RESULTS_SCHEMA_VERSION
 
 __all__ = ["count_with_progress", "measure_with_progress", "report_drift", "report_quality"]
@@ -29,8 +30,11 @@ def count_with_progress(
         return count_many(configs, on_done=done)
 
 
-def measure_with_progress(timing: TimingPlan, configs: Sequence[ModelConfig], quiet: bool) -> SweepOutcome:
-    """Measure (or read) the timings of ``configs`` with a progress bar, then say what the sweep reported."""
+def measure_with_progress(
+    timing: TimingPlan, configs: Sequence[ModelConfig], quiet: bool, verbose: bool = False
+) -> SweepOutcome:
+    """Measure (or read) the timings of ``configs`` with a progress bar, then say what the sweep reported
+    (in at most two short lines per kind of problem; ``verbose`` lists every measurement concerned)."""
     try:
         with progress(quiet) as bar:
             task = bar.add_task("timing", total=1.0, current="")
@@ -45,7 +49,7 @@ def measure_with_progress(timing: TimingPlan, configs: Sequence[ModelConfig], qu
             error_line(f"interrupted: {kept} measurements kept in {timing.store.path}; add --resume to finish the rest")
         raise
     if outcome.measured:
-        report_quality(outcome)
+        report_quality(outcome, verbose)
         spread = report_drift(outcome)
         if not quiet:
             varied = f"; the host's speed varied by {spread:.0%} during the sweep" if spread is not None else ""
@@ -57,35 +61,61 @@ def measure_with_progress(timing: TimingPlan, configs: Sequence[ModelConfig], qu
     return outcome
 
 
-def report_quality(outcome: SweepOutcome) -> None:
-    """Warn on stderr about every measurement that stayed noisy or could not post a time, and about a busy host."""
+def _noisy_label(record: TimingRecord) -> str:
+    half = record.quality.ci_halfwidth_pct if record.quality is not None else None
+    return f"{record.key.label} ±{half:.1f}%" if half is not None else f"{record.key.label} (too few turns)"
+
+
+def _share(record: TimingRecord) -> float:
+    return (record.quality.cpu_share_best if record.quality is not None else None) or 0.0
+
+
+def report_quality(outcome: SweepOutcome, verbose: bool = False) -> None:
+    """Warn on stderr about a busy host and about measurements that failed, were contended or stayed noisy:
+    one warning per kind, with the count and the worst case; ``verbose`` lists every one."""
     records = outcome.records
+
+    def more(concerned: Sequence[TimingRecord]) -> str:
+        return "; --verbose lists them" if len(concerned) > 1 and not verbose else ""
+
     if outcome.host_was_busy:
         warn(
             f"the host was busy while timing (load average up to {outcome.busiest_load:.1f} on {outcome.cores} "
-            "cores, this sweep's own threads included): other processes competed for the CPU, so timings may be "
-            "inflated and noisy"
+            "cores, this sweep's own threads included): timings may be inflated and noisy"
         )
-    contended, noisy = set(map(id, outcome.contended)), set(map(id, outcome.noisy))
-    listed = []
-    for record in records:
-        label, quality = record.key.label, record.quality
-        if record.error:
-            warn(f"{label}: no time: {record.error}")
-        elif quality is not None and id(record) in contended:
+    failed, contended, noisy = outcome.failed, outcome.contended, outcome.noisy
+    if failed:
+        if verbose:
+            for record in failed:
+                warn(f"{record.key.label}: no time: {record.error}")
+        else:
+            first = f"{failed[0].key.label}: {failed[0].error or ''}"
+            first = first if len(first) <= 100 else first[:99] + "…"
+            warn(f"{len(failed)} of {len(records)} measurements posted no time; first: {first}{more(failed)}")
+    if contended:
+        threads = contended[0].key.threads
+        if verbose:
+            for record in contended:
+                warn(
+                    f"{record.key.label} never had the CPU to itself (best CPU share {_share(record):.2f} of "
+                    f"{record.key.threads} threads): other processes ran on its cores, so its latency is inflated"
+                )
+        else:
+            worst = min(contended, key=_share)
             warn(
-                f"{label} never had the CPU to itself (best CPU share {quality.cpu_share_best or 0:.2f} of "
-                f"{record.key.threads} threads): other processes ran on its cores, so its latency is inflated"
+                f"{len(contended)} of {len(records)} measurements never had the CPU to itself (latency inflated); "
+                f"worst: {worst.key.label}, CPU share {_share(worst):.2f} of {threads} threads{more(contended)}"
             )
-        elif quality is not None and id(record) in noisy:
-            half = quality.ci_halfwidth_pct
-            listed.append(f"{label} ±{half:.1f}%" if half is not None else f"{label} (too few turns for a CI)")
-    if listed:
+    if noisy:
         target = next(r.quality.target_ci_pct for r in records if r.quality is not None)
+        if verbose:
+            detail = ": " + ", ".join(_noisy_label(record) for record in noisy)
+        else:
+            worst = max(noisy, key=lambda r: (r.quality.ci_halfwidth_pct if r.quality else None) or float("inf"))
+            detail = f"; worst: {_noisy_label(worst)}"
         warn(
-            f"{len(listed)} of {len(records)} measurements stayed noisy (95% CI of the median wider than "
-            f"±{target:g}% when the budget ran out; marked ! in the table): {', '.join(listed)}. "
-            "Rerun on a quieter machine, or raise --budget or --target-ci"
+            f"{len(noisy)} of {len(records)} measurements stayed noisy (95% CI wider than ±{target:g}%, marked !)"
+            f"{detail}. Rerun on a quieter machine or raise --budget{more(noisy)}"
         )
 
 
@@ -96,9 +126,7 @@ def report_drift(outcome: SweepOutcome) -> float | None:
         return None
     if drift.spread > DRIFT_WARNING:
         warn(
-            f"the host's speed changed by {drift.spread:.0%} during this sweep: every configuration slowed down "
-            f"or sped up together (median over configurations, in windows of {drift.window_s:g} s), so the cause "
-            "was outside them, such as other work on the machine's shared caches and memory. The medians mix "
-            "both speeds and another run may differ by as much: compare configurations within one run"
+            f"the host's speed changed by {drift.spread:.0%} during this sweep, every configuration together (a "
+            "cause outside them): compare configurations within one run, not across runs"
         )
     return drift.spread

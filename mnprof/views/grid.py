@@ -13,15 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from mnprof.counting.analytic import ParamConvention
 from mnprof.counting.count import CountReport
 from mnprof.model.config import ModelConfig
 from mnprof.model.reference import (
     MILLION,
     PAPER,
     PAPER_SOURCE,
-    SEED,
-    SEED_SOURCE,
     TFSLIM_SOURCE,
     delta_pct,
     paper_entry,
@@ -30,6 +27,8 @@ from mnprof.model.reference import (
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import Backend, TimingRecord, processor_of, rows_of
 from mnprof.views.render import Column, Format, Rendered, is_missing, number, render_with
+from mnprof.views.seed import seed_configs, seed_frame, seed_spec
+from mnprof.views.terminal import compact_grid_spec
 
 __all__ = [
     "Unit",
@@ -51,7 +50,10 @@ class Unit(StrEnum):
 
 
 class View(StrEnum):
-    GRID = "grid"  # every configuration of the grid, three counters, published values and deltas
+    # every configuration: on a terminal the compact trade-off (params, MACs, top-1, latency), with --wide and
+    # in files the three counters, published values and deltas
+    GRID = "grid"
+    COUNTS = "counts"  # every configuration counted three ways, and what the other two counters add
     PAPER = "paper"  # the paper's Tables 6 and 7, laid out as the paper lays them out
     SEED = "seed"  # the seed note's table: which numbers are reproduced, under which convention
     RECONCILE = "reconcile"  # fvcore and thop, operator by operator, against the analytic count
@@ -152,55 +154,6 @@ def paper_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
     return paper_models.computed_rows(("6", "7"), count=lambda config: by_id[config.id])
 
 
-def seed_configs() -> list[ModelConfig]:
-    """The configurations of the seed note's table, and the 1.25-width models its GFLOPS are compared with."""
-    configs = [ModelConfig(entry.alpha, entry.resolution) for entry in SEED]
-    return configs + [ModelConfig(entry.alpha * 1.25, entry.resolution) for entry in SEED]
-
-
-def _decimals(printed: str) -> int:
-    return len(printed.partition(".")[2])
-
-
-def _matches(candidates: dict[str, float], published: float, decimals: int) -> list[str]:
-    return [name for name, value in candidates.items() if round(value, decimals) == round(published, decimals)]
-
-
-def seed_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
-    """The seed note's table: each number, the conventions tried, and which (if any) reproduce it when rounded."""
-    by_id = {report.config.id: report for report in reports}
-    rows = []
-    for entry in SEED:
-        report = by_id[ModelConfig(entry.alpha, entry.resolution).id]
-        wider = by_id[ModelConfig(entry.alpha * 1.25, entry.resolution).id]
-        params = {convention.value: report.analytic.params(convention) / MILLION for convention in ParamConvention}
-        gflops = {
-            "MACs": report.analytic.macs / 1e9,
-            "2xMACs": 2 * report.analytic.macs / 1e9,
-            "2xfvcore": 2 * report.fvcore.total / 1e9,
-            "2xthop": 2 * report.thop.total / 1e9,
-            f"2xMACs of alpha {wider.config.alpha:g}": 2 * wider.analytic.macs / 1e9,
-        }
-        params_match = _matches(params, entry.params_m, 2)
-        gflops_match = _matches(gflops, entry.gflops, _decimals(entry.printed))
-        closest = min(gflops, key=lambda name: abs(gflops[name] - entry.gflops))
-        rows.append(
-            {
-                "model": entry.model,
-                "id": report.config.id,
-                "published_params_m": entry.params_m,
-                "params_m_tfslim": params["tfslim"],
-                "params_m_pytorch": params["pytorch"],
-                "params_reproduced_by": ", ".join(params_match),
-                "published_gflops": entry.gflops,
-                "gflops_2x_macs": gflops["2xMACs"],
-                "gflops_reproduced_by": ", ".join(gflops_match),
-                "gflops_closest": f"{closest} = {gflops[closest]:.3f}",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # ---------------------------------------------------------------------------- rendering
 
 
@@ -214,8 +167,21 @@ def _printed(value: float) -> str:
     return f"{value:g}"
 
 
-def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
+def _count_columns(unit: Unit) -> list[Column]:
+    """config, params and the three counters' MACs: the columns the wide grid and the counts view share."""
     scale = 2 if unit is Unit.FLOPS else 1
+    work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
+    return [
+        Column("config", lambda r: str(r["id"]), "left"),
+        Column("params (M)", lambda r: number(r["params"] / MILLION, 3)),
+        Column(f"{work} analytic", lambda r: number(scale * r["macs_analytic"] / MILLION, 1)),
+        Column(f"{work} fvcore", lambda r: number(scale * r["macs_fvcore"] / MILLION, 1)),
+        Column(f"{work} thop", lambda r: number(scale * r["macs_thop"] / MILLION, 1)),
+    ]
+
+
+def _count_notes(frame: pd.DataFrame, unit: Unit) -> list[str]:
+    """What params and MACs mean, and how the counters' totals are explained (derived from ``frame``)."""
     work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
     unexplained = int(((frame["macs_fvcore_unexplained"] != 0) | (frame["macs_thop_unexplained"] != 0)).sum())
     conv_linear_equal = bool(
@@ -224,12 +190,43 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
             & (frame["macs_thop_conv_linear"] == frame["macs_analytic"])
         ).all()
     )
+    return [
+        "params: PyTorch's count (BatchNorm gamma and beta included). Paper params are compared with conv+FC "
+        "weights and biases only; TF-slim params with its convention (1001 classes, BN beta and moving statistics).",
+        f"{work}: one image; analytic = conv and FC multiply-accumulates (the paper's Mult-Adds)."
+        + (" FLOPs = 2 x MACs, published Mult-Adds doubled alike." if unit is Unit.FLOPS else ""),
+        "fvcore and thop also count BatchNorm and pooling: fvcore = analytic + batch_norm + adaptive_avg_pool2d, "
+        "thop = analytic + BatchNorm2d + AdaptiveAvgPool2d (mnprof table --view reconcile). "
+        + (
+            "Their conv+linear counts equal the analytic count exactly; "
+            if conv_linear_equal
+            else "Their conv+linear counts DIFFER from the analytic count; "
+        )
+        + f"{unexplained} of {len(frame)} configurations leave anything unexplained.",
+    ]
+
+
+def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
+    scale = 2 if unit is Unit.FLOPS else 1
     columns = (
-        Column("config", lambda r: str(r["id"]), "left"),
-        Column("params (M)", lambda r: number(r["params"] / MILLION, 3)),
-        Column(f"{work} analytic", lambda r: number(scale * r["macs_analytic"] / MILLION, 1)),
-        Column(f"{work} fvcore", lambda r: number(scale * r["macs_fvcore"] / MILLION, 1)),
-        Column(f"{work} thop", lambda r: number(scale * r["macs_thop"] / MILLION, 1)),
+        *_count_columns(unit),
+        Column("fvcore extra", lambda r: number(scale * (r["macs_fvcore"] - r["macs_analytic"]))),
+        Column("thop extra", lambda r: number(scale * (r["macs_thop"] - r["macs_analytic"]))),
+        Column("unexplained", lambda r: number(scale * (r["macs_fvcore_unexplained"] + r["macs_thop_unexplained"]))),
+    )
+    notes = (
+        *_count_notes(frame, unit),
+        "extra: what the counter charges beyond the analytic count (exact); unexplained: fvcore's and thop's "
+        "left over after every operator's convention, which must be 0.",
+    )
+    return Rendered("MobileNetV1: params and MACs, counted three ways", columns, notes)
+
+
+def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
+    scale = 2 if unit is Unit.FLOPS else 1
+    work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
+    columns = (
+        *_count_columns(unit),
         Column(
             f"paper {work}* (Δ)", lambda r: _published(scale * r["published_macs_m_paper"], r["delta_macs_pct_paper"])
         ),
@@ -250,18 +247,7 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     notes = (
         f"* published, not computed: {PAPER_SOURCE} Tables 6, 7 and 9; {TFSLIM_SOURCE}. "
         "Δ = computed analytic vs published, in percent.",
-        "params: PyTorch's count (BatchNorm gamma and beta included). Paper params are compared with conv+FC "
-        "weights and biases only; TF-slim params with its convention (1001 classes, BN beta and moving statistics).",
-        f"{work}: one image; analytic = conv and FC multiply-accumulates (the paper's Mult-Adds)."
-        + (" FLOPs = 2 x MACs, published Mult-Adds doubled alike." if unit is Unit.FLOPS else ""),
-        "fvcore and thop also count BatchNorm and pooling: fvcore = analytic + batch_norm + adaptive_avg_pool2d, "
-        "thop = analytic + BatchNorm2d + AdaptiveAvgPool2d (mnprof table --view reconcile). "
-        + (
-            "Their conv+linear counts equal the analytic count exactly; "
-            if conv_linear_equal
-            else "Their conv+linear counts DIFFER from the analytic count; "
-        )
-        + f"{unexplained} of {len(frame)} configurations leave anything unexplained.",
+        *_count_notes(frame, unit),
     )
     if "latency_ms_median" in frame.columns:
         timing_columns, timing_notes = _timing_spec(frame)
@@ -353,26 +339,6 @@ def _paper_spec(unit: Unit) -> Rendered:
     return Rendered("The paper's Tables 6 and 7: published | computed | delta", columns, notes)
 
 
-def _seed_spec() -> Rendered:
-    columns = (
-        Column("Model", lambda r: str(r["model"]), "left"),
-        Column("Params M (seed)*", lambda r: f"{r['published_params_m']:.2f}"),
-        Column("computed, TF-slim conv.", lambda r: number(r["params_m_tfslim"], 4)),
-        Column("params reproduced by", lambda r: r["params_reproduced_by"] or "no convention tried", "left"),
-        Column("GFLOPS (seed)*", lambda r: f"{r['published_gflops']:.2f}"),
-        Column("computed 2xMACs", lambda r: number(r["gflops_2x_macs"], 3)),
-        Column("GFLOPS reproduced by", lambda r: r["gflops_reproduced_by"] or "no convention tried", "left"),
-        Column("closest tried", lambda r: str(r["gflops_closest"]), "left"),
-    )
-    notes = (
-        f"* as printed in the {SEED_SOURCE}. 'reproduced by' lists every convention whose value, rounded to the "
-        "printed precision, equals the printed number. Params conventions tried: pytorch, paper, tfslim. "
-        "GFLOPS conventions tried: MACs, 2xMACs, 2x fvcore total, 2x thop total (same model), and 2xMACs of the "
-        "model 1.25 times wider.",
-    )
-    return Rendered("The seed note's table: what mnprof reproduces, and under which convention", columns, notes)
-
-
 def _reconcile_spec() -> Rendered:
     columns = (
         Column("config", lambda r: str(r["id"]), "left"),
@@ -394,10 +360,12 @@ def _reconcile_spec() -> Rendered:
 def spec_for(view: View, frame: pd.DataFrame, unit: Unit) -> Rendered:
     if view is View.GRID:
         return _grid_spec(frame, unit)
+    if view is View.COUNTS:
+        return _counts_spec(frame, unit)
     if view is View.PAPER:
         return _paper_spec(unit)
     if view is View.SEED:
-        return _seed_spec()
+        return seed_spec()
     return _reconcile_spec()
 
 
@@ -410,6 +378,22 @@ def _with_flops(frame: pd.DataFrame, unit: Unit) -> pd.DataFrame:
     return frame
 
 
-def render(frame: pd.DataFrame, view: View, fmt: Format, unit: Unit = Unit.MACS) -> Any:
-    """Render ``frame`` (from the view's ``*_frame`` function) as text, or as a rich renderable for ``TABLE``."""
-    return render_with(spec_for(view, frame, unit), _with_flops(frame, unit), fmt, view=view.value, unit=unit.value)
+def render(
+    frame: pd.DataFrame,
+    view: View,
+    fmt: Format,
+    unit: Unit = Unit.MACS,
+    *,
+    wide: bool = False,
+    width: int | None = None,
+) -> Any:
+    """Render ``frame`` (from the view's ``*_frame`` function) as text, or as a rich renderable for ``TABLE``.
+
+    On a terminal (``TABLE``) the grid view is the compact one of :mod:`mnprof.views.terminal`, fitted to
+    ``width`` columns; ``wide`` gives every column instead, as files always have.
+    """
+    if view is View.GRID and fmt is Format.TABLE and not wide:
+        spec = compact_grid_spec(frame, flops=unit is Unit.FLOPS)
+    else:
+        spec = spec_for(view, frame, unit)
+    return render_with(spec, _with_flops(frame, unit), fmt, view=view.value, unit=unit.value, width=width)

@@ -15,7 +15,8 @@ from enum import StrEnum
 from typing import Any
 
 import pandas as pd
-from rich.console import Group
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -40,18 +41,28 @@ class Format(StrEnum):
 
 @dataclass(frozen=True)
 class Column:
+    """One column of a view: its header, how a row becomes its cell, and, for views that fit the terminal,
+    when it is left out (``drop``: lower goes first; ``None``: never)."""
+
     header: str
     cell: Callable[[pd.Series], str]
     justify: str = "right"
+    drop: int | None = None
 
 
 @dataclass(frozen=True)
 class Rendered:
-    """A rendered view: a title, columns, and notes printed under the table."""
+    """A rendered view: a title, columns, and notes printed under the table.
+
+    ``fit``: on a terminal, cells never wrap; columns are left out (by ``Column.drop``) until the table
+    fits the width, and a note says which and how to see them.
+    """
 
     title: str
     columns: tuple[Column, ...]
     notes: tuple[str, ...]
+    fit: bool = False
+    left_out_hint: str = "a wider terminal shows them"
 
 
 def is_missing(value: Any) -> bool:
@@ -69,11 +80,19 @@ def number(value: Any, digits: int | None = None, *, scale: float = 1.0, sign: b
 
 
 def render_with(
-    spec: Rendered, frame: pd.DataFrame, fmt: Format, *, view: str, unit: str = "macs", kind: str = "mnprof.table"
+    spec: Rendered,
+    frame: pd.DataFrame,
+    fmt: Format,
+    *,
+    view: str,
+    unit: str = "macs",
+    kind: str = "mnprof.table",
+    width: int | None = None,
 ) -> Any:
     """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
 
     JSON is the versioned document of :func:`mnprof.files.table_document` (``kind`` names what it holds).
+    ``width``: the terminal's columns, for a spec that fits itself to it (see :class:`Rendered`).
     """
     if fmt is Format.CSV:
         return frame.to_csv(index=False, lineterminator="\n")
@@ -83,6 +102,8 @@ def render_with(
     cells = [[column.cell(row) for column in spec.columns] for _, row in frame.iterrows()]
     if fmt is Format.MARKDOWN:
         return _markdown(spec, cells)
+    if spec.fit and width is not None:
+        return _fitted(spec, cells, width)
     return _rich(spec, cells)
 
 
@@ -104,10 +125,35 @@ def _markdown(spec: Rendered, cells: list[list[str]]) -> str:
     return out.getvalue()
 
 
-def _rich(spec: Rendered, cells: list[list[str]]) -> Any:
+def _table(spec: Rendered, cells: list[list[str]], keep: list[int] | None = None, no_wrap: bool = False) -> Table:
+    keep = list(range(len(spec.columns))) if keep is None else keep
     table = Table(title=spec.title, title_style="bold", header_style="bold", show_lines=False)
-    for column in spec.columns:
-        table.add_column(column.header, justify=column.justify, overflow="fold")  # type: ignore[arg-type]
+    for index in keep:
+        column = spec.columns[index]
+        table.add_column(column.header, justify=column.justify, overflow="fold", no_wrap=no_wrap)  # type: ignore[arg-type]
     for row in cells:
-        table.add_row(*row)
-    return Group(table, *(Text(f"  {note}", style="dim") for note in spec.notes))
+        table.add_row(*(row[index] for index in keep))
+    return table
+
+
+def _rich(spec: Rendered, cells: list[list[str]]) -> Any:
+    return Group(_table(spec, cells), *(Text(f"  {note}", style="dim") for note in spec.notes))
+
+
+def _fitted(spec: Rendered, cells: list[list[str]], width: int) -> Any:
+    """The table with cells that never wrap, leaving out columns (lowest ``drop`` first) until it fits ``width``."""
+    measure = Console(width=10**4)
+    keep = list(range(len(spec.columns)))
+    droppable = sorted((c.drop, i) for i, c in enumerate(spec.columns) if c.drop is not None)
+    left_out: list[int] = []
+    table = _table(spec, cells, keep, no_wrap=True)
+    while Measurement.get(measure, measure.options, table).maximum > width and droppable:
+        _, index = droppable.pop(0)
+        keep.remove(index)
+        left_out.append(index)
+        table = _table(spec, cells, keep, no_wrap=True)
+    notes = list(spec.notes)
+    if left_out:
+        names = ", ".join(spec.columns[index].header for index in sorted(left_out))
+        notes.append(f"left out to fit {width} columns: {names} ({spec.left_out_hint})")
+    return Group(table, *(Text(f"  {note}", style="dim") for note in notes))

@@ -1,0 +1,105 @@
+"""``mnprof table``'s default on a terminal: the trade-off in a table that fits the terminal people have.
+
+One row per configuration (and timing): params, MACs, the published top-1, the computed MACs' delta to
+the published Mult-Adds, and, when timed, the latency median with its spread and the throughput. Cells
+never wrap: where the terminal is narrower than the table, columns are left out in a stated order
+(``Column.drop``: speed-up, delta, throughput, top-1, params) and a note names them. Every other
+column is one option away (``--wide``, ``--view counts``, ``--view reconcile``), and files (Markdown,
+CSV, JSON) always carry everything.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mnprof.timing.records import processor_of
+from mnprof.views.render import Column, Rendered, is_missing, number
+
+__all__ = ["compact_grid_spec"]
+
+MILLION = 1e6
+
+
+def _top1(row: pd.Series) -> str:
+    """TF-slim's published top-1 (it has all 16 configurations), else the paper's."""
+    for column in ("published_top1_tfslim", "published_top1_paper"):
+        if not is_missing(row.get(column)):
+            return number(row[column], 1)
+    return "-"
+
+
+def _macs_delta(row: pd.Series) -> str:
+    """Computed MACs vs the paper's Mult-Adds, or (marked †) TF-slim's where the paper prints none."""
+    if not is_missing(row.get("delta_macs_pct_paper")):
+        return f"{row['delta_macs_pct_paper']:+.2f}%"
+    if not is_missing(row.get("delta_macs_pct_tfslim")):
+        return f"{row['delta_macs_pct_tfslim']:+.2f}%†"
+    return "-"
+
+
+def _latency(row: pd.Series) -> str:
+    if not is_missing(row.get("error")):
+        return "error"
+    if is_missing(row.get("latency_ms_median")):
+        return "-"
+    noisy = "!" if row.get("noisy") is True else ""
+    return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
+
+
+def _distinct(frame: pd.DataFrame, column: str) -> list[object]:
+    return list(frame[column].dropna().unique()) if column in frame.columns else []
+
+
+def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
+    """The compact grid of ``frame`` (rows of :func:`mnprof.views.grid.grid_frame`, timed or not)."""
+    timed = "latency_ms_median" in frame.columns and frame["latency_ms_median"].notna().any()
+    scale, work = (2, "MFLOPs") if flops else (1, "MMACs")
+    columns = [
+        Column("config", lambda r: str(r["id"]), "left"),
+        Column("params M", lambda r: number(r["params"] / MILLION, 3), drop=5),
+        Column(work, lambda r: number(scale * r["macs_analytic"] / MILLION, 1)),
+        Column("top-1*", _top1, drop=4),
+        Column(f"{work[1:]} Δ*", _macs_delta, drop=2),
+    ]
+    notes = [f"* published: top-1 TF-slim (else paper); Δ: vs the paper's {work[1:]} († TF-slim's)"]
+    if timed:
+        backends, batches, hosts = (_distinct(frame, c) for c in ("backend", "batch_size", "host"))
+        if len(hosts) > 1:
+            processor = lambda r: processor_of(r["device"], r.get("gpu"), r.get("cpu_model"))  # noqa: E731
+            columns.insert(1, Column("host", lambda r: f"{processor(r)} {str(r['host'])[:8]}", "left"))
+        if len(backends) > 1:
+            columns.append(Column("backend", lambda r: "-" if is_missing(r["backend"]) else str(r["backend"]), "left"))
+        if len(batches) > 1:
+            columns.append(Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"))
+        columns += [
+            Column("ms (IQR)", _latency),
+            Column("img/s", lambda r: number(r.get("throughput_ips"), 1), drop=3),
+        ]
+        if len(backends) > 1:
+            columns.append(Column("x eager", lambda r: number(r.get("speedup_vs_eager"), 2), drop=1))
+        measured = frame[frame["latency_ms_median"].notna()]
+        first = measured.iloc[0]
+        where = (
+            f"{processor_of(first['device'], first.get('gpu'), first.get('cpu_model'))}"
+            if len(hosts) <= 1
+            else f"{len(hosts)} hosts"
+        )
+        threads = ", ".join(str(int(t)) for t in measured["threads"].unique())
+        same = ", ".join(
+            part
+            for part, shown in ((f"{backends[0]}", len(backends) > 1), (f"batch {batches[0]}", len(batches) > 1))
+            if not shown
+        )
+        notes.append(
+            f"ms (IQR): median latency per batch (IQR); {where}, {threads} thread(s)" + (f", {same}" if same else "")
+        )
+        if (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask, not a bool
+            target = measured["target_ci_pct"].dropna()
+            bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
+            notes.append(f"! noisy: the median's 95% CI was wider than {bound} when the budget ran out")
+        failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
+        if failed:
+            notes.append(f"error: {failed} measurement(s) posted no time; --wide shows why")
+    notes.append("more: --wide, --view counts|paper|reconcile; conventions: --help")
+    title = "MobileNetV1: params, MACs, top-1" + (", latency" if timed else "")
+    return Rendered(title, tuple(columns), tuple(notes), fit=True, left_out_hint="--wide shows them")
