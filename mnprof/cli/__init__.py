@@ -30,7 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "check": ("mnprof.cli.check", "Recount and compare with the baseline; exit 1 when params or MACs grew."),
     "layers": ("mnprof.cli.layers", "One configuration, layer by layer: where the MACs are, and where the time goes."),
-    "paper": ("mnprof.cli.paper", "The paper's Tables 1 to 9, computed, each cell published | computed | delta."),
+    "paper": (
+        "mnprof.cli.paper",
+        "The paper's Tables 1 to 9, computed, each cell published | computed | delta (MobileNetV2: TF-slim's 22).",
+    ),
     "plot": (
         "mnprof.cli.plot",
         "Accuracy vs MACs and params (paper Figures 4 and 5), and latency measured here vs MACs and accuracy.",

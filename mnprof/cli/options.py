@@ -16,9 +16,11 @@ from mnprof.model.config import (
     DEFAULT_RESOLUTIONS,
     MAX_ALPHA,
     MIN_RESOLUTION,
+    Family,
     ModelConfig,
     Rounding,
     Variant,
+    family_grid,
     format_alpha,
     grid,
     parse_alphas,
@@ -51,12 +53,16 @@ def resolve_output(fmt: str | None, out: Path | None) -> str:
 
 
 GRID_HELP = (
-    f"Comma-separated width multipliers, each in (0, {MAX_ALPHA:g}]. "
-    f"[default: {','.join(format_alpha(a) for a in DEFAULT_ALPHAS)}]"
+    f"Comma-separated width multipliers, each in (0, {MAX_ALPHA:g}]. [default: the family's published grid: "
+    f"{','.join(format_alpha(a) for a in DEFAULT_ALPHAS)} for mobilenetv1; TF-slim's for mobilenetv2]"
 )
 RESOLUTION_HELP = (
-    f"Comma-separated input resolutions in pixels, integers >= {MIN_RESOLUTION}. "
-    f"[default: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)}]"
+    f"Comma-separated input resolutions in pixels, integers >= {MIN_RESOLUTION}. [default: the family's "
+    f"published grid: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)} for mobilenetv1; TF-slim's for mobilenetv2]"
+)
+MODEL_HELP = (
+    "Network family, repeatable (several are shown side by side): mobilenetv1 (Howard et al. 2017) or "
+    "mobilenetv2 (Sandler et al. 2018; TF-slim's make-divisible-by-8 channels). [default: mobilenetv1]"
 )
 
 
@@ -100,21 +106,14 @@ def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose the configurations: --alpha, --resolution, --classes, --variant, --rounding."""
     lists = [
         click.option(
-            "--alpha",
-            "alphas",
-            default=",".join(format_alpha(a) for a in DEFAULT_ALPHAS),
-            metavar="LIST",
-            help=GRID_HELP,
-            show_default=False,
+            "--model",
+            "models",
+            multiple=True,
+            type=click.Choice([family.value for family in Family]),
+            help=MODEL_HELP,
         ),
-        click.option(
-            "--resolution",
-            "resolutions",
-            default=",".join(str(r) for r in DEFAULT_RESOLUTIONS),
-            metavar="LIST",
-            help=RESOLUTION_HELP,
-            show_default=False,
-        ),
+        click.option("--alpha", "alphas", default=None, metavar="LIST", help=GRID_HELP),
+        click.option("--resolution", "resolutions", default=None, metavar="LIST", help=RESOLUTION_HELP),
     ]
     return _apply(function, lists + _classes_variant_rounding())  # type: ignore[no-any-return]
 
@@ -173,15 +172,34 @@ def output_options(function: Callable[..., Any] | None = None, *, format_help: s
     )(function)
 
 
-def configs_from(alphas: str, resolutions: str, num_classes: int, variant: str, rounding: str) -> list[ModelConfig]:
-    """The configurations that the grid options describe (validated)."""
-    return grid(
-        parse_alphas(alphas),
-        parse_resolutions(resolutions),
-        num_classes=num_classes,
-        variant=variant,
-        rounding=rounding,
-    )
+def configs_from(
+    alphas: str | None,
+    resolutions: str | None,
+    num_classes: int,
+    variant: str,
+    rounding: str,
+    models: tuple[str, ...] = (),
+) -> list[ModelConfig]:
+    """The configurations that the grid options describe (validated), family by family.
+
+    Without --alpha and --resolution, each family's published grid (:func:`family_grid`); with either,
+    the grid of the given values, the family's published values standing in for the other.
+    """
+    configs: list[ModelConfig] = []
+    for family in dict.fromkeys(Family(model) for model in models or (Family.MOBILENETV1.value,)):
+        published = family_grid(family, num_classes=num_classes, variant=variant, rounding=rounding)
+        if alphas is None and resolutions is None:
+            configs += published
+            continue
+        chosen_alphas = parse_alphas(alphas) if alphas is not None else tuple(dict.fromkeys(c.alpha for c in published))
+        chosen_resolutions = (
+            parse_resolutions(resolutions)
+            if resolutions is not None
+            else tuple(dict.fromkeys(c.resolution for c in published))
+        )
+        configs += grid(chosen_alphas, chosen_resolutions, num_classes=num_classes, variant=variant,
+                        rounding=rounding, family=family)  # fmt: skip
+    return configs
 
 
 BACKEND_HELP = (

@@ -8,6 +8,9 @@ import click
 
 from mnprof.cli.options import output_options, resolve_output
 from mnprof.cli.output import emit
+from mnprof.errors import MnprofError
+from mnprof.model.config import Family
+from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables, parse_tables
 from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
@@ -20,14 +23,22 @@ from mnprof.views.render import Format
     default="all",
     show_default=True,
     metavar="LIST",
-    help="Comma-separated table numbers, 1 to 9, or all.",
+    help="Comma-separated table numbers, 1 to 9, or all (MobileNetV1's paper).",
+)
+@click.option(
+    "--model",
+    type=click.Choice([family.value for family in Family]),
+    default=Family.MOBILENETV1.value,
+    show_default=True,
+    help="mobilenetv1: the paper's Tables 1 to 9; mobilenetv2: TF-slim's 22 published checkpoints, with the "
+    "conventions that reproduce them.",
 )
 @output_options(
     format_help="Output format; csv is one long table with a paper_table column, json also carries each table's "
     "notes. [default: from --out's suffix (.md, .csv, .json), else a table]"
 )
-def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
-    """The paper's Tables 1 to 9, computed, each cell published | computed | delta.
+def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> None:
+    """The paper's Tables 1 to 9, computed, each cell published | computed | delta (MobileNetV2: TF-slim's 22).
 
     Table 1 (layer shapes), 2 (share of Mult-Adds and params per layer type), 3 (the 14x14x512
     layer), 4 (full convolutions vs separable), 5 (narrow vs shallow), 6 and 7 (width and
@@ -40,7 +51,16 @@ def paper(table_keys: str, fmt: str | None, out: Path | None) -> None:
       mnprof paper
       mnprof paper --table 1,2 --format markdown
       mnprof paper --format json --out paper.json
+      mnprof paper --model mobilenetv2
     """
-    keys = parse_tables(table_keys)
+    if Family(model) is Family.MOBILENETV2:
+        if table_keys.strip().lower() not in ("all", "v2"):
+            raise MnprofError(
+                f"--table {table_keys!r}: the MobileNetV1 paper's tables; accepted with --model mobilenetv2: all "
+                "(TF-slim's MobileNetV2 checkpoints, one table)"
+            )
+        tables = [tfslim_v2_table()]
+    else:
+        tables = paper_tables(parse_tables(table_keys))
     fmt = resolve_output(fmt, out)
-    emit(render_paper(paper_tables(keys), Format(fmt)), out)
+    emit(render_paper(tables, Format(fmt)), out)

@@ -51,8 +51,9 @@ def plot(
     out: Path,
     results_paths: tuple[Path, ...],
     figures: tuple[str, ...],
-    alphas: str,
-    resolutions: str,
+    models: tuple[str, ...],
+    alphas: str | None,
+    resolutions: str | None,
     num_classes: int,
     variant: str,
     rounding: str,
@@ -75,7 +76,7 @@ def plot(
     if suffix != ".html" and len(figures) > 1:
         raise MnprofError(f"--out {out}: a {suffix} image holds one figure; accepted: exactly one --figure")
     check_writable(out)
-    grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
+    grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
     if not results_paths and not DEFAULT_RESULTS_PATH.exists():
         measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)

@@ -9,6 +9,8 @@ import click
 from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
 from mnprof.cli.output import emit, output_width
 from mnprof.cli.work import count_with_progress, measure_with_progress
+from mnprof.errors import MnprofError
+from mnprof.model.config import Family
 from mnprof.timing import plan as timing
 from mnprof.views import grid as tables
 from mnprof.views.render import Format
@@ -50,8 +52,9 @@ from mnprof.views.render import Format
 @timing_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def table(
-    alphas: str,
-    resolutions: str,
+    models: tuple[str, ...],
+    alphas: str | None,
+    resolutions: str | None,
     num_classes: int,
     variant: str,
     rounding: str,
@@ -84,12 +87,18 @@ def table(
       mnprof table --no-timing
       mnprof table --no-timing --wide
       mnprof table --view counts
+      mnprof table --model mobilenetv1 --model mobilenetv2 --no-timing
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
       mnprof table --from-results host-a.json --from-results host-b.json
     """
-    configs = configs_from(alphas, resolutions, num_classes, variant, rounding)
+    configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     fmt = resolve_output(fmt, out)
     chosen = tables.View(view)
+    if chosen in (tables.View.PAPER, tables.View.SEED) and any(c.family is not Family.MOBILENETV1 for c in configs):
+        raise MnprofError(
+            f"--view {view} shows MobileNetV1's published tables; accepted with --model mobilenetv2: --view grid, "
+            "counts or reconcile (its published numbers: mnprof paper --model mobilenetv2)"
+        )
     if chosen is tables.View.PAPER:
         configs = tables.paper_configs()
     elif chosen is tables.View.SEED:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
-from mnprof.model.config import ModelConfig
+from mnprof.model.config import Family, ModelConfig
 
 __all__ = [
     "AnalyticCount",
@@ -33,8 +33,9 @@ class ParamConvention(StrEnum):
 
     PYTORCH = "pytorch"  # model.parameters(): conv and FC weights and biases, BatchNorm gamma and beta
     PAPER = "paper"  # conv and FC weights and biases only
-    # TF-slim's checkpoints: 1001 classes (a background class), BatchNorm without gamma
-    # (scale=False) but with beta and the two moving statistics, which it stores as variables.
+    # TF-slim's published counts: 1001 classes (a background class). MobileNetV1: BatchNorm without gamma
+    # (scale=False) but with beta and the two moving statistics, which it stores as variables. MobileNetV2:
+    # conv and FC weights and the FC bias only (its README's numbers leave BatchNorm out).
     TFSLIM = "tfslim"
 
 
@@ -90,7 +91,7 @@ def _count_layer(spec: LayerSpec) -> LayerCount:
     if spec.kind is LayerKind.FC:
         macs = linear_macs(spec.in_channels, spec.out_channels)
         params = linear_params(spec.in_channels, spec.out_channels, spec.bias)
-    elif spec.kind is LayerKind.POOL:
+    elif spec.kind in (LayerKind.POOL, LayerKind.ADD):
         macs = params = 0
     else:
         macs = conv_macs(spec.out_size, spec.out_size, spec.kernel, spec.in_channels, spec.out_channels, spec.groups)
@@ -143,9 +144,12 @@ class AnalyticCount:
             return paper
         if convention is ParamConvention.PYTORCH:
             return paper + 2 * self.batch_norm_channels  # gamma and beta
-        # TF-slim: one more (background) class in the classifier, and beta + moving mean + moving variance.
+        # TF-slim: one more (background) class in the classifier; for MobileNetV1 also beta + moving mean +
+        # moving variance.
         fc = self.fc.spec
         extra_class = linear_params(fc.in_channels, fc.out_channels + 1) - self.fc.params
+        if self.config.family is Family.MOBILENETV2:
+            return paper + extra_class
         return paper + extra_class + 3 * self.batch_norm_channels
 
 

@@ -68,7 +68,9 @@ def _count_built(config: ModelConfig, model: torch.nn.Module) -> CountReport:
         params_model=sum(parameter.numel() for parameter in model.parameters()),
         fvcore=fvcore,
         thop=thop,
-        fvcore_reconciliation=reconcile("fvcore", fvcore.total, fvcore.by_operator, analytic, FVCORE_RULES),
+        fvcore_reconciliation=reconcile(
+            "fvcore", fvcore.total, fvcore.by_operator, analytic, FVCORE_RULES, fvcore.unsupported_ops
+        ),
         thop_reconciliation=reconcile("thop", thop.total, thop.by_type, analytic, THOP_RULES),
     )
 

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mnprof.counting.analytic import AnalyticCount
-from mnprof.model.arch import CONV_KINDS, LayerKind
+from mnprof.model.arch import CONV_KINDS, Activation, LayerKind
 
-__all__ = ["FVCORE_RULES", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
+__all__ = ["FVCORE_RULES", "FVCORE_SKIPPED", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,26 @@ THOP_RULES: dict[str, Rule] = {
         False,
     ),
     "ReLU": Rule("not counted", lambda c: 0, False),
+    "ReLU6": Rule("not counted", lambda c: 0, False),
+    "Identity": Rule("no arithmetic (MobileNetV2's first block has no expansion)", lambda c: 0, False),
+}
+
+
+def _activations(activation: Activation) -> Callable[[AnalyticCount], int]:
+    return lambda count: sum(
+        1 for layer in count.layers if layer.spec.batch_norm and layer.spec.activation is activation
+    )
+
+
+def _adds(count: AnalyticCount) -> int:
+    return sum(1 for layer in count.layers if layer.spec.kind is LayerKind.ADD)
+
+
+# Operators fvcore has no handle for and skips (it reports them as unsupported, with their calls): what each
+# is in the plan, and how many calls the plan predicts. They cost 0 MACs in every convention here.
+FVCORE_SKIPPED: dict[str, tuple[str, Callable[[AnalyticCount], int]]] = {
+    "aten::hardtanh_": ("ReLU6 (MobileNetV2)", _activations(Activation.RELU6)),
+    "aten::add": ("the residual add (MobileNetV2)", _adds),
 }
 
 
@@ -111,8 +131,13 @@ def reconcile(
     breakdown: Mapping[str, int],
     analytic: AnalyticCount,
     rules: Mapping[str, Rule],
+    skipped: Mapping[str, int] | None = None,
 ) -> Reconciliation:
-    """Attribute ``total`` (a counter's total with its per-operator ``breakdown``) against ``analytic``."""
+    """Attribute ``total`` (a counter's total with its per-operator ``breakdown``) against ``analytic``.
+
+    ``skipped``: operators the counter reports it could not count, with their calls (fvcore's unsupported
+    ops); each is listed by name with what the plan predicts (:data:`FVCORE_SKIPPED`), never dropped.
+    """
     attributions = []
     for operator in dict.fromkeys([*breakdown, *rules]):
         rule = rules.get(operator)
@@ -123,6 +148,12 @@ def reconcile(
         expected = rule.predict(analytic)
         if counted or expected:
             attributions.append(Attribution(operator, counted, expected, rule.description, rule.in_analytic))
+    for operator, calls in (skipped or {}).items():
+        what, predict = FVCORE_SKIPPED.get(operator, ("an operator mnprof has no rule for", lambda c: -1))
+        predicted = predict(analytic)
+        verdict = "as the plan predicts" if predicted == calls else f"the plan predicts {predicted}"
+        rule = f"skipped, not counted: {what}; {calls} calls, {verdict}"
+        attributions.append(Attribution(operator, 0, 0, rule, False))
     # Work done outside any reported operator would leave total != sum(breakdown): keep it visible.
     outside = total - sum(breakdown.values())
     if outside:

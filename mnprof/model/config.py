@@ -13,12 +13,15 @@ from mnprof.errors import MnprofError
 __all__ = [
     "DEFAULT_ALPHAS",
     "DEFAULT_RESOLUTIONS",
+    "FAMILY_PREFIX",
+    "Family",
     "MAX_ALPHA",
     "MIN_RESOLUTION",
     "ModelConfig",
     "Rounding",
     "Variant",
     "default_grid",
+    "family_grid",
     "format_alpha",
     "grid",
     "parse_alphas",
@@ -35,8 +38,19 @@ MAX_ALPHA = 4.0
 MIN_RESOLUTION = 32
 
 
+class Family(StrEnum):
+    """The built-in network families."""
+
+    MOBILENETV1 = "mobilenetv1"  # Howard et al. 2017, Table 1
+    MOBILENETV2 = "mobilenetv2"  # Sandler et al. 2018, Table 2: inverted residuals, linear bottlenecks
+
+
+# The prefix that tells a configuration's family in its id (MobileNetV1's ids carry none).
+FAMILY_PREFIX = {Family.MOBILENETV1: "", Family.MOBILENETV2: "v2-"}
+
+
 class Variant(StrEnum):
-    """Architectures that the paper's tables compare."""
+    """Architectures that the MobileNetV1 paper's tables compare."""
 
     STANDARD = "standard"  # Table 1: thirteen depthwise separable blocks
     FULL = "full"  # Table 4: every separable block replaced by one full 3x3 convolution
@@ -59,14 +73,16 @@ def format_alpha(alpha: float) -> str:
 
 @dataclass(frozen=True, order=True)
 class ModelConfig:
-    """One MobileNetV1 configuration.
+    """One configuration of a built-in family (MobileNetV1 unless ``family`` says otherwise).
 
     Args:
         alpha: width multiplier, in (0, 4]; every layer's channels are scaled by it.
         resolution: input height and width in pixels, at least 32.
         num_classes: classifier outputs (1000 for ImageNet).
-        variant: architecture variant, see :class:`Variant`.
-        rounding: channel rounding rule, see :class:`Rounding`.
+        variant: architecture variant, see :class:`Variant` (MobileNetV1 only).
+        rounding: channel rounding rule, see :class:`Rounding`. MobileNetV2 is defined with TensorFlow's
+            ``div8`` rule, which it always uses.
+        family: the network, see :class:`Family`.
     """
 
     alpha: float
@@ -74,6 +90,7 @@ class ModelConfig:
     num_classes: int = 1000
     variant: Variant = Variant.STANDARD
     rounding: Rounding = Rounding.FLOOR
+    family: Family = Family.MOBILENETV1
 
     def __post_init__(self) -> None:
         alpha, resolution = self.alpha, self.resolution
@@ -90,14 +107,25 @@ class ModelConfig:
         object.__setattr__(self, "alpha", float(alpha))
         object.__setattr__(self, "variant", parse_choice(self.variant, Variant, "variant"))
         object.__setattr__(self, "rounding", parse_choice(self.rounding, Rounding, "rounding"))
+        object.__setattr__(self, "family", parse_choice(self.family, Family, "model"))
+        if self.family is Family.MOBILENETV2:
+            if self.variant is not Variant.STANDARD:
+                raise MnprofError(f"variant {self.variant.value} is MobileNetV1's; accepted with mobilenetv2: standard")
+            object.__setattr__(self, "rounding", Rounding.DIVISIBLE_BY_8)  # how MobileNetV2 is defined
+
+    @property
+    def default_rounding(self) -> Rounding:
+        """The family's own channel rounding (not shown in the id)."""
+        return Rounding.DIVISIBLE_BY_8 if self.family is Family.MOBILENETV2 else Rounding.FLOOR
 
     @property
     def id(self) -> str:
-        """Readable, stable id: ``1.0-224``, with suffixes only for non-default settings (``1.0-224-full``)."""
-        parts = [format_alpha(self.alpha), str(self.resolution)]
+        """Readable, stable id: ``1.0-224`` (MobileNetV2: ``v2-1.0-224``), with suffixes only for non-default
+        settings (``1.0-224-full``)."""
+        parts = [FAMILY_PREFIX[self.family] + format_alpha(self.alpha), str(self.resolution)]
         if self.variant is not Variant.STANDARD:
             parts.append(self.variant.value)
-        if self.rounding is not Rounding.FLOOR:
+        if self.rounding is not self.default_rounding:
             parts.append(self.rounding.value)
         if self.num_classes != 1000:
             parts.append(f"c{self.num_classes}")
@@ -112,12 +140,13 @@ class ModelConfig:
             "num_classes": self.num_classes,
             "variant": self.variant.value,
             "rounding": self.rounding.value,
+            "family": self.family.value,
         }
 
     @property
-    def width_key(self) -> tuple[float, int, Variant, Rounding]:
+    def width_key(self) -> tuple[float, int, Variant, Rounding, Family]:
         """Everything that decides the model's weights: configurations sharing it differ only in input size."""
-        return (self.alpha, self.num_classes, self.variant, self.rounding)
+        return (self.alpha, self.num_classes, self.variant, self.rounding, self.family)
 
     def __str__(self) -> str:
         return self.id
@@ -179,16 +208,40 @@ def grid(
     num_classes: int = 1000,
     variant: Variant | str = Variant.STANDARD,
     rounding: Rounding | str = Rounding.FLOOR,
+    family: Family | str = Family.MOBILENETV1,
 ) -> list[ModelConfig]:
     """Every alpha x resolution configuration, widest and largest first (the paper's order)."""
     configs = [
-        ModelConfig(alpha, resolution, num_classes, variant, rounding)  # type: ignore[arg-type]
+        ModelConfig(alpha, resolution, num_classes, variant, rounding, family)  # type: ignore[arg-type]
         for alpha in alphas
         for resolution in resolutions
     ]
     if not configs:
         raise MnprofError("the grid is empty; accepted: at least one alpha and one resolution")
     return configs
+
+
+# MobileNetV2's published grid: TF-slim's checkpoints, 1.4 and 1.3 at 224 only.
+V2_GRID: tuple[tuple[float, int], ...] = ((1.4, 224), (1.3, 224)) + tuple(
+    (alpha, resolution) for alpha in (1.0, 0.75, 0.5, 0.35) for resolution in (224, 192, 160, 128, 96)
+)
+
+
+def family_grid(
+    family: Family | str = Family.MOBILENETV1,
+    *,
+    num_classes: int = 1000,
+    variant: Variant | str = Variant.STANDARD,
+    rounding: Rounding | str = Rounding.FLOOR,
+) -> list[ModelConfig]:
+    """A family's published grid: MobileNetV1's 16 (the paper's), MobileNetV2's 22 (TF-slim's checkpoints)."""
+    family = parse_choice(family, Family, "model")
+    if family is Family.MOBILENETV2:
+        return [
+            ModelConfig(alpha, resolution, num_classes, variant, rounding, family)  # type: ignore[arg-type]
+            for alpha, resolution in V2_GRID
+        ]
+    return grid(num_classes=num_classes, variant=variant, rounding=rounding)
 
 
 def default_grid() -> list[ModelConfig]:

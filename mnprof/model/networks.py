@@ -1,4 +1,4 @@
-"""MobileNetV1 and its variants as PyTorch modules, built from the layer plan in ``arch.py``."""
+"""MobileNetV1 (and its variants) and MobileNetV2 as PyTorch modules, built from the layer plans in ``arch.py``."""
 
 from __future__ import annotations
 
@@ -7,31 +7,36 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mnprof.model.arch import CONV_KINDS, LayerKind, LayerSpec, layer_plan
-from mnprof.model.config import ModelConfig
+from mnprof.model.arch import CONV_KINDS, Activation, LayerKind, LayerSpec, layer_plan
+from mnprof.model.config import Family, ModelConfig
 
-__all__ = ["ConvBNReLU", "MobileNetV1", "build_model", "module_paths"]
+__all__ = ["ConvBNReLU", "InvertedResidual", "MobileNetV1", "MobileNetV2", "build_model", "module_paths"]
+
+
+ACTIVATIONS = {Activation.RELU: ("relu", nn.ReLU), Activation.RELU6: ("relu6", nn.ReLU6)}
 
 
 class ConvBNReLU(nn.Sequential):
-    """Convolution, BatchNorm, ReLU: the unit every conv layer of Table 1 is made of."""
+    """Convolution, BatchNorm and the layer's activation (ReLU in MobileNetV1, ReLU6 or none in MobileNetV2):
+    the unit every conv layer is made of."""
 
     def __init__(self, spec: LayerSpec) -> None:
-        super().__init__(
-            OrderedDict(
-                conv=nn.Conv2d(
-                    spec.in_channels,
-                    spec.out_channels,
-                    kernel_size=spec.kernel,
-                    stride=spec.stride,
-                    padding=spec.kernel // 2,
-                    groups=spec.groups,
-                    bias=spec.bias,
-                ),
-                bn=nn.BatchNorm2d(spec.out_channels),
-                relu=nn.ReLU(inplace=True),
-            )
+        units: OrderedDict[str, nn.Module] = OrderedDict(
+            conv=nn.Conv2d(
+                spec.in_channels,
+                spec.out_channels,
+                kernel_size=spec.kernel,
+                stride=spec.stride,
+                padding=spec.kernel // 2,
+                groups=spec.groups,
+                bias=spec.bias,
+            ),
+            bn=nn.BatchNorm2d(spec.out_channels),
         )
+        if spec.activation in ACTIVATIONS:
+            name, activation = ACTIVATIONS[spec.activation]
+            units[name] = activation(inplace=True)
+        super().__init__(units)
 
 
 class MobileNetV1(nn.Module):
@@ -62,8 +67,54 @@ class MobileNetV1(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-def build_model(config: ModelConfig) -> MobileNetV1:
-    """A freshly initialised MobileNetV1 for ``config``, in eval mode."""
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion (ReLU6), 3x3 depthwise (ReLU6), linear 1x1 projection, and the
+    input added back where the plan has a ``.add`` layer (stride 1, equal channels)."""
+
+    def __init__(self, specs: list[LayerSpec]) -> None:
+        super().__init__()
+        units = {spec.name.rsplit(".", 1)[1]: spec for spec in specs}
+        self.expand = ConvBNReLU(units["expand"]) if "expand" in units else nn.Identity()
+        self.dw = ConvBNReLU(units["dw"])
+        self.project = ConvBNReLU(units["project"])
+        self.residual = "add" in units
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.project(self.dw(self.expand(x)))
+        return x + out if self.residual else out
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018, Table 2) for one configuration.
+
+    Module paths follow the layer plan's names: ``stem``, ``blocks.<i>.expand`` / ``.dw`` / ``.project``,
+    ``head``, ``pool``, ``fc``; a block's residual add is its forward, not a module.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        plan = layer_plan(config)
+        by_block: OrderedDict[str, list[LayerSpec]] = OrderedDict()
+        for spec in plan:
+            if spec.name.startswith("blocks."):
+                by_block.setdefault(spec.name.split(".")[1], []).append(spec)
+        specs = {spec.name: spec for spec in plan}
+        self.stem = ConvBNReLU(specs["stem"])
+        self.blocks = nn.Sequential(OrderedDict((index, InvertedResidual(block)) for index, block in by_block.items()))
+        self.head = ConvBNReLU(specs["head"])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(specs["fc"].in_channels, specs["fc"].out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.blocks(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """A freshly initialised network for ``config`` (its family's), in eval mode."""
+    if config.family is Family.MOBILENETV2:
+        return MobileNetV2(config).eval()
     return MobileNetV1(config).eval()
 
 

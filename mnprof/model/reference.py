@@ -4,6 +4,8 @@ Sources:
 - the paper: Howard et al., "MobileNets: Efficient Convolutional Neural Networks for Mobile
   Vision Applications", arXiv:1704.04861 (2017), Tables 1 to 9;
 - TF-slim: tensorflow/models, research/slim/nets/mobilenet_v1.md (1001-class checkpoints);
+- TF-slim MobileNetV2: tensorflow/models, research/slim/nets/mobilenet/README.md (1001-class checkpoints,
+  with Pixel 1 CPU latencies: phone figures, context for the shape of the trade-off, never this host's);
 - the seed note this project started from (its params / GFLOPS table).
 """
 
@@ -22,6 +24,8 @@ __all__ = [
     "TABLE3",
     "TFSLIM",
     "TFSLIM_SOURCE",
+    "TFSLIM_V2",
+    "TFSLIM_V2_SOURCE",
     "Published",
     "SeedEntry",
     "ShareRow",
@@ -38,6 +42,7 @@ MILLION = 1e6  # published MACs and params are printed in millions
 
 PAPER_SOURCE = "paper (Howard et al. 2017)"
 TFSLIM_SOURCE = "TF-slim mobilenet_v1.md"
+TFSLIM_V2_SOURCE = "TF-slim mobilenet/README.md (MobileNetV2)"
 SEED_SOURCE = "seed note"
 
 
@@ -55,6 +60,8 @@ class Published:
     macs_m: float | None  # million Mult-Adds (MACs)
     params_m: float | None  # million parameters
     top5: float | None = None
+    family: str = "mobilenetv1"
+    latency_ms: float | None = None  # published phone latency (TF-slim V2: Pixel 1 CPU), never this host's
 
 
 def _paper(
@@ -202,6 +209,41 @@ TFSLIM: tuple[Published, ...] = (
 )
 
 
+def _tfslim_v2(
+    alpha: float, resolution: int, macs_m: float, params_m: float, top1: float, top5: float, pixel1_ms: float
+) -> Published:
+    name = f"mobilenet_v2_{alpha:.2f}".rstrip("0") + ("0" if alpha == int(alpha) else "") + f"_{resolution}"
+    return Published(TFSLIM_V2_SOURCE, "", name, alpha, resolution, "standard",
+                     top1, macs_m, params_m, top5, family="mobilenetv2", latency_ms=pixel1_ms)  # fmt: skip
+
+
+# The 22 TF-slim MobileNetV2 checkpoints: MACs (M), params (M), top-1 and top-5 %, Pixel 1 CPU ms.
+TFSLIM_V2: tuple[Published, ...] = (
+    _tfslim_v2(1.4, 224, 582, 6.06, 75.0, 92.5, 138.0),
+    _tfslim_v2(1.3, 224, 509, 5.34, 74.4, 92.1, 123.0),
+    _tfslim_v2(1.0, 224, 300, 3.47, 71.8, 91.0, 73.8),
+    _tfslim_v2(1.0, 192, 221, 3.47, 70.7, 90.1, 55.1),
+    _tfslim_v2(1.0, 160, 154, 3.47, 68.8, 89.0, 40.2),
+    _tfslim_v2(1.0, 128, 99, 3.47, 65.3, 86.9, 27.6),
+    _tfslim_v2(1.0, 96, 56, 3.47, 60.3, 83.2, 17.6),
+    _tfslim_v2(0.75, 224, 209, 2.61, 69.8, 89.6, 55.8),
+    _tfslim_v2(0.75, 192, 153, 2.61, 68.7, 88.9, 41.6),
+    _tfslim_v2(0.75, 160, 107, 2.61, 66.4, 87.3, 30.4),
+    _tfslim_v2(0.75, 128, 69, 2.61, 63.2, 85.3, 21.9),
+    _tfslim_v2(0.75, 96, 39, 2.61, 58.8, 81.6, 14.2),
+    _tfslim_v2(0.5, 224, 97, 1.95, 65.4, 86.4, 28.7),
+    _tfslim_v2(0.5, 192, 71, 1.95, 63.9, 85.4, 21.1),
+    _tfslim_v2(0.5, 160, 50, 1.95, 61.0, 83.2, 14.9),
+    _tfslim_v2(0.5, 128, 32, 1.95, 57.7, 80.8, 9.9),
+    _tfslim_v2(0.5, 96, 18, 1.95, 51.2, 75.8, 6.4),
+    _tfslim_v2(0.35, 224, 59, 1.66, 60.3, 82.9, 19.7),
+    _tfslim_v2(0.35, 192, 43, 1.66, 58.2, 81.2, 14.6),
+    _tfslim_v2(0.35, 160, 30, 1.66, 55.7, 79.1, 10.5),
+    _tfslim_v2(0.35, 128, 20, 1.66, 50.8, 75.0, 6.9),
+    _tfslim_v2(0.35, 96, 11, 1.66, 45.5, 70.4, 4.5),
+)
+
+
 @dataclass(frozen=True)
 class SeedEntry:
     """One row of the seed note's table: params in millions and "GFLOPS" as printed."""
@@ -241,14 +283,14 @@ def _find(rows: tuple[Published, ...], alpha: float, resolution: int, tables: tu
     return None
 
 
-def paper_entry(alpha: float, resolution: int) -> Published | None:
-    """The paper's row for a standard MobileNet configuration (Tables 6, 7, then 9), if it has one."""
-    return _find(PAPER, alpha, resolution, ("6", "7", "9"))
+def paper_entry(alpha: float, resolution: int, family: str = "mobilenetv1") -> Published | None:
+    """The MobileNetV1 paper's row for a standard configuration (Tables 6, 7, then 9), if it has one."""
+    return _find(PAPER, alpha, resolution, ("6", "7", "9")) if family == "mobilenetv1" else None
 
 
-def tfslim_entry(alpha: float, resolution: int) -> Published | None:
-    """TF-slim's row for a configuration, if it has one."""
-    return _find(TFSLIM, alpha, resolution)
+def tfslim_entry(alpha: float, resolution: int, family: str = "mobilenetv1") -> Published | None:
+    """TF-slim's row for a configuration of ``family``, if it has one."""
+    return _find(TFSLIM_V2 if family == "mobilenetv2" else TFSLIM, alpha, resolution)
 
 
 def delta_pct(computed: float, published: float | None) -> float:

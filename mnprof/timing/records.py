@@ -262,6 +262,7 @@ class TimingRecord:
                 row.get("num_classes", 1000),
                 row.get("variant", "standard"),
                 row.get("rounding", "floor"),
+                row.get("family", "mobilenetv1"),
             )
             key = TimingKey(
                 config,

@@ -26,7 +26,7 @@ from mnprof.model.reference import (
 )
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import Backend, TimingRecord, processor_of, rows_of
-from mnprof.views.render import Column, Format, Rendered, is_missing, number, render_with
+from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
 from mnprof.views.terminal import compact_grid_spec
 
@@ -61,12 +61,13 @@ class View(StrEnum):
 
 def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
-    describes = (row["variant"], row["rounding"], row["num_classes"]) == ("standard", "floor", 1000)
+    own_rounding = "div8" if row["family"] == "mobilenetv2" else "floor"
+    describes = (row["variant"], row["rounding"], row["num_classes"]) == ("standard", own_rounding, 1000)
     for suffix, lookup, params_key in (
         ("paper", paper_entry, "params_paper"),
         ("tfslim", tfslim_entry, "params_tfslim"),
     ):
-        entry = lookup(row["alpha"], row["resolution"]) if describes else None
+        entry = lookup(row["alpha"], row["resolution"], row["family"]) if describes else None
         macs_m = entry.macs_m if entry else None
         params_m = entry.params_m if entry else None
         columns[f"published_macs_m_{suffix}"] = macs_m if macs_m is not None else math.nan
@@ -219,7 +220,7 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "extra: what the counter charges beyond the analytic count (exact); unexplained: fvcore's and thop's "
         "left over after every operator's convention, which must be 0.",
     )
-    return Rendered("MobileNetV1: params and MACs, counted three ways", columns, notes)
+    return Rendered(f"{families_title(frame)}: params and MACs, counted three ways", columns, notes)
 
 
 def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
@@ -252,7 +253,8 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     if "latency_ms_median" in frame.columns:
         timing_columns, timing_notes = _timing_spec(frame)
         columns, notes = columns + timing_columns, notes + timing_notes
-    return Rendered("MobileNetV1: params and MACs, counted three ways, beside published values", columns, notes)
+    title = f"{families_title(frame)}: params and MACs, counted three ways, beside published values"
+    return Rendered(title, columns, notes)
 
 
 def _latency_cell(row: pd.Series) -> str:

@@ -146,9 +146,12 @@ def spec_for(table: PaperTable) -> Rendered:
             PARAMS_COLUMN,
             Column("config", lambda r: str(r["id"]) or "-", "left"),
         )
+        classes = 1001 if table.key == "v2" else 1000
+        if "published_latency_ms" in table.frame.columns:
+            columns += (Column("Pixel 1 CPU ms*", lambda r: number(r["published_latency_ms"], 1)),)
         notes = (
             "Each cell: published | computed | delta %, then the verdict. Computed: analytic conv + FC Mult-Adds, "
-            "conv + FC weights and biases, 1000 classes.",
+            f"conv + FC weights and biases, {classes} classes.",
             LEGEND,
             *table.notes,
         )

@@ -15,6 +15,7 @@ from mnprof.model.config import ModelConfig, default_grid
 from mnprof.timing.records import Device, TimingRecord
 from mnprof.timing.store import read_results, results_records
 from mnprof.views.grid import grid_frame
+from mnprof.views.render import FAMILY_NAMES
 
 __all__ = ["PlotInputs", "plot_inputs", "provenance_lines", "series_label"]
 
@@ -24,13 +25,16 @@ ACCURACY_PROVENANCE = (
 )
 
 
-def series_label(record: TimingRecord, documents: int) -> str:
-    """How a series is told apart in the legend: runtime and batch, plus host and threads when overlaying."""
+def series_label(record: TimingRecord, documents: int, families: int = 1) -> str:
+    """How a series is told apart in the legend: runtime and batch, plus host and threads when overlaying, and
+    the family first when several are plotted (each family its own series)."""
     key = record.key
     where = "GPU" if key.device is Device.CUDA else f"{key.threads} threads"
     label = f"{key.backend.value}, batch {key.batch_size}, {where}"
     if documents > 1:
         label = f"{record.processor} ({(record.provenance.host or '')[:6]}): {label}"
+    if families > 1:
+        label = f"{FAMILY_NAMES[key.config.family.value]}: {label}"
     return label
 
 
@@ -73,8 +77,9 @@ def plot_inputs(
     empty) and every configuration measured in the files."""
     documents = [read_results(path) for path in paths]
     records = results_records(documents)
+    families = len({record.config.family for record in records})
     timed = [
-        dict(record.to_row(with_samples=False), series=series_label(record, len(documents)))
+        dict(record.to_row(with_samples=False), series=series_label(record, len(documents), families))
         for record in records
         if record.latency is not None and record.latency.median
     ]

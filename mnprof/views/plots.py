@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mnprof.errors import MnprofError
+from mnprof.views.render import FAMILY_NAMES
 
 __all__ = [
     "ACCURACY_SOURCES",
@@ -42,7 +43,7 @@ ACCURACY_SOURCES = {
     "published_top1_tfslim": "TF-slim top-1 (published)",
     "published_top1_paper": "paper top-1 (published)",
 }
-SOURCE_COLORS = ("#1f77b4", "#d62728")
+SOURCE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 # Columns a latency frame must have: one row per configuration and series.
 LATENCY_COLUMNS = ("id", "alpha", "resolution", "series", "latency_ms_median", "latency_ms_iqr")
 
@@ -61,12 +62,18 @@ def _esc(value: object) -> str:
 
 
 def accuracy_frame(grid: pd.DataFrame) -> pd.DataFrame:
-    """Long form: one row per configuration and accuracy source that has a published top-1."""
+    """Long form: one row per configuration and accuracy source that has a published top-1 (sources are
+    told apart by family when ``grid`` holds several)."""
+    several = "family" in grid.columns and grid["family"].nunique() > 1
     frames = []
     for column, label in ACCURACY_SOURCES.items():
         part = grid[grid[column].notna()].copy()
         part["top1"] = part[column]
-        part["top1_source"] = label
+        part["top1_column"] = column
+        if several:  # each family its own series: lines join configurations of one family only
+            part["top1_source"] = [f"{FAMILY_NAMES.get(f, f)}: {label}" for f in part["family"]]
+        else:
+            part["top1_source"] = label
         frames.append(part)
     return pd.concat(frames, ignore_index=True)
 
@@ -135,7 +142,8 @@ def _hover(row: pd.Series) -> str:
 
 def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x: bool) -> Any:
     figure = go.Figure()
-    for color, (source, part) in zip(SOURCE_COLORS, acc.groupby("top1_source", sort=False), strict=False):
+    sources = acc.groupby("top1_source", sort=False)
+    for color, (source, part) in zip(SOURCE_COLORS * len(sources), sources, strict=False):
         for group_key, label in (("alpha", "alpha {}"), ("resolution", "resolution {}")):
             for value, line in part.groupby(group_key, sort=False):
                 line = line.sort_values(x)
@@ -247,8 +255,8 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
             + ". Where R² falls below 1, FLOPs stop predicting speed.",
         )
     )
-    acc_lat = merged.merge(acc[["id", "top1", "top1_source"]], on="id", how="inner")
-    acc_lat = acc_lat[acc_lat["top1_source"] == ACCURACY_SOURCES["published_top1_tfslim"]]
+    acc_lat = merged.merge(acc[["id", "top1", "top1_column"]], on="id", how="inner")
+    acc_lat = acc_lat[acc_lat["top1_column"] == "published_top1_tfslim"]
     pareto = go.Figure()
     listed = []
     for series, part in acc_lat.groupby("series", sort=False):

@@ -26,6 +26,7 @@ __all__ = [
     "Column",
     "Format",
     "Rendered",
+    "families_title",
     "is_missing",
     "number",
     "render_with",
@@ -77,6 +78,15 @@ def number(value: Any, digits: int | None = None, *, scale: float = 1.0, sign: b
         return missing
     spec = ("+" if sign else "") + "," + (f".{digits}f" if digits is not None else "")
     return format(value * scale if scale != 1 else value, spec)
+
+
+FAMILY_NAMES = {"mobilenetv1": "MobileNetV1", "mobilenetv2": "MobileNetV2"}
+
+
+def families_title(frame: pd.DataFrame) -> str:
+    """``MobileNetV1``, or ``MobileNetV1 and MobileNetV2``: the families a frame's rows belong to."""
+    families = list(dict.fromkeys(frame["family"])) if "family" in frame.columns else ["mobilenetv1"]
+    return " and ".join(FAMILY_NAMES.get(str(family), str(family)) for family in families) or "MobileNetV1"
 
 
 def render_with(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mnprof.timing.records import processor_of
-from mnprof.views.render import Column, Rendered, is_missing, number
+from mnprof.views.render import Column, Rendered, families_title, is_missing, number
 
 __all__ = ["compact_grid_spec"]
 
@@ -101,5 +101,5 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
         if failed:
             notes.append(f"error: {failed} measurement(s) posted no time; --wide shows why")
     notes.append("more: --wide, --view counts|paper|reconcile; conventions: --help")
-    title = "MobileNetV1: params, MACs, top-1" + (", latency" if timed else "")
+    title = f"{families_title(frame)}: params, MACs, top-1" + (", latency" if timed else "")
     return Rendered(title, tuple(columns), tuple(notes), fit=True, left_out_hint="--wide shows them")
