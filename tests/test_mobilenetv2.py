@@ -170,3 +170,17 @@ def test_plot_draws_each_family_as_its_own_series(tmp_path):
     assert set(inputs.latency["series"]) == {"MobileNetV1: eager, batch 1, 2 threads",
                                              "MobileNetV2: eager, batch 1, 2 threads"}  # fmt: skip
     assert set(inputs.grid["family"]) == {"mobilenetv1", "mobilenetv2"}
+
+
+def test_check_guards_the_builtin_mobilenetv2(capsys, tmp_path):
+    baseline = tmp_path / "b.json"
+    grid = ["--model", "mobilenetv2", "--alpha", "1.0,0.35", "--resolution", "96"]
+    assert main(["baseline", "-q", *grid, "--out", str(baseline)]) == 0
+    entries = json.loads(baseline.read_text())["entries"]
+    assert (
+        entries["mobilenetv2@1.0-96"]["counts"]["analytic"]["macs"]
+        == analytic_count(ModelConfig(1.0, 96, family=V2)).macs
+    )
+    capsys.readouterr()
+    assert main(["check", "-q", *grid, "--baseline", str(baseline)]) == 0
+    assert "2 configurations compared" in capsys.readouterr().out

@@ -96,7 +96,11 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
     for model in settings.models:
         if not model.builtin:
             continue
-        configs = [ModelConfig(a, r, settings.num_classes) for a in settings.alphas for r in settings.resolutions]
+        configs = [
+            ModelConfig(a, r, settings.num_classes, family=model.family)  # type: ignore[arg-type]
+            for a in settings.alphas
+            for r in settings.resolutions
+        ]
 
         def done(config: ModelConfig, model: ModelSpec = model) -> None:
             if on_done is not None:
@@ -133,7 +137,8 @@ def iter_modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, in
         factory = None if model.builtin else model.load()
         for alpha in settings.alphas:
             if factory is None:
-                module: nn.Module = build_model(ModelConfig(alpha, settings.resolutions[0], settings.num_classes))
+                config = ModelConfig(alpha, settings.resolutions[0], settings.num_classes, family=model.family)  # type: ignore[arg-type]
+                module: nn.Module = build_model(config)
             else:
                 module = _call_factory(model, factory, alpha, settings.num_classes)
             for resolution in settings.resolutions:

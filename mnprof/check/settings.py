@@ -20,10 +20,11 @@ from typing import Any
 from torch import nn
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, ModelConfig, parse_alphas
+from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, Family, ModelConfig, parse_alphas
 
 __all__ = [
     "BUILTIN",
+    "BUILTINS",
     "DEFAULT_BASELINE",
     "SETTINGS_KEYS",
     "CheckSettings",
@@ -34,7 +35,8 @@ __all__ = [
     "parse_tolerance",
 ]
 
-BUILTIN = "mobilenetv1"  # mnprof's own MobileNetV1 (standard variant, int(channels x alpha))
+BUILTIN = "mobilenetv1"  # mnprof's own MobileNetV1 (standard variant, int(channels x alpha)): the default
+BUILTINS = tuple(family.value for family in Family)  # mnprof's own families: mobilenetv1, mobilenetv2
 DEFAULT_BASELINE = Path("reports/baseline.json")
 Factory = Callable[[float, int], nn.Module]
 
@@ -64,11 +66,12 @@ class ModelSpec:
         name, _, target = text.rpartition("=")
         target = target.strip()
         name = name.strip() or target
-        if target != BUILTIN:
+        if target not in BUILTINS:
             module, _, attribute = target.partition(":")
             if not module or not attribute or not all(part.isidentifier() for part in module.split(".")):
                 raise MnprofError(
-                    f"model {text!r} is not a model spec; accepted: {BUILTIN!r} or [NAME=]package.module:factory"
+                    f"model {text!r} is not a model spec; accepted: {' or '.join(map(repr, BUILTINS))} or "
+                    "[NAME=]package.module:factory"
                 )
         if not name or "@" in name:
             raise MnprofError(f"model name {name!r} is invalid; accepted: a name without '@'")
@@ -76,7 +79,12 @@ class ModelSpec:
 
     @property
     def builtin(self) -> bool:
-        return self.target == BUILTIN
+        return self.target in BUILTINS
+
+    @property
+    def family(self) -> Family:
+        """The built-in family (only for a built-in model)."""
+        return Family(self.target)
 
     def load(self) -> Factory:
         """Import the factory, with the working directory on ``sys.path`` (as ``python -m`` has it)."""

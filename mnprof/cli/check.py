@@ -27,7 +27,7 @@ from mnprof.model.config import parse_alphas, parse_resolutions
 from mnprof.timing.host import available_cores
 
 MODEL_HELP = (
-    "Model to guard, repeatable: 'mobilenetv1' (mnprof's own) or [NAME=]package.module:factory, where "
+    "Model to guard, repeatable: 'mobilenetv1' or 'mobilenetv2' (mnprof's own) or [NAME=]package.module:factory, where "
     "factory(alpha: float, num_classes: int) returns a torch.nn.Module taking (N, 3, R, R) images. "
     "[default: [tool.mnprof] models in ./pyproject.toml, else mobilenetv1]"
 )
