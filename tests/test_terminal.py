@@ -53,12 +53,12 @@ def test_wide_and_files_keep_every_column(capsys, monkeypatch):
     assert "macs_fvcore" in capsys.readouterr().out
 
 
-def test_counts_view_sets_the_three_counters_side_by_side(capsys):
+def test_counts_view_sets_every_counter_side_by_side(capsys):
     assert (
         main(["table", "-q", "--view", "counts", "--format", "markdown", "--alpha", "1.0", "--resolution", "224"]) == 0
     )
     out = capsys.readouterr().out
-    assert "| 1.0-224 | 4.232 | 568.7 | 578.9 | 589.0 | 10,135,552 | 20,221,952 | 0 |" in out
+    assert "| 1.0-224 | 4.232 | 568.7 | 578.9 | 589.0 | 568.7 | 568.7 | 10,135,552 | 20,221,952 | 0 |" in out
 
 
 def test_sweep_warnings_are_short_unless_verbose(capsys):

@@ -104,7 +104,8 @@ def table(
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
-    reports = count_with_progress(configs, quiet)
+    every_counter = chosen in (tables.View.COUNTS, tables.View.RECONCILE)
+    reports = count_with_progress(configs, quiet, every_counter=every_counter)
     if timing_plan is not None:
         frame = tables.grid_frame(reports, measure_with_progress(timing_plan, configs, quiet, verbose).records)
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)

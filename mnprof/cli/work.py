@@ -18,16 +18,16 @@ __all__ = ["count_with_progress", "measure_with_progress", "report_drift", "repo
 
 
 def count_with_progress(
-    configs: Sequence[ModelConfig], quiet: bool, description: str = "counting"
+    configs: Sequence[ModelConfig], quiet: bool, description: str = "counting", *, every_counter: bool = False
 ) -> list[CountReport]:
-    """Count ``configs`` (all three counters) with a progress bar."""
+    """Count ``configs`` with a progress bar (``every_counter``: torch's and the shape counter too)."""
     with progress(quiet) as bar:
         task = bar.add_task(description, total=len(configs), current="")
 
         def done(config: ModelConfig) -> None:
             bar.update(task, advance=1, current=config.id)
 
-        return count_many(configs, on_done=done)
+        return count_many(configs, on_done=done, every_counter=every_counter)
 
 
 def measure_with_progress(

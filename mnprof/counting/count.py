@@ -1,4 +1,5 @@
-"""Count a configuration three ways and sweep a grid into rows: the Python API behind ``mnprof table``."""
+"""Count a configuration every way mnprof knows (the layer plan, fvcore, thop, torch's FlopCounterMode, and
+the shape counter as the plan's independent witness) and sweep a grid into rows: the API behind ``mnprof table``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
 from mnprof.counting.fvcore_counter import FvcoreCount, count_fvcore
-from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, Reconciliation, reconcile
+from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, TORCH_RULES, Reconciliation, reconcile
+from mnprof.counting.shapes import ShapeCount, count_config_shapes
 from mnprof.counting.thop_counter import ThopCount, count_thop
+from mnprof.counting.torch_counter import TorchCount, count_torch
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
@@ -30,6 +33,17 @@ class CountReport:
     thop: ThopCount
     fvcore_reconciliation: Reconciliation
     thop_reconciliation: Reconciliation
+    # torch's FlopCounterMode and the shape counter (conv and linear MACs from shapes on the meta device, the
+    # layer plan's independent witness), when asked for: the first use of either in a process costs about a
+    # second (PyTorch's dispatch-mode and meta machinery load), which the default table does not need.
+    torch: TorchCount | None = None
+    torch_reconciliation: Reconciliation | None = None
+    shapes: ShapeCount | None = None
+
+    @property
+    def reconciliations(self) -> tuple[Reconciliation, ...]:
+        every = (self.fvcore_reconciliation, self.thop_reconciliation, self.torch_reconciliation)
+        return tuple(reconciliation for reconciliation in every if reconciliation is not None)
 
     def row(self) -> dict[str, Any]:
         """A flat record: exact integers, units in the key names (MACs for one image)."""
@@ -50,6 +64,10 @@ class CountReport:
             "fvcore_explained": self.fvcore_reconciliation.explain(),
             "thop_explained": self.thop_reconciliation.explain(),
             "fvcore_unsupported_ops": ";".join(f"{op}x{n}" for op, n in sorted(self.fvcore.unsupported_ops.items())),
+            "macs_torch": self.torch.total if self.torch is not None else None,
+            "macs_torch_unexplained": self.torch_reconciliation.unexplained if self.torch_reconciliation else None,
+            "torch_explained": self.torch_reconciliation.explain() if self.torch_reconciliation else None,
+            "macs_shapes": self.shapes.macs if self.shapes is not None else None,
         }
 
 
@@ -57,11 +75,14 @@ def _input(config: ModelConfig) -> torch.Tensor:
     return torch.zeros(1, 3, config.resolution, config.resolution)
 
 
-def _count_built(config: ModelConfig, model: torch.nn.Module) -> CountReport:
+def _count_built(
+    config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None = None, with_torch: bool = False
+) -> CountReport:
     analytic = analytic_count(config)
     inputs = _input(config)
     fvcore = count_fvcore(model, inputs)
     thop = count_thop(model, inputs)
+    torch_count = count_torch(model, inputs) if with_torch else None
     return CountReport(
         config=config,
         analytic=analytic,
@@ -72,30 +93,42 @@ def _count_built(config: ModelConfig, model: torch.nn.Module) -> CountReport:
             "fvcore", fvcore.total, fvcore.by_operator, analytic, FVCORE_RULES, fvcore.unsupported_ops
         ),
         thop_reconciliation=reconcile("thop", thop.total, thop.by_type, analytic, THOP_RULES),
+        torch=torch_count,
+        torch_reconciliation=(
+            reconcile("torch", torch_count.total, torch_count.by_operator, analytic, TORCH_RULES)
+            if torch_count is not None
+            else None
+        ),
+        shapes=shapes,
     )
 
 
-def count(config: ModelConfig) -> CountReport:
-    """Build ``config``'s model and count it analytically, with fvcore and with thop."""
-    return _count_built(config, build_model(config))
+def count(config: ModelConfig, *, every_counter: bool = True) -> CountReport:
+    """Build ``config``'s model and count it (``every_counter``: torch's and the shape counter too)."""
+    shapes = count_config_shapes([config])[0] if every_counter else None
+    return _count_built(config, build_model(config), shapes, with_torch=every_counter)
 
 
 def count_many(
     configs: Iterable[ModelConfig],
     on_done: Callable[[ModelConfig], None] | None = None,
+    *,
+    every_counter: bool = False,
 ) -> list[CountReport]:
     """Count every configuration, building one model per width (the input size does not change weights).
 
-    ``on_done`` is called after each configuration (for progress bars).
+    ``on_done`` is called after each configuration (for progress bars); ``every_counter`` adds torch's
+    FlopCounterMode and the shape counter to the layer plan, fvcore and thop.
     """
     configs = list(configs)
     models: dict[tuple[Any, ...], torch.nn.Module] = {}
     reports = []
-    for config in configs:
+    witnesses = count_config_shapes(configs) if every_counter else [None] * len(configs)
+    for config, shape_count in zip(configs, witnesses, strict=True):
         model = models.get(config.width_key)
         if model is None:
             model = models[config.width_key] = build_model(config)
-        reports.append(_count_built(config, model))
+        reports.append(_count_built(config, model, shape_count, with_torch=every_counter))
         if on_done is not None:
             on_done(config)
     return reports

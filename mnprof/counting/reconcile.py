@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mnprof.counting.analytic import AnalyticCount
 from mnprof.model.arch import CONV_KINDS, Activation, LayerKind
 
-__all__ = ["FVCORE_RULES", "FVCORE_SKIPPED", "THOP_RULES", "Attribution", "Reconciliation", "reconcile"]
+__all__ = ["FVCORE_RULES", "FVCORE_SKIPPED", "THOP_RULES", "TORCH_RULES", "Attribution", "Reconciliation", "reconcile"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,12 @@ THOP_RULES: dict[str, Rule] = {
     "ReLU": Rule("not counted", lambda c: 0, False),
     "ReLU6": Rule("not counted", lambda c: 0, False),
     "Identity": Rule("no arithmetic (MobileNetV2's first block has no expansion)", lambda c: 0, False),
+}
+
+
+TORCH_RULES: dict[str, Rule] = {
+    "aten.convolution": Rule("convolution: 2 FLOPs per MAC, bias not counted (shown as FLOPs / 2)", _conv, True),
+    "aten.addmm": Rule("FC: 2 FLOPs per MAC, bias not counted (shown as FLOPs / 2)", _fc, True),
 }
 
 

@@ -123,7 +123,7 @@ def reconcile_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
     """One row per configuration, counter and operator: counted, predicted by convention, unexplained."""
     rows = []
     for report in reports:
-        for reconciliation in (report.fvcore_reconciliation, report.thop_reconciliation):
+        for reconciliation in report.reconciliations:
             for attribution in reconciliation.attributions:
                 rows.append(
                     {
@@ -184,7 +184,13 @@ def _count_columns(unit: Unit) -> list[Column]:
 def _count_notes(frame: pd.DataFrame, unit: Unit) -> list[str]:
     """What params and MACs mean, and how the counters' totals are explained (derived from ``frame``)."""
     work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
-    unexplained = int(((frame["macs_fvcore_unexplained"] != 0) | (frame["macs_thop_unexplained"] != 0)).sum())
+    unexplained = int(
+        (
+            (frame["macs_fvcore_unexplained"] != 0)
+            | (frame["macs_thop_unexplained"] != 0)
+            | (frame["macs_torch_unexplained"].fillna(0) != 0 if "macs_torch_unexplained" in frame else False)
+        ).sum()
+    )
     conv_linear_equal = bool(
         (
             (frame["macs_fvcore_conv_linear"] == frame["macs_analytic"])
@@ -209,18 +215,29 @@ def _count_notes(frame: pd.DataFrame, unit: Unit) -> list[str]:
 
 def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     scale = 2 if unit is Unit.FLOPS else 1
+    work = "MFLOPs (2xMACs)" if unit is Unit.FLOPS else "MMACs"
     columns = (
         *_count_columns(unit),
+        Column(f"{work} torch", lambda r: number(scale * r["macs_torch"] / MILLION, 1)),
+        Column(f"{work} shapes", lambda r: number(scale * r["macs_shapes"] / MILLION, 1)),
         Column("fvcore extra", lambda r: number(scale * (r["macs_fvcore"] - r["macs_analytic"]))),
         Column("thop extra", lambda r: number(scale * (r["macs_thop"] - r["macs_analytic"]))),
-        Column("unexplained", lambda r: number(scale * (r["macs_fvcore_unexplained"] + r["macs_thop_unexplained"]))),
+        Column(
+            "unexplained",
+            lambda r: number(
+                scale * (r["macs_fvcore_unexplained"] + r["macs_thop_unexplained"] + r["macs_torch_unexplained"])
+            ),
+        ),
     )
     notes = (
         *_count_notes(frame, unit),
-        "extra: what the counter charges beyond the analytic count (exact); unexplained: fvcore's and thop's "
-        "left over after every operator's convention, which must be 0.",
+        "torch: PyTorch's FlopCounterMode, which counts 2 FLOPs per MAC, shown as FLOPs / 2; it counts only "
+        "convolutions and linear layers, so it equals the analytic count. shapes: conv and linear MACs from "
+        "shapes on the meta device, the layer plan's independent witness.",
+        "extra: what the counter charges beyond the analytic count (exact); unexplained: what fvcore, thop and "
+        "torch leave over after every operator's convention, which must be 0.",
     )
-    return Rendered(f"{families_title(frame)}: params and MACs, counted three ways", columns, notes)
+    return Rendered(f"{families_title(frame)}: params and MACs, every counter side by side", columns, notes)
 
 
 def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
@@ -356,7 +373,11 @@ def _reconcile_spec() -> Rendered:
         "predicted: what the counter's documented convention gives for this operator, from the analytic "
         "layer plan. A counter's total = sum of its operators; unexplained must be 0.",
     )
-    return Rendered("How fvcore and thop differ from the analytic count, operator by operator", columns, notes)
+    return Rendered(
+        "How fvcore, thop and torch's FlopCounterMode differ from the analytic count, operator by operator",
+        columns,
+        notes,
+    )
 
 
 def spec_for(view: View, frame: pd.DataFrame, unit: Unit) -> Rendered:

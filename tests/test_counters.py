@@ -1,0 +1,68 @@
+"""The shape counter (meta device) and torch's FlopCounterMode: exact against the layer plans, for every
+built-in family and configuration, and the shape counter works on a model mnprof did not build."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from mnprof.counting.analytic import ParamConvention, analytic_count
+from mnprof.counting.count import count
+from mnprof.counting.shapes import count_config_shapes, count_shapes
+from mnprof.counting.torch_counter import count_torch
+from mnprof.model.arch import CONV_KINDS, LayerKind
+from mnprof.model.config import ModelConfig, default_grid, family_grid
+from mnprof.model.networks import build_model, module_paths
+
+CONFIGS = [
+    *default_grid(),
+    *family_grid("mobilenetv2"),
+    ModelConfig(1.0, 224, variant="full"),
+    ModelConfig(1.0, 224, variant="shallow"),
+    ModelConfig(1.0, 224, variant="seed"),
+    ModelConfig(0.6, 96, rounding="div8", num_classes=10),
+]
+
+
+def test_shape_counter_equals_every_plan_layer_by_layer():
+    for config, shapes in zip(CONFIGS, count_config_shapes(CONFIGS), strict=True):
+        analytic = analytic_count(config)
+        assert shapes.macs == analytic.macs, config
+        assert shapes.params == analytic.params(ParamConvention.PAPER) and shapes.params_all == analytic.params()
+        planned = {
+            module_paths(layer.spec)[0]: layer.macs
+            for layer in analytic.layers
+            if layer.spec.kind in (*CONV_KINDS, LayerKind.FC)
+        }
+        assert shapes.by_module() == planned, config
+
+
+def test_shape_counter_counts_a_model_it_did_not_build_and_leaves_it_alone():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.Conv2d(8, 8, (1, 3), padding=(0, 1), groups=2), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(8, 5))  # fmt: skip
+    counted = count_shapes(model, 32)
+    # by hand: 16x16 outputs of a 3x3x3 kernel to 8 channels; 16x16 of 1x3 over 4 input channels per group to 8
+    assert counted.macs == 16 * 16 * 27 * 8 + 16 * 16 * 3 * 4 * 8 + 8 * 5
+    assert counted.params == (27 * 8 + 8) + (3 * 4 * 8 + 8) + (8 * 5 + 5)
+    assert next(model.parameters()).device.type == "cpu"  # the user's model is not moved
+    assert isinstance(model[1].forward.__self__, nn.BatchNorm2d)  # nor changed
+
+
+TORCH_CONFIGS = [
+    ModelConfig(1.0, 224),
+    ModelConfig(0.25, 128),
+    ModelConfig(1.4, 224, family="mobilenetv2"),
+    ModelConfig(0.35, 96, family="mobilenetv2"),
+]
+
+
+@pytest.mark.parametrize("config", TORCH_CONFIGS, ids=str)
+def test_torch_counter_is_two_flops_per_analytic_mac(config):
+    counted = count_torch(build_model(config), torch.zeros(1, 3, config.resolution, config.resolution))
+    analytic = analytic_count(config)
+    assert counted.flops == 2 * analytic.macs and counted.total == analytic.macs
+    assert set(counted.flops_by_operator) == {"aten.convolution", "aten.addmm"}
+    report = count(config)
+    assert report.torch_reconciliation.unexplained == 0 and report.shapes.macs == analytic.macs
