@@ -184,3 +184,21 @@ def test_check_guards_the_builtin_mobilenetv2(capsys, tmp_path):
     capsys.readouterr()
     assert main(["check", "-q", *grid, "--baseline", str(baseline)]) == 0
     assert "2 configurations compared" in capsys.readouterr().out
+
+
+def test_layers_counts_and_times_mobilenetv2(capsys):
+    grid = ["--model", "mobilenetv2", "--alpha", "0.35", "--resolution", "64", "--format", "csv"]
+    assert main(["layers", "-q", "--no-timing", *grid]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0].split(","), [line.split(",") for line in lines[1:]]
+    layer, macs = header.index("layer"), header.index("macs_analytic")
+    assert sum(int(row[macs]) for row in rows) == analytic_count(ModelConfig(0.35, 64, family=V2)).macs
+    assert sum(row[layer].endswith(".add") for row in rows) == 10
+    assert main(["layers", "-q", *grid, "--repeats", "3", "--warmup", "0", "--budget", "0.1"]) == 0
+    timed = capsys.readouterr().out.splitlines()
+    time_ms = timed[0].split(",").index("time_ms")
+    for row in timed[1:]:
+        cells = row.split(",")
+        assert (cells[time_ms] == "") == cells[layer].endswith(".add")  # every module timed; adds are no module
+    code = main(["layers", "-q", "--model", "mobilenetv2", "--method", "profiler"])
+    assert code == 2 and "accepted with mobilenetv2: --method hooks" in capsys.readouterr().err

@@ -65,6 +65,7 @@ from mnprof.views.render import Format
 @output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def layers(
+    model: str,
     alpha: str,
     resolution: str,
     num_classes: int,
@@ -97,8 +98,9 @@ def layers(
       mnprof layers --alpha 0.5 --resolution 160 --threads 4
       mnprof layers --backend channels_last --format markdown
       mnprof layers --no-timing --format csv --out layers.csv
+      mnprof layers --model mobilenetv2 --alpha 1.0 --resolution 224
     """
-    config = config_from(alpha, resolution, num_classes, variant, rounding)
+    config = config_from(alpha, resolution, num_classes, variant, rounding, model)
     timing = None
     if not no_timing:
         timing = LayerTimingSettings(

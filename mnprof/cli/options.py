@@ -119,9 +119,16 @@ def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Options that choose one configuration: --alpha and --resolution (one value each), --classes, --variant,
-    --rounding; :func:`config_from` turns them into a :class:`ModelConfig`."""
+    """Options that choose one configuration: --model, --alpha and --resolution (one value each), --classes,
+    --variant, --rounding; :func:`config_from` turns them into a :class:`ModelConfig`."""
     single = [
+        click.option(
+            "--model",
+            type=click.Choice([family.value for family in Family]),
+            default=Family.MOBILENETV1.value,
+            show_default=True,
+            help="Network family: mobilenetv1 (Howard et al. 2017) or mobilenetv2 (Sandler et al. 2018).",
+        ),
         click.option(
             "--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}]."
         ),
@@ -135,7 +142,9 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return _apply(function, single + _classes_variant_rounding())  # type: ignore[no-any-return]
 
 
-def config_from(alpha: str, resolution: str, num_classes: int, variant: str, rounding: str) -> ModelConfig:
+def config_from(
+    alpha: str, resolution: str, num_classes: int, variant: str, rounding: str, model: str = "mobilenetv1"
+) -> ModelConfig:
     """The one configuration that :func:`config_options` describe (validated; a list is a one-line error)."""
     alphas, resolutions = parse_alphas(alpha), parse_resolutions(resolution)
     if len(alphas) != 1:
@@ -144,7 +153,7 @@ def config_from(alpha: str, resolution: str, num_classes: int, variant: str, rou
         raise MnprofError(
             f"--resolution {resolution!r} names {len(resolutions)} values; accepted: one integer >= {MIN_RESOLUTION}"
         )
-    return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding)  # type: ignore[arg-type]
+    return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding, model)  # type: ignore[arg-type]
 
 
 FORMAT_HELP = "Output format. [default: from --out's suffix (.md, .csv, .json), else a table]"

@@ -41,6 +41,7 @@ the main timing sweep.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,7 +57,7 @@ except ImportError:  # not on Unix: page faults are then reported as not measura
     resource = None  # type: ignore[assignment]
 
 from mnprof.errors import MnprofError
-from mnprof.model.arch import LayerSpec, layer_plan
+from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
@@ -172,7 +173,8 @@ class LayerTimes:
 
     @staticmethod
     def _ms(samples: tuple[int, ...]) -> float:
-        return SampleStats.of(samples).median / 1e6
+        """The median in milliseconds; NaN for a layer that is no module (MobileNetV2's residual add)."""
+        return SampleStats.of(samples).median / 1e6 if samples else math.nan
 
     def op_ms(self, layer: str) -> float:
         return self._ms(self.op_ns[layer])
@@ -181,7 +183,8 @@ class LayerTimes:
         return self._ms(self.unit_ns[layer])
 
     def op_iqr_ms(self, layer: str) -> float:
-        return SampleStats.of(self.op_ns[layer]).iqr / 1e6
+        samples = self.op_ns[layer]
+        return SampleStats.of(samples).iqr / 1e6 if samples else math.nan
 
     @property
     def forward_ms(self) -> float:
@@ -298,6 +301,8 @@ def _hooked_passes(
     hook_table = []
     for spec in plan:
         op_path, unit_path = module_paths(spec)
+        if op_path not in modules:  # no module to hook (MobileNetV2's residual add runs in its block's forward)
+            continue
         hook_table.append((modules[op_path], *hooks_for(f"op:{spec.name}", op_ns[spec.name])))
         if unit_path != op_path:
             hook_table.append((modules[unit_path], *hooks_for(f"unit:{spec.name}", unit_ns[spec.name])))
@@ -321,6 +326,11 @@ def time_layers(
     """
     settings = settings or LayerTimingSettings()
     plan = layer_plan(config)
+    if settings.method is Method.PROFILER and any(spec.kind is LayerKind.ADD for spec in plan):
+        raise MnprofError(
+            f"--method profiler matches aten operators to MobileNetV1's layers, not {config.family.value}'s; "
+            "accepted with mobilenetv2: --method hooks"
+        )
     model, inputs = _prepare(config, settings)
     steady = settings.allocator is Allocator.STEADY
     with (

@@ -254,7 +254,7 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
     )
     if report.fvcore_total is not None:
         fvcore_equal = totals["macs_fvcore_unit"] == totals["macs_fvcore_model"]
-        convs = frame[frame["kind"] != LayerKind.POOL.value]
+        convs = frame[~frame["kind"].isin([LayerKind.POOL.value, LayerKind.ADD.value])]
         same = int((convs["macs_fvcore"] == convs["macs_analytic"]).sum())
         line += (
             f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers; "
