@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ __all__ = [
     "TABLE_SCHEMA_VERSION",
     "atomic_write",
     "atomic_write_text",
+    "check_regular",
     "check_writable",
     "dumps",
     "read_json_file",
@@ -55,10 +57,26 @@ def dumps(document: Mapping[str, Any]) -> str:
     return json.dumps(clean(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
-def check_writable(path: Path) -> None:
-    """Fail early, before any work, when ``path`` cannot be written."""
-    if path.is_dir():
+def check_regular(path: Path) -> None:
+    """Refuse a target that exists and is not a regular file (a device, FIFO, socket or symbolic link): mnprof
+    replaces its outputs whole, which would replace such a node with a file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # nothing there: the parent directory is checked apart
+        return
+    except OSError as error:
+        reason = error.strerror
+        raise MnprofError(f"--out {path} cannot be inspected ({reason}); accepted: a path you can write") from None
+    if stat.S_ISDIR(mode):
         raise MnprofError(f"--out {path} is a directory; accepted: a file path")
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file (a device, FIFO or socket)"
+        raise MnprofError(f"--out {path} is {kind}; accepted: a regular file or a new path")
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before any work, when ``path`` cannot be written (or is not a regular file)."""
+    check_regular(path)
     parent = path.parent
     if not parent.is_dir():
         raise MnprofError(f"--out {path}: directory {parent} does not exist; accepted: a path in an existing directory")
@@ -75,8 +93,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then move it into place.
+
+    Only a regular file (or a new path) is ever replaced: see :func:`check_regular`.
+    """
     path = Path(path)
+    check_regular(path)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
@@ -110,6 +132,14 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise MnprofError(f"{what} {path} cannot be read ({error}); {hint}") from None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         raise MnprofError(f"{what} {path} is corrupt (invalid JSON at line {error.lineno}); {hint}") from None
+    except ValueError as error:  # NaN or Infinity, which JSON does not have and no count or time may be
+        raise MnprofError(f"{what} {path} is corrupt ({error}); {hint}") from None
+    except RecursionError:
+        raise MnprofError(f"{what} {path} is corrupt (nested too deeply to be an mnprof file); {hint}") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")

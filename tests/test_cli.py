@@ -49,7 +49,7 @@ def test_text_table_written_to_a_file_has_no_terminal_codes(capsys, tmp_path):
         (["--alpha", "4.5"], "alpha 4.5 is out of range"),
         (["--alpha", "wide"], "alpha 'wide' is not a number"),
         (["--alpha", ""], "empty"),
-        (["--resolution", "16"], "resolution 16 is too small; accepted: integers >= 32"),
+        (["--resolution", "16"], "resolution 16 is too small; accepted: integers in [32, 2048]"),
         (["--resolution", "224.5"], "resolution '224.5' is not an integer"),
         (["--variant", "tall"], "'tall' is not one of 'standard', 'full', 'shallow', 'seed'"),
         (["--format", "xml"], "'xml' is not one of 'table', 'markdown', 'csv', 'json'"),
@@ -109,7 +109,7 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 def test_help_explains_options(capsys):
     code, out, _ = run(capsys, "table", "--help")
     assert code == 0
-    for words in ("--alpha", "(0, 4]", "--resolution", ">= 32", "--unit", "2 x MACs", "atomically", "--view"):
+    for words in ("--alpha", "(0, 4]", "--resolution", "[32, 2048]", "--unit", "2 x MACs", "atomically", "--view"):
         assert words in out
 
 

@@ -200,7 +200,7 @@ def test_command_table_has_a_total_row(capsys):
     [
         (["--alpha", "0"], "alpha 0 is out of range"),
         (["--alpha", "1.0,0.5"], "--alpha '1.0,0.5' names 2 values; accepted: one number in (0, 4]"),
-        (["--resolution", "16"], "resolution 16 is too small; accepted: integers >= 32"),
+        (["--resolution", "16"], "resolution 16 is too small; accepted: integers in [32, 2048]"),
         (["--backend", "tvm"], "'tvm' is not one of 'eager', 'channels_last'"),
         (["--method", "perf"], "'perf' is not one of 'hooks', 'profiler'"),
         (["--allocator", "jemalloc"], "'jemalloc' is not one of 'steady', 'default'"),

@@ -8,6 +8,7 @@ diff-friendly JSON with a kind, a schema version and the provenance of the count
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnprof.check.settings import BUILTIN, CheckSettings, Factory, ModelSpec, one_line
+from mnprof.check.settings import BUILTIN, CheckSettings, Factory, ModelSpec, user_code
 from mnprof.counting.count import count_many
 from mnprof.counting.fvcore_counter import count_fvcore
 from mnprof.counting.thop_counter import count_thop
@@ -111,10 +112,8 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
     user = dataclasses.replace(settings, models=tuple(m for m in settings.models if not m.builtin))
     for model, alpha, resolution, module in iter_modules(user):
         key = entry_key(model, alpha, resolution)
-        try:
+        with user_code(f"model {model.target} at {key}: forward failed:"):  # the user's forward at this size
             counts = _counter_counts(module, resolution)
-        except Exception as error:  # the user's forward pass failed at this input size
-            raise MnprofError(f"model {model.target} at {key}: forward failed: {one_line(error)}") from None
         entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
         if on_done is not None:
             on_done(key)
@@ -122,10 +121,8 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
 
 
 def _call_factory(model: ModelSpec, factory: Factory, alpha: float, num_classes: int) -> nn.Module:
-    try:
+    with user_code(f"model {model.target}: factory raised"):
         module = factory(alpha, num_classes)
-    except Exception as error:
-        raise MnprofError(f"model {model.target}: factory raised {one_line(error)}") from None
     if not isinstance(module, nn.Module):
         raise MnprofError(f"model {model.target}: factory returned {type(module).__name__}, not a torch.nn.Module")
     return module.eval()
@@ -169,13 +166,58 @@ def load_baseline(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("kind") != BASELINE_KIND:
         raise MnprofError(f"baseline {path} is not an mnprof baseline (kind {BASELINE_KIND!r} missing); {regenerate}")
     version = document.get("schema_version")
-    if version != BASELINE_SCHEMA_VERSION:
+    if type(version) is not int or version != BASELINE_SCHEMA_VERSION:  # ``true`` is not version 1
         raise MnprofError(
             f"baseline {path} has schema version {version!r}, this mnprof reads {BASELINE_SCHEMA_VERSION}; {regenerate}"
         )
-    entries = document.get("entries")
-    if not isinstance(entries, dict) or not all(
-        isinstance(e, dict) and isinstance(e.get("counts"), dict) for e in entries.values()
-    ):
-        raise MnprofError(f"baseline {path} is corrupt (entries malformed); {regenerate}")
+    problem = _baseline_problem(document)
+    if problem is not None:
+        raise MnprofError(f"baseline {path} is corrupt ({problem}); {regenerate}")
     return document
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0
+
+
+def _is_time(value: Any) -> bool:
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+
+def _baseline_problem(document: Mapping[str, Any]) -> str | None:
+    """What is wrong inside a baseline (the first thing found, with its path), or ``None``.
+
+    Entries: ``{key: {"model": str, "alpha": number, "resolution": int, "num_classes": int, "counts":
+    {counter: {metric: count, or {operator: count}}}}}`` where a count is an integer >= 0 (never a string,
+    a float, NaN or a negative number: each would make later checks pass or fail for the wrong reason).
+    """
+    entries = document.get("entries")
+    if not isinstance(entries, dict):
+        return "entries malformed: not an object"
+    for key, entry in entries.items():
+        where = f"entries[{key!r}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("counts"), dict):
+            return f"entries malformed: {where} has no counts object"
+        if not isinstance(entry.get("model"), str) or not _is_count(entry.get("resolution")):
+            return f"entries malformed: {where} lacks its model or resolution"
+        for counter, values in entry["counts"].items():
+            if not isinstance(values, dict):
+                return f"{where}.counts.{counter} is not an object"
+            for metric, value in values.items():
+                inner = value if isinstance(value, dict) else {"": value}
+                for operator, count in inner.items():
+                    if not _is_count(count):
+                        name = f"{where}.counts.{counter}.{metric}" + (f"[{operator}]" if operator else "")
+                        return f"{name} is {count!r}, not a count; accepted: an integer >= 0"
+    latency = document.get("latency")
+    if latency is None:
+        return None
+    if not isinstance(latency, dict) or not isinstance(latency.get("entries"), dict):
+        return "latency is not an object with entries"
+    if not isinstance(latency.get("host_fingerprint"), str) or not _is_count(latency.get("threads")):
+        return "latency lacks its host_fingerprint or threads"
+    for key, entry in latency["entries"].items():
+        median = entry.get("latency_ms_median") if isinstance(entry, dict) else None
+        if not _is_time(median) or not median:
+            return f"latency.entries[{key!r}].latency_ms_median is {median!r}; accepted: a number of milliseconds > 0"
+    return None

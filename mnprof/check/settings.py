@@ -12,7 +12,8 @@ import math
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "Factory",
     "ModelSpec",
     "load_settings",
+    "user_code",
     "one_line",
     "parse_tolerance",
 ]
@@ -87,20 +89,33 @@ class ModelSpec:
         return Family(self.target)
 
     def load(self) -> Factory:
-        """Import the factory, with the working directory on ``sys.path`` (as ``python -m`` has it)."""
+        """Import the factory, with the working directory at the end of ``sys.path``: a local module named like an
+        installed package (``torch.py``) does not shadow it."""
         if self.builtin:
             raise ValueError("the built-in model has no factory")
         module_name, _, attribute = self.target.partition(":")
         if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
+            sys.path.append(os.getcwd())
+        with user_code(f"model {self.target}: cannot import {module_name}:"):
             module = importlib.import_module(module_name)
-        except Exception as error:  # an import error anywhere inside the user's module
-            raise MnprofError(f"model {self.target}: cannot import {module_name}: {one_line(error)}") from None
         factory = getattr(module, attribute, None)
         if not callable(factory):
             raise MnprofError(f"model {self.target}: {module_name} has no callable {attribute!r}")
         return factory  # type: ignore[no-any-return]
+
+
+@contextmanager
+def user_code(what: str) -> Iterator[None]:
+    """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
+    into mnprof's machine-readable stdout, and anything it raises, ``SystemExit`` and ``KeyboardInterrupt``
+    included, becomes a one-line :class:`MnprofError`: ``what`` and the error (the gate never passes by exiting)."""
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    except MnprofError:
+        raise
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
+        raise MnprofError(f"{what} {one_line(error)}") from None
 
 
 @dataclass(frozen=True)
@@ -139,9 +154,12 @@ def load_settings(pyproject: Path | None = None) -> CheckSettings:
     if not path.is_file():
         return CheckSettings()
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("mnprof", {})
+        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
+    table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
     unknown = sorted(set(table) - set(SETTINGS_KEYS))
     if unknown:
         raise MnprofError(f"{path} [tool.mnprof]: unknown key {unknown[0]!r}; accepted: {', '.join(SETTINGS_KEYS)}")

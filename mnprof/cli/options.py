@@ -15,6 +15,7 @@ from mnprof.model.config import (
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
     MAX_ALPHA,
+    MAX_RESOLUTION,
     MIN_RESOLUTION,
     Family,
     ModelConfig,
@@ -57,8 +58,9 @@ GRID_HELP = (
     f"{','.join(format_alpha(a) for a in DEFAULT_ALPHAS)} for mobilenetv1; TF-slim's for mobilenetv2]"
 )
 RESOLUTION_HELP = (
-    f"Comma-separated input resolutions in pixels, integers >= {MIN_RESOLUTION}. [default: the family's "
-    f"published grid: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)} for mobilenetv1; TF-slim's for mobilenetv2]"
+    f"Comma-separated input resolutions in pixels, integers in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]. "
+    f"[default: the family's published grid: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)} for mobilenetv1; "
+    "TF-slim's for mobilenetv2]"
 )
 MODEL_HELP = (
     "Network family, repeatable (several are shown side by side): mobilenetv1 (Howard et al. 2017) or "
@@ -136,7 +138,7 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--resolution",
             default="224",
             show_default=True,
-            help=f"Input resolution in pixels, one integer >= {MIN_RESOLUTION}.",
+            help=f"Input resolution in pixels, one integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}].",
         ),
     ]
     return _apply(function, single + _classes_variant_rounding())  # type: ignore[no-any-return]
@@ -151,7 +153,8 @@ def config_from(
         raise MnprofError(f"--alpha {alpha!r} names {len(alphas)} values; accepted: one number in (0, {MAX_ALPHA:g}]")
     if len(resolutions) != 1:
         raise MnprofError(
-            f"--resolution {resolution!r} names {len(resolutions)} values; accepted: one integer >= {MIN_RESOLUTION}"
+            f"--resolution {resolution!r} names {len(resolutions)} values; "
+            f"accepted: one integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
         )
     return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding, model)  # type: ignore[arg-type]
 

@@ -16,6 +16,7 @@ __all__ = [
     "FAMILY_PREFIX",
     "Family",
     "MAX_ALPHA",
+    "MAX_RESOLUTION",
     "MIN_RESOLUTION",
     "ModelConfig",
     "Rounding",
@@ -36,6 +37,8 @@ DEFAULT_RESOLUTIONS: tuple[int, ...] = (224, 192, 160, 128)
 MAX_ALPHA = 4.0
 # Five stride-2 stages take 32 pixels down to 1: below that the last feature map is empty.
 MIN_RESOLUTION = 32
+# Eight times the largest input the papers use; a 1.0 MobileNetV1 at 2048 already holds 128 MiB in one activation.
+MAX_RESOLUTION = 2048
 
 
 class Family(StrEnum):
@@ -99,9 +102,13 @@ class ModelConfig:
         if not 0 < alpha <= MAX_ALPHA:
             raise MnprofError(f"alpha {alpha:g} is out of range; accepted: a number in (0, {MAX_ALPHA:g}]")
         if isinstance(resolution, bool) or not isinstance(resolution, int):
-            raise MnprofError(f"resolution {resolution!r} is not an integer; accepted: an integer >= {MIN_RESOLUTION}")
-        if resolution < MIN_RESOLUTION:
-            raise MnprofError(f"resolution {resolution} is too small; accepted: an integer >= {MIN_RESOLUTION}")
+            accepted = f"an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
+            raise MnprofError(f"resolution {resolution!r} is not an integer; accepted: {accepted}")
+        if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+            size = "too small" if resolution < MIN_RESOLUTION else "too large"
+            raise MnprofError(
+                f"resolution {resolution} is {size}; accepted: an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
+            )
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise MnprofError(f"num_classes {self.num_classes!r} is invalid; accepted: an integer >= 1")
         object.__setattr__(self, "alpha", float(alpha))
@@ -168,6 +175,9 @@ def parse_list(text: str, what: str, accepted: str = "comma-separated values") -
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
         raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: {accepted}")
+    for item in items:  # int() and float() take other scripts' digits (١, ３２): only ASCII is accepted
+        if not item.isascii() or not item.isprintable():
+            raise MnprofError(f"{what} {item!r} is not plain ASCII text; accepted: {accepted}")
     return items
 
 
@@ -193,10 +203,13 @@ def parse_resolutions(text: str) -> tuple[int, ...]:
             resolution = int(item)
         except ValueError:
             raise MnprofError(
-                f"resolution {item!r} is not an integer; accepted: integers >= {MIN_RESOLUTION}"
+                f"resolution {item!r} is not an integer; accepted: integers in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
             ) from None
-        if resolution < MIN_RESOLUTION:
-            raise MnprofError(f"resolution {item} is too small; accepted: integers >= {MIN_RESOLUTION}")
+        if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
+            size = "too small" if resolution < MIN_RESOLUTION else "too large"
+            raise MnprofError(
+                f"resolution {item} is {size}; accepted: integers in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
+            )
         resolutions.append(resolution)
     return tuple(dict.fromkeys(resolutions))
 

@@ -326,8 +326,8 @@ TABLES: dict[str, Callable[[], PaperTable]] = {
 
 
 def parse_tables(text: str | None) -> tuple[str, ...]:
-    """``"1,3"`` -> ("1", "3"); ``None``, ``""`` or ``"all"`` -> every table. Unknown numbers raise MnprofError."""
-    if text is None or text.strip().lower() in ("", "all"):
+    """``"1,3"`` -> ("1", "3"); ``None`` or ``"all"`` -> every table. Empty or unknown numbers raise MnprofError."""
+    if text is None or text.strip().lower() == "all":
         return TABLE_KEYS
     accepted = f"{', '.join(TABLE_KEYS)} or all (comma-separated)"
     keys = parse_list(text, "table", accepted)

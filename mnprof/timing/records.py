@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -291,6 +291,9 @@ class TimingRecord:
         latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})
         quality = Quality(**{name: row.get(name) for name in Quality.__dataclass_fields__})
         rates = Rates(**{name: row.get(name) for name in Rates.__dataclass_fields__})
+        _check_fields(latency, "latency_ms_")
+        _check_fields(quality)
+        _check_fields(rates)
         raw = RawSamples(
             tuple(row.get("latency_ms_samples") or ()),
             tuple(row.get("turn_sizes") or ()),
@@ -312,9 +315,29 @@ def processor_of(device: str, gpu: Any, cpu_model: Any) -> str:
     return str(cpu_model or "an unidentified CPU")
 
 
+# Keys an older writer left out read as None; where a value is there, it must have the declared type.
+_KINDS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
+def _check_fields(record: Any, prefix: str = "") -> None:
+    """Every field present has its declared type: numbers finite and >= 0 (no string, NaN or negative time)."""
+    for field in fields(record):
+        value = getattr(record, field.name)
+        if value is None:
+            continue
+        kind = str(field.type).split(" | ")[0]
+        allowed = _KINDS.get(kind)
+        if allowed is None:
+            continue
+        wrong_type = not isinstance(value, allowed) or (kind != "bool" and isinstance(value, bool))
+        if wrong_type or (kind in ("float", "int") and not (math.isfinite(value) and value >= 0)):
+            accepted = {"float": "a finite number >= 0", "int": "an integer >= 0"}.get(kind, f"a {kind}")
+            raise MnprofError(f"{prefix}{field.name} is {value!r}; accepted: {accepted}")
+
+
 def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MnprofError(f"{name} {value!r} is not an integer")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MnprofError(f"{name} {value!r} is not a count; accepted: an integer >= 1")
     return value
 
 
