@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "check_regular",
     "check_writable",
     "dumps",
+    "printable",
     "read_json_file",
     "table_document",
 ]
@@ -121,7 +123,8 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 
 
 def read_json_file(path: Path, what: str, hint: str) -> Any:
-    """The parsed JSON of ``path``; a missing, unreadable or corrupt file is a one-line :class:`MnprofError`.
+    """The parsed JSON of ``path``, every string made :func:`printable`; a missing, unreadable or corrupt file
+    (NaN or Infinity included) is a one-line :class:`MnprofError`.
 
     ``what`` names the file in the message ("baseline", "results file"), ``hint`` says what to do about it.
     """
@@ -132,13 +135,29 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise MnprofError(f"{what} {path} cannot be read ({error}); {hint}") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return _printable(json.loads(text, parse_constant=_refuse_constant))
     except json.JSONDecodeError as error:
         raise MnprofError(f"{what} {path} is corrupt (invalid JSON at line {error.lineno}); {hint}") from None
     except ValueError as error:  # NaN or Infinity, which JSON does not have and no count or time may be
         raise MnprofError(f"{what} {path} is corrupt ({error}); {hint}") from None
     except RecursionError:
         raise MnprofError(f"{what} {path} is corrupt (nested too deeply to be an mnprof file); {hint}") from None
+
+
+def printable(text: str) -> str:
+    """``text`` with every control or format character (escape sequences, newlines, bidi overrides) shown as
+    U+FFFD: what a file says may reach a terminal, a Markdown table or a CI annotation, and must stay text."""
+    return "".join("\ufffd" if unicodedata.category(character).startswith("C") else character for character in text)
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(key): _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
 
 
 def _refuse_constant(name: str) -> Any:

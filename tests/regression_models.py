@@ -74,3 +74,12 @@ def not_a_module(alpha: float, num_classes: int) -> object:
 
 
 NOT_CALLABLE = 3
+
+
+def exiting(alpha: float, num_classes: int) -> nn.Module:
+    raise SystemExit(0)  # a factory that exits must not make the gate pass
+
+
+def printing(alpha: float, num_classes: int) -> nn.Module:
+    print("loading weights ...")  # noqa: T201 - a chatty factory: its text must not reach check's JSON
+    return tiny(alpha, num_classes)

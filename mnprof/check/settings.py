@@ -75,8 +75,8 @@ class ModelSpec:
                     f"model {text!r} is not a model spec; accepted: {' or '.join(map(repr, BUILTINS))} or "
                     "[NAME=]package.module:factory"
                 )
-        if not name or "@" in name:
-            raise MnprofError(f"model name {name!r} is invalid; accepted: a name without '@'")
+        if not name or "@" in name or not name.isprintable():
+            raise MnprofError(f"model name {name!r} is invalid; accepted: a printable name without '@'")
         return cls(name, target)
 
     @property

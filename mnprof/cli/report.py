@@ -11,6 +11,8 @@ from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
 from mnprof.report import index_markdown, write_counts, write_timing
 from mnprof.timing import plan as timing
+from mnprof.timing.backends import check_available, parse_backends
+from mnprof.timing.records import Device
 
 
 @click.command()
@@ -45,19 +47,28 @@ def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    if not no_timing:  # every option is validated before the directory or any file is written
+        for backend in parse_backends(backends):
+            check_available(backend, Device.CPU)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MnprofError(
+            f"--out {out} cannot be created ({error.strerror}); accepted: a directory you can write"
+        ) from None
     check_writable(out / "README.md")
+    timing_plan = None if no_timing else timing.default_plan(out / "results.json", backends)
 
     def step(name: str) -> None:
         if not quiet:
             click.echo(f"mnprof report: {out / name}", err=True)
 
     write_counts(out, on_file=step)
-    if not no_timing:
+    if timing_plan is not None:
         write_timing(
             out,
             backends=backends,
-            measure=lambda path, configs: measure_with_progress(timing.default_plan(path, backends), configs, quiet),
+            measure=lambda _path, configs: measure_with_progress(timing_plan, configs, quiet),
             on_step=step,
         )
     atomic_write_text(out / "README.md", index_markdown(out))

@@ -26,6 +26,7 @@ from mnprof.provenance import package_version
 __all__ = [
     "CpuInfo",
     "available_cores",
+    "available_memory",
     "cpu_info",
     "host_environment",
     "git_commit",
@@ -71,6 +72,17 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes of memory available to new allocations now (Linux's MemAvailable), or ``None`` where unknown."""
+    try:
+        for line in meminfo.read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:

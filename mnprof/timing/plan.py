@@ -22,7 +22,7 @@ from mnprof.timing.engine import Drift, StopRule
 from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, results_records
-from mnprof.timing.sweep import TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
+from mnprof.timing.sweep import MAX_THREADS, TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
 
 __all__ = [
     "DRIFT_WARNING",
@@ -77,8 +77,8 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     if not request.budget_s > 0:
         raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds > 0")
     threads = available_cores() if request.threads is None else request.threads
-    if threads < 1:
-        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer >= 1")
+    if not 1 <= threads <= MAX_THREADS:
+        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
     settings = TimingSettings(
         backends=parse_backends(request.backends),
         batch_sizes=parse_batch_sizes(request.batch_sizes),

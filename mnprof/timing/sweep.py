@@ -29,7 +29,7 @@ from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends
 from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
-from mnprof.timing.host import available_cores, theoretical_peak_gflops
+from mnprof.timing.host import available_cores, available_memory, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
     Backend,
@@ -47,21 +47,35 @@ from mnprof.timing.stats import SampleStats
 from mnprof.timing.store import ResultsStore
 from mnprof.timing.timer import pool_of, time_tasks
 
-__all__ = ["TimingSettings", "measured_record", "parse_batch_sizes", "run_sweep", "sweep_drift"]
+__all__ = [
+    "MAX_BATCH_SIZE",
+    "MAX_THREADS",
+    "TimingSettings",
+    "check_memory",
+    "measured_record",
+    "memory_estimate",
+    "parse_batch_sizes",
+    "run_sweep",
+    "sweep_drift",
+]
 
 Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)
 
+MAX_BATCH_SIZE = 1024  # images per call: more than any latency or throughput figure of a mobile network needs
+MAX_THREADS = 1024
+
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    """Parse ``"1,8"`` into batch sizes, each an integer >= 1."""
+    """Parse ``"1,8"`` into batch sizes, each an integer in [1, 1024]."""
     sizes = []
-    for item in parse_list(text, "batch size", "integers >= 1"):
+    accepted = f"integers in [1, {MAX_BATCH_SIZE}]"
+    for item in parse_list(text, "batch size", accepted):
         try:
             size = int(item)
         except ValueError:
-            raise MnprofError(f"batch size {item!r} is not an integer; accepted: integers >= 1") from None
-        if size < 1:
-            raise MnprofError(f"batch size {size} is invalid; accepted: integers >= 1")
+            raise MnprofError(f"batch size {item!r} is not an integer; accepted: {accepted}") from None
+        if not 1 <= size <= MAX_BATCH_SIZE:
+            raise MnprofError(f"batch size {size} is invalid; accepted: {accepted}")
         sizes.append(size)
     return tuple(dict.fromkeys(sizes))
 
@@ -89,12 +103,16 @@ class TimingSettings:
         device = parse_choice(self.device, Device, "device")
         if not chosen:
             raise MnprofError("no backend given; accepted: " + ", ".join(b.value for b in Backend))
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer >= 1")
+        threads = self.threads
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
         if not self.batch_sizes or any(
-            isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in self.batch_sizes
+            isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE
+            for size in self.batch_sizes
         ):
-            raise MnprofError(f"batch sizes {self.batch_sizes!r} are invalid; accepted: integers >= 1")
+            raise MnprofError(
+                f"batch sizes {self.batch_sizes!r} are invalid; accepted: integers in [1, {MAX_BATCH_SIZE}]"
+            )
         object.__setattr__(self, "backends", tuple(dict.fromkeys(chosen)))
         object.__setattr__(self, "device", device)
         backends.check_device(device)  # type: ignore[arg-type]
@@ -203,6 +221,7 @@ def run_sweep(
     keys = settings.keys(configs)
     done = store.done()
     todo = [key for key in keys if key.ident() not in done]
+    check_memory(todo)
     environment = store.environment
     if todo:
         progress = on_progress or (lambda *_: None)
@@ -265,6 +284,30 @@ def run_sweep(
             on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
         )
     return [record for key in keys if (record := store.record(key.ident())) is not None]
+
+
+def memory_estimate(key: TimingKey) -> int:
+    """Bytes one timed call of ``key`` needs at least, float32: the weights (twice: the model and the runtime's
+    copy), the input batch, and the largest input + output pair of any layer for the whole batch."""
+    count = analytic_count(key.config)
+    peak = max(layer.in_elements + layer.out_elements for layer in count.layers)
+    images = key.batch_size * 3 * key.config.resolution**2
+    return 4 * (2 * count.params() + images + key.batch_size * peak)
+
+
+def check_memory(keys: Sequence[TimingKey]) -> None:
+    """Refuse, before anything is allocated, a measurement that cannot fit in the memory available now."""
+    available = available_memory()
+    if available is None or not keys:
+        return
+    worst = max(keys, key=memory_estimate)
+    needed = memory_estimate(worst)
+    if needed > available:
+        raise MnprofError(
+            f"{worst.label} needs at least {needed / 2**30:.1f} GiB (weights, input and the largest layer's "
+            f"activations, float32) and {available / 2**30:.1f} GiB are available; accepted: a smaller batch size "
+            "or resolution"
+        )
 
 
 def sweep_drift(records: Sequence[TimingRecord], window_s: float = 3.0) -> Drift:

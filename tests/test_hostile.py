@@ -1,0 +1,198 @@
+"""Hostile and broken inputs, one test per class at least: each is one line on stderr, exit 2, no traceback,
+and no existing file changed (issue 15's battery, kept)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from factories import timing_record
+
+from mnprof.cli import main
+from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig
+from mnprof.timing import sweep
+from mnprof.timing.records import Backend, Device, TimingKey
+from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
+
+TINY = ["--alpha", "0.25", "--resolution", "32"]
+
+
+def refused(capsys, *args: str) -> str:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert captured.err.count("\n") == 1 and captured.err.startswith("mnprof: error: ")
+    assert "Traceback" not in captured.err
+    return captured.err
+
+
+# ---------------------------------------------------------------- 1. output targets
+
+
+def test_a_fifo_or_a_symlink_is_never_replaced(capsys, tmp_path):
+    fifo = tmp_path / "out.md"
+    os.mkfifo(fifo)
+    assert "not a regular file" in refused(capsys, "table", "-q", "--no-timing", *TINY, "--out", str(fifo))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target = tmp_path / "real.md"
+    target.write_text("keep")
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    assert "symbolic link" in refused(capsys, "paper", "--out", str(link))
+    assert link.is_symlink() and target.read_text() == "keep"
+
+
+def test_report_validates_everything_before_writing_anything(capsys, tmp_path):
+    out = tmp_path / "reports"
+    assert "unknown backend 'nope'" in refused(capsys, "report", "-q", "--out", str(out), "--backend", "eager,nope")
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- 2. sizes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["table", "--no-timing", "--resolution", "100000"], "resolution 100000 is too large"),
+        (["table", "--batch-size", "100000"], "batch size 100000 is invalid"),
+        (["table", "--threads", "100000"], "--threads 100000 is invalid"),
+        (["layers", "--resolution", "4096", "--no-timing"], "resolution 4096 is too large"),
+    ],
+)
+def test_sizes_are_bounded(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert message in refused(capsys, *args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_cannot_fit_is_refused_before_allocating(monkeypatch):
+    monkeypatch.setattr(sweep, "available_memory", lambda: 2**30)
+    key = TimingKey(ModelConfig(1.0, 2048), Backend.EAGER, 64, 1, Device.CPU)
+    assert sweep.memory_estimate(key) > 2**30
+    with pytest.raises(MnprofError, match=r"1.0-2048 eager batch 64 needs at least .* GiB .* 1.0 GiB are available"):
+        sweep.check_memory([key])
+    sweep.check_memory([TimingKey(ModelConfig(0.25, 32), Backend.EAGER, 1, 1, Device.CPU)])  # fits
+
+
+# ---------------------------------------------------------------- 3. files that parse but are wrong
+
+
+def baseline(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "baseline.json"
+    assert main(["baseline", "-q", *TINY, "--out", str(path)]) == 0
+    document = json.loads(path.read_text())
+    document.update(changes)
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["analytic"].update(macs=float("nan")), "NaN"),
+        (lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["analytic"].update(macs=-5), "-5, not a count"),
+        (lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["thop"].update(params="12"), "'12', not a count"),
+        (lambda d: d.update(schema_version=True), "schema version True"),
+        (lambda d: d["entries"].update(x=[]), "entries malformed"),
+    ],
+)
+def test_a_wrong_baseline_never_passes_the_gate(capsys, tmp_path, edit, message):
+    path = baseline(tmp_path)
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    before = path.read_text()
+    capsys.readouterr()
+    assert message in refused(capsys, "check", "-q", *TINY, "--baseline", str(path))
+    assert path.read_text() == before
+
+
+def test_deeply_nested_json_is_one_line(capsys, tmp_path):
+    path = tmp_path / "baseline.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested too deeply" in refused(capsys, "check", "-q", *TINY, "--baseline", str(path))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("latency_ms_median", "fast", "latency_ms_median is 'fast'"), ("samples", -3, "samples is -3")],
+)
+def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message):
+    path = tmp_path / "r.json"
+    row = dict(timing_record().to_row(), **{field: value})
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    assert message in refused(capsys, "table", "-q", "--from-results", str(path))
+
+
+# ---------------------------------------------------------------- 4. user code
+
+
+def test_a_factory_that_exits_does_not_pass_the_gate(capsys, tmp_path):
+    path = baseline(tmp_path)
+    capsys.readouterr()
+    err = refused(capsys, "check", "-q", *TINY, "--model", "tests.regression_models:exiting", "--baseline", str(path))
+    assert "factory raised SystemExit" in err
+
+
+def test_a_chatty_factory_stays_out_of_the_json(capsys, tmp_path):
+    path = tmp_path / "b.json"
+    spec = "t=tests.regression_models:printing"
+    assert main(["baseline", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32", "--out", str(path)]) == 0
+    capsys.readouterr()
+    code = main(["check", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32", "--baseline", str(path),
+                 "--format", "json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0 and json.loads(captured.out)["passed"] is True
+    assert "loading weights" in captured.err
+
+
+# ---------------------------------------------------------------- 5. configuration of the wrong shape
+
+
+@pytest.mark.parametrize("text", ["[tool]\nmnprof = 5\n", "tool = 3\n"])
+def test_pyproject_of_the_wrong_shape_is_one_line(capsys, tmp_path, text):
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(text)
+    err = refused(capsys, "check", "-q", "--config", str(pyproject))
+    assert "[tool.mnprof] is not a table" in err
+
+
+# ---------------------------------------------------------------- 6. text from files
+
+
+def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    row = timing_record(cpu_model="Evil\x1b[2J\x1b[31mCPU\nsecond line").to_row()
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    assert main(["table", "-q", "--from-results", str(path), *TINY, "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "Evil\ufffd[2J\ufffd[31mCPU\ufffdsecond line" in out
+
+
+def test_a_model_name_with_a_newline_is_refused(capsys):
+    err = refused(capsys, "check", "-q", "--model", "a\nb=tests.regression_models:tiny")
+    assert "accepted: a printable name without '@'" in err
+
+
+# ---------------------------------------------------------------- 7. numbers
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["table", "--no-timing", "--alpha", "١"], "alpha '١' is not plain ASCII text"),
+        (["table", "--no-timing", "--resolution", "３２"], "resolution '３２' is not plain ASCII text"),
+        (["paper", "--table", ""], "table list '' is empty"),
+    ],
+)
+def test_only_plain_numbers_are_numbers(capsys, args, message):
+    assert message in refused(capsys, *args)
