@@ -196,3 +196,29 @@ def test_a_model_name_with_a_newline_is_refused(capsys):
 )
 def test_only_plain_numbers_are_numbers(capsys, args, message):
     assert message in refused(capsys, *args)
+
+
+# ---------------------------------------------------------------- 8. concurrent writers
+
+
+def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "r.json"
+    code = (
+        "import sys, time; from mnprof.timing.store import ResultsStore;"
+        f"ResultsStore.open(__import__('pathlib').Path({str(path)!r}), {{}}, resume=False);"
+        "print('locked', flush=True); time.sleep(30)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        from mnprof.timing.store import ResultsStore
+
+        with pytest.raises(MnprofError, match="is being written by another mnprof sweep"):
+            ResultsStore.open(path, {}, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    ResultsStore.open(path, {}, resume=True)  # free again once the other process has gone

@@ -24,6 +24,8 @@ or changes meaning; adding keys keeps it.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,12 +104,38 @@ def results_records(documents: Iterable[Mapping[str, Any]]) -> list[TimingRecord
     ]
 
 
+_LOCKS: dict[str, int] = {}  # results file -> the descriptor of its lock file, held until the process ends
+
+
+def _lock_for_writing(path: Path) -> None:
+    """Take the advisory writer lock of results file ``path`` (once per process), or refuse with one line."""
+    key = str(path.resolve())
+    if key in _LOCKS:
+        return
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise MnprofError(f"--results {path}: cannot create its lock {lock} ({error.strerror})") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise MnprofError(
+            f"--results {path} is being written by another mnprof sweep; accepted: wait for it to finish, or "
+            "another --results file"
+        ) from None
+    _LOCKS[key] = descriptor
+
+
 class ResultsStore:
     """The results file of one sweep on one host: records are added as measurements finish, each add an
     atomic write.
 
     An interrupted sweep therefore keeps every measurement already finished, and
-    :meth:`open` with ``resume=True`` continues it (on the same host fingerprint only).
+    :meth:`open` with ``resume=True`` continues it (on the same host fingerprint only). :meth:`open` also
+    takes the file's writer lock (an advisory lock on ``.NAME.lock`` beside it, held until the process
+    ends): a second sweep on the same file is refused instead of dropping the first one's measurements.
     """
 
     def __init__(
@@ -130,6 +158,7 @@ class ResultsStore:
         """
         path = Path(path)
         check_results_writable(path)
+        _lock_for_writing(path)
         if not path.exists():
             return cls(path, environment)
         document = read_results(path)
