@@ -18,6 +18,7 @@ from mnprof.counting.count import CountReport, count_many
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, dumps
 from mnprof.model.config import ModelConfig, default_grid
+from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables
 from mnprof.timing.host import available_cores
 from mnprof.timing.layers import LayerTimingSettings, time_layers
@@ -53,6 +54,8 @@ COUNT_FILES = (
                "mnprof table --no-timing --format json"),
     ReportFile("paper.md", "every computable table of the paper (published, computed, delta) with findings",
                "mnprof paper --format markdown"),
+    ReportFile("paper-mobilenetv2.md", "TF-slim's 22 MobileNetV2 checkpoints (published, computed, delta) and the "
+               "conventions that reproduce them", "mnprof paper --model mobilenetv2 --format markdown"),
     ReportFile("layers-1.0-224-counts.md", "1.0-224 layer by layer: shapes, params, MACs, bytes, intensity",
                "mnprof layers --alpha 1.0 --resolution 224 --no-timing --format markdown"),
     ReportFile("baseline.json", "the regression baseline that mnprof check (and this repository's CI) compares with",
@@ -89,6 +92,7 @@ def _counts() -> dict[str, Callable[[], str]]:
         "table.csv": table(Format.CSV),
         "table.json": table(Format.JSON),
         "paper.md": lambda: str(render_paper(paper_tables(), Format.MARKDOWN)),
+        "paper-mobilenetv2.md": lambda: str(render_paper([tfslim_v2_table()], Format.MARKDOWN)),
         "layers-1.0-224-counts.md": lambda: str(
             render_layers(layer_report(ModelConfig(*LAYERS_CONFIG), None), Format.MARKDOWN)
         ),

@@ -21,3 +21,9 @@ def golden():
         assert text == path.read_text(encoding="utf-8")
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_terminal_width(monkeypatch):
+    """Rendered tables follow COLUMNS when piped: tests that care set it; none inherits the caller's."""
+    monkeypatch.delenv("COLUMNS", raising=False)

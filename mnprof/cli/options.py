@@ -34,6 +34,7 @@ __all__ = [
     "config_options",
     "configs_from",
     "grid_options",
+    "model_option",
     "output_options",
     "resolve_output",
     "timing_options",
@@ -66,6 +67,14 @@ MODEL_HELP = (
     "Network family, repeatable (several are shown side by side): mobilenetv1 (Howard et al. 2017) or "
     "mobilenetv2 (Sandler et al. 2018; TF-slim's make-divisible-by-8 channels). [default: mobilenetv1]"
 )
+
+
+def model_option(help_text: str, *, multiple: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--model``: a built-in family; repeatable with ``multiple`` (then ``models``, default none = mobilenetv1)."""
+    choice = click.Choice([family.value for family in Family])
+    if multiple:
+        return click.option("--model", "models", multiple=True, type=choice, help=help_text)
+    return click.option("--model", type=choice, default=Family.MOBILENETV1.value, show_default=True, help=help_text)
 
 
 def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -107,13 +116,7 @@ def _apply(function: Callable[..., Any], options: list[Callable[[Callable[..., A
 def grid_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose the configurations: --alpha, --resolution, --classes, --variant, --rounding."""
     lists = [
-        click.option(
-            "--model",
-            "models",
-            multiple=True,
-            type=click.Choice([family.value for family in Family]),
-            help=MODEL_HELP,
-        ),
+        model_option(MODEL_HELP, multiple=True),
         click.option("--alpha", "alphas", default=None, metavar="LIST", help=GRID_HELP),
         click.option("--resolution", "resolutions", default=None, metavar="LIST", help=RESOLUTION_HELP),
     ]
@@ -124,13 +127,7 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose one configuration: --model, --alpha and --resolution (one value each), --classes,
     --variant, --rounding; :func:`config_from` turns them into a :class:`ModelConfig`."""
     single = [
-        click.option(
-            "--model",
-            type=click.Choice([family.value for family in Family]),
-            default=Family.MOBILENETV1.value,
-            show_default=True,
-            help="Network family: mobilenetv1 (Howard et al. 2017) or mobilenetv2 (Sandler et al. 2018).",
-        ),
+        model_option("Network family: mobilenetv1 (Howard et al. 2017) or mobilenetv2 (Sandler et al. 2018)."),
         click.option(
             "--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}]."
         ),

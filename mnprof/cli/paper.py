@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import output_options, resolve_output
+from mnprof.cli.options import model_option, output_options, resolve_output
 from mnprof.cli.output import emit
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family
@@ -25,13 +25,9 @@ from mnprof.views.render import Format
     metavar="LIST",
     help="Comma-separated table numbers, 1 to 9, or all (MobileNetV1's paper).",
 )
-@click.option(
-    "--model",
-    type=click.Choice([family.value for family in Family]),
-    default=Family.MOBILENETV1.value,
-    show_default=True,
-    help="mobilenetv1: the paper's Tables 1 to 9; mobilenetv2: TF-slim's 22 published checkpoints, with the "
-    "conventions that reproduce them.",
+@model_option(
+    "mobilenetv1: the paper's Tables 1 to 9; mobilenetv2: TF-slim's 22 published checkpoints, with the "
+    "conventions that reproduce them."
 )
 @output_options(
     format_help="Output format; csv is one long table with a paper_table column, json also carries each table's "
