@@ -58,7 +58,9 @@ def test_counts_view_sets_every_counter_side_by_side(capsys):
         main(["table", "-q", "--view", "counts", "--format", "markdown", "--alpha", "1.0", "--resolution", "224"]) == 0
     )
     out = capsys.readouterr().out
-    assert "| 1.0-224 | 4.232 | 568.7 | 578.9 | 589.0 | 568.7 | 568.7 | 10,135,552 | 20,221,952 | 0 |" in out
+    counts = "| 1.0-224 | 4.232 | 568.7 | 578.9 | 589.0 | 568.7 | 568.7 |"
+    activations = " 5.044 | 5.044 | 4.8 | 10,135,552 | 20,221,952 | 0 |"
+    assert counts + activations in out
 
 
 def test_sweep_warnings_are_short_unless_verbose(capsys):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
-from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.model.arch import CONV_KINDS, LayerKind, LayerSpec, layer_plan
 from mnprof.model.config import Family, ModelConfig
 
 __all__ = [
@@ -120,6 +120,34 @@ class AnalyticCount:
     def batch_norm_elements(self) -> int:
         """Elements that pass through a BatchNorm, for one image."""
         return sum(layer.out_elements for layer in self.layers if layer.batch_norm_channels)
+
+    @cached_property
+    def activations(self) -> int:
+        """Output elements of every conv and linear layer for one image (fvcore's ActivationCountAnalysis)."""
+        return sum(layer.out_elements for layer in self.layers if layer.spec.kind in (*CONV_KINDS, LayerKind.FC))
+
+    def peak_working_set(self, batch_size: int = 1) -> int:
+        """Elements alive at once at the busiest layer of one inference of ``batch_size`` images.
+
+        Model of execution, as an inference runtime runs the network: one layer at a time; a layer's input
+        and output are alive together; BatchNorm is folded into its convolution and the activation is
+        applied in place (neither adds a tensor); a residual block's input stays alive until its add, which
+        reads it and the block's output and writes a third tensor. Weights are not included.
+        """
+        peak, kept = 0, 0
+        adds = {layer.spec.name.rsplit(".", 1)[0] for layer in self.layers if layer.spec.kind is LayerKind.ADD}
+        for layer in self.layers:
+            block = layer.spec.name.rsplit(".", 1)[0]
+            if layer.spec.kind is LayerKind.ADD:
+                alive = layer.in_elements + 2 * layer.out_elements  # block input, block output, the sum
+            else:
+                alive = layer.in_elements + layer.out_elements + (kept if block in adds else 0)
+            peak = max(peak, alive)
+            if block in adds and layer.spec.name.endswith((".expand", ".dw")) and not kept:
+                kept = layer.in_elements  # the block input, kept for the add
+            if layer.spec.kind is LayerKind.ADD:
+                kept = 0
+        return batch_size * peak
 
     def macs_of(self, kinds: Iterable[LayerKind]) -> int:
         wanted = set(kinds)

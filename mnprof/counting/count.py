@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
-from mnprof.counting.fvcore_counter import FvcoreCount, count_fvcore
+from mnprof.counting.fvcore_counter import FvcoreActivations, FvcoreCount, count_fvcore, count_fvcore_activations
 from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, TORCH_RULES, Reconciliation, reconcile
 from mnprof.counting.shapes import ShapeCount, count_config_shapes
 from mnprof.counting.thop_counter import ThopCount, count_thop
@@ -39,6 +39,7 @@ class CountReport:
     torch: TorchCount | None = None
     torch_reconciliation: Reconciliation | None = None
     shapes: ShapeCount | None = None
+    fvcore_activations: FvcoreActivations | None = None  # one more fvcore trace, run with the other extras
 
     @property
     def reconciliations(self) -> tuple[Reconciliation, ...]:
@@ -68,6 +69,10 @@ class CountReport:
             "macs_torch_unexplained": self.torch_reconciliation.unexplained if self.torch_reconciliation else None,
             "torch_explained": self.torch_reconciliation.explain() if self.torch_reconciliation else None,
             "macs_shapes": self.shapes.macs if self.shapes is not None else None,
+            "activations": self.analytic.activations,
+            "activations_fvcore": self.fvcore_activations.total if self.fvcore_activations is not None else None,
+            "weights_bytes": 4 * self.analytic.params(ParamConvention.PYTORCH),
+            "peak_activation_bytes": 4 * self.analytic.peak_working_set(),
         }
 
 
@@ -83,6 +88,7 @@ def _count_built(
     fvcore = count_fvcore(model, inputs)
     thop = count_thop(model, inputs)
     torch_count = count_torch(model, inputs) if with_torch else None
+    activations = count_fvcore_activations(model, inputs) if with_torch else None
     return CountReport(
         config=config,
         analytic=analytic,
@@ -100,6 +106,7 @@ def _count_built(
             else None
         ),
         shapes=shapes,
+        fvcore_activations=activations,
     )
 
 

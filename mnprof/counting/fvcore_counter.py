@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["FvcoreCount", "count_fvcore"]
+__all__ = ["FvcoreActivations", "FvcoreCount", "count_fvcore", "count_fvcore_activations"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,22 @@ def count_fvcore(model: nn.Module, inputs: torch.Tensor) -> FvcoreCount:
         fvcore_logger.removeHandler(handler)
     messages = tuple(dict.fromkeys([str(w.message) for w in caught] + handler.records))
     return FvcoreCount(int(total), by_operator, by_module, unsupported, uncalled, messages)
+
+
+@dataclass(frozen=True)
+class FvcoreActivations:
+    """What fvcore's ActivationCountAnalysis counted for one input: output elements of conv and linear layers."""
+
+    total: int
+    by_operator: dict[str, int]
+
+
+def count_fvcore_activations(model: nn.Module, inputs: torch.Tensor) -> FvcoreActivations:
+    """Trace ``model`` on ``inputs`` with fvcore's ActivationCountAnalysis (one more trace than the MACs')."""
+    from fvcore.nn import ActivationCountAnalysis  # imported here, as FlopCountAnalysis above
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # its unsupported-op notes repeat the MAC analysis's, which are kept
+        analysis = ActivationCountAnalysis(model, inputs)
+        analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return FvcoreActivations(int(analysis.total()), {k: int(v) for k, v in analysis.by_operator().items()})

@@ -220,6 +220,9 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         *_count_columns(unit),
         Column(f"{work} torch", lambda r: number(scale * r["macs_torch"] / MILLION, 1)),
         Column(f"{work} shapes", lambda r: number(scale * r["macs_shapes"] / MILLION, 1)),
+        Column("M activations", lambda r: number(r["activations"] / MILLION, 3)),
+        Column("fvcore", lambda r: number(r["activations_fvcore"] / MILLION, 3)),
+        Column("peak act. MB", lambda r: number(r["peak_activation_bytes"] / MILLION, 1)),
         Column("fvcore extra", lambda r: number(scale * (r["macs_fvcore"] - r["macs_analytic"]))),
         Column("thop extra", lambda r: number(scale * (r["macs_thop"] - r["macs_analytic"]))),
         Column(
@@ -236,6 +239,10 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "shapes on the meta device, the layer plan's independent witness.",
         "extra: what the counter charges beyond the analytic count (exact); unexplained: what fvcore, thop and "
         "torch leave over after every operator's convention, which must be 0.",
+        "activations: output elements of every conv and linear layer for one image (fvcore's definition), from "
+        "the plan and from fvcore's ActivationCountAnalysis. peak act. MB: float32 elements alive at the busiest "
+        "layer of one inference, BatchNorm folded, activations in place, a residual block's input kept until its "
+        "add (mnprof.counting.analytic.AnalyticCount.peak_working_set); weights not included.",
     )
     return Rendered(f"{families_title(frame)}: params and MACs, every counter side by side", columns, notes)
 
