@@ -90,3 +90,11 @@ def test_peak_working_set_follows_the_stated_model_of_execution():
     kept = block3["blocks.3.expand"].in_elements
     inside = block3["blocks.3.dw"].in_elements + block3["blocks.3.dw"].out_elements + kept
     assert small.peak_working_set() >= inside
+
+
+def test_the_layer_table_sums_to_the_activations(capsys):
+    from mnprof.views.layers import layer_report
+
+    for config in (ModelConfig(1.0, 224), ModelConfig(0.35, 96, family="mobilenetv2")):
+        frame = layer_report(config, None, fvcore=False).frame
+        assert int(frame["activations"].sum()) == analytic_count(config).activations

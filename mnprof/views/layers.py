@@ -37,7 +37,7 @@ import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count, conv_macs, conv_params
 from mnprof.counting.fvcore_counter import count_fvcore
-from mnprof.model.arch import LayerKind
+from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model, module_paths
 from mnprof.views.render import Column, Format, Rendered, number, render_with
@@ -97,6 +97,7 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
             "macs_fvcore_unit": fvcore_by_module.get(unit_path, 0) if fvcore_by_module is not None else pd.NA,
             "macs_share": layer.macs / total_macs,
             "bytes_moved": bytes_moved,
+            "activations": layer.out_elements if spec.kind in (*CONV_KINDS, LayerKind.FC) else 0,
             "arithmetic_intensity_flops_per_byte": 2 * layer.macs / bytes_moved,
         }
         row.update(_standard_in_place(layers, index))
@@ -226,6 +227,7 @@ def layers_spec(report: LayerReport) -> Rendered:
         Column("sep/std", lambda r: number(r["separable_to_standard"], 4)),
         Column("1/M+1/F²", lambda r: number(r["seed_formula_ratio"], 4)),
         Column("MB moved", lambda r: number(r["bytes_moved"], 3, scale=1e-6)),
+        Column("activations", lambda r: number(r["activations"])),
         Column("FLOP/B", lambda r: number(r["arithmetic_intensity_flops_per_byte"], 1)),
         Column("MAC share %", lambda r: number(r["macs_share"], 2, scale=100)),
     ]
@@ -276,7 +278,8 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
         )
     notes.append(
         "MB moved: float32, the layer's weights + input activations + output activations once each; BatchNorm "
-        "and ReLU taken as folded into the conv (not counted). FLOP/B = 2 x MACs / bytes moved."
+        "and ReLU taken as folded into the conv (not counted). FLOP/B = 2 x MACs / bytes moved. activations: the "
+        "layer's output elements (conv and FC only, fvcore's ActivationCountAnalysis definition)."
     )
     shares = []
     for kind in (LayerKind.POINTWISE, LayerKind.DEPTHWISE, LayerKind.CONV, LayerKind.FC, LayerKind.POOL):
@@ -340,6 +343,7 @@ def _total_row(report: LayerReport) -> dict[str, Any]:
             "macs_fvcore": frame["macs_fvcore"].sum() if report.fvcore_total is not None else nan,
             "macs_standard": nan,
             "bytes_moved": totals["bytes_moved"],
+            "activations": int(frame["activations"].sum()),
             "arithmetic_intensity_flops_per_byte": 2 * totals["macs_analytic"] / totals["bytes_moved"],
             "macs_share": frame["macs_share"].sum(),
         }
