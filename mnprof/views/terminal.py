@@ -46,6 +46,11 @@ def _latency(row: pd.Series) -> str:
     return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
 
 
+def _host(row: pd.Series) -> str:
+    """The processor and the host fingerprint's first characters: what tells two hosts' rows apart."""
+    return f"{processor_of(row['device'], row.get('gpu'), row.get('cpu_model'))} {str(row['host'])[:8]}"
+
+
 def _distinct(frame: pd.DataFrame, column: str) -> list[object]:
     return list(frame[column].dropna().unique()) if column in frame.columns else []
 
@@ -65,8 +70,7 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
     if timed:
         backends, batches, hosts = (_distinct(frame, c) for c in ("backend", "batch_size", "host"))
         if len(hosts) > 1:
-            processor = lambda r: processor_of(r["device"], r.get("gpu"), r.get("cpu_model"))  # noqa: E731
-            columns.insert(1, Column("host", lambda r: f"{processor(r)} {str(r['host'])[:8]}", "left"))
+            columns.insert(1, Column("host", _host, "left"))
         if len(backends) > 1:
             columns.append(Column("backend", lambda r: "-" if is_missing(r["backend"]) else str(r["backend"]), "left"))
         if len(batches) > 1:
