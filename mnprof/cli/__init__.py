@@ -82,9 +82,10 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """mnprof: model analysis and profiling for MobileNet-style networks.
 
-    Builds every width (alpha) x resolution MobileNetV1 as a real PyTorch model, counts params and
-    multiply-accumulates analytically, with fvcore and with thop, explains every difference by
-    operator, and sets the results beside the paper's published numbers.
+    Builds every width (alpha) x resolution MobileNetV1 (and, with --model, MobileNetV2) as a real
+    PyTorch model, counts params and multiply-accumulates analytically and with fvcore, thop and
+    torch's FlopCounterMode, explains every difference by operator, times each configuration, and
+    sets the results beside the published numbers.
     """
 
 
