@@ -83,3 +83,8 @@ def exiting(alpha: float, num_classes: int) -> nn.Module:
 def printing(alpha: float, num_classes: int) -> nn.Module:
     print("loading weights ...")  # noqa: T201 - a chatty factory: its text must not reach check's JSON
     return tiny(alpha, num_classes)
+
+
+def tiny_at(alpha: float, num_classes: int, resolution: int) -> nn.Module:
+    """The factory contract's optional third argument: a network that depends on the input size."""
+    return _net(alpha, num_classes, hidden=16 if resolution <= 32 else 32)

@@ -278,3 +278,19 @@ def test_slower_latency_beyond_tolerance_fails():
     assert compare_latency(baseline, now, 35.0, Path("b.json")) == []
     result = compare({}, {}, extra=compare_latency(baseline, now, 25.0, Path("b.json")))
     assert result.failed
+
+
+def test_a_factory_may_take_the_resolution(tmp_path, capsys):
+    path = tmp_path / "b.json"
+    spec = "t=tests.regression_models:tiny_at"
+    assert main(["baseline", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32,64", "--out", str(path)]) == 0
+    entries = json.loads(path.read_text())["entries"]
+    small, large = (
+        entries["t@1.0-32"]["counts"]["pytorch"]["params"],
+        entries["t@1.0-64"]["counts"]["pytorch"]["params"],
+    )
+    assert small < large  # built once per resolution: the 64-pixel network is wider
+    capsys.readouterr()
+    assert (
+        main(["check", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32,64", "--baseline", str(path)]) == 0
+    )

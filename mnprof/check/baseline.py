@@ -8,6 +8,7 @@ diff-friendly JSON with a kind, a schema version and the provenance of the count
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -120,26 +121,45 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
     return entries
 
 
-def _call_factory(model: ModelSpec, factory: Factory, alpha: float, num_classes: int) -> nn.Module:
+def _takes_resolution(factory: Factory) -> bool:
+    """Whether ``factory`` has a ``resolution`` parameter (the contract's optional third argument)."""
+    try:
+        return "resolution" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: the two-argument contract
+        return False
+
+
+def _call_factory(
+    model: ModelSpec, factory: Factory, alpha: float, num_classes: int, resolution: int | None = None
+) -> nn.Module:
     with user_code(f"model {model.target}: factory raised"):
-        module = factory(alpha, num_classes)
+        module = (
+            factory(alpha, num_classes) if resolution is None else factory(alpha, num_classes, resolution=resolution)
+        )  # type: ignore[call-arg]
     if not isinstance(module, nn.Module):
         raise MnprofError(f"model {model.target}: factory returned {type(module).__name__}, not a torch.nn.Module")
     return module.eval()
 
 
 def iter_modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, int, nn.Module]]:
-    """(model spec, alpha, resolution, built module) for every entry; one module per model and alpha."""
+    """(model spec, alpha, resolution, built module) for every entry: one module per model and alpha, or per
+    model, alpha and resolution for a factory that takes ``resolution``."""
     for model in settings.models:
         factory = None if model.builtin else model.load()
         for alpha in settings.alphas:
             if factory is None:
                 config = ModelConfig(alpha, settings.resolutions[0], settings.num_classes, family=model.family)  # type: ignore[arg-type]
-                module: nn.Module = build_model(config)
+                shared: nn.Module | None = build_model(config)
+            elif _takes_resolution(factory):
+                shared = None  # built anew for each resolution below
             else:
-                module = _call_factory(model, factory, alpha, settings.num_classes)
+                shared = _call_factory(model, factory, alpha, settings.num_classes)
             for resolution in settings.resolutions:
-                yield model, alpha, resolution, module
+                if shared is not None:
+                    yield model, alpha, resolution, shared
+                else:
+                    built = _call_factory(model, factory, alpha, settings.num_classes, resolution)  # type: ignore[arg-type]
+                    yield model, alpha, resolution, built
 
 
 # ------------------------------------------------------------------------------------ document

@@ -28,7 +28,8 @@ from mnprof.timing.host import available_cores
 
 MODEL_HELP = (
     "Model to guard, repeatable: 'mobilenetv1' or 'mobilenetv2' (mnprof's own) or [NAME=]package.module:factory, where "
-    "factory(alpha: float, num_classes: int) returns a torch.nn.Module taking (N, 3, R, R) images. "
+    "factory(alpha: float, num_classes: int[, resolution: int]) returns a torch.nn.Module taking (N, 3, R, R) "
+    "images (a factory with a resolution parameter is called once per resolution). "
     "[default: [tool.mnprof] models in ./pyproject.toml, else mobilenetv1]"
 )
 
