@@ -6,6 +6,7 @@ Tiny configurations and budgets throughout; no test asserts an absolute time.
 from __future__ import annotations
 
 import json
+import statistics
 import time
 
 import pytest
@@ -247,13 +248,20 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
     for r in rows:
         assert r["error"] is None and r["threads"] == 1 and r["batch_size"] == 1 and r["device"] == "cpu"
         assert r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
-        if r["turns"] >= 6:  # the CI comes from the turns' medians
-            assert r["latency_ms_min"] <= r["latency_ms_ci_low"] <= r["latency_ms_ci_high"] <= r["latency_ms_max"]
+        if r["turns"] >= 6:  # the CI comes from the adjusted turn values
+            assert r["latency_ms_ci_low"] <= r["latency_ms_adjusted"] <= r["latency_ms_ci_high"]
         else:  # a very busy host: too few turns within the budget
             assert r["latency_ms_ci_low"] is None and r["noisy"]
         assert r["samples"] == len(r["latency_ms_samples"]) >= r["turns"] >= 1
-        assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_median"])
-        assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_median"] / 1e3) / 1e9)
+        assert len(r["turn_host_factors"]) == r["turns"]
+        # the headline recomputed from the raw samples: each turn's median over its pass's host factor
+        turns, first = [], 0
+        for size, factor in zip(r["turn_sizes"], r["turn_host_factors"], strict=True):
+            turns.append(statistics.median(r["latency_ms_samples"][first : first + size]) / factor)
+            first += size
+        assert r["latency_ms_adjusted"] == pytest.approx(statistics.median(turns), rel=1e-5)
+        assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_adjusted"])
+        assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_adjusted"] / 1e3) / 1e9)
         assert r["peak_fraction"] == pytest.approx(r["gflops_achieved"] / 100.0)
         assert r["output_max_abs_error"] <= r["output_tolerance"]
         starts = r["turn_started_unix"]  # when each turn began: the host's drift is read from these
@@ -400,7 +408,7 @@ def test_table_times_and_keeps_results(capsys, tmp_path, fake_peak):
     assert code == 0, err
     assert [r["latency_ms_median"] for r in json.loads(out)["rows"]] == [r["latency_ms_median"] for r in rows]
     code, out, _ = run(capsys, *TIMED[:5], "--from-results", str(results), "--format", "markdown")
-    assert "latency ms (IQR)" in out and "x eager" in out
+    assert "| latency ms | x ref | median ms (IQR) |" in out and "x eager" in out
 
 
 def test_no_timing_measures_nothing(capsys, tmp_path, monkeypatch):
@@ -510,17 +518,20 @@ def test_grid_view_marks_noisy_and_failed_timings():
         return TimingRecord.from_row({**base, **row})
 
     timings = [
-        record("eager", latency_ms_median=2.0, latency_ms_iqr=0.5, noisy=True, throughput_ips=500.0,
-               gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
-        record("fused", latency_ms_median=1.0, latency_ms_iqr=0.1, noisy=False, throughput_ips=1000.0,
-               gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
-        record("onnxruntime", latency_ms_median=None, latency_ms_iqr=None, throughput_ips=None,
-               error="output differs from eager PyTorch"),
+        record("eager", latency_ms_adjusted=2.0, latency_ms_median=2.1, latency_ms_iqr=0.5, noisy=True,
+               throughput_ips=500.0, gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
+        record("fused", latency_ms_adjusted=1.0, latency_ms_median=1.1, latency_ms_iqr=0.1, noisy=False,
+               throughput_ips=1000.0, gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
+        record("onnxruntime", latency_ms_adjusted=None, latency_ms_median=None, latency_ms_iqr=None,
+               throughput_ips=None, error="output differs from eager PyTorch"),
     ]  # fmt: skip
     frame = grid_frame([count(TINY)], timings)
     assert list(frame["speedup_vs_eager"].round(3)[:2]) == [1.0, 2.0]
     text = render(frame, View.GRID, Format.MARKDOWN)
-    assert "| eager | 1 | 2.00 (0.50)! |" in text and "| fused | 1 | 1.00 (0.10) |" in text
+    assert (
+        "| eager | 1 | 2.00! | 1.000 | 2.10 (0.50) |" in text and "| fused | 1 | 1.00 | 1.000 | 1.10 (0.10) |" in text
+    )
+    # relative latency: each backend over the reference (here the only configuration) with the same backend
     assert "| onnxruntime | 1 | error |" in text
     assert "error: 0.25-32 onnxruntime batch 1: output differs from eager PyTorch" in text
     assert "timed on CPU (h), 1 threads, device cpu" in text and "TF32" not in text
@@ -532,7 +543,7 @@ def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
     from mnprof.views.render import Format
 
     base = timing_record(TINY, "eager", 64, threads=1, device="cuda", host="h", cpu_model="CPU", gpu="Test GPU")
-    row = {**base.to_row(), "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
+    row = {**base.to_row(), "latency_ms_adjusted": 2.0, "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
            "throughput_ips": 32000.0, "gflops_achieved": 1.0, "peak_fraction": 0.01, "gemm_peak_gflops": 100.0,
            "error": None}  # fmt: skip
     text = render(grid_frame([count(TINY)], [TimingRecord.from_row(row)]), View.GRID, Format.MARKDOWN)

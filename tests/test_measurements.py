@@ -85,19 +85,19 @@ def test_resume_refuses_another_hosts_file(tmp_path):
         ('{"kind": "mnprof.table", "schema_version": 1}', "is not a mnprof results file \\(kind 'mnprof.table'"),
         ("[1, 2]", "is not a mnprof results file \\(kind 'list'"),
         (
-            json.dumps({"kind": RESULTS_KIND, "schema_version": 2, "environment": {}, "measurements": []}),
-            "has schema version 2; this mnprof reads version 1",
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": []}),
+            "has schema version 1; this mnprof reads version 2",
         ),
-        (json.dumps({"kind": RESULTS_KIND, "schema_version": 1}), "is corrupt \\(no measurements list"),
+        (json.dumps({"kind": RESULTS_KIND, "schema_version": 2}), "is corrupt \\(no measurements list"),
         (
-            json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": [{"id": "x"}]}),
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 2, "environment": {}, "measurements": [{"id": "x"}]}),
             "measurement 0 lacks backend, batch_size, threads, device, host",
         ),
         (
             json.dumps(
                 {
                     "kind": RESULTS_KIND,
-                    "schema_version": 1,
+                    "schema_version": 2,
                     "environment": {},
                     "measurements": [dict(row(), alpha="wide")],
                 }
@@ -108,7 +108,7 @@ def test_resume_refuses_another_hosts_file(tmp_path):
             json.dumps(
                 {
                     "kind": RESULTS_KIND,
-                    "schema_version": 1,
+                    "schema_version": 2,
                     "environment": {},
                     "measurements": [dict(row(), backend="tensorrt")],
                 }

@@ -11,7 +11,7 @@ import pytest
 
 from mnprof.errors import MnprofError
 from mnprof.timing.engine import Drift, Measurement, Stop, StopRule, Task, host_drift, interleave, warm_up
-from mnprof.timing.stats import EXACT_CI_LIMIT, SampleStats, median_ci_ranks, quantile, turn_ci
+from mnprof.timing.stats import EXACT_CI_LIMIT, SampleStats, median_ci, median_ci_ranks, pass_factors, quantile
 
 
 class FakeClock:
@@ -128,20 +128,47 @@ def test_stop_rule_rejects_bad_settings(kwargs, message):
         StopRule(**kwargs)
 
 
-def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_turn_medians():
+def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_adjusted_turn_values():
     rule = StopRule(target_rel_ci=0.02, min_turns=6)
-    assert not rule.converged([[1.0, 1.0]] * 5)  # narrow, too few turns
-    assert rule.converged([[1.0, 1.0]] * 6)
-    assert rule.converged([[1.0, 1.1]] * 6)  # wide within turns, but every turn says the same
-    assert not rule.converged([[1.0] * 5, [1.1] * 5] * 3)  # the turns disagree by 10%
+    assert not rule.converged([1.0] * 5)  # narrow, too few turns
+    assert rule.converged([1.0] * 6)
+    assert not rule.converged([1.0, 1.1] * 3)  # the turns disagree by 10%
 
 
-def test_turn_ci_uses_turn_medians():
-    turns = [[1.0, 9.0, 1.0], [2.0], [3.0], [4.0], [5.0], [6.0], [7.0], [8.0], [9.0], [10.0]]
-    low, high, half = turn_ci(turns, 5.5)
-    assert (low, high) == (2.0, 9.0)  # order statistics 2 and 9 of the ten turn medians 1..10
+def test_median_ci_is_the_distribution_free_interval():
+    value, low, high, half = median_ci([float(v) for v in range(1, 11)])
+    assert (value, low, high) == (5.5, 2.0, 9.0)  # order statistics 2 and 9 of ten values
     assert half == pytest.approx(3.5 / 5.5)
-    assert turn_ci([[1.0]] * 5, 1.0) == (None, None, math.inf)
+    assert median_ci([1.0] * 5) == (1.0, None, None, math.inf)
+
+
+def test_pass_factors_recover_a_host_that_slows_every_task_together():
+    speeds = [1.0, 1.3, 1.0, 0.9, 1.3, 1.0, 1.0]  # the host's speed in each pass
+    levels = [1.0, 3.0, 9.0, 0.5]
+    rng = random.Random(1)
+    table = [[level * speed * (1 + rng.uniform(-0.005, 0.005)) for speed in speeds] for level in levels]
+    factors = pass_factors(table)
+    assert factors == pytest.approx(speeds, rel=0.01)  # 1.0 = the median pass
+
+
+def test_pass_factors_do_not_absorb_what_one_task_does_and_need_three_tasks():
+    table = [[1.0] * 6, [2.0] * 6, [3.0] * 3 + [4.5] * 3, [4.0] * 6]  # only the third task slows down
+    assert pass_factors(table) == pytest.approx([1.0] * 6)
+    assert pass_factors([[1.0, 1.3], [2.0, 2.6]]) == [1.0, 1.0]  # two tasks: host and task inseparable
+    gaps = pass_factors([[1.0, None, 1.0], [2.0, 2.6, 2.0], [3.0, 3.9, 3.0]])  # a set-aside turn
+    assert gaps == pytest.approx([1.0, 1.0, 1.0])  # pass 1 has two tasks only: left at 1.0
+    assert pass_factors([]) == []
+
+
+def test_measurement_headline_is_the_median_of_adjusted_turns():
+    samples = (1.0, 1.0, 1.3, 1.3, 1.0, 1.0, 1.1, 1.1, 1.0, 1.0, 1.0, 1.0)
+    factors = (1.0, 1.3, 1.0, 1.1, 1.0, 1.0)
+    m = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02, turn_sizes=(2,) * 6, turn_factors=factors)
+    assert m.adjusted == pytest.approx((1.0,) * 6)
+    assert m.headline[0] == pytest.approx(1.0) and m.meets_target()
+    assert m.stats.median == 1.0 and m.stats.maximum == 1.3  # the typical statistics are of the raw calls
+    unadjusted = Measurement("k", samples, (), True, Stop.BUDGET, 1.0, 0.02, turn_sizes=(2,) * 6)
+    assert unadjusted.noisy  # the same calls without the host factors: turns disagree by 30%
 
 
 def test_measurement_ci_comes_from_its_turns():
@@ -174,44 +201,67 @@ def test_warm_up_gives_up_after_its_time_limit():
 # ---------------------------------------------------------------------------- interleaving
 
 
-def test_round_robin_visits_every_unfinished_task_in_turn():
+def test_round_robin_visits_every_task_in_every_pass_until_all_have_stopped():
     clock, log = FakeClock(), []
     rule = StopRule(budget_s=0.6, block_s=0.05, warmup_max_s=0, rewarm=False)
     tasks = [
-        Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after its first block
-        Task("b", sampler(clock, [0.01, 0.02], log, "b"), "b"),  # 2x spread: never converges
-        Task("c", sampler(clock, [0.01, 0.03], log, "c"), "c"),
+        Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after min_turns
+        Task("b", sampler(clock, [0.01, 0.02], log, "b"), "b"),  # 2x spread: turns disagree, never converges
+        Task("c", sampler(clock, [0.01, 0.03], log, "c"), "c"),  # turns of 2 calls: every turn's median 0.02
     ]
     finished = []
     measurements = interleave(tasks, rule, clock=clock, on_finish=lambda m: finished.append(m.key))
     blocks = [name for name, _ in itertools.groupby(log)]
     assert blocks[:3] == ["a", "b", "c"]  # warm-up, one call each (warmup_max_s=0)
-    assert blocks[3:21] == ["a", "b", "c"] * 6  # six passes: a converges after min_turns
-    assert set(blocks[21:]) == {"b", "c"} and all(x != y for x, y in itertools.pairwise(blocks[21:]))
-    assert finished[0] == "a" and sorted(finished[1:]) == ["b", "c"]  # saved the moment each stops
-    assert [m.key for m in measurements] == ["a", "b", "c"]  # returned in task order
+    passes = len(blocks[3:]) // 3
+    assert blocks[3:] == ["a", "b", "c"] * passes  # whole passes: a keeps running while b and c do
+    assert finished == ["a", "b", "c"]  # saved when timing ends, in task order
+    assert [m.key for m in measurements] == ["a", "b", "c"]
     a, b, c = measurements
-    assert a.stop is Stop.CONVERGED and a.stats.n == 30 and a.turn_sizes == (5,) * 6
+    assert a.stop is Stop.CONVERGED and len(a.turn_sizes) == passes
     assert b.stop is Stop.BUDGET and b.noisy and b.spent_s >= 0.6
-    assert c.stop is Stop.BUDGET
+    assert c.stop is Stop.CONVERGED and c.headline[0] == pytest.approx(0.02)
+
+
+def test_a_host_slowdown_in_some_passes_is_taken_out_of_the_headline():
+    clock = FakeClock()
+    passes_slow = {2, 3, 7}  # every task 40% slower in these passes
+
+    def task(level: float):
+        calls = itertools.count()
+
+        def sample() -> float:
+            index = next(calls)  # 1 warm-up call, then turns of 1 re-warm + 5 timed calls
+            turn = (index - 1) // 6 if index else -1
+            duration = level * (1.4 if turn in passes_slow else 1.0)
+            clock.now += duration
+            return duration
+
+        return sample
+
+    rule = StopRule(target_rel_ci=0.01, budget_s=1.0, block_s=0.05, warmup_max_s=0)
+    levels = (0.010, 0.011, 0.012)
+    measurements = interleave([Task(i, task(level), str(i)) for i, level in enumerate(levels)], rule, clock=clock)
+    for level, m in zip(levels, measurements, strict=True):
+        assert m.stop is Stop.CONVERGED  # despite the host: unadjusted, its turns disagree by 40%
+        assert m.headline[0] == pytest.approx(level)
+        assert {round(factor, 6) for factor in m.turn_factors} == {1.0, 1.4}
+        assert m.stats.maximum == pytest.approx(1.4 * level)
 
 
 def test_budget_bounds_a_noisy_task_and_the_ci_target_ends_a_quiet_one_early():
     clock = FakeClock()
     rng = random.Random(0)
-    noisy = [rng.uniform(0.005, 0.015) for _ in range(997)]
     quiet = [0.010 * (1 + rng.uniform(-0.001, 0.001)) for _ in range(997)]
     rule = StopRule(target_rel_ci=0.02, budget_s=1.2, block_s=0.1)
-    noisy_m, quiet_m = interleave(
-        [Task("noisy", sampler(clock, noisy), "noisy"), Task("quiet", sampler(clock, quiet), "quiet")],
-        rule,
-        clock=clock,
-    )
+    (quiet_m,) = interleave([Task("quiet", sampler(clock, quiet), "quiet")], rule, clock=clock)
     assert quiet_m.stop is Stop.CONVERGED and quiet_m.turn_sizes == (10,) * 6  # six turns, the minimum
     assert quiet_m.spent_s == pytest.approx(6 * 11 * 0.010, rel=0.01)  # each with one re-warm call
-    assert noisy_m.stop in (Stop.BUDGET, Stop.CONVERGED)
-    assert noisy_m.spent_s <= 1.2 + 0.15  # at most one turn past the budget
     assert quiet_m.stats.median == pytest.approx(0.010, rel=1e-3)
+    clock = FakeClock()
+    noisy = [rng.uniform(0.005, 0.015) if i % 40 < 20 else 0.02 for i in range(997)]
+    (noisy_m,) = interleave([Task("noisy", sampler(clock, noisy), "noisy")], rule, clock=clock)
+    assert noisy_m.stop is Stop.BUDGET and 1.2 <= noisy_m.spent_s <= 1.2 + 0.15  # at most one turn past
 
 
 def test_rewarm_call_is_timed_into_the_budget_but_not_into_the_samples():

@@ -28,6 +28,7 @@ from mnprof.model.config import (
     parse_resolutions,
 )
 from mnprof.timing.plan import TimingRequest
+from mnprof.timing.records import Statistic
 
 __all__ = [
     "config_from",
@@ -235,6 +236,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         results: Path,
         resume: bool,
         from_results: tuple[Path, ...],
+        statistic: str,
+        reference: str | None,
         **kwargs: Any,
     ) -> Any:
         request = TimingRequest(
@@ -248,6 +251,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             results=results,
             resume=resume,
             from_results=from_results,
+            statistic=statistic,
+            reference=reference,
         )
         return function(*args, timing_request=request, **kwargs)
 
@@ -285,8 +290,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=2.0,
             show_default=True,
             metavar="PCT",
-            help="Stop timing a configuration once the 95% confidence interval of its median is within this "
-            "percentage of the median...",
+            help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
+            "host-adjusted median, see --statistic) is within this percentage of it...",
         ),
         click.option(
             "--budget",
@@ -295,7 +300,26 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=2.0,
             show_default=True,
             metavar="SECONDS",
-            help="...or once this many seconds of timing are spent on it (then it is flagged noisy).",
+            help="...or once this many seconds of timing are spent on each (those that did not reach the target "
+            "are flagged noisy).",
+        ),
+        click.option(
+            "--statistic",
+            type=click.Choice([s.value for s in Statistic]),
+            default=Statistic.ADJUSTED.value,
+            show_default=True,
+            help="The latency shown, and what throughput, GFLOP/s, x eager, x ref and the plots use: adjusted = "
+            "the headline, the median of each turn's median divided by the host's speed factor in its "
+            "round-robin pass (the latency at the run's median host speed: the host's common slowdowns, "
+            "20-60% within a minute on shared VMs, taken out); median = every timed call as it came; min = "
+            "the fastest call. Every call is kept in --results, so any statistic can be shown later.",
+        ),
+        click.option(
+            "--reference",
+            default=None,
+            metavar="CONFIG",
+            help="The configuration x ref divides by (same runtime, batch, threads, host, same run): relative "
+            "latency is what transfers across hosts. [default: 1.0-224 when timed, else the most MACs]",
         ),
         click.option(
             "--results",

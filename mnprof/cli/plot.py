@@ -11,6 +11,7 @@ from mnprof.cli.work import count_with_progress, measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
 from mnprof.timing import plan as timing
+from mnprof.timing.records import Statistic
 from mnprof.timing.store import DEFAULT_RESULTS_PATH
 from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import build_figures, page_html, static_image
@@ -45,12 +46,29 @@ SUFFIXES = (".html", ".png", ".svg")
     help="Figures to draw, repeatable. [default: all for .html; pareto for .png/.svg, or accuracy-macs "
     "when nothing was timed]",
 )
+@click.option(
+    "--statistic",
+    type=click.Choice([s.value for s in Statistic]),
+    default=Statistic.ADJUSTED.value,
+    show_default=True,
+    help="The latency plotted: adjusted (the headline: host-adjusted median, bars its 95% CI), median "
+    "(every call as it came, bars its IQR) or min; see mnprof table --help.",
+)
+@click.option(
+    "--reference",
+    default=None,
+    metavar="CONFIG",
+    help="The configuration relative latency (in the hover) divides by. [default: 1.0-224 when measured, "
+    "else the most MACs]",
+)
 @grid_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def plot(
     out: Path,
     results_paths: tuple[Path, ...],
     figures: tuple[str, ...],
+    statistic: str,
+    reference: str | None,
     models: tuple[str, ...],
     alphas: str | None,
     resolutions: str | None,
@@ -80,7 +98,13 @@ def plot(
     paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
     if not results_paths and not DEFAULT_RESULTS_PATH.exists():
         measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)
-    inputs = plot_inputs(paths, lambda configs: count_with_progress(configs, quiet), grid_configs)
+    inputs = plot_inputs(
+        paths,
+        lambda configs: count_with_progress(configs, quiet),
+        grid_configs,
+        statistic=Statistic(statistic),
+        reference=reference,
+    )
     grid, latency, provenance = inputs.grid, inputs.latency, inputs.provenance
     wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
     if latency is None and any(key in LATENCY_FIGURES for key in wanted):

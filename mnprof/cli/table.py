@@ -74,9 +74,14 @@ def table(
     (speed-up, delta, throughput, top-1, params, in that order) and named under the table. --wide shows
     every column; Markdown, CSV and JSON always carry every column.
 
-    Timing: warm-up until timings settle, then round-robin passes over the grid until the 95% CI of
-    each median is within --target-ci or --budget runs out; about 60 s for the default grid. Every
-    measurement is kept in --results; --no-timing gives counts only. Other views do not time.
+    Timing: warm-up until timings settle, then round-robin passes over the grid. The headline latency
+    (ms) is the host-adjusted median: a shared machine's speed moves by 20-60% within a minute, every
+    configuration together, so each pass's common factor is fitted across the grid (Tukey's median
+    polish) and divided out of its turns. Timing stops when every headline's 95% CI is within
+    --target-ci or --budget runs out; about 40 s for the default grid. x ref divides by the reference
+    configuration's headline from the same run: the figure that transfers to another run or host.
+    median (IQR) describes every call as it came. Every call is kept in --results; --no-timing gives
+    counts only. Other views do not time.
 
     \b
     Examples:
@@ -90,6 +95,7 @@ def table(
       mnprof table --model mobilenetv1 --model mobilenetv2 --no-timing
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
       mnprof table --from-results host-a.json --from-results host-b.json
+      mnprof table --from-results results.json --statistic median --reference 0.5-160
     """
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     fmt = resolve_output(fmt, out)
@@ -104,10 +110,13 @@ def table(
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
+    if timing_plan is not None:
+        timing.check_reference(timing_plan.reference, [config.id for config in configs])
     every_counter = chosen in (tables.View.COUNTS, tables.View.RECONCILE)
     reports = count_with_progress(configs, quiet, every_counter=every_counter)
     if timing_plan is not None:
-        frame = tables.grid_frame(reports, measure_with_progress(timing_plan, configs, quiet, verbose).records)
+        records = measure_with_progress(timing_plan, configs, quiet, verbose).records
+        frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
         return
     frame = {

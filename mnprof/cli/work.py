@@ -127,6 +127,7 @@ def report_drift(outcome: SweepOutcome) -> float | None:
     if drift.spread > DRIFT_WARNING:
         warn(
             f"the host's speed changed by {drift.spread:.0%} during this sweep, every configuration together (a "
-            "cause outside them): compare configurations within one run, not across runs"
+            "cause outside them): the headline divides each pass's common slowdown out, but absolute times "
+            "move with the host between runs; compare x ref (relative latency), not ms, across runs"
         )
     return drift.spread

@@ -18,12 +18,19 @@ Method, per task (one configuration x backend x batch size):
    multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
    no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
    task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
-4. A task stops when the 95% confidence interval of its median lies within ``target_rel_ci`` of the
-   median on both sides, after at least ``min_turns`` clean turns, or when its ``budget_s`` is spent;
-   the latter leaves it flagged noisy. The interval comes from the medians of the turns, not from
-   the single calls: calls within a turn are correlated (the machine's speed drifts by several
-   percent over seconds), and an interval that treats them as independent is far too narrow to
-   predict the next run.
+4. The host's speed moves on a shared machine (by 20-60% within a minute on the VMs this was built on,
+   every task together). Round-robin makes each pass a block of a two-way design: a turn's median is
+   the task's level times the pass's host factor times noise. The factors are fitted robustly across
+   all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`); each turn's median
+   divided by its pass's factor is an *adjusted* turn value, and the median of those is the headline
+   statistic (the latency at the run's median host speed). Its 95% CI comes from the adjusted turn
+   values (distribution-free, over turns: calls within a turn are correlated, and an interval that
+   treats them as independent is far too narrow). With fewer than three tasks nothing separates the
+   host from a task, the factors stay 1.0, and the headline is the median of the turn medians.
+   Timing runs in whole passes over every task and ends when every task's headline CI lies within
+   ``target_rel_ci`` (after at least ``min_turns`` clean turns) or has spent its ``budget_s``; a task
+   that did not reach the target is flagged noisy. Tasks stay in every pass until all stop, so every
+   pass's factor is estimated from the same tasks.
 5. Host drift: every turn's start time is kept, so :func:`host_drift` can see the speed of the whole host
    move, all tasks slowing down or speeding up together (on a virtual machine, for example, while other
    tenants load the shared caches and memory). This process's CPU time cannot see it, and no repetition
@@ -42,7 +49,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from mnprof.errors import MnprofError
-from mnprof.timing.stats import SampleStats, turn_ci
+from mnprof.timing.stats import SampleStats, median_ci, pass_factors
 
 __all__ = [
     "Drift",
@@ -62,7 +69,7 @@ class StopRule:
     """When warm-up ends and when a task has been timed enough.
 
     Args:
-        target_rel_ci: stop once the median's 95% CI is within this fraction of the median (0.02 = 2%).
+        target_rel_ci: stop once the headline's 95% CI is within this fraction of it (0.02 = 2%).
         budget_s: seconds of timing per task (warm-up excluded) after which it stops anyway, flagged noisy.
         min_samples: fewer clean calls than this and the set-aside ones are used too (flagged contended).
         min_turns: never stop on the CI with fewer clean turns (the CI needs 6).
@@ -106,16 +113,13 @@ class StopRule:
         if not 0 < self.contention_ratio <= 1 or not 0 <= self.contended_share <= 1 or self.max_spent_factor < 1:
             raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
-    def converged(self, turns: Sequence[Sequence[float]]) -> bool:
-        """Enough turns, and the CI of the median (from the turns' medians) within the target."""
-        if len(turns) < self.min_turns:
-            return False
-        pooled = [sample for turn in turns for sample in turn]
-        return turn_ci(turns, SampleStats.of(pooled).median)[2] <= self.target_rel_ci
+    def converged(self, adjusted: Sequence[float]) -> bool:
+        """Enough turns, and the 95% CI of the median of the adjusted turn values within the target."""
+        return len(adjusted) >= self.min_turns and median_ci(adjusted)[3] <= self.target_rel_ci
 
 
 class Stop(StrEnum):
-    CONVERGED = "converged"  # the median's CI reached the target
+    CONVERGED = "converged"  # the headline's CI reached the target
     BUDGET = "budget"  # the time budget ran out first: the task stayed noisy
 
 
@@ -134,7 +138,8 @@ class Measurement:
     """A task's raw timed samples (seconds) and how timing ended; statistics are derived, never stored.
 
     ``samples`` are the calls of clean turns; ``discarded`` those of turns during which other processes
-    took the CPU (see :func:`interleave`), kept for the record.
+    took the CPU (see :func:`interleave`), kept for the record. ``turn_factors`` is the host's speed
+    factor of the pass each turn of ``samples`` ran in (see :func:`mnprof.timing.stats.pass_factors`).
     """
 
     key: Hashable
@@ -149,10 +154,11 @@ class Measurement:
     cpu_shares: tuple[float, ...] = ()  # CPU share of every turn, in order
     contended: bool = False  # never had the CPU to itself, or too few clean samples (then all are used)
     turn_starts: tuple[float, ...] = ()  # clock reading at the start of each turn of ``samples``, in order
+    turn_factors: tuple[float, ...] = ()  # host factor of each turn's pass, in order; () = all 1.0
 
     @cached_property
     def stats(self) -> SampleStats:
-        """Order statistics of the samples pooled (median, IQR, p90, min ...)."""
+        """Order statistics of the samples pooled (median, IQR, p90, min ...): the typical call."""
         return SampleStats.of(self.samples)
 
     @cached_property
@@ -166,17 +172,33 @@ class Measurement:
         return tuple(turns)
 
     @cached_property
+    def adjusted(self) -> tuple[float, ...]:
+        """Every turn's median divided by its pass's host factor."""
+        return adjusted_turns(self.turns, self.turn_factors)
+
+    @cached_property
+    def headline(self) -> tuple[float, float | None, float | None, float]:
+        """``(value, low, high, relative half-width)``: the median adjusted turn value with its 95% CI."""
+        return median_ci(self.adjusted)
+
+    @property
     def ci(self) -> tuple[float | None, float | None, float]:
-        """``(low, high, relative half-width)`` of the median's 95% CI, from the turns' medians."""
-        return turn_ci(self.turns, self.stats.median)
+        """``(low, high, relative half-width)`` of the headline's 95% CI."""
+        return self.headline[1], self.headline[2], self.headline[3]
 
     def meets_target(self) -> bool:
-        """Whether the median's 95% CI is within the target."""
+        """Whether the headline's 95% CI is within the target."""
         return self.ci[2] <= self.target_rel_ci
 
     @property
     def noisy(self) -> bool:
         return not self.meets_target()
+
+
+def adjusted_turns(turns: Sequence[Sequence[float]], factors: Sequence[float] = ()) -> tuple[float, ...]:
+    """Each turn's median divided by its pass's host factor (1.0 where ``factors`` is empty)."""
+    factors = factors or [1.0] * len(turns)
+    return tuple(SampleStats.of(turn).median / factor for turn, factor in zip(turns, factors, strict=True) if turn)
 
 
 def warm_up(sample: Callable[[], float], rule: StopRule, clock: Callable[[], float]) -> tuple[list[float], bool]:
@@ -201,6 +223,7 @@ class _Block:
     seconds: float  # wall time of the turn, the discarded re-warm call included
     cpu_share: float | None  # CPU time / (wall time x threads) over the turn; None without a CPU clock
     started: float = 0.0  # clock reading at the start of the turn
+    pass_index: int = 0  # the round-robin pass the turn belongs to
 
 
 @dataclass
@@ -228,16 +251,23 @@ class _Running:
         estimate = SampleStats.of(recent).median if recent else block_s
         return max(1, min(10_000, round(block_s / max(estimate, 1e-9))))
 
-    def verdict(self, rule: StopRule) -> Stop | None:
+    def turn_values(self, rule: StopRule, passes: int) -> list[float | None]:
+        """This task's clean turn medians by pass (``None`` where a pass's turn was set aside)."""
+        values: list[float | None] = [None] * passes
+        for block in self.clean(rule):
+            values[block.pass_index] = SampleStats.of(block.samples).median
+        return values
+
+    def verdict(self, rule: StopRule, factors: Sequence[float]) -> Stop | None:
         clean = self.clean(rule)
-        if rule.converged([block.samples for block in clean]):
+        if rule.converged(adjusted_turns([b.samples for b in clean], [factors[b.pass_index] for b in clean])):
             return Stop.CONVERGED
         clean_s = sum(block.seconds for block in clean)
         if clean_s >= rule.budget_s or self.spent_s >= rule.max_spent_factor * rule.budget_s:
             return Stop.BUDGET
         return None
 
-    def measurement(self, rule: StopRule, stop: Stop) -> Measurement:
+    def measurement(self, rule: StopRule, stop: Stop, factors: Sequence[float]) -> Measurement:
         clean = self.clean(rule)
         kept = [sample for block in clean for sample in block.samples]
         clean_ids = {id(block) for block in clean}
@@ -258,6 +288,7 @@ class _Running:
             discarded=() if fell_back else tuple(dropped),
             cpu_shares=tuple(shares),
             contended=fell_back or bool(shares and max(shares) < rule.contended_share),
+            turn_factors=tuple(factors[block.pass_index] for block in used),
         )
 
 
@@ -271,7 +302,7 @@ def interleave(
     on_finish: Callable[[Measurement], None] | None = None,
     on_progress: Callable[[str, float, float], None] | None = None,
 ) -> list[Measurement]:
-    """Warm up every task, then time them in round-robin passes until each converges or spends its budget.
+    """Warm up every task, then time them in whole round-robin passes until every one has stopped.
 
     Args:
         tasks: what to time, in the order each pass visits them.
@@ -282,9 +313,13 @@ def interleave(
             took the CPU from this one (share below ``contention_ratio`` of the task's best) are set aside.
         settle: called (untimed) before a turn whose task runs on another thread pool than the turn before:
             a runtime's idle workers keep spinning for tens of milliseconds after its last call, and would
-            slow the other runtime's calls (see :func:`mnprof.timing.sweep.settle_threads`).
-        on_finish: called with each :class:`Measurement` as soon as its task stops (to save it at once).
+            slow the other runtime's calls (see :func:`mnprof.timing.timer.settle_threads`).
+        on_finish: called with each :class:`Measurement` when timing ends (to save it at once).
         on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
+
+    Every pass visits every task, so each pass's host factor (:func:`mnprof.timing.stats.pass_factors`) is
+    estimated from the same tasks; after each pass every task's verdict is taken with the factors of all
+    passes so far, and timing ends when every task has one (its CI within the target, or its budget spent).
 
     Returns:
         The measurements in the order of ``tasks``.
@@ -304,11 +339,9 @@ def interleave(
         switch_to(task)
         warmup, settled = warm_up(task.sample, rule, clock)
         running.append(_Running(task, warmup, settled))
-    finished: dict[int, Measurement] = {}
-    while len(finished) < len(running):
-        for index, run in enumerate(running):
-            if index in finished:
-                continue
+    passes, factors, verdicts = 0, [], [None] * len(running)
+    while running and not all(verdicts):
+        for run in running:
             calls = run.calls_per_block(rule)
             switch_to(run.task)
             cpu_start = cpu_clock() if cpu_clock is not None else 0.0
@@ -318,19 +351,22 @@ def interleave(
             samples = [run.task.sample() for _ in range(calls)]
             seconds = clock() - start
             share = (cpu_clock() - cpu_start) / seconds if cpu_clock is not None and seconds > 0 else None
-            run.blocks.append(_Block(samples, seconds, share, start))
-            stop = run.verdict(rule)
-            if stop is not None:
-                finished[index] = run.measurement(rule, stop)
-                if on_finish is not None:
-                    on_finish(finished[index])
+            run.blocks.append(_Block(samples, seconds, share, start, passes))
             if on_progress is not None:
-                done = sum(
-                    rule.budget_s if i in finished else min(other.spent_s, rule.budget_s)
-                    for i, other in enumerate(running)
-                )
-                on_progress(run.task.label, done, total)
-    return [finished[index] for index in range(len(running))]
+                done = sum(min(other.spent_s, rule.budget_s) for other in running)
+                on_progress(run.task.label, min(done, total), total)
+        passes += 1
+        factors = pass_factors([run.turn_values(rule, passes) for run in running])
+        verdicts = [run.verdict(rule, factors) for run in running]
+    measurements = [
+        run.measurement(rule, verdict, factors) for run, verdict in zip(running, verdicts, strict=True) if verdict
+    ]
+    if on_progress is not None:
+        on_progress("done", total, total)
+    for measurement in measurements:
+        if on_finish is not None:
+            on_finish(measurement)
+    return measurements
 
 
 @dataclass(frozen=True)

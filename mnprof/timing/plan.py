@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig
+from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.timing.backends import parse_backends
 from mnprof.timing.engine import Drift, StopRule
 from mnprof.timing.host import available_cores, host_environment
-from mnprof.timing.records import Device, TimingRecord
+from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, results_records
 from mnprof.timing.sweep import MAX_THREADS, TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
 
@@ -29,6 +29,7 @@ __all__ = [
     "SweepOutcome",
     "TimingPlan",
     "TimingRequest",
+    "check_reference",
     "default_plan",
     "measure",
     "measure_into",
@@ -55,23 +56,39 @@ class TimingRequest:
     results: Path
     resume: bool
     from_results: tuple[Path, ...]
+    statistic: str = Statistic.ADJUSTED.value
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
 class TimingPlan:
-    """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``."""
+    """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``; show
+    ``statistic`` as the latency, relative to ``reference`` (None: the default, see
+    :func:`mnprof.views.grid.reference_id`)."""
 
     settings: TimingSettings | None = None
     store: ResultsStore | None = None
     documents: tuple[dict[str, Any], ...] = ()
+    statistic: Statistic = Statistic.ADJUSTED
+    reference: str | None = None
+
+
+def check_reference(reference: str | None, ids: Sequence[str]) -> None:
+    """Refuse a ``--reference`` that names no configuration of the grid, before any work."""
+    if reference is not None and reference not in ids:
+        raise MnprofError(
+            f"--reference {reference!r} is not a configuration of this grid; accepted: one of {', '.join(ids)}"
+        )
 
 
 def plan(request: TimingRequest) -> TimingPlan | None:
     """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`."""
     if not request.enabled:
         return None
+    statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
+    shown = {"statistic": statistic, "reference": request.reference}
     if request.from_results:
-        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results))
+        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
     if not 0 < request.target_ci_pct < 100:
         raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
     if not request.budget_s > 0:
@@ -87,7 +104,7 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
     )
     store = ResultsStore.open(request.results, host_environment(), resume=request.resume)
-    return TimingPlan(settings=settings, store=store)
+    return TimingPlan(settings=settings, store=store, **shown)
 
 
 @dataclass(frozen=True)

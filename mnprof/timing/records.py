@@ -31,6 +31,10 @@ __all__ = [
     "Provenance",
     "Quality",
     "RawSamples",
+    "STATISTIC_LABEL",
+    "STATISTIC_MEANING",
+    "Statistic",
+    "DEFAULT_REFERENCE",
     "TimingKey",
     "TimingRecord",
     "finite",
@@ -54,8 +58,33 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
+class Statistic(StrEnum):
+    """What a latency column shows (``--statistic``); every one is kept, the choice is only the view's."""
+
+    ADJUSTED = "adjusted"  # the headline: the median of the turn medians, each divided by its pass's host factor
+    MEDIAN = "median"  # the median of every timed call as it came, host drift included
+    MIN = "min"  # the fastest timed call
+
+
+STATISTIC_MEANING = {
+    Statistic.ADJUSTED: "host-adjusted median: each turn's median over its pass's host factor, the median of those "
+    "(the latency at the run's median host speed)",
+    Statistic.MEDIAN: "median of every timed call, host drift included",
+    Statistic.MIN: "fastest timed call",
+}
+
+STATISTIC_LABEL = {
+    Statistic.ADJUSTED: "host-adjusted median",
+    Statistic.MEDIAN: "median",
+    Statistic.MIN: "fastest call",
+}
+
+# The configuration relative latency divides by, where the grid has it (else the one with the most MACs).
+DEFAULT_REFERENCE = "1.0-224"
+
+
 # Keys of a row that hold every timed call; dropped where only the statistics are wanted.
-RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix")
+RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix", "turn_host_factors")
 
 MeasurementKey = tuple[str, str, int, int, str]
 
@@ -106,8 +135,15 @@ class Provenance:
 
 @dataclass(frozen=True)
 class LatencyStats:
-    """Order statistics of the clean calls, in milliseconds per call; the CI is from the turns' medians."""
+    """The headline and the order statistics of the clean calls, in milliseconds per call.
 
+    ``adjusted`` is the headline: the median over turns of each turn's median divided by the host factor of
+    its pass (see :mod:`mnprof.timing.engine`), the latency at the run's median host speed; ``ci_low`` and
+    ``ci_high`` bound it (95%, from the adjusted turn values). ``median`` and the quartiles describe every
+    timed call as it came: the typical call, host drift included.
+    """
+
+    adjusted: float
     median: float
     iqr: float
     q25: float
@@ -124,9 +160,9 @@ class LatencyStats:
 class Quality:
     """How timing went: the CI reached, how it stopped, what was set aside, how long it took."""
 
-    ci_halfwidth_pct: float | None  # the wider side of the median's 95% CI, percent of the median
+    ci_halfwidth_pct: float | None  # the wider side of the headline's 95% CI, percent of the headline
     target_ci_pct: float
-    noisy: bool  # the CI was still wider than the target when timing stopped
+    noisy: bool  # the headline's CI was still wider than the target when timing stopped
     stop: str  # "converged" or "budget"
     samples: int
     turns: int
@@ -145,7 +181,7 @@ class Rates:
 
     throughput_ips: float  # images per second
     macs_analytic: int  # for one image
-    gflops_achieved: float  # 2 x MACs x batch size / median latency
+    gflops_achieved: float  # 2 x MACs x batch size / headline latency
     gemm_peak_gflops: float
     peak_fraction: float
     theoretical_peak_gflops: float | None
@@ -155,12 +191,13 @@ class Rates:
 @dataclass(frozen=True)
 class RawSamples:
     """Every timed call the statistics come from (ms), the calls per turn, each turn's start (Unix seconds),
-    and the calls set aside as contended (ms)."""
+    the host factor of each turn's pass, and the calls set aside as contended (ms)."""
 
     latency_ms: tuple[float, ...]
     turn_sizes: tuple[int, ...]
     turn_started_unix: tuple[float, ...]
     discarded_ms: tuple[float, ...]
+    turn_host_factors: tuple[float, ...] = ()
 
     def turns(self) -> list[tuple[float, tuple[float, ...]]]:
         """``(start, calls)`` of every turn; empty when the sizes and starts do not line up (older files)."""
@@ -207,10 +244,11 @@ class TimingRecord:
     # --------------------------------------------------------------------- the results file's row
 
     def to_row(self, *, with_samples: bool = True) -> dict[str, Any]:
-        """The flat row of the results file (schema 1): statistics in ms, rates per second, raw samples."""
+        """The flat row of the results file (schema 2): statistics in ms, rates per second, raw samples."""
         row: dict[str, Any] = {**self.config.columns(), **self._base_columns()}
         if self.latency is None or self.quality is None or self.rates is None:
             row.update(
+                latency_ms_adjusted=None,
                 latency_ms_median=None,
                 latency_ms_iqr=None,
                 throughput_ips=None,
@@ -230,6 +268,7 @@ class TimingRecord:
                 turn_sizes=list(self.raw.turn_sizes),  # calls per turn of latency_ms_samples, in order
                 turn_started_unix=list(self.raw.turn_started_unix),
                 latency_ms_discarded=list(self.raw.discarded_ms),
+                turn_host_factors=list(self.raw.turn_host_factors),  # host factor of each turn's pass, in order
             )
         return row
 
@@ -286,7 +325,7 @@ class TimingRecord:
             "output_max_abs_error": row.get("output_max_abs_error"),
             "output_tolerance": row.get("output_tolerance"),
         }
-        if row.get("error") or row.get("latency_ms_median") is None:
+        if row.get("error") or row.get("latency_ms_adjusted") is None:
             return cls(key, provenance, **checks, error=row.get("error"))
         latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})
         quality = Quality(**{name: row.get(name) for name in Quality.__dataclass_fields__})
@@ -299,6 +338,7 @@ class TimingRecord:
             tuple(row.get("turn_sizes") or ()),
             tuple(row.get("turn_started_unix") or ()),
             tuple(row.get("latency_ms_discarded") or ()),
+            tuple(row.get("turn_host_factors") or ()),
         )
         return cls(key, provenance, **checks, latency=latency, quality=quality, rates=rates, raw=raw)
 

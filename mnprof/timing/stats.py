@@ -1,4 +1,4 @@
-"""Order statistics of timing samples: quantiles, the distribution-free CI of the median, per-turn CIs.
+"""Order statistics of timing samples: quantiles, the distribution-free CI of the median, host factors.
 
 Pure Python, no torch. Every duration is in seconds (or whatever unit the samples are in: these
 functions only compare and interpolate).
@@ -12,9 +12,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
 
-__all__ = ["CONFIDENCE", "EXACT_CI_LIMIT", "SampleStats", "median_ci_ranks", "quantile", "turn_ci"]
+__all__ = [
+    "CONFIDENCE",
+    "EXACT_CI_LIMIT",
+    "MIN_PEERS",
+    "SampleStats",
+    "median_ci",
+    "median_ci_ranks",
+    "pass_factors",
+    "quantile",
+]
 
 CONFIDENCE = 0.95
+# A pass's host factor needs at least this many tasks timed in it (a median of fewer says nothing common).
+MIN_PEERS = 3
 # Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
 EXACT_CI_LIMIT = 1000
 
@@ -103,14 +114,45 @@ class SampleStats:
         return max(self.median - self.ci_low, self.ci_high - self.median) / self.median
 
 
-def turn_ci(turns: Sequence[Sequence[float]], median: float) -> tuple[float | None, float | None, float]:
-    """The 95% CI of the median from per-turn medians: ``(low, high, wider side / median)``.
+def median_ci(values: Sequence[float]) -> tuple[float, float | None, float | None, float]:
+    """``(median, low, high, wider side / median)`` of ``values`` with the distribution-free 95% CI.
 
-    ``(None, None, inf)`` with fewer than 6 turns. Each turn is one observation of the machine's speed,
-    so the interval widens when the speed drifts between turns, as it should.
+    ``low``/``high`` are ``None`` and the half-width ``inf`` with fewer than 6 values.
     """
-    medians = [SampleStats.of(turn).median for turn in turns if turn]
-    stats = SampleStats.of(medians) if medians else None
-    if stats is None or stats.ci_low is None or stats.ci_high is None or median <= 0:
-        return None, None, math.inf
-    return stats.ci_low, stats.ci_high, max(median - stats.ci_low, stats.ci_high - median, 0.0) / median
+    stats = SampleStats.of(values)
+    if stats.ci_low is None or stats.ci_high is None or stats.median <= 0:
+        return stats.median, None, None, math.inf
+    half = max(stats.median - stats.ci_low, stats.ci_high - stats.median, 0.0) / stats.median
+    return stats.median, stats.ci_low, stats.ci_high, half
+
+
+def pass_factors(table: Sequence[Sequence[float | None]], sweeps: int = 10) -> list[float]:
+    """The host's speed factor of every pass of a round-robin, by Tukey's median polish.
+
+    ``table[task][pass]`` is a task's turn value (a median latency) in that pass, ``None`` where the task
+    has no clean turn in it. The model is two-way and multiplicative: value = task level x pass factor x
+    noise, fitted robustly in logarithms (medians of rows and columns swept out in turn, ``sweeps`` times).
+    A pass's factor is 1.0 at the run's median speed, 1.2 when every task was about 20% slower in it.
+    Passes with fewer than :data:`MIN_PEERS` values get 1.0: nothing separates the host from the task there.
+    """
+    passes = max((len(row) for row in table), default=0)
+    residual = [[math.log(v) if v is not None and v > 0 else None for v in row] + [None] * (passes - len(row))
+                for row in table]  # fmt: skip
+    counted = [c for c in range(passes) if sum(row[c] is not None for row in residual) >= MIN_PEERS]
+    effects = [0.0] * passes
+    for _ in range(sweeps if counted else 0):
+        for row in residual:
+            present = sorted(v for v in row if v is not None)
+            if present:
+                level = quantile(present, 0.5)
+                row[:] = [None if v is None else v - level for v in row]
+        for column in counted:
+            shift = quantile(sorted(row[column] for row in residual if row[column] is not None), 0.5)
+            effects[column] += shift
+            for row in residual:
+                if row[column] is not None:
+                    row[column] -= shift
+    if counted:  # 1.0 = the median pass
+        centre = quantile(sorted(effects[c] for c in counted), 0.5)
+        effects = [effects[c] - centre if c in counted else 0.0 for c in range(passes)]
+    return [math.exp(effect) for effect in effects]

@@ -1,9 +1,9 @@
 """The results file: every measurement with its provenance, versioned, written atomically, resumable.
 
-Schema (version 1, ``kind`` ``mnprof.results``)::
+Schema (version 2, ``kind`` ``mnprof.results``)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "kind": "mnprof.results",
       "environment": {...},        # mnprof.timing.host.host_environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
@@ -13,13 +13,20 @@ Schema (version 1, ``kind`` ``mnprof.results``)::
 
 A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the configuration
 (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``, ``batch_size``, ``threads``,
-``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the statistics
-(``latency_ms_median``, ``latency_ms_iqr``, ..., ``samples``), ``throughput_ips``,
+``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_adjusted``
+(the host-adjusted median, see :mod:`mnprof.timing.engine`) with its 95% CI ``latency_ms_ci_low`` and
+``latency_ms_ci_high``, the statistics of every call (``latency_ms_median``, ``latency_ms_iqr``, ...,
+``samples``), ``throughput_ips``,
 ``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the fingerprint),
-``latency_ms_samples`` (every timed call the statistics come from, in milliseconds) and
-``latency_ms_discarded`` (calls set aside as contended). A row whose backend failed or computed
+``latency_ms_samples`` (every timed call the statistics come from, in milliseconds), ``turn_sizes``,
+``turn_started_unix``, ``turn_host_factors`` (the host factor of each turn's pass, which the headline
+divides out) and ``latency_ms_discarded`` (calls set aside as contended). A row whose backend failed or computed
 something else has ``error`` set and no latency. The version is bumped when a key is renamed or removed
-or changes meaning; adding keys keeps it.
+or changes meaning; adding keys keeps it. Version 2: the headline became
+``latency_ms_adjusted``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
+``throughput_ips`` and the GFLOP/s follow it instead of the median. A version 1 file is refused with the
+command that re-measures it: its rows lack the host factors of their passes, which are not recoverable
+from one row.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ __all__ = [
     "results_records",
 ]
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")

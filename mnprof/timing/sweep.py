@@ -145,9 +145,10 @@ def measured_record(
 
     ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``).
     """
-    stats, (ci_low, ci_high, ci_rel) = measurement.stats, measurement.ci
-    achieved = 2 * macs * key.batch_size / stats.median / 1e9
+    stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
+    achieved = 2 * macs * key.batch_size / headline / 1e9
     milliseconds = {
+        "adjusted": headline,
         "median": stats.median,
         "iqr": stats.iqr,
         "q25": stats.q25,
@@ -181,7 +182,7 @@ def measured_record(
             timing_s=measurement.spent_s,
         ),
         rates=Rates(
-            throughput_ips=key.batch_size / stats.median,
+            throughput_ips=key.batch_size / headline,
             macs_analytic=macs,
             gflops_achieved=achieved,
             gemm_peak_gflops=gemm_peak_gflops,
@@ -194,6 +195,7 @@ def measured_record(
             turn_sizes=measurement.turn_sizes,
             turn_started_unix=tuple(round(start + unix_offset, 3) for start in measurement.turn_starts),
             discarded_ms=tuple(sample * 1e3 for sample in measurement.discarded),
+            turn_host_factors=tuple(round(factor, 6) for factor in measurement.turn_factors),
         ),
     )
 

@@ -25,7 +25,8 @@ from mnprof.model.reference import (
     tfslim_entry,
 )
 from mnprof.paper import models as paper_models
-from mnprof.timing.records import Backend, TimingRecord, processor_of, rows_of
+from mnprof.timing.records import DEFAULT_REFERENCE, Backend, Statistic, TimingRecord, processor_of, rows_of
+from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
 from mnprof.views.terminal import compact_grid_spec
@@ -34,6 +35,8 @@ __all__ = [
     "Unit",
     "View",
     "grid_frame",
+    "add_relative",
+    "reference_id",
     "with_timings",
     "paper_configs",
     "paper_frame",
@@ -78,7 +81,13 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     return columns
 
 
-def grid_frame(reports: Sequence[CountReport], timings: Sequence[TimingRecord] | None = None) -> pd.DataFrame:
+def grid_frame(
+    reports: Sequence[CountReport],
+    timings: Sequence[TimingRecord] | None = None,
+    *,
+    statistic: Statistic = Statistic.ADJUSTED,
+    reference: str | None = None,
+) -> pd.DataFrame:
     """One row per configuration: exact counts, then the published columns and deltas.
 
     With ``timings`` (records of a sweep or of results files), see :func:`with_timings`.
@@ -89,18 +98,28 @@ def grid_frame(reports: Sequence[CountReport], timings: Sequence[TimingRecord] |
         row.update(_published_columns(row))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame if timings is None else with_timings(frame, timings)
+    return frame if timings is None else with_timings(frame, timings, statistic=statistic, reference=reference)
 
 
 # What tells two timings of one configuration apart; speedups compare rows equal in all but the backend.
 TIMING_SERIES = ("batch_size", "threads", "device", "host")
 
 
-def with_timings(frame: pd.DataFrame, timings: Sequence[TimingRecord]) -> pd.DataFrame:
+def with_timings(
+    frame: pd.DataFrame,
+    timings: Sequence[TimingRecord],
+    *,
+    statistic: Statistic = Statistic.ADJUSTED,
+    reference: str | None = None,
+) -> pd.DataFrame:
     """Join timing rows to count rows by ``id``: one row per configuration and timing (counts repeated).
 
-    A configuration without timings keeps one row with empty timing columns. ``speedup_vs_eager`` is
-    eager's median latency over this row's, for the same configuration, batch size, threads, device, host.
+    A configuration without timings keeps one row with empty timing columns. ``latency_ms`` is the
+    ``statistic`` chosen (the headline by default); ``throughput_ips``, ``gflops_achieved`` and the peak
+    fractions follow it. ``speedup_vs_eager`` is eager's ``latency_ms`` over this row's, for the same
+    configuration, batch size, threads, device, host. ``latency_relative`` is this row's ``latency_ms`` over
+    the reference configuration's (``reference_id``) with the same backend, batch size, threads, device and
+    host: measured in the same run, it is the figure that transfers across hosts.
     """
     timing = pd.DataFrame(rows_of(timings))
     if timing.empty:
@@ -112,11 +131,45 @@ def with_timings(frame: pd.DataFrame, timings: Sequence[TimingRecord]) -> pd.Dat
     series = [column for column in TIMING_SERIES if column in timing.columns]
     timing = timing.sort_values(["_rank", *series], kind="stable").drop(columns=["_rank"])
     merged = frame.merge(timing, on="id", how="left")
-    eager = merged.loc[merged["backend"] == "eager", ["id", *series, "latency_ms_median"]]
-    eager = eager.rename(columns={"latency_ms_median": "eager_latency_ms_median"})
+    merged["statistic"] = statistic.value
+    merged["latency_ms"] = merged[f"latency_ms_{statistic.value}"]
+    seconds = merged["latency_ms"] / 1e3
+    merged["throughput_ips"] = merged["batch_size"] / seconds
+    merged["gflops_achieved"] = 2 * merged["macs_analytic"] * merged["batch_size"] / seconds / 1e9
+    merged["peak_fraction"] = merged["gflops_achieved"] / merged["gemm_peak_gflops"]
+    merged["theoretical_peak_fraction"] = merged["gflops_achieved"] / merged["theoretical_peak_gflops"]
+    eager = merged.loc[merged["backend"] == "eager", ["id", *series, "latency_ms"]]
+    eager = eager.rename(columns={"latency_ms": "eager_latency_ms"})
     merged = merged.merge(eager, on=["id", *series], how="left")
-    merged["speedup_vs_eager"] = merged["eager_latency_ms_median"] / merged["latency_ms_median"]
-    return merged.drop(columns=["eager_latency_ms_median"])
+    merged["speedup_vs_eager"] = merged["eager_latency_ms"] / merged["latency_ms"]
+    return add_relative(merged.drop(columns=["eager_latency_ms"]), ["backend", *series], reference)
+
+
+def reference_id(ids: Sequence[str], macs: Sequence[int], requested: str | None = None) -> str | None:
+    """The configuration relative latency divides by: ``requested``, else 1.0-224 when present, else the most MACs.
+
+    ``None`` when ``requested`` is not among ``ids`` (the command line refuses it before any work).
+    """
+    if requested is not None:
+        return requested if requested in ids else None
+    if DEFAULT_REFERENCE in ids:
+        return DEFAULT_REFERENCE
+    return max(zip(macs, ids, strict=True))[1] if ids else None
+
+
+def add_relative(frame: pd.DataFrame, group: Sequence[str], requested: str | None) -> pd.DataFrame:
+    """``reference_id`` and ``latency_relative`` (``latency_ms`` over the reference's) within each ``group``."""
+    frame["reference_id"] = None
+    frame["latency_relative"] = math.nan
+    timed = frame[frame["latency_ms"].notna()]
+    for _, part in timed.groupby(list(group), dropna=False, sort=False):
+        chosen = reference_id(list(part["id"]), list(part["macs_analytic"]), requested)
+        if chosen is None:
+            continue
+        base = part.loc[part["id"] == chosen, "latency_ms"].iloc[0]
+        frame.loc[part.index, "reference_id"] = chosen
+        frame.loc[part.index, "latency_relative"] = part["latency_ms"] / base
+    return frame
 
 
 def reconcile_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
@@ -274,20 +327,11 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "Δ = computed analytic vs published, in percent.",
         *_count_notes(frame, unit),
     )
-    if "latency_ms_median" in frame.columns:
+    if "latency_ms" in frame.columns:
         timing_columns, timing_notes = _timing_spec(frame)
         columns, notes = columns + timing_columns, notes + timing_notes
     title = f"{families_title(frame)}: params and MACs, counted three ways, beside published values"
     return Rendered(title, columns, notes)
-
-
-def _latency_cell(row: pd.Series) -> str:
-    if not is_missing(row.get("error")):
-        return "error"
-    if is_missing(row["latency_ms_median"]):
-        return "-"
-    noisy = "!" if row.get("noisy") is True else ""
-    return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
 
 
 def _processor(row: pd.Series) -> str:
@@ -296,12 +340,14 @@ def _processor(row: pd.Series) -> str:
 
 def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ...]]:
     """Latency, throughput and achieved GFLOP/s columns for the grid view, and the notes that explain them."""
-    measured = frame[frame["latency_ms_median"].notna()]
+    measured = frame[frame["latency_ms"].notna()]
     hosts = frame["host"].dropna().unique() if "host" in frame.columns else []
     columns = [
         Column("backend", lambda r: "-" if is_missing(r["backend"]) else str(r["backend"]), "left"),
         Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"),
-        Column("latency ms (IQR)", _latency_cell),
+        Column("latency ms", latency_cell),
+        Column("x ref", relative_cell),
+        Column("median ms (IQR)", typical_cell),
         Column("img/s", lambda r: number(r["throughput_ips"], 1)),
         Column(
             "GFLOP/s (% peak)",
@@ -317,10 +363,9 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     if len(hosts) > 1:
         columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
-        "latency: median per batch (IQR) in ms, over every timed call; ! = the 95% CI of the median was still "
-        "wider than the target when the time budget ran out (noisy). img/s = batch size / median latency.",
-        "GFLOP/s = 2 x analytic MACs x batch size / median latency; % peak = of the float32 GEMM peak measured "
-        "in the same run (mnprof.timing.peaks.measure_gemm_peak)"
+        *latency_notes(frame),
+        "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
+        "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"
         + (
             "; on a GPU under PyTorch's default math, which lets cuDNN convolutions use TF32."
             if "device" in frame.columns and (frame["device"] == "cuda").any()

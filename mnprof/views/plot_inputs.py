@@ -11,10 +11,11 @@ from typing import Any
 import pandas as pd
 
 from mnprof.counting.count import CountReport
+from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, default_grid
-from mnprof.timing.records import Device, TimingRecord
+from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import read_results, results_records
-from mnprof.views.grid import grid_frame
+from mnprof.views.grid import TIMING_SERIES, add_relative, grid_frame
 from mnprof.views.render import FAMILY_NAMES
 
 __all__ = ["PlotInputs", "plot_inputs", "provenance_lines", "series_label"]
@@ -72,18 +73,34 @@ def plot_inputs(
     paths: Sequence[Path],
     count: Callable[[Sequence[ModelConfig]], list[CountReport]],
     grid_configs: Sequence[ModelConfig] = (),
+    *,
+    statistic: Statistic = Statistic.ADJUSTED,
+    reference: str | None = None,
 ) -> PlotInputs:
     """Read results files and count with ``count``: the grid holds ``grid_configs`` (the paper's 16 when
-    empty) and every configuration measured in the files."""
+    empty) and every configuration measured in the files. The timed rows' ``latency_ms`` is ``statistic``;
+    ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid.reference_id`)."""
     documents = [read_results(path) for path in paths]
     records = results_records(documents)
     families = len({record.config.family for record in records})
     timed = [
         dict(record.to_row(with_samples=False), series=series_label(record, len(documents), families))
         for record in records
-        if record.latency is not None and record.latency.median
+        if record.latency is not None and record.latency.adjusted
     ]
     measured = [record.config for record in records]
+    ids = list(dict.fromkeys(config.id for config in measured))
+    if reference is not None and reference not in ids:
+        raise MnprofError(
+            f"--reference {reference!r} was not measured in {', '.join(map(str, paths))}; accepted: one of "
+            + (", ".join(ids) or "the configurations measured there")
+        )
     configs = list({config.id: config for config in [*(grid_configs or default_grid()), *measured]}.values())
     grid = grid_frame(count(configs))
-    return PlotInputs(grid, pd.DataFrame(timed) if timed else None, provenance_lines(documents, paths))
+    latency = None
+    if timed:
+        latency = pd.DataFrame(timed)
+        latency["statistic"] = statistic.value
+        latency["latency_ms"] = latency[f"latency_ms_{statistic.value}"]
+        latency = add_relative(latency, ["backend", *TIMING_SERIES], reference)
+    return PlotInputs(grid, latency, provenance_lines(documents, paths))

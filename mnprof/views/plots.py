@@ -22,6 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mnprof.errors import MnprofError
+from mnprof.timing.records import STATISTIC_LABEL, Statistic
 from mnprof.views.render import FAMILY_NAMES
 
 __all__ = [
@@ -45,7 +46,7 @@ ACCURACY_SOURCES = {
 }
 SOURCE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 # Columns a latency frame must have: one row per configuration and series.
-LATENCY_COLUMNS = ("id", "alpha", "resolution", "series", "latency_ms_median", "latency_ms_iqr")
+LATENCY_COLUMNS = ("id", "alpha", "resolution", "series", "latency_ms", "latency_ms_median", "latency_ms_iqr")
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,38 @@ HOVER_FIELDS = (
     ("macs_analytic", "MACs analytic", "{:,}"),
     ("macs_fvcore", "MACs fvcore", "{:,}"),
     ("macs_thop", "MACs thop", "{:,}"),
-    ("latency_ms_median", "latency median (ms)", "{:.2f}"),
-    ("latency_ms_iqr", "latency IQR (ms)", "{:.2f}"),
+    ("latency_ms", "latency (ms)", "{:.2f}"),
+    ("latency_relative", "latency relative to the reference", "{:.3f}"),
+    ("reference_id", "reference", "{}"),
+    ("latency_ms_median", "median of every call (ms)", "{:.2f}"),
+    ("latency_ms_iqr", "IQR of every call (ms)", "{:.2f}"),
     ("throughput_ips", "throughput (images/s)", "{:.1f}"),
     ("series", "measured", "{}"),
     ("top1", "top-1 %", "{}"),
     ("top1_source", "top-1 source", "{}"),
 )
+
+
+def _statistic_name(frame: pd.DataFrame) -> str:
+    statistic = frame["statistic"].iloc[0] if "statistic" in frame.columns and len(frame) else "adjusted"
+    return STATISTIC_LABEL[Statistic(statistic)]
+
+
+def _bars_name(frame: pd.DataFrame) -> str:
+    return "95% CI" if _adjusted(frame) else "IQR"
+
+
+def _adjusted(frame: pd.DataFrame) -> bool:
+    return "statistic" not in frame.columns or (frame["statistic"] == "adjusted").all()
+
+
+def _interval(part: pd.DataFrame) -> dict[str, Any]:
+    """Error bars: the headline's 95% CI where the headline is shown, else the IQR of every call."""
+    if _adjusted(part) and {"latency_ms_ci_low", "latency_ms_ci_high"} <= set(part.columns):
+        high = (part["latency_ms_ci_high"] - part["latency_ms"]).fillna(0)
+        low = (part["latency_ms"] - part["latency_ms_ci_low"]).fillna(0)
+        return {"type": "data", "symmetric": False, "array": high, "arrayminus": low, "visible": True}
+    return {"type": "data", "array": part["latency_ms_iqr"] / 2, "visible": True}
 
 
 def _layout(figure: Any, title: str, x_title: str, y_title: str) -> None:
@@ -217,16 +243,16 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
         scatter.add_trace(
             go.Scatter(
                 x=part["macs_analytic"],
-                y=part["latency_ms_median"],
+                y=part["latency_ms"],
                 mode="markers",
                 name=_esc(series),
-                error_y={"type": "data", "array": part["latency_ms_iqr"] / 2, "visible": True},
+                error_y=_interval(part),
                 hovertext=[_hover(row) for _, row in part.iterrows()],
                 hoverinfo="text",
                 meta="points",
             )
         )
-        slope, intercept, r2 = fit_line(list(part["macs_analytic"]), list(part["latency_ms_median"]))
+        slope, intercept, r2 = fit_line(list(part["macs_analytic"]), list(part["latency_ms"]))
         if not math.isnan(slope):
             xs = [part["macs_analytic"].min(), part["macs_analytic"].max()]
             scatter.add_trace(
@@ -244,7 +270,7 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
         scatter,
         "Measured latency vs Mult-Adds",
         "Mult-Adds (MACs, analytic count)",
-        "latency per batch (ms), median; bars: IQR",
+        f"latency per batch (ms), {_statistic_name(merged)}; bars: {_bars_name(merged)}",
     )
     figures.append(
         Figure(
@@ -261,10 +287,10 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
     listed = []
     for series, part in acc_lat.groupby("series", sort=False):
         part = part.reset_index(drop=True)
-        front = pareto_front(list(part["latency_ms_median"]), list(part["top1"]))
+        front = pareto_front(list(part["latency_ms"]), list(part["top1"]))
         pareto.add_trace(
             go.Scatter(
-                x=part["latency_ms_median"],
+                x=part["latency_ms"],
                 y=part["top1"],
                 mode="markers",
                 name=_esc(series),
@@ -277,7 +303,7 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
         best = part.loc[front]
         pareto.add_trace(
             go.Scatter(
-                x=best["latency_ms_median"],
+                x=best["latency_ms"],
                 y=best["top1"],
                 mode="lines+markers+text",
                 name=_esc(f"{series}: Pareto front"),
@@ -287,11 +313,11 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
                 hoverinfo="skip",
             )
         )
-        listed.append((series, [(row["id"], row["latency_ms_median"], row["top1"]) for _, row in best.iterrows()]))
+        listed.append((series, [(row["id"], row["latency_ms"], row["top1"]) for _, row in best.iterrows()]))
     _layout(
         pareto,
         "Accuracy vs measured latency, Pareto front",
-        "latency per batch (ms), median",
+        f"latency per batch (ms), {_statistic_name(merged)}",
         "ImageNet top-1 accuracy (%), published (TF-slim)",
     )
     figures.append(

@@ -1,9 +1,11 @@
 """``mnprof table``'s default on a terminal: the trade-off in a table that fits the terminal people have.
 
 One row per configuration (and timing): params, MACs, the published top-1, the computed MACs' delta to
-the published Mult-Adds, and, when timed, the latency median with its spread and the throughput. Cells
-never wrap: where the terminal is narrower than the table, columns are left out in a stated order
-(``Column.drop``: speed-up, delta, throughput, top-1, params) and a note names them. Every other
+the published Mult-Adds, and, when timed, the headline latency (the host-adjusted median), the latency
+relative to the reference configuration's, the median of every call with its spread, and the throughput.
+Cells never wrap: where the terminal is narrower than the table, columns are left out in a stated order
+(``Column.drop``: typical median, speed-up, delta, throughput, top-1, params, relative latency) and a note
+names them. Every other
 column is one option away (``--wide``, ``--view counts``, ``--view reconcile``), and files (Markdown,
 CSV, JSON) always carry everything.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mnprof.timing.records import processor_of
+from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.render import Column, Rendered, families_title, is_missing, number
 
 __all__ = ["compact_grid_spec"]
@@ -37,15 +40,6 @@ def _macs_delta(row: pd.Series) -> str:
     return "-"
 
 
-def _latency(row: pd.Series) -> str:
-    if not is_missing(row.get("error")):
-        return "error"
-    if is_missing(row.get("latency_ms_median")):
-        return "-"
-    noisy = "!" if row.get("noisy") is True else ""
-    return f"{row['latency_ms_median']:.2f} ({row['latency_ms_iqr']:.2f}){noisy}"
-
-
 def _host(row: pd.Series) -> str:
     """The processor and the host fingerprint's first characters: what tells two hosts' rows apart."""
     return f"{processor_of(row['device'], row.get('gpu'), row.get('cpu_model'))} {str(row['host'])[:8]}"
@@ -57,7 +51,7 @@ def _distinct(frame: pd.DataFrame, column: str) -> list[object]:
 
 def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
     """The compact grid of ``frame`` (rows of :func:`mnprof.views.grid.grid_frame`, timed or not)."""
-    timed = "latency_ms_median" in frame.columns and frame["latency_ms_median"].notna().any()
+    timed = "latency_ms" in frame.columns and frame["latency_ms"].notna().any()
     scale, work = (2, "MFLOPs") if flops else (1, "MMACs")
     columns = [
         Column("config", lambda r: str(r["id"]), "left"),
@@ -76,12 +70,14 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
         if len(batches) > 1:
             columns.append(Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"))
         columns += [
-            Column("ms (IQR)", _latency),
+            Column("ms", latency_cell),
+            Column("x ref", relative_cell, drop=6),
+            Column("median (IQR)", typical_cell, drop=0),
             Column("img/s", lambda r: number(r.get("throughput_ips"), 1), drop=3),
         ]
         if len(backends) > 1:
             columns.append(Column("x eager", lambda r: number(r.get("speedup_vs_eager"), 2), drop=1))
-        measured = frame[frame["latency_ms_median"].notna()]
+        measured = frame[frame["latency_ms"].notna()]
         first = measured.iloc[0]
         where = (
             f"{processor_of(first['device'], first.get('gpu'), first.get('cpu_model'))}"
@@ -94,13 +90,8 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
             for part, shown in ((f"{backends[0]}", len(backends) > 1), (f"batch {batches[0]}", len(batches) > 1))
             if not shown
         )
-        notes.append(
-            f"ms (IQR): median latency per batch (IQR); {where}, {threads} thread(s)" + (f", {same}" if same else "")
-        )
-        if (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask, not a bool
-            target = measured["target_ci_pct"].dropna()
-            bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
-            notes.append(f"! noisy: the median's 95% CI was wider than {bound} when the budget ran out")
+        notes.append(f"timed on {where}, {threads} thread(s)" + (f", {same}" if same else ""))
+        notes += latency_notes(frame)
         failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
         if failed:
             notes.append(f"error: {failed} measurement(s) posted no time; --wide shows why")
