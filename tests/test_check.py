@@ -16,6 +16,7 @@ from mnprof.check import (
     measure,
 )
 from mnprof.cli import main
+from mnprof.errors import MnprofError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--alpha", "1.0,0.5", "--resolution", "64,32", "--quiet"]
@@ -263,7 +264,12 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
     args = ["--model", TINY, "--alpha", "0.5", "--resolution", "32", "--quiet"]
     assert run(capsys, "baseline", *args, "--latency", "--threads", "1", "--out", str(path))[0] == 0
     document = json.loads(path.read_text())
-    assert document["latency"]["entries"]["net@0.5-32"]["samples"] >= 10
+    latency = document["latency"]
+    assert latency["method"] == "relative-to-control" and latency["control"] == "control@mobilenetv1-1.0-224"
+    entry = latency["entries"]["net@0.5-32"]
+    assert entry["relative_ci_low"] <= entry["relative"] <= entry["relative_ci_high"]
+    # a 32-pixel network is much faster than the 1.0-224 control: relative latency well below 1
+    assert 0 < entry["relative"] < 0.5 and entry["latency_ms"] > 0
     assert run(capsys, "check", *args, "--baseline", str(path), "--latency-tolerance", "10000%")[0] == 0
     document["latency"]["host_fingerprint"] = "0123456789abcdef"
     path.write_text(json.dumps(document))
@@ -271,13 +277,26 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
     assert code == 2 and "measured on another host (fingerprint 0123456789abcdef" in err
 
 
-def test_slower_latency_beyond_tolerance_fails():
-    baseline = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
-    now = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 13.0}}}
-    assert compare_latency(baseline, now, 25.0, Path("b.json"))[0].status == "slower"
-    assert compare_latency(baseline, now, 35.0, Path("b.json")) == []
-    result = compare({}, {}, extra=compare_latency(baseline, now, 25.0, Path("b.json")))
+def latency_section(relative: float, low: float | None, high: float | None) -> dict:
+    entry = {"latency_ms": 5.0, "relative": relative, "relative_ci_low": low, "relative_ci_high": high}
+    return {"method": "relative-to-control", "host_fingerprint": "h", "entries": {"m@1.0-64": entry}}
+
+
+def test_slower_relative_latency_fails_only_beyond_tolerance_and_both_intervals():
+    baseline = latency_section(0.50, 0.49, 0.51)
+    slower = latency_section(0.60, 0.58, 0.62)  # +20%, intervals apart
+    assert compare_latency(baseline, slower, 10.0, Path("b.json"))[0].status == "slower"
+    assert compare_latency(baseline, slower, 25.0, Path("b.json")) == []  # within the tolerance
+    overlapping = latency_section(0.60, 0.50, 0.70)  # +20%, but now's interval reaches the baseline's
+    assert compare_latency(baseline, overlapping, 10.0, Path("b.json")) == []
+    result = compare({}, {}, extra=compare_latency(baseline, slower, 10.0, Path("b.json")))
     assert result.failed
+
+
+def test_a_baseline_with_the_old_absolute_latency_is_refused_with_the_command_that_records_it():
+    old = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
+    with pytest.raises(MnprofError, match="recorded by an older mnprof .* mnprof baseline --latency --out b.json"):
+        compare_latency(old, latency_section(0.5, 0.49, 0.51), 10.0, Path("b.json"))
 
 
 def test_a_factory_may_take_the_resolution(tmp_path, capsys):

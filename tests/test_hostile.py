@@ -120,7 +120,11 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("latency_ms_median", "fast", "latency_ms_median is 'fast'"), ("samples", -3, "samples is -3")],
+    [
+        ("latency_ms_median", "fast", "latency_ms_median is 'fast'"),
+        ("latency_ms_adjusted", -1.0, "latency_ms_adjusted is -1.0"),
+        ("samples", -3, "samples is -3"),
+    ],
 )
 def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message):
     path = tmp_path / "r.json"
@@ -222,3 +226,50 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
         holder.kill()
         holder.wait()
     ResultsStore.open(path, {}, resume=True)  # free again once the other process has gone
+
+
+# ---------------------------------------------------------------- latency statistic and reference (issue 10)
+
+
+def test_an_unknown_statistic_or_reference_is_one_line_before_any_work(capsys, tmp_path):
+    results = tmp_path / "r.json"
+    assert "--statistic" in refused(capsys, "table", *TINY, "--statistic", "mean", "--results", str(results))
+    err = refused(capsys, "table", *TINY, "--reference", "1.0-224", "--results", str(results))
+    assert "--reference '1.0-224' is not a configuration of this grid; accepted: one of 0.25-32" in err
+    assert not results.exists()  # refused before the sweep
+
+
+def test_a_results_file_of_the_old_schema_is_refused_with_how_to_remeasure(capsys, tmp_path):
+    path = tmp_path / "old.json"
+    row = timing_record().to_row()
+    document = {"schema_version": 1, "kind": RESULTS_KIND, "environment": {}, "gemm_peaks": [], "measurements": [row]}
+    path.write_text(json.dumps(document))
+    before = path.read_bytes()
+    err = refused(capsys, "table", *TINY, "--from-results", str(path))
+    assert "has schema version 1; this mnprof reads version 2; re-measure with mnprof table --results NEW.json" in err
+    err = refused(capsys, "table", *TINY, "--results", str(path))  # and a new sweep does not replace it
+    assert "schema version 1" in err and path.read_bytes() == before
+
+
+def test_a_plot_reference_that_was_not_measured_is_one_line(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [timing_record().to_row()]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    out = tmp_path / "p.html"
+    err = refused(capsys, "plot", "-q", "--results", str(path), "--reference", "1.0-224", "--out", str(out))
+    assert "--reference '1.0-224' was not measured in" in err and not out.exists()
+
+
+def test_a_latency_baseline_of_the_old_method_is_refused_before_timing(capsys, tmp_path):
+    path = tmp_path / "b.json"
+    assert main(["baseline", "-q", *TINY, "--out", str(path)]) == 0
+    document = json.loads(path.read_text())
+    document["latency"] = {"host_fingerprint": "h", "threads": 1, "entries": {"mobilenetv1@0.25-32": {
+        "latency_ms_median": 1.0}}}  # fmt: skip
+    path.write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["check", "-q", *TINY, "--baseline", str(path)]) == 0  # counts still compare
+    capsys.readouterr()
+    err = refused(capsys, "check", "-q", *TINY, "--baseline", str(path), "--latency")
+    assert "recorded by an older mnprof (absolute medians, no control)" in err

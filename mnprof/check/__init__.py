@@ -23,7 +23,7 @@ from mnprof.check.baseline import (
     measure,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
-from mnprof.check.latency import compare_latency, measure_latency
+from mnprof.check.latency import DEFAULT_LATENCY_TOLERANCE_PCT, compare_latency, measure_latency, usable_baseline
 from mnprof.check.render import render_check, summary
 from mnprof.check.settings import (
     BUILTIN,
@@ -48,12 +48,14 @@ __all__ = [
     "baseline_document",
     "builtin_entries",
     "compare",
+    "DEFAULT_LATENCY_TOLERANCE_PCT",
     "compare_latency",
     "entry_key",
     "load_baseline",
     "load_settings",
     "measure",
     "measure_latency",
+    "usable_baseline",
     "parse_tolerance",
     "render_check",
     "summary",

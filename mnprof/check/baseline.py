@@ -236,8 +236,14 @@ def _baseline_problem(document: Mapping[str, Any]) -> str | None:
         return "latency is not an object with entries"
     if not isinstance(latency.get("host_fingerprint"), str) or not _is_count(latency.get("threads")):
         return "latency lacks its host_fingerprint or threads"
+    required = ("latency_ms", "relative") if latency.get("method") is not None else ("latency_ms_median",)
     for key, entry in latency["entries"].items():
-        median = entry.get("latency_ms_median") if isinstance(entry, dict) else None
-        if not _is_time(median) or not median:
-            return f"latency.entries[{key!r}].latency_ms_median is {median!r}; accepted: a number of milliseconds > 0"
+        for name in required:  # an older baseline (no method) keeps its medians; check --latency refuses it
+            value = entry.get(name) if isinstance(entry, dict) else None
+            if not _is_time(value) or not value:
+                return f"latency.entries[{key!r}].{name} is {value!r}; accepted: a number > 0"
+        for name in ("relative_ci_low", "relative_ci_high") if latency.get("method") is not None else ():
+            value = entry.get(name)
+            if value is not None and not _is_time(value):
+                return f"latency.entries[{key!r}].{name} is {value!r}; accepted: a number >= 0 or null"
     return None

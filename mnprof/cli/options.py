@@ -27,6 +27,7 @@ from mnprof.model.config import (
     parse_alphas,
     parse_resolutions,
 )
+from mnprof.timing.engine import StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
 
@@ -287,7 +288,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--target-ci",
             "target_ci_pct",
             type=float,
-            default=2.0,
+            default=StopRule().target_rel_ci * 100,
             show_default=True,
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
@@ -297,7 +298,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--budget",
             "budget_s",
             type=float,
-            default=2.0,
+            default=StopRule().budget_s,
             show_default=True,
             metavar="SECONDS",
             help="...or once this many seconds of timing are spent on each (those that did not reach the target "
@@ -308,7 +309,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice([s.value for s in Statistic]),
             default=Statistic.ADJUSTED.value,
             show_default=True,
-            help="The latency shown, and what throughput, GFLOP/s, x eager, x ref and the plots use: adjusted = "
+            help="The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: adjusted = "
             "the headline, the median of each turn's median divided by the host's speed factor in its "
             "round-robin pass (the latency at the run's median host speed: the host's common slowdowns, "
             "20-60% within a minute on shared VMs, taken out); median = every timed call as it came; min = "
@@ -318,8 +319,9 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "--reference",
             default=None,
             metavar="CONFIG",
-            help="The configuration x ref divides by (same runtime, batch, threads, host, same run): relative "
-            "latency is what transfers across hosts. [default: 1.0-224 when timed, else the most MACs]",
+            help="The configuration rel (relative latency) divides by, timed in the same run on the same runtime, "
+            "batch, threads and host. [default: the geometric mean of the configurations timed together, "
+            "which moved least between runs]",
         ),
         click.option(
             "--results",

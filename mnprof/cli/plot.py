@@ -58,8 +58,8 @@ SUFFIXES = (".html", ".png", ".svg")
     "--reference",
     default=None,
     metavar="CONFIG",
-    help="The configuration relative latency (in the hover) divides by. [default: 1.0-224 when measured, "
-    "else the most MACs]",
+    help="The configuration relative latency (in the hover) divides by. [default: the geometric mean of the "
+    "configurations timed together]",
 )
 @grid_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -78,8 +78,9 @@ def table(
     (ms) is the host-adjusted median: a shared machine's speed moves by 20-60% within a minute, every
     configuration together, so each pass's common factor is fitted across the grid (Tukey's median
     polish) and divided out of its turns. Timing stops when every headline's 95% CI is within
-    --target-ci or --budget runs out; about 40 s for the default grid. x ref divides by the reference
-    configuration's headline from the same run: the figure that transfers to another run or host.
+    --target-ci or --budget runs out; about 50 s for the default grid. rel divides by the geometric
+    mean of the headlines timed together (or --reference's): the figure that transfers to another run
+    or host.
     median (IQR) describes every call as it came. Every call is kept in --results; --no-timing gives
     counts only. Other views do not time.
 

@@ -60,6 +60,7 @@ __all__ = [
     "gc_paused",
     "host_drift",
     "interleave",
+    "paired_ratios",
     "warm_up",
 ]
 
@@ -86,8 +87,8 @@ class StopRule:
             many budgets of timing in all.
     """
 
-    target_rel_ci: float = 0.02
-    budget_s: float = 2.0
+    target_rel_ci: float = 0.05
+    budget_s: float = 2.5
     min_samples: int = 10
     min_turns: int = 6
     block_s: float = 0.15
@@ -155,6 +156,7 @@ class Measurement:
     contended: bool = False  # never had the CPU to itself, or too few clean samples (then all are used)
     turn_starts: tuple[float, ...] = ()  # clock reading at the start of each turn of ``samples``, in order
     turn_factors: tuple[float, ...] = ()  # host factor of each turn's pass, in order; () = all 1.0
+    turn_passes: tuple[int, ...] = ()  # the round-robin pass of each turn, in order
 
     @cached_property
     def stats(self) -> SampleStats:
@@ -193,6 +195,20 @@ class Measurement:
     @property
     def noisy(self) -> bool:
         return not self.meets_target()
+
+
+def paired_ratios(measurement: Measurement, control: Measurement) -> tuple[float, ...]:
+    """``measurement``'s turn median over ``control``'s in every pass both were timed in (same interleave).
+
+    Adjacent in time, the two turns saw the same host: the ratio cancels what the host did to both.
+    """
+    pairs = zip(control.turn_passes, control.turns, strict=True)
+    controls = {index: SampleStats.of(turn).median for index, turn in pairs}
+    return tuple(
+        SampleStats.of(turn).median / controls[index]
+        for index, turn in zip(measurement.turn_passes, measurement.turns, strict=True)
+        if index in controls and controls[index] > 0
+    )
 
 
 def adjusted_turns(turns: Sequence[Sequence[float]], factors: Sequence[float] = ()) -> tuple[float, ...]:
@@ -289,6 +305,7 @@ class _Running:
             cpu_shares=tuple(shares),
             contended=fell_back or bool(shares and max(shares) < rule.contended_share),
             turn_factors=tuple(factors[block.pass_index] for block in used),
+            turn_passes=tuple(block.pass_index for block in used),
         )
 
 

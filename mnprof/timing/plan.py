@@ -63,8 +63,8 @@ class TimingRequest:
 @dataclass(frozen=True)
 class TimingPlan:
     """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``; show
-    ``statistic`` as the latency, relative to ``reference`` (None: the default, see
-    :func:`mnprof.views.grid.reference_id`)."""
+    ``statistic`` as the latency, relative to ``reference`` (None: the geometric mean, see
+    :func:`mnprof.views.grid.add_relative`)."""
 
     settings: TimingSettings | None = None
     store: ResultsStore | None = None

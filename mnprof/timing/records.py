@@ -34,7 +34,7 @@ __all__ = [
     "STATISTIC_LABEL",
     "STATISTIC_MEANING",
     "Statistic",
-    "DEFAULT_REFERENCE",
+    "GEOMETRIC_MEAN",
     "TimingKey",
     "TimingRecord",
     "finite",
@@ -79,8 +79,11 @@ STATISTIC_LABEL = {
     Statistic.MIN: "fastest call",
 }
 
-# The configuration relative latency divides by, where the grid has it (else the one with the most MACs).
-DEFAULT_REFERENCE = "1.0-224"
+# What relative latency divides by unless --reference names a configuration: the geometric mean of the
+# configurations timed together. One configuration's own run-to-run wobble (1.0-224's moved by 12% between
+# two runs here while the small ones held) would enter every ratio; a geometric mean over the grid averages
+# it out (see the README's "Latency that reproduces").
+GEOMETRIC_MEAN = "geometric mean"
 
 
 # Keys of a row that hold every timed call; dropped where only the statistics are wanted.

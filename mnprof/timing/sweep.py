@@ -89,7 +89,7 @@ class TimingSettings:
         batch_sizes: images per call; latency is per call, throughput images per second.
         threads: intra-op threads (torch and onnxruntime); default: the cores this process may use.
         device: ``cpu`` or ``cuda``.
-        rule: warm-up and stopping, see :class:`mnprof.timing.engine.StopRule` (2% CI target, 2 s budget).
+        rule: warm-up and stopping, see :class:`mnprof.timing.engine.StopRule` (5% CI target, 2.5 s budget).
     """
 
     backends: tuple[Backend, ...] = (Backend.EAGER,)

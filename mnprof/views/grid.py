@@ -25,7 +25,7 @@ from mnprof.model.reference import (
     tfslim_entry,
 )
 from mnprof.paper import models as paper_models
-from mnprof.timing.records import DEFAULT_REFERENCE, Backend, Statistic, TimingRecord, processor_of, rows_of
+from mnprof.timing.records import GEOMETRIC_MEAN, Backend, Statistic, TimingRecord, processor_of, rows_of
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
@@ -36,7 +36,6 @@ __all__ = [
     "View",
     "grid_frame",
     "add_relative",
-    "reference_id",
     "with_timings",
     "paper_configs",
     "paper_frame",
@@ -118,8 +117,9 @@ def with_timings(
     ``statistic`` chosen (the headline by default); ``throughput_ips``, ``gflops_achieved`` and the peak
     fractions follow it. ``speedup_vs_eager`` is eager's ``latency_ms`` over this row's, for the same
     configuration, batch size, threads, device, host. ``latency_relative`` is this row's ``latency_ms`` over
-    the reference configuration's (``reference_id``) with the same backend, batch size, threads, device and
-    host: measured in the same run, it is the figure that transfers across hosts.
+    the reference's (``reference_id``: the geometric mean of the configurations timed with the same backend,
+    batch size, threads, device and host, or the configuration ``reference``): measured in the same run, it
+    is the figure that transfers across runs and hosts.
     """
     timing = pd.DataFrame(rows_of(timings))
     if timing.empty:
@@ -145,29 +145,24 @@ def with_timings(
     return add_relative(merged.drop(columns=["eager_latency_ms"]), ["backend", *series], reference)
 
 
-def reference_id(ids: Sequence[str], macs: Sequence[int], requested: str | None = None) -> str | None:
-    """The configuration relative latency divides by: ``requested``, else 1.0-224 when present, else the most MACs.
-
-    ``None`` when ``requested`` is not among ``ids`` (the command line refuses it before any work).
-    """
-    if requested is not None:
-        return requested if requested in ids else None
-    if DEFAULT_REFERENCE in ids:
-        return DEFAULT_REFERENCE
-    return max(zip(macs, ids, strict=True))[1] if ids else None
-
-
 def add_relative(frame: pd.DataFrame, group: Sequence[str], requested: str | None) -> pd.DataFrame:
-    """``reference_id`` and ``latency_relative`` (``latency_ms`` over the reference's) within each ``group``."""
+    """``latency_relative``: ``latency_ms`` over the reference's within each ``group`` (one run's configurations on
+    one runtime, batch size, threads, device and host), and ``reference_id`` naming it.
+
+    The reference is the configuration ``requested``, else the geometric mean of the group's latencies.
+    """
     frame["reference_id"] = None
     frame["latency_relative"] = math.nan
-    timed = frame[frame["latency_ms"].notna()]
+    timed = frame[frame["latency_ms"].notna() & (frame["latency_ms"] > 0)]
     for _, part in timed.groupby(list(group), dropna=False, sort=False):
-        chosen = reference_id(list(part["id"]), list(part["macs_analytic"]), requested)
-        if chosen is None:
+        if requested is None:
+            base = math.exp(sum(math.log(v) for v in part["latency_ms"]) / len(part))
+            label = f"{GEOMETRIC_MEAN} of {len(part)}"
+        elif requested in set(part["id"]):
+            base, label = part.loc[part["id"] == requested, "latency_ms"].iloc[0], requested
+        else:
             continue
-        base = part.loc[part["id"] == chosen, "latency_ms"].iloc[0]
-        frame.loc[part.index, "reference_id"] = chosen
+        frame.loc[part.index, "reference_id"] = label
         frame.loc[part.index, "latency_relative"] = part["latency_ms"] / base
     return frame
 
@@ -346,7 +341,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         Column("backend", lambda r: "-" if is_missing(r["backend"]) else str(r["backend"]), "left"),
         Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"),
         Column("latency ms", latency_cell),
-        Column("x ref", relative_cell),
+        Column("rel", relative_cell),
         Column("median ms (IQR)", typical_cell),
         Column("img/s", lambda r: number(r["throughput_ips"], 1)),
         Column(

@@ -42,8 +42,8 @@ def latency_notes(frame: pd.DataFrame) -> list[str]:
     statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
     references = ", ".join(str(r) for r in measured["reference_id"].dropna().unique()) or "-"
     notes = [
-        f"ms: {STATISTIC_MEANING[statistic]}, per batch; x ref: over {references}'s in the same run (the figure "
-        "that transfers across hosts); median (IQR): of every timed call, in ms."
+        f"ms: {STATISTIC_MEANING[statistic]}, per batch; rel: over the {references} timed together (same runtime, "
+        "batch, threads, host: the figure that transfers across runs and hosts); median (IQR): of every call, ms."
     ]
     if statistic is Statistic.ADJUSTED and (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask
         target = measured["target_ci_pct"].dropna()

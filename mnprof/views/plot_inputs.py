@@ -79,7 +79,7 @@ def plot_inputs(
 ) -> PlotInputs:
     """Read results files and count with ``count``: the grid holds ``grid_configs`` (the paper's 16 when
     empty) and every configuration measured in the files. The timed rows' ``latency_ms`` is ``statistic``;
-    ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid.reference_id`)."""
+    ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid.add_relative`)."""
     documents = [read_results(path) for path in paths]
     records = results_records(documents)
     families = len({record.config.family for record in records})

@@ -71,7 +71,7 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
             columns.append(Column("batch", lambda r: "-" if is_missing(r["batch_size"]) else f"{int(r['batch_size'])}"))
         columns += [
             Column("ms", latency_cell),
-            Column("x ref", relative_cell, drop=6),
+            Column("rel", relative_cell, drop=6),
             Column("median (IQR)", typical_cell, drop=0),
             Column("img/s", lambda r: number(r.get("throughput_ips"), 1), drop=3),
         ]
