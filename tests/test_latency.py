@@ -408,7 +408,7 @@ def test_table_times_and_keeps_results(capsys, tmp_path, fake_peak):
     assert code == 0, err
     assert [r["latency_ms_median"] for r in json.loads(out)["rows"]] == [r["latency_ms_median"] for r in rows]
     code, out, _ = run(capsys, *TIMED[:5], "--from-results", str(results), "--format", "markdown")
-    assert "| latency ms | x ref | median ms (IQR) |" in out and "x eager" in out
+    assert "| latency ms | rel | median ms (IQR) |" in out and "x eager" in out
 
 
 def test_no_timing_measures_nothing(capsys, tmp_path, monkeypatch):

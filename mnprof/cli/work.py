@@ -128,6 +128,6 @@ def report_drift(outcome: SweepOutcome) -> float | None:
         warn(
             f"the host's speed changed by {drift.spread:.0%} during this sweep, every configuration together (a "
             "cause outside them): the headline divides each pass's common slowdown out, but absolute times "
-            "move with the host between runs; compare x ref (relative latency), not ms, across runs"
+            "move with the host between runs; compare rel (relative latency), not ms, across runs"
         )
     return drift.spread

@@ -25,7 +25,15 @@ from mnprof.model.reference import (
     tfslim_entry,
 )
 from mnprof.paper import models as paper_models
-from mnprof.timing.records import GEOMETRIC_MEAN, Backend, Statistic, TimingRecord, processor_of, rows_of
+from mnprof.timing.records import (
+    GEOMETRIC_MEAN,
+    STATISTIC_MEANING,
+    Backend,
+    Statistic,
+    TimingRecord,
+    processor_of,
+    rows_of,
+)
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
@@ -357,7 +365,9 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         columns.append(Column("x eager", lambda r: number(r["speedup_vs_eager"], 2)))
     if len(hosts) > 1:
         columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
+    shown = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
     notes = [
+        f"latency ms: the {STATISTIC_MEANING[shown]}.",
         *latency_notes(frame),
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
         "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"

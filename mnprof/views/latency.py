@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mnprof.timing.records import STATISTIC_MEANING, Statistic
+from mnprof.timing.records import STATISTIC_LABEL, Statistic
 from mnprof.views.render import is_missing, number
 
 __all__ = ["latency_cell", "latency_notes", "relative_cell", "typical_cell"]
@@ -42,11 +42,11 @@ def latency_notes(frame: pd.DataFrame) -> list[str]:
     statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
     references = ", ".join(str(r) for r in measured["reference_id"].dropna().unique()) or "-"
     notes = [
-        f"ms: {STATISTIC_MEANING[statistic]}, per batch; rel: over the {references} timed together (same runtime, "
-        "batch, threads, host: the figure that transfers across runs and hosts); median (IQR): of every call, ms."
+        f"ms: {STATISTIC_LABEL[statistic]} per batch (--help: table); rel: ms over the {references} timed "
+        "together, what transfers across runs; median (IQR): every call as it came"
     ]
     if statistic is Statistic.ADJUSTED and (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask
         target = measured["target_ci_pct"].dropna()
         bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
-        notes.append(f"! noisy: the headline's 95% CI was still wider than {bound} when the budget ran out.")
+        notes.append(f"! noisy: its 95% CI was wider than {bound} when the budget ran out")
     return notes

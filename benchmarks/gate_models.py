@@ -1,0 +1,39 @@
+"""Models for the latency-gate benchmark (``benchmarks/bench_gate.py``), following ``mnprof check --model``'s
+factory contract ``factory(alpha, num_classes) -> nn.Module``.
+
+``mobilenet`` is mnprof's MobileNetV1 as a user would bring it. With ``MNPROF_GATE_EXTRA=K`` in the
+environment, every block's output goes through ``K`` extra ReLUs: more work per forward pass (one more read
+and write of each block's activations per ReLU) with the same MACs and the same outputs (ReLU is idempotent
+on ReLU outputs), and a functional ReLU that neither fvcore nor thop counts, so the counts do not change.
+This is the "code change that makes the model slower without touching its FLOPs" the gate must catch.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from mnprof.model.config import ModelConfig
+from mnprof.model.seeded import calibrated_model
+
+
+class ExtraWork(nn.Module):
+    def __init__(self, block: nn.Module, repeats: int) -> None:
+        super().__init__()
+        self.block, self.repeats = block, repeats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block(x)
+        for _ in range(self.repeats):
+            x = torch.relu(x)
+        return x
+
+
+def mobilenet(alpha: float, num_classes: int) -> nn.Module:
+    model = calibrated_model(ModelConfig(alpha, 224, num_classes))
+    repeats = int(os.environ.get("MNPROF_GATE_EXTRA", "0"))
+    if repeats:
+        model.blocks = nn.Sequential(*(ExtraWork(block, repeats) for block in model.blocks))
+    return model.eval()
