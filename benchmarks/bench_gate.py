@@ -42,23 +42,22 @@ def load() -> str:
 
 
 def slowdown(extra: int) -> None:
-    """How much slower the slowed model is, each relative to the control, timed in the same passes."""
-    code = f"""
-import os, statistics
+    """How much slower the slowed model is: both relative to the control, timed in the same passes."""
+    code = """
 from mnprof.check.latency import measure_latency
 from mnprof.check.settings import CheckSettings, ModelSpec
 from mnprof.timing.host import available_cores
-out = {{}}
-for extra in (0, {extra}):
-    os.environ["MNPROF_GATE_EXTRA"] = str(extra)
-    settings = CheckSettings(models=(ModelSpec("gate", "gate_models:mobilenet"),), alphas=(1.0, 0.5),
-                             resolutions=(224, 160))
-    out[extra] = measure_latency(settings, available_cores())["entries"]
-for key in out[0]:
-    print(f"  {{key}}: relative {{out[0][key]['relative']:.4f}} -> {{out[{extra}][key]['relative']:.4f}} "
-          f"({{(out[{extra}][key]['relative'] / out[0][key]['relative'] - 1) * 100:+.1f}}%)")
+models = (ModelSpec("plain", "gate_models:mobilenet"), ModelSpec("slower", "gate_models:mobilenet_slower"))
+entries = measure_latency(CheckSettings(models=models, alphas=(1.0, 0.5), resolutions=(224, 160)),
+                          available_cores())["entries"]
+for key, entry in entries.items():
+    if key.startswith("plain@"):
+        slower = entries[key.replace("plain@", "slower@")]
+        change = (slower["relative"] / entry["relative"] - 1) * 100
+        print(f"  {key[6:]}: relative {entry['relative']:.4f} -> {slower['relative']:.4f} ({change:+.1f}%)")
 """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)]))
+    env = dict(os.environ, MNPROF_GATE_EXTRA="0", MNPROF_GATE_SLOWER=str(extra))
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT)])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     print(done.stdout + done.stderr[-2000:], end="")
 

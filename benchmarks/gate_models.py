@@ -31,9 +31,18 @@ class ExtraWork(nn.Module):
         return x
 
 
-def mobilenet(alpha: float, num_classes: int) -> nn.Module:
+def _mobilenet(alpha: float, num_classes: int, repeats: int) -> nn.Module:
     model = calibrated_model(ModelConfig(alpha, 224, num_classes))
-    repeats = int(os.environ.get("MNPROF_GATE_EXTRA", "0"))
     if repeats:
         model.blocks = nn.Sequential(*(ExtraWork(block, repeats) for block in model.blocks))
     return model.eval()
+
+
+def mobilenet(alpha: float, num_classes: int) -> nn.Module:
+    """The model under the gate: ``MNPROF_GATE_EXTRA`` extra ReLUs per block (default none)."""
+    return _mobilenet(alpha, num_classes, int(os.environ.get("MNPROF_GATE_EXTRA", "0")))
+
+
+def mobilenet_slower(alpha: float, num_classes: int) -> nn.Module:
+    """The slowed model under its own name, to time it beside the unchanged one in the same passes."""
+    return _mobilenet(alpha, num_classes, int(os.environ.get("MNPROF_GATE_SLOWER", "2")))
