@@ -193,7 +193,7 @@ def test_table_on_cuda_records_the_gpu(capsys, tmp_path, fake_peak):  # pragma: 
     [
         (
             {"backends": ("nope",)},
-            "unknown backend 'nope'; accepted: eager, channels_last, fused, compile, onnxruntime",
+            "unknown backend 'nope'; accepted: eager, channels_last, fused, compile, onnxruntime, onnxruntime_int8",
         ),
         ({"batch_sizes": (0,)}, "batch sizes \\(0,\\) are invalid; accepted: integers in \\[1, 1024\\]"),
         ({"threads": 0}, "threads 0 is invalid; accepted: an integer in \\[1, 1024\\]"),

@@ -396,3 +396,24 @@ def test_settle_runs_only_between_turns_on_different_thread_pools():
         if "settle" not in (before, after):
             assert {before, after} <= {"a", "b"}  # same pool: no settling
     assert turns[:7] == ["a", "b", "settle", "c", "settle", "a", "b"]
+
+
+def test_an_interrupt_keeps_what_had_stopped_and_drops_the_unfinished_pass():
+    clock, finished = FakeClock(), []
+    rule = StopRule(budget_s=10.0, block_s=0.05, warmup_max_s=0, rewarm=False)
+    calls, rng = itertools.count(), random.Random(3)
+
+    def interrupting() -> float:  # calls of 5 to 50 ms at random: never settles; interrupted after 100 calls
+        if next(calls) > 100:
+            raise KeyboardInterrupt
+        duration = rng.uniform(0.005, 0.05)
+        clock.now += duration
+        return duration
+
+    tasks = [Task("steady", sampler(clock, [0.01]), "steady"), Task("never", interrupting, "never")]
+    with pytest.raises(KeyboardInterrupt):
+        interleave(tasks, rule, clock=clock, on_finish=finished.append)
+    (steady,) = finished  # saved before the interrupt went through; the unfinished task is not
+    assert steady.key == "steady" and steady.stop is Stop.CONVERGED
+    assert len(steady.turn_sizes) == len(steady.turn_factors) == len(steady.turn_passes)
+    assert max(steady.turn_passes) == len(steady.turn_passes) - 1  # the interrupted pass left out

@@ -30,7 +30,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from mnprof.errors import MnprofError
 from mnprof.model.config import parse_choice, parse_list
 from mnprof.provenance import package_version
-from mnprof.timing.records import Backend, Device
+from mnprof.timing.quantized import quantize_onnx
+from mnprof.timing.records import ONNXRUNTIME_POOL, Backend, Device
 
 __all__ = [
     "Backend",
@@ -51,7 +52,10 @@ __all__ = [
 
 
 # The extra that brings each optional runtime (pip install 'mnprof[onnx]').
-EXTRAS = {Backend.ONNXRUNTIME: ("onnx", ("onnxruntime", "onnx"))}
+EXTRAS = {
+    Backend.ONNXRUNTIME: ("onnx", ("onnxruntime", "onnx")),
+    Backend.ONNXRUNTIME_INT8: ("onnx", ("onnxruntime", "onnx")),
+}
 
 
 def parse_backends(text: str) -> tuple[Backend, ...]:
@@ -78,8 +82,8 @@ def check_available(backend: Backend, device: Device) -> None:
                 f"backend {backend.value} needs {', '.join(missing)}, which is not installed; "
                 f"install it with: pip install 'mnprof[{extra}]'"
             )
-    if backend is Backend.ONNXRUNTIME and device is not Device.CPU:
-        raise MnprofError("backend onnxruntime runs on the CPU provider only; accepted with it: --device cpu")
+    if backend in ONNXRUNTIME_POOL and device is not Device.CPU:
+        raise MnprofError(f"backend {backend.value} runs on the CPU provider only; accepted with it: --device cpu")
     if (
         backend is Backend.COMPILE
         and device is Device.CPU
@@ -90,7 +94,7 @@ def check_available(backend: Backend, device: Device) -> None:
 
 def runtime_version(backend: Backend) -> str | None:
     """The version of the library that runs ``backend`` (onnxruntime's for it, torch's otherwise)."""
-    return package_version("onnxruntime" if backend is Backend.ONNXRUNTIME else "torch")
+    return package_version("onnxruntime" if backend in ONNXRUNTIME_POOL else "torch")
 
 
 @contextmanager
@@ -111,6 +115,8 @@ class Runner:
     backend: Backend
     call: Callable[[], object]
     output: Callable[[], Any]
+    infer: Callable[[Any], Any] | None = None  # runs another input batch of the same shape (lossy runtimes)
+    quantization: dict[str, Any] | None = None  # how an int8 runtime was quantised
 
 
 def fold_batchnorm(model: Any) -> Any:
@@ -175,14 +181,39 @@ def _onnxruntime_session(model: bytes, threads: int) -> Any:
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
+def _onnx_export(model: Any, inputs: Any) -> bytes:
+    """The model as ONNX (TorchScript exporter, opset 17), input ``x`` of ``inputs``' fixed shape."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             model, (inputs,), buffer, dynamo=False, input_names=["x"], output_names=["logits"], opset_version=17
         )
-    session = _onnxruntime_session(buffer.getvalue(), threads)
+    return buffer.getvalue()
+
+
+def _onnxruntime_int8(model: Any, inputs: Any, threads: int) -> Runner:
+    quantized, settings = quantize_onnx(_onnx_export(model, inputs), inputs.shape[-1], inputs.shape[0])
+    session = _onnxruntime_session(quantized, threads)
+    feed = {"x": inputs.numpy()}
+
+    def call() -> object:
+        return session.run(None, feed)
+
+    def infer(batch: Any) -> Any:
+        return torch.from_numpy(session.run(None, {"x": batch.numpy()})[0])
+
+    return Runner(
+        Backend.ONNXRUNTIME_INT8,
+        call,
+        lambda: torch.from_numpy(call()[0]),  # type: ignore[index]
+        infer=infer,
+        quantization=settings.as_dict(),
+    )
+
+
+def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
+    session = _onnxruntime_session(_onnx_export(model, inputs), threads)
     feed = {"x": inputs.numpy()}
 
     def call() -> object:
@@ -206,6 +237,8 @@ def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runne
         return _torch_runner(backend, folded, inputs.contiguous(memory_format=torch.channels_last))
     if backend is Backend.COMPILE:
         return _compiled(model, inputs)
+    if backend is Backend.ONNXRUNTIME_INT8:
+        return _onnxruntime_int8(model, inputs, threads)
     return _onnxruntime(model, inputs, threads)
 
 

@@ -357,24 +357,16 @@ def interleave(
         warmup, settled = warm_up(task.sample, rule, clock)
         running.append(_Running(task, warmup, settled))
     passes, factors, verdicts = 0, [], [None] * len(running)
-    while running and not all(verdicts):
+    try:
+        while running and not all(verdicts):
+            passes, factors, verdicts = _pass(running, rule, passes, clock, cpu_clock, switch_to, on_progress, total)
+    except KeyboardInterrupt:  # keep what had stopped by the last whole pass, then let the interrupt through
         for run in running:
-            calls = run.calls_per_block(rule)
-            switch_to(run.task)
-            cpu_start = cpu_clock() if cpu_clock is not None else 0.0
-            start = clock()
-            if rule.rewarm:
-                run.task.sample()
-            samples = [run.task.sample() for _ in range(calls)]
-            seconds = clock() - start
-            share = (cpu_clock() - cpu_start) / seconds if cpu_clock is not None and seconds > 0 else None
-            run.blocks.append(_Block(samples, seconds, share, start, passes))
-            if on_progress is not None:
-                done = sum(min(other.spent_s, rule.budget_s) for other in running)
-                on_progress(run.task.label, min(done, total), total)
-        passes += 1
-        factors = pass_factors([run.turn_values(rule, passes) for run in running])
-        verdicts = [run.verdict(rule, factors) for run in running]
+            run.blocks = [block for block in run.blocks if block.pass_index < passes]
+        for run, verdict in zip(running, verdicts, strict=True):
+            if verdict is not None and on_finish is not None:
+                on_finish(run.measurement(rule, verdict, factors))
+        raise
     measurements = [
         run.measurement(rule, verdict, factors) for run, verdict in zip(running, verdicts, strict=True) if verdict
     ]
@@ -384,6 +376,36 @@ def interleave(
         if on_finish is not None:
             on_finish(measurement)
     return measurements
+
+
+def _pass(
+    running: list[_Running],
+    rule: StopRule,
+    passes: int,
+    clock: Callable[[], float],
+    cpu_clock: Callable[[], float] | None,
+    switch_to: Callable[[Task], None],
+    on_progress: Callable[[str, float, float], None] | None,
+    total: float,
+) -> tuple[int, list[float], list[Stop | None]]:
+    """One round-robin pass: a turn for every task; returns the passes done, the host factors, the verdicts."""
+    for run in running:
+        calls = run.calls_per_block(rule)
+        switch_to(run.task)
+        cpu_start = cpu_clock() if cpu_clock is not None else 0.0
+        start = clock()
+        if rule.rewarm:
+            run.task.sample()
+        samples = [run.task.sample() for _ in range(calls)]
+        seconds = clock() - start
+        share = (cpu_clock() - cpu_start) / seconds if cpu_clock is not None and seconds > 0 else None
+        run.blocks.append(_Block(samples, seconds, share, start, passes))
+        if on_progress is not None:
+            done = sum(min(other.spent_s, rule.budget_s) for other in running)
+            on_progress(run.task.label, min(done, total), total)
+    passes += 1
+    factors = pass_factors([run.turn_values(rule, passes) for run in running])
+    return passes, factors, [run.verdict(rule, factors) for run in running]
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ __all__ = [
     "STATISTIC_MEANING",
     "Statistic",
     "GEOMETRIC_MEAN",
+    "LOSSY",
+    "ONNXRUNTIME_POOL",
     "TimingKey",
     "TimingRecord",
     "finite",
@@ -51,6 +53,12 @@ class Backend(StrEnum):
     FUSED = "fused"  # BatchNorm folded into the convolutions, channels_last
     COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
     ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
+    ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
+
+
+# Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
+LOSSY = frozenset({Backend.ONNXRUNTIME_INT8})
+ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 
 class Device(StrEnum):
@@ -230,6 +238,9 @@ class TimingRecord:
     rates: Rates | None = None
     raw: RawSamples | None = None
     error: str | None = None
+    output_cosine: float | None = None  # lossy runtimes: cosine similarity of the logits to eager float32's
+    output_top1_agreement: float | None = None  # lossy runtimes: share of seeded images with eager's top-1
+    quantization: Mapping[str, Any] | None = None  # how an int8 runtime was quantised (QuantSettings)
 
     @property
     def config(self) -> ModelConfig:
@@ -249,6 +260,12 @@ class TimingRecord:
     def to_row(self, *, with_samples: bool = True) -> dict[str, Any]:
         """The flat row of the results file (schema 2): statistics in ms, rates per second, raw samples."""
         row: dict[str, Any] = {**self.config.columns(), **self._base_columns()}
+        if self.key.backend in LOSSY:
+            row.update(
+                output_cosine=self.output_cosine,
+                output_top1_agreement=self.output_top1_agreement,
+                quantization=dict(self.quantization) if self.quantization else None,
+            )
         if self.latency is None or self.quality is None or self.rates is None:
             row.update(
                 latency_ms_adjusted=None,
@@ -327,6 +344,9 @@ class TimingRecord:
         checks = {
             "output_max_abs_error": row.get("output_max_abs_error"),
             "output_tolerance": row.get("output_tolerance"),
+            "output_cosine": _fraction(row.get("output_cosine"), "output_cosine"),
+            "output_top1_agreement": _fraction(row.get("output_top1_agreement"), "output_top1_agreement"),
+            "quantization": _settings(row.get("quantization")),
         }
         if row.get("error") or row.get("latency_ms_adjusted") is None:
             return cls(key, provenance, **checks, error=row.get("error"))
@@ -376,6 +396,26 @@ def _check_fields(record: Any, prefix: str = "") -> None:
         if wrong_type or (kind in ("float", "int") and not (math.isfinite(value) and value >= 0)):
             accepted = {"float": "a finite number >= 0", "int": "an integer >= 0"}.get(kind, f"a {kind}")
             raise MnprofError(f"{prefix}{field.name} is {value!r}; accepted: {accepted}")
+
+
+def _fraction(value: Any, name: str) -> float | None:
+    """A similarity or share read back: ``None``, or a finite number in [-1, 1]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
+        raise MnprofError(f"{name} is {value!r}; accepted: a number in [-1, 1] or null")
+    return float(value)
+
+
+def _settings(value: Any) -> Mapping[str, Any] | None:
+    """Quantisation settings read back: ``None`` or an object of plain text and integers."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise MnprofError(f"quantization is {value!r}; accepted: an object of text and integers or null")
+    return value
 
 
 def _integer(value: Any, name: str) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +27,13 @@ from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import backends
+from mnprof.timing import backends, quantized
 from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
 from mnprof.timing.host import available_cores, available_memory, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
+    LOSSY,
+    ONNXRUNTIME_POOL,
     Backend,
     Device,
     LatencyStats,
@@ -136,14 +138,16 @@ def measured_record(
     macs: int,
     gemm_peak_gflops: float,
     theoretical_peak: float | None,
-    check: tuple[float, float],
+    check: tuple[float, float | None],
     rule: StopRule,
     environment: dict[str, Any],
     unix_offset: float = 0.0,
+    agreement: Mapping[str, Any] | None = None,
 ) -> TimingRecord:
     """The record of one finished measurement: statistics in milliseconds, rates per second, the raw samples.
 
-    ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``).
+    ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``);
+    ``agreement``: a lossy runtime's ``output_cosine``, ``output_top1_agreement`` and ``quantization``.
     """
     stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
     achieved = 2 * macs * key.batch_size / headline / 1e9
@@ -197,13 +201,43 @@ def measured_record(
             discarded_ms=tuple(sample * 1e3 for sample in measurement.discarded),
             turn_host_factors=tuple(round(factor, 6) for factor in measurement.turn_factors),
         ),
+        **(agreement or {}),
     )
 
 
-def _failed_record(key: TimingKey, error: str, environment: dict[str, Any], check: tuple[float, float]) -> TimingRecord:
-    """The record of a backend that could not post a time (failed, or computed something else)."""
+def _failed_record(
+    key: TimingKey,
+    error: str,
+    environment: dict[str, Any],
+    check: tuple[float, float | None],
+    agreement: Mapping[str, Any] | None = None,
+) -> TimingRecord:
+    """The record of a backend that could not post a time (failed, computed something else, or did not agree)."""
     provenance = Provenance.now(key, backends.runtime_version(key.backend), environment)
-    return TimingRecord(key, provenance, finite(check[0]), check[1], error=error)
+    return TimingRecord(key, provenance, finite(check[0]), check[1], error=error, **(agreement or {}))
+
+
+def _check_output(
+    key: TimingKey, runner: backends.Runner, model: Any, reference: Any, device: Device
+) -> tuple[tuple[float, float | None], str | None, dict[str, Any] | None]:
+    """``((max |error|, tolerance), problem, agreement)``: equality for exact runtimes, agreement for lossy ones."""
+    if key.backend not in LOSSY:
+        error, allowed, problem = backends.output_error(runner.output(), reference, device)
+        return (error, allowed), problem, None
+    agreed = quantized.agreement(
+        runner.infer,
+        model,
+        runner.output(),
+        reference,
+        key.batch_size,
+        key.config.resolution,  # type: ignore[arg-type]
+    )
+    details = {
+        "output_cosine": agreed.cosine,
+        "output_top1_agreement": agreed.top1,
+        "quantization": runner.quantization,
+    }
+    return (agreed.max_abs_error, None), agreed.problem, details
 
 
 def run_sweep(
@@ -229,11 +263,14 @@ def run_sweep(
         progress = on_progress or (lambda *_: None)
         progress("GEMM peak", "float32 matrix products", 0, 1)
         peak = measure_gemm_peak(
-            settings.device, settings.threads, with_onnxruntime=Backend.ONNXRUNTIME in settings.backends, clock=clock
+            settings.device,
+            settings.threads,
+            with_onnxruntime=bool(ONNXRUNTIME_POOL & set(settings.backends)),
+            clock=clock,
         )
         store.set_gemm_peak(peak)
         theoretical, _ = theoretical_peak_gflops(settings.threads) if settings.device is Device.CPU else (None, "GPU")
-        tasks, checks = [], {}
+        tasks, checks, agreements = [], {}, {}
         models: dict[tuple[Any, ...], Any] = {}
         with backends.torch_threads(settings.threads):
             for index, key in enumerate(todo):
@@ -244,19 +281,20 @@ def run_sweep(
                 inputs = fixed_input(key.config, key.batch_size)
                 with torch.inference_mode():
                     reference = model(inputs)
+                agreed = None
                 try:
                     placed = model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
                     runner = backends.prepare(
                         key.backend, placed, inputs.to(settings.device.value), threads=settings.threads
                     )
-                    error, allowed, problem = backends.output_error(runner.output(), reference, settings.device)
+                    check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
                 except Exception as failure:  # a runtime failing on one configuration is recorded on its row
-                    error, allowed, problem = math.inf, 0.0, f"{key.backend.value} failed: {type(failure).__name__}: "
+                    check, problem = (math.inf, 0.0), f"{key.backend.value} failed: {type(failure).__name__}: "
                     problem += " ".join(str(failure).split())[:300]
                 if problem is not None:
-                    store.add(_failed_record(key, problem, environment, (error, allowed)))
+                    store.add(_failed_record(key, problem, environment, check, agreed))
                     continue
-                checks[key] = (error, allowed)
+                checks[key], agreements[key] = check, agreed
                 tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool_of(key.backend)))
             models.clear()
 
@@ -272,6 +310,7 @@ def run_sweep(
                 rule=settings.rule,
                 environment=environment,
                 unix_offset=unix_offset,
+                agreement=agreements.get(key),
             )
             store.add(record)
 

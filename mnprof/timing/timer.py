@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from mnprof.timing.backends import torch_threads
 from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused, interleave
-from mnprof.timing.records import Backend, Device
+from mnprof.timing.records import ONNXRUNTIME_POOL, Backend, Device
 
 __all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "time_tasks"]
 
@@ -23,7 +23,7 @@ TORCH_POOL = "torch"
 
 def pool_of(runtime: str) -> str:
     """The thread pool a runtime's calls run on (the engine settles between pools)."""
-    return Backend.ONNXRUNTIME.value if runtime == Backend.ONNXRUNTIME.value else TORCH_POOL
+    return Backend.ONNXRUNTIME.value if runtime in {b.value for b in ONNXRUNTIME_POOL} else TORCH_POOL
 
 
 def cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:

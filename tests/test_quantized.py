@@ -1,0 +1,92 @@
+"""The int8 runtime: calibration inputs, the agreement that replaces equality, and its record."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from factories import timing_record
+
+from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig
+from mnprof.model.seeded import calibrated_model, fixed_input
+from mnprof.timing import quantized
+from mnprof.timing.engine import StopRule
+from mnprof.timing.host import host_environment
+from mnprof.timing.records import Backend, TimingRecord
+from mnprof.timing.store import ResultsStore, read_results
+from mnprof.timing.sweep import TimingSettings, run_sweep
+
+TINY = ModelConfig(0.25, 32)
+FAST = StopRule(budget_s=0.1, block_s=0.01, warmup_max_s=0.02)
+
+
+def test_calibration_images_are_seeded_apart_from_the_timed_input_and_fit_the_exported_shape():
+    batches = list(quantized.calibration_batches(32, 4))
+    assert [tuple(b.shape) for b in batches] == [(4, 3, 32, 32)] * 4
+    again = list(quantized.calibration_batches(32, 4))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))  # seeded
+    timed = fixed_input(TINY, 1)[0]
+    assert not any(torch.equal(image, timed) for batch in batches for image in batch)
+    (big,) = quantized.calibration_batches(32, 40)  # a batch larger than the calibration set: repeated
+    assert big.shape == (40, 3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("cosine", "top1", "passes"),
+    [(0.9995, 1.0, True), (0.9985, 1.0, False), (0.9999, 0.85, False), (quantized.MIN_COSINE, 0.9, True)],
+)
+def test_agreement_needs_both_the_cosine_and_the_top1(cosine, top1, passes):
+    problem = quantized.Agreement(cosine, top1, 0.5).problem
+    assert (problem is None) is passes
+    if not passes:
+        assert "does not agree with eager float32" in problem and f"{cosine:.5f}" in problem
+
+
+def test_agreement_of_an_exact_runtime_is_perfect_and_of_a_wrong_one_is_not():
+    model = calibrated_model(TINY)
+    inputs = fixed_input(TINY, 2)
+    with torch.inference_mode():
+        reference = model(inputs)
+
+        def exact(batch):
+            return model(batch)
+
+    same = quantized.agreement(exact, model, reference, reference, 2, 32)
+    assert same.cosine == pytest.approx(1.0) and same.top1 == 1.0 and same.max_abs_error == 0.0
+    shuffled = quantized.agreement(lambda b: exact(b).flip(1), model, reference.flip(1), reference, 2, 32)
+    assert shuffled.problem is not None and shuffled.top1 < 0.5
+
+
+def test_lossy_fields_survive_the_results_file_and_are_validated():
+    row = timing_record(TINY, "onnxruntime_int8").to_row()
+    assert row["output_cosine"] is None and row["quantization"] is None
+    row.update(output_cosine=0.9995, output_top1_agreement=1.0, quantization={"format": "QDQ", "images": 16})
+    record = TimingRecord.from_row(row)
+    assert record.output_cosine == 0.9995 and record.quantization == {"format": "QDQ", "images": 16}
+    assert record.to_row()["output_top1_agreement"] == 1.0
+    assert "output_cosine" not in timing_record(TINY, "eager").to_row()  # exact runtimes: equality only
+    for bad in ({"output_cosine": 1.5}, {"output_top1_agreement": "all"}, {"quantization": {"x": [1]}}):
+        with pytest.raises(MnprofError, match="accepted"):
+            TimingRecord.from_row({**row, **bad})
+
+
+def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from mnprof.timing import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
+                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
+    path = tmp_path / "r.json"
+    settings = TimingSettings(backends=(Backend.EAGER, Backend.ONNXRUNTIME_INT8), threads=1, rule=FAST)
+    store = ResultsStore.open(path, host_environment(), resume=False)
+    eager, int8 = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    assert "output_cosine" not in eager
+    assert int8["quantization"]["format"] == "QDQ" and int8["quantization"]["calibration_images"] == 16
+    assert -1 <= int8["output_cosine"] <= 1 and 0 <= int8["output_top1_agreement"] <= 1
+    if int8["error"] is None:  # agreed: timed like every runtime
+        assert int8["output_cosine"] >= quantized.MIN_COSINE and int8["latency_ms_adjusted"] > 0
+    else:  # did not agree: an error row that says how far it was, and no time
+        assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_adjusted"] is None
+    kept = {row["backend"]: row for row in read_results(path)["measurements"]}
+    assert kept["onnxruntime_int8"]["quantization"] == int8["quantization"]
