@@ -229,7 +229,14 @@ def test_pyproject_unknown_key_is_rejected(tmp_path):
 def test_builtin_entries_carry_analytic_counts_and_fvcore_operators():
     entries = measure(CheckSettings(alphas=(1.0,), resolutions=(224,)))
     counts = entries["mobilenetv1@1.0-224"]["counts"]
-    assert counts["analytic"] == {"macs": 568_740_352, "params": 4_231_976}
+    # activations: conv and FC outputs of one image, 401,408 (stem) + 4,641,280 (13 blocks) + 1,000 (FC);
+    # peak: block 1's pointwise conv holds its 32x112x112 input and 64x112x112 output, 1,204,224 floats
+    assert counts["analytic"] == {
+        "macs": 568_740_352,
+        "params": 4_231_976,
+        "activations": 5_043_688,
+        "peak_activation_bytes": 4 * 1_204_224,
+    }
     assert counts["fvcore"]["macs"] == 578_875_904
     assert counts["fvcore"]["macs_by_operator"]["conv"] == 567_716_352
     document = baseline_document(entries)
@@ -313,3 +320,14 @@ def test_a_factory_may_take_the_resolution(tmp_path, capsys):
     assert (
         main(["check", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32,64", "--baseline", str(path)]) == 0
     )
+
+
+def test_activations_and_peak_memory_are_guarded_and_an_older_baseline_only_gets_notices():
+    entry = {"counts": {"analytic": {"macs": 10, "params": 5, "activations": 100, "peak_activation_bytes": 400}}}
+    grown = {"counts": {"analytic": {"macs": 10, "params": 5, "activations": 100, "peak_activation_bytes": 480}}}
+    result = compare({"m@1.0-64": entry}, {"m@1.0-64": grown}, tolerance_pct=10)
+    assert result.failed and [(f.metric, f.status) for f in result.failures] == [("peak_activation_bytes", "grew")]
+    older = {"counts": {"analytic": {"macs": 10, "params": 5}}}  # recorded before these metrics existed
+    result = compare({"m@1.0-64": older}, {"m@1.0-64": entry})
+    assert not result.failed and {f.status for f in result.findings} == {"added"}
+    assert compare({"m@1.0-64": older}, {"m@1.0-64": entry}, strict=True).failed

@@ -86,7 +86,12 @@ def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -
     for report in reports:
         config = report.config
         counts = _counts(report.params_model, report.fvcore, report.thop)
-        counts["analytic"] = {"macs": report.analytic.macs, "params": report.analytic.params()}
+        counts["analytic"] = {
+            "macs": report.analytic.macs,
+            "params": report.analytic.params(),
+            "activations": report.analytic.activations,  # conv and FC output elements, one image
+            "peak_activation_bytes": 4 * report.analytic.peak_working_set(1),  # float32, batch 1
+        }
         key = entry_key(model, config.alpha, config.resolution)
         entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
     return entries

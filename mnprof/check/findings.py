@@ -96,8 +96,8 @@ def compare(
             old, new = before.get((counter, metric)), now.get((counter, metric))
             if old == new:
                 continue
-            if old is None:
-                status = "added" if not new else "grew"
+            if old is None:  # a metric this baseline did not record: nothing to compare it with yet
+                status = "added"
             elif new is None:
                 status = "removed"
             else:

@@ -26,7 +26,12 @@ def _describe(finding: Finding) -> str:
         )
     head = f"{finding.entry} {finding.counter} {finding.metric}"
     if finding.status == "slower" and finding.baseline is not None and finding.now is not None:
-        return f"{head}: {finding.baseline:.3f} ms -> {finding.now:.3f} ms ({finding.percent:+.1f}%)"
+        return (
+            f"{finding.entry} latency relative to the control: {finding.baseline:.3f} -> {finding.now:.3f} "
+            f"({finding.percent:+.1f}%, beyond the tolerance and both runs' 95% intervals)"
+        )
+    if finding.status == "added" and finding.baseline is None:
+        return f"{head}: {finding.now:,} (not in the baseline: recorded from the next mnprof baseline on)"
     if finding.baseline is None or finding.now is None:
         return f"{head}: {finding.status} ({finding.baseline} -> {finding.now})"
     percent = finding.percent
