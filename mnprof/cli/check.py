@@ -118,8 +118,9 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
 @click.option(
     "--latency",
     is_flag=True,
-    help="Also time every configuration (eager, batch 1) and record the host fingerprint, for mnprof check "
-    "--latency-tolerance on this same host. Off by default: latency on shared CI machines is noise.",
+    help="Also time every configuration (eager, batch 1) round-robin with a control (mnprof's MobileNetV1 "
+    "1.0-224) and record its latency relative to the control with a 95% interval, and the host fingerprint, "
+    "for mnprof check --latency on this same host.",
 )
 @click.option(
     "--threads",
@@ -210,12 +211,13 @@ def check(
     latency_tolerance: str | None,
     fmt: str,
 ) -> int:
-    """Recount and compare with the baseline; exit 1 when params or MACs grew.
+    """Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.
 
     \b
     Exit codes:
       0  nothing grew beyond the tolerance (shrinkage passes, with a notice)
-      1  a count grew: configuration, counter, metric, baseline, now, delta and % are named
+      1  a count grew (or, with --latency, a configuration got slower): configuration, counter, metric,
+         baseline, now, delta and % are named
       2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
     """
     settings = _settings(
