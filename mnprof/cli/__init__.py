@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mnprof.cli.check",
         "Record exact params and MACs of every model x alpha x resolution as a baseline.",
     ),
-    "check": ("mnprof.cli.check", "Recount and compare with the baseline; exit 1 when params or MACs grew."),
+    "check": (
+        "mnprof.cli.check",
+        "Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.",
+    ),
     "layers": ("mnprof.cli.layers", "One configuration, layer by layer: where the MACs are, and where the time goes."),
     "paper": (
         "mnprof.cli.paper",

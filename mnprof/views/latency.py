@@ -42,7 +42,7 @@ def latency_notes(frame: pd.DataFrame) -> list[str]:
     statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
     references = ", ".join(str(r) for r in measured["reference_id"].dropna().unique()) or "-"
     notes = [
-        f"ms: {STATISTIC_LABEL[statistic]} per batch (--help: table); rel: ms over the {references} timed "
+        f"ms: {STATISTIC_LABEL[statistic]} per batch (mnprof table --help); rel: ms over the {references} timed "
         "together, what transfers across runs; median (IQR): every call as it came"
     ]
     if statistic is Statistic.ADJUSTED and (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask
