@@ -272,11 +272,13 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
     assert run(capsys, "baseline", *args, "--latency", "--threads", "1", "--out", str(path))[0] == 0
     document = json.loads(path.read_text())
     latency = document["latency"]
-    assert latency["method"] == "relative-to-control" and latency["control"] == "control@mobilenetv1-1.0-224"
+    assert latency["method"] == "relative-to-matched-control"
     entry = latency["entries"]["net@0.5-32"]
-    assert entry["relative_ci_low"] <= entry["relative"] <= entry["relative_ci_high"]
-    # a 32-pixel network is much faster than the 1.0-224 control: relative latency well below 1
-    assert 0 < entry["relative"] < 0.5 and entry["latency_ms"] > 0
+    # the tiny net (about 0.2 MMACs at 32 pixels) gets the smallest MobileNetV1 at 32 pixels as its control
+    assert entry["control"] == "control@mobilenetv1-0.25-32"
+    assert entry["relative"] > 0 and entry["latency_ms"] > 0 and entry["passes"] >= 1
+    if entry["relative_ci_low"] is not None:
+        assert entry["relative_ci_low"] <= entry["relative"] <= entry["relative_ci_high"]
     assert run(capsys, "check", *args, "--baseline", str(path), "--latency-tolerance", "10000%")[0] == 0
     document["latency"]["host_fingerprint"] = "0123456789abcdef"
     path.write_text(json.dumps(document))
@@ -284,26 +286,41 @@ def test_latency_from_another_host_is_refused(capsys, tmp_path):
     assert code == 2 and "measured on another host (fingerprint 0123456789abcdef" in err
 
 
-def latency_section(relative: float, low: float | None, high: float | None) -> dict:
-    entry = {"latency_ms": 5.0, "relative": relative, "relative_ci_low": low, "relative_ci_high": high}
-    return {"method": "relative-to-control", "host_fingerprint": "h", "entries": {"m@1.0-64": entry}}
+def latency_section(relative: float, low: float | None, high: float | None, control: str = "c") -> dict:
+    entry = {"latency_ms": 5.0, "relative": relative, "relative_ci_low": low, "relative_ci_high": high,
+             "control": control}  # fmt: skip
+    return {"method": "relative-to-matched-control", "host_fingerprint": "h", "entries": {"m@1.0-64": entry}}
 
 
-def test_slower_relative_latency_fails_only_beyond_tolerance_and_both_intervals():
+def test_slower_relative_latency_fails_only_beyond_tolerance_and_beyond_both_runs_spread():
     baseline = latency_section(0.50, 0.49, 0.51)
-    slower = latency_section(0.60, 0.58, 0.62)  # +20%, intervals apart
-    assert compare_latency(baseline, slower, 10.0, Path("b.json"))[0].status == "slower"
-    assert compare_latency(baseline, slower, 25.0, Path("b.json")) == []  # within the tolerance
-    overlapping = latency_section(0.60, 0.50, 0.70)  # +20%, but now's interval reaches the baseline's
-    assert compare_latency(baseline, overlapping, 10.0, Path("b.json")) == []
-    result = compare({}, {}, extra=compare_latency(baseline, slower, 10.0, Path("b.json")))
-    assert result.failed
+    slower = latency_section(0.60, 0.58, 0.62)  # +20%; standard errors about 0.005 and 0.010: z about 9
+    findings, compared = compare_latency(baseline, slower, 10.0, Path("b.json"))
+    assert [f.status for f in findings] == ["slower"]
+    assert compared["m@1.0-64"]["change_pct"] == pytest.approx(20.0) and compared["m@1.0-64"]["z"] > 8
+    assert compare_latency(baseline, slower, 25.0, Path("b.json"))[0] == []  # within the tolerance
+    spread = latency_section(0.60, 0.40, 0.80)  # +20%, but this run's interval is +-0.2: z below 1.96
+    assert compare_latency(baseline, spread, 10.0, Path("b.json"))[0] == []
+    other_control = latency_section(0.60, 0.58, 0.62, control="d")  # another control: nothing to compare
+    assert compare_latency(baseline, other_control, 10.0, Path("b.json")) == ([], {})
+    assert compare({}, {}, extra=compare_latency(baseline, slower, 10.0, Path("b.json"))[0]).failed
 
 
 def test_a_baseline_with_the_old_absolute_latency_is_refused_with_the_command_that_records_it():
     old = {"host_fingerprint": "h", "entries": {"m@1.0-64": {"latency_ms_median": 10.0}}}
     with pytest.raises(MnprofError, match="recorded by an older mnprof .* mnprof baseline --latency --out b.json"):
         compare_latency(old, latency_section(0.5, 0.49, 0.51), 10.0, Path("b.json"))
+
+
+def test_the_control_is_mnprofs_mobilenetv1_of_the_closest_macs_at_the_entrys_resolution():
+    from mnprof.check.latency import control_for
+    from mnprof.counting.analytic import analytic_count
+    from mnprof.model.config import Family, ModelConfig
+
+    v2 = analytic_count(ModelConfig(1.0, 224, family=Family.MOBILENETV2)).macs  # 300 MMACs
+    assert control_for(224, v2).id == "0.75-224"  # 325 MMACs: closer (in ratio) than 1.0's 569 or 0.5's 150
+    assert control_for(160, 10**12).id == "1.0-160" and control_for(160, 1).id == "0.25-160"
+    assert control_for(128, None).id == "1.0-128"
 
 
 def test_a_factory_may_take_the_resolution(tmp_path, capsys):

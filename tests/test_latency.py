@@ -549,3 +549,26 @@ def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
     text = render(grid_frame([count(TINY)], [TimingRecord.from_row(row)]), View.GRID, Format.MARKDOWN)
     assert "timed on Test GPU (h), 1 threads, device cuda" in text
     assert "cuDNN convolutions use TF32" in text
+
+
+def test_relative_latency_divides_within_one_run_by_its_geometric_mean_or_the_reference():
+    import dataclasses
+
+    from mnprof.counting.count import count
+    from mnprof.views.grid import grid_frame
+
+    def record(config: str, ms: float, run: str) -> TimingRecord:
+        base = timing_record(config, samples_ms=(ms,))
+        return dataclasses.replace(base, provenance=dataclasses.replace(base.provenance, run_id=run))
+
+    small, large = ModelConfig(0.25, 32), ModelConfig(0.5, 64)
+    runs = [record("0.25-32", 1.0, "a"), record("0.5-64", 4.0, "a"), record("0.25-32", 2.0, "b"),
+            record("0.5-64", 8.0, "b")]  # fmt: skip
+    frame = grid_frame([count(small), count(large)], runs)
+    # run a: geometric mean 2 ms; run b (the host twice as slow): 4 ms. The ratios agree; pooled they would not.
+    rows = sorted(zip(frame["run_id"], frame["id"], frame["latency_relative"], strict=True))
+    assert [row[:2] for row in rows] == [("a", "0.25-32"), ("a", "0.5-64"), ("b", "0.25-32"), ("b", "0.5-64")]
+    assert [row[2] for row in rows] == pytest.approx([0.5, 2.0, 0.5, 2.0])
+    assert set(frame["reference_id"]) == {"geometric mean of 2"}
+    chosen = grid_frame([count(small), count(large)], runs, reference="0.5-64")
+    assert sorted(chosen["latency_relative"]) == pytest.approx([0.25, 0.25, 1.0, 1.0])

@@ -11,6 +11,7 @@ import pytest
 
 from mnprof.cli import main
 from mnprof.counting.count import count_many
+from mnprof.files import TABLE_SCHEMA_VERSION
 from mnprof.model.reference import TABLE1, TABLE2
 from mnprof.paper import architecture
 from mnprof.paper import models as paper
@@ -232,7 +233,7 @@ def test_paper_markdown_matches_golden(golden):
 
 def test_json_carries_rows_and_notes():
     document = json.loads(render_paper(paper_tables(["3", "4"]), Format.JSON))
-    assert document["kind"] == "mnprof.paper" and document["schema_version"] == 1
+    assert document["kind"] == "mnprof.paper" and document["schema_version"] == TABLE_SCHEMA_VERSION
     assert set(document["tables"]) == {"3", "4"}
     assert any("no single convention" in note for note in document["tables"]["4"]["notes"])
     first = document["rows"][0]

@@ -19,6 +19,7 @@ from mnprof.check.baseline import (
     baseline_document,
     builtin_entries,
     entry_key,
+    entry_macs,
     load_baseline,
     measure,
 )
@@ -36,6 +37,7 @@ from mnprof.check.settings import (
 )
 
 __all__ = [
+    "entry_macs",
     "BASELINE_KIND",
     "BASELINE_SCHEMA_VERSION",
     "BUILTIN",

@@ -33,6 +33,7 @@ __all__ = [
     "baseline_document",
     "builtin_entries",
     "entry_key",
+    "entry_macs",
     "iter_modules",
     "load_baseline",
     "measure",
@@ -124,6 +125,18 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
         if on_done is not None:
             on_done(key)
     return entries
+
+
+def entry_macs(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
+    """Each entry's MACs, to match it with a control of similar size: analytic where mnprof has a plan, else
+    fvcore's."""
+    macs = {}
+    for key, entry in entries.items():
+        counts = entry.get("counts", {})
+        value = counts.get("analytic", {}).get("macs") or counts.get("fvcore", {}).get("macs")
+        if isinstance(value, int) and value > 0:
+            macs[key] = value
+    return macs
 
 
 def _takes_resolution(factory: Factory) -> bool:
@@ -242,6 +255,10 @@ def _baseline_problem(document: Mapping[str, Any]) -> str | None:
     if not isinstance(latency.get("host_fingerprint"), str) or not _is_count(latency.get("threads")):
         return "latency lacks its host_fingerprint or threads"
     required = ("latency_ms", "relative") if latency.get("method") is not None else ("latency_ms_median",)
+    if latency.get("method") is not None and not all(
+        isinstance(entry, dict) and isinstance(entry.get("control"), str) for entry in latency["entries"].values()
+    ):
+        return "latency.entries: an entry lacks its control; accepted: the file mnprof baseline --latency writes"
     for key, entry in latency["entries"].items():
         for name in required:  # an older baseline (no method) keeps its medians; check --latency refuses it
             value = entry.get(name) if isinstance(entry, dict) else None

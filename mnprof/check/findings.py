@@ -48,6 +48,9 @@ class CheckResult:
     strict: bool
     compared: int  # entries present in both
     failures: tuple[Finding, ...] = field(default=())
+    # With --latency: every compared entry's relative latency then and now (mnprof.check.latency)
+    latency: Mapping[str, Mapping[str, Any]] | None = None
+    latency_tolerance_pct: float | None = None
 
     @property
     def failed(self) -> bool:

@@ -2,20 +2,24 @@
 
 A shared machine's speed moves by 20-60% within a minute and by ~30% between runs, so a gate on
 absolute times either sleeps through regressions or fails on the weather. :func:`measure_latency`
-therefore times every entry round-robin with a *control*: mnprof's own MobileNetV1 1.0-224, whose code
-does not change with the user's, timed in the same passes (eager, batch 1, the seeded input every
-timing uses, through :func:`mnprof.timing.timer.time_tasks`). Each entry's figure is its latency
-relative to the control: the median over passes of its turn median over the control's turn median in
-the same pass, with the distribution-free 95% CI of that median.
+therefore times every entry round-robin with a *control*: mnprof's own MobileNetV1 at the entry's
+resolution and the width whose MACs are closest to the entry's (code that does not change with the
+user's, and of a similar size: the host's slow phases slow large networks more than small ones, so a
+control of another size would move against the entry from one run to the next). Controls are timed in
+the same passes (eager, batch 1, the seeded input every timing uses, through
+:func:`mnprof.timing.timer.time_tasks`). Each entry's figure is its latency relative to its control: the
+median over passes of its turn median over the control's turn median in the same pass, with the
+distribution-free 95% CI of that median.
 
 :func:`compare_latency` fails an entry when its relative latency grew by more than the tolerance *and*
-its interval now lies wholly above the baseline's: both runs' spread is accounted for, so an entry
-whose intervals overlap is not called slower, however its point estimate moved. Baselines are
-compared only on the same host fingerprint and thread count.
+the growth is significant given both runs' spread: larger than 1.96 standard errors of the difference,
+each run's standard error read from its 95% interval. Baselines are compared only on the same host
+fingerprint and thread count, and with the same control.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +27,9 @@ from typing import Any
 from mnprof.check.baseline import entry_key, iter_modules
 from mnprof.check.findings import Finding
 from mnprof.check.settings import CheckSettings
+from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig
+from mnprof.model.config import DEFAULT_ALPHAS, ModelConfig
 from mnprof.model.seeded import calibrated_model, seeded_images
 from mnprof.timing.backends import Backend, Device, prepare, sampler
 from mnprof.timing.engine import StopRule, Task, paired_ratios
@@ -33,54 +38,88 @@ from mnprof.timing.stats import median_ci
 from mnprof.timing.timer import time_tasks
 
 __all__ = [
-    "CONTROL",
     "DEFAULT_LATENCY_TOLERANCE_PCT",
     "LATENCY_METHOD",
     "compare_latency",
+    "control_for",
     "measure_latency",
     "usable_baseline",
 ]
 
-CONTROL = ModelConfig(1.0, 224)  # mnprof's own MobileNetV1, timed beside the entries as the control
-CONTROL_KEY = "control@mobilenetv1-1.0-224"
 # What the baseline's latency section holds; a baseline recorded another way is refused with the command
 # that records it again.
-LATENCY_METHOD = "relative-to-control"
-# Recommended for --latency: above the ~3% (worst ~12%) that relative latency moves between runs here.
+LATENCY_METHOD = "relative-to-matched-control"
 DEFAULT_LATENCY_TOLERANCE_PCT = 10.0
+Z95 = 1.959964
 
 
-def measure_latency(settings: CheckSettings, threads: int) -> dict[str, Any]:
-    """Every entry's latency relative to the control (eager, batch 1, ``threads`` threads), and the host."""
-    control = calibrated_model(CONTROL)
-    tasks = [
-        Task(CONTROL_KEY, sampler(prepare(Backend.EAGER, control, seeded_images(224, 1), threads=threads), Device.CPU))
-    ]
-    for model, alpha, resolution, module in iter_modules(settings):
-        key = entry_key(model, alpha, resolution)
+def control_for(resolution: int, macs: int | None) -> ModelConfig:
+    """mnprof's MobileNetV1 at ``resolution`` whose analytic MACs are closest (in ratio) to ``macs``."""
+    candidates = [ModelConfig(alpha, resolution) for alpha in DEFAULT_ALPHAS]
+    if not macs or macs <= 0:
+        return candidates[0]
+    return min(candidates, key=lambda config: abs(math.log(analytic_count(config).macs / macs)))
+
+
+def _control_key(config: ModelConfig) -> str:
+    return f"control@mobilenetv1-{config.id}"
+
+
+def measure_latency(settings: CheckSettings, threads: int, macs: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Every entry's latency relative to its control (eager, batch 1, ``threads`` threads), and the host.
+
+    ``macs``: each entry's MACs (from its counts), which choose its control.
+    """
+    macs = macs or {}
+    modules = [(entry_key(model, alpha, resolution), resolution, module)
+               for model, alpha, resolution, module in iter_modules(settings)]  # fmt: skip
+    controls = {key: control_for(resolution, macs.get(key)) for key, resolution, _ in modules}
+    tasks = []
+    for config in {config.id: config for config in controls.values()}.values():
+        runner = prepare(Backend.EAGER, calibrated_model(config), seeded_images(config.resolution, 1), threads=threads)
+        tasks.append(Task(_control_key(config), sampler(runner, Device.CPU), _control_key(config)))
+    for key, resolution, module in modules:
         runner = prepare(Backend.EAGER, module, seeded_images(resolution, batch_size=1), threads=threads)
         tasks.append(Task(key, sampler(runner, Device.CPU), key))
-    control_m, *measurements = time_tasks(tasks, StopRule(), device=Device.CPU, threads=threads)
+    measured = {m.key: m for m in time_tasks(tasks, StopRule(), device=Device.CPU, threads=threads)}
     entries = {}
-    for m in measurements:
-        relative, low, high, _ = median_ci(paired_ratios(m, control_m) or (m.headline[0] / control_m.headline[0],))
-        entries[str(m.key)] = {
+    for key, _, _ in modules:
+        m, control = measured[key], measured[_control_key(controls[key])]
+        ratios = paired_ratios(m, control) or (m.headline[0] / control.headline[0],)
+        relative, low, high, _ = median_ci(ratios)
+        entries[key] = {
+            "control": _control_key(controls[key]),
             "latency_ms": m.headline[0] * 1e3,
+            "control_latency_ms": control.headline[0] * 1e3,
             "relative": relative,
             "relative_ci_low": low,
             "relative_ci_high": high,
-            "noisy": m.noisy,
+            "passes": len(ratios),
         }
     return {
         "method": LATENCY_METHOD,
-        "control": CONTROL_KEY,
-        "control_latency_ms": control_m.headline[0] * 1e3,
         "host_fingerprint": host_environment()["host_fingerprint"],
         "threads": threads,
         "backend": "eager",
         "batch_size": 1,
         "entries": entries,
     }
+
+
+def _standard_error(entry: Mapping[str, Any]) -> float | None:
+    low, high = entry.get("relative_ci_low"), entry.get("relative_ci_high")
+    if low is None or high is None:
+        return None
+    return (high - low) / (2 * Z95)
+
+
+def latency_comparison(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """One entry's relative latency then and now: change in percent and the change in standard errors."""
+    change = after["relative"] / before["relative"] - 1
+    errors = [_standard_error(before), _standard_error(after)]
+    combined = math.sqrt(sum(e * e for e in errors)) if None not in errors else None  # type: ignore[operator]
+    z = (after["relative"] - before["relative"]) / combined if combined else None
+    return {"before": before["relative"], "now": after["relative"], "change_pct": 100 * change, "z": z}
 
 
 def usable_baseline(baseline: Mapping[str, Any] | None, host_fingerprint: str, path: Path) -> None:
@@ -90,8 +129,8 @@ def usable_baseline(baseline: Mapping[str, Any] | None, host_fingerprint: str, p
         raise MnprofError(f"baseline {path} has no latency; {regenerate}")
     if baseline.get("method") != LATENCY_METHOD:
         raise MnprofError(
-            f"baseline {path} latency was recorded by an older mnprof (absolute medians, no control), which this "
-            f"gate does not compare; {regenerate}"
+            f"baseline {path} latency was recorded by an older mnprof (method {baseline.get('method')!r}, this one "
+            f"compares {LATENCY_METHOD!r}); {regenerate}"
         )
     if baseline.get("host_fingerprint") != host_fingerprint:
         raise MnprofError(
@@ -102,19 +141,17 @@ def usable_baseline(baseline: Mapping[str, Any] | None, host_fingerprint: str, p
 
 def compare_latency(
     baseline: Mapping[str, Any] | None, now: Mapping[str, Any], tolerance_pct: float, path: Path
-) -> list[Finding]:
-    """Findings for entries whose relative latency grew beyond ``tolerance_pct`` and past both runs' spread."""
+) -> tuple[list[Finding], dict[str, dict[str, Any]]]:
+    """Findings for entries whose relative latency grew beyond ``tolerance_pct`` and significantly (both runs'
+    spread), and every compared entry's :func:`latency_comparison` (for the report)."""
     usable_baseline(baseline, now["host_fingerprint"], path)
-    findings = []
+    findings, compared = [], {}
     for key, entry in sorted(now["entries"].items()):
-        old = baseline.get("entries", {}).get(key)
-        if old is None:
-            continue  # the counts comparison already reports entries added
-        before, after = old["relative"], entry["relative"]
-        grew = after > before * (1 + tolerance_pct / 100)
-        # Both intervals: the entry is slower only where now's lies wholly above the baseline's.
-        low_now = entry["relative_ci_low"] if entry["relative_ci_low"] is not None else after
-        high_before = old["relative_ci_high"] if old["relative_ci_high"] is not None else before
-        if grew and low_now > high_before:
-            findings.append(Finding("slower", key, "latency", "latency_relative", before, after))
-    return findings
+        old = baseline.get("entries", {}).get(key)  # type: ignore[union-attr]
+        if old is None or old.get("control") != entry["control"]:
+            continue  # added entries are reported by the counts comparison; another control compares nothing
+        compared[key] = row = latency_comparison(old, entry)
+        significant = row["z"] is None or row["z"] > Z95
+        if row["change_pct"] > tolerance_pct and significant:
+            findings.append(Finding("slower", key, "latency", "latency_relative", old["relative"], entry["relative"]))
+    return findings, compared

@@ -80,6 +80,11 @@ def _json(result: CheckResult, baseline_path: Path) -> str:
         "strict": result.strict,
         "compared": result.compared,
         "baseline": str(baseline_path),
+        **(
+            {"latency_tolerance_pct": result.latency_tolerance_pct, "latency": dict(result.latency)}
+            if result.latency is not None
+            else {}
+        ),
         "findings": [
             {
                 "status": f.status,
@@ -141,9 +146,22 @@ def _text(result: CheckResult, advice: str | None) -> str:
         mark = "FAIL" if f in failing else f.status
         lines.append(f"{mark:<9} {_describe(f)}")
     lines.append(summary(result))
+    if result.latency:
+        lines.append(latency_line(result))
     if advice:
         lines.append(advice)
     return "\n".join(lines) + "\n"
+
+
+def latency_line(result: CheckResult) -> str:
+    """The latency comparison in one line: how many entries, the largest change and its significance."""
+    latency = result.latency or {}
+    key, row = max(latency.items(), key=lambda item: item[1]["change_pct"])
+    z = f", {row['z']:.1f} standard errors" if row["z"] is not None else ""
+    return (
+        f"latency: {len(latency)} configuration(s) compared relative to their controls, tolerance "
+        f"{result.latency_tolerance_pct:g}%; largest change {key} {row['change_pct']:+.1f}%{z}"
+    )
 
 
 def _escape_data(text: str) -> str:

@@ -14,6 +14,7 @@ from mnprof.check import (
     baseline_document,
     compare,
     compare_latency,
+    entry_macs,
     load_baseline,
     load_settings,
     measure,
@@ -150,7 +151,7 @@ def baseline(
     entries = _measure(settings, quiet)
     timed = None
     if latency:
-        timed = measure_latency(settings, threads or available_cores())
+        timed = measure_latency(settings, threads or available_cores(), entry_macs(entries))
     atomic_write_text(settings.baseline, dumps(baseline_document(entries, timed)))
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
 
@@ -236,10 +237,12 @@ def check(
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
     current = _measure(settings, quiet)
-    slower = []
+    slower, compared = [], None
     if latency_pct is not None:
-        now = measure_latency(settings, document["latency"]["threads"])
-        slower = compare_latency(document["latency"], now, latency_pct, settings.baseline)
+        now = measure_latency(settings, document["latency"]["threads"], entry_macs(current))
+        slower, compared = compare_latency(document["latency"], now, latency_pct, settings.baseline)
     result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
+    if compared is not None:
+        result = dataclasses.replace(result, latency=compared, latency_tolerance_pct=latency_pct)
     click.echo(render_check(result, fmt, settings.baseline), nl=False)
     return EXIT_REGRESSION if result.failed else 0

@@ -22,11 +22,12 @@ Method, per task (one configuration x backend x batch size):
    every task together). Round-robin makes each pass a block of a two-way design: a turn's median is
    the task's level times the pass's host factor times noise. The factors are fitted robustly across
    all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`); each turn's median
-   divided by its pass's factor is an *adjusted* turn value, and the median of those is the headline
+   divided by its pass's factor (fitted from the other tasks, so that a task's own noise does not help
+   fit what is divided out of it) is an *adjusted* turn value, and the median of those is the headline
    statistic (the latency at the run's median host speed). Its 95% CI comes from the adjusted turn
    values (distribution-free, over turns: calls within a turn are correlated, and an interval that
-   treats them as independent is far too narrow). With fewer than three tasks nothing separates the
-   host from a task, the factors stay 1.0, and the headline is the median of the turn medians.
+   treats them as independent is far too narrow). With fewer than three other tasks nothing separates
+   the host from a task, the factors stay 1.0, and the headline is the median of the turn medians.
    Timing runs in whole passes over every task and ends when every task's headline CI lies within
    ``target_rel_ci`` (after at least ``min_turns`` clean turns) or has spent its ``budget_s``; a task
    that did not reach the target is flagged noisy. Tasks stay in every pass until all stop, so every
@@ -356,19 +357,21 @@ def interleave(
         switch_to(task)
         warmup, settled = warm_up(task.sample, rule, clock)
         running.append(_Running(task, warmup, settled))
-    passes, factors, verdicts = 0, [], [None] * len(running)
+    passes, factors, verdicts = 0, [[] for _ in running], [None] * len(running)
     try:
         while running and not all(verdicts):
             passes, factors, verdicts = _pass(running, rule, passes, clock, cpu_clock, switch_to, on_progress, total)
-    except KeyboardInterrupt:  # keep what had stopped by the last whole pass, then let the interrupt through
+    except BaseException:  # an interrupt or a failing call: keep what had stopped by the last whole pass
         for run in running:
             run.blocks = [block for block in run.blocks if block.pass_index < passes]
-        for run, verdict in zip(running, verdicts, strict=True):
+        for run, verdict, own in zip(running, verdicts, factors, strict=True):
             if verdict is not None and on_finish is not None:
-                on_finish(run.measurement(rule, verdict, factors))
+                on_finish(run.measurement(rule, verdict, own))
         raise
     measurements = [
-        run.measurement(rule, verdict, factors) for run, verdict in zip(running, verdicts, strict=True) if verdict
+        run.measurement(rule, verdict, own)
+        for run, verdict, own in zip(running, verdicts, factors, strict=True)
+        if verdict
     ]
     if on_progress is not None:
         on_progress("done", total, total)
@@ -387,8 +390,10 @@ def _pass(
     switch_to: Callable[[Task], None],
     on_progress: Callable[[str, float, float], None] | None,
     total: float,
-) -> tuple[int, list[float], list[Stop | None]]:
-    """One round-robin pass: a turn for every task; returns the passes done, the host factors, the verdicts."""
+) -> tuple[int, list[list[float]], list[Stop | None]]:
+    """One round-robin pass: a turn for every task; returns the passes done, each task's host factors (fitted
+    from the other tasks: a task's own turns must not help fit the factors divided out of it, or its interval
+    narrows by construction), and the verdicts."""
     for run in running:
         calls = run.calls_per_block(rule)
         switch_to(run.task)
@@ -404,8 +409,9 @@ def _pass(
             done = sum(min(other.spent_s, rule.budget_s) for other in running)
             on_progress(run.task.label, min(done, total), total)
     passes += 1
-    factors = pass_factors([run.turn_values(rule, passes) for run in running])
-    return passes, factors, [run.verdict(rule, factors) for run in running]
+    table = [run.turn_values(rule, passes) for run in running]
+    factors = [pass_factors(table[:index] + table[index + 1 :], passes) for index in range(len(running))]
+    return passes, factors, [run.verdict(rule, own) for run, own in zip(running, factors, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -175,4 +175,7 @@ def agreement(
         agree += int((expected.argmax(dim=1) == got.argmax(dim=1))[:counted].sum())
         cosines += torch.nn.functional.cosine_similarity(got, expected, dim=1)[:counted].tolist()
     error = float((output.double() - reference.double()).abs().max())
-    return Agreement(sum(cosines) / len(cosines), agree / AGREEMENT_IMAGES, error)
+    cosine = sum(cosines) / len(cosines)
+    # NaN logits give a NaN cosine: as far from agreeing as it gets; rounding can put a perfect one at 1 + 1e-16
+    cosine = -1.0 if math.isnan(cosine) else min(1.0, max(-1.0, cosine))
+    return Agreement(cosine, agree / AGREEMENT_IMAGES, error if math.isfinite(error) else math.inf)

@@ -90,7 +90,7 @@ STATISTIC_LABEL = {
 # What relative latency divides by unless --reference names a configuration: the geometric mean of the
 # configurations timed together. One configuration's own run-to-run wobble (1.0-224's moved by 12% between
 # two runs here while the small ones held) would enter every ratio; a geometric mean over the grid averages
-# it out (see the README's "Latency that reproduces").
+# it out (see the README's "Latency on a shared machine: what reproduces").
 GEOMETRIC_MEAN = "geometric mean"
 
 
@@ -131,9 +131,13 @@ class Provenance:
     # Runnable threads averaged over the last minute, the sweep's own included (about ``threads``):
     # well above the core count means other work competed for the CPU while this was timed.
     load_avg_1min: float | None
+    # The sweep (one round-robin interleave) that measured it: relative latency compares within one run only.
+    run_id: str | None = None
 
     @classmethod
-    def now(cls, key: TimingKey, runtime_version: str | None, environment: Mapping[str, Any]) -> Provenance:
+    def now(
+        cls, key: TimingKey, runtime_version: str | None, environment: Mapping[str, Any], run_id: str | None = None
+    ) -> Provenance:
         return cls(
             runtime_version=runtime_version,
             host=environment.get("host_fingerprint"),
@@ -141,6 +145,7 @@ class Provenance:
             gpu=environment.get("gpu") if key.device is Device.CUDA else None,
             measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
             load_avg_1min=_load_average(),
+            run_id=run_id,
         )
 
 
@@ -305,6 +310,7 @@ class TimingRecord:
             "gpu": where.gpu,
             "measured_at": where.measured_at,
             "load_avg_1min": where.load_avg_1min,
+            "run_id": where.run_id,
         }
 
     @classmethod
@@ -340,6 +346,7 @@ class TimingRecord:
             gpu=row.get("gpu", environment.get("gpu")) if device_is_cuda else None,
             measured_at=row.get("measured_at"),
             load_avg_1min=row.get("load_avg_1min"),
+            run_id=row.get("run_id") if isinstance(row.get("run_id"), str) else None,
         )
         checks = {
             "output_max_abs_error": row.get("output_max_abs_error"),
@@ -402,8 +409,9 @@ def _fraction(value: Any, name: str) -> float | None:
     """A similarity or share read back: ``None``, or a finite number in [-1, 1]."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1:
-        raise MnprofError(f"{name} is {value!r}; accepted: a number in [-1, 1] or null")
+    low = 0 if name == "output_top1_agreement" else -1
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= 1:
+        raise MnprofError(f"{name} is {value!r}; accepted: a number in [{low}, 1] or null")
     return float(value)
 
 

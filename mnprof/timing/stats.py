@@ -126,7 +126,7 @@ def median_ci(values: Sequence[float]) -> tuple[float, float | None, float | Non
     return stats.median, stats.ci_low, stats.ci_high, half
 
 
-def pass_factors(table: Sequence[Sequence[float | None]], sweeps: int = 10) -> list[float]:
+def pass_factors(table: Sequence[Sequence[float | None]], passes: int | None = None, sweeps: int = 10) -> list[float]:
     """The host's speed factor of every pass of a round-robin, by Tukey's median polish.
 
     ``table[task][pass]`` is a task's turn value (a median latency) in that pass, ``None`` where the task
@@ -134,8 +134,9 @@ def pass_factors(table: Sequence[Sequence[float | None]], sweeps: int = 10) -> l
     noise, fitted robustly in logarithms (medians of rows and columns swept out in turn, ``sweeps`` times).
     A pass's factor is 1.0 at the run's median speed, 1.2 when every task was about 20% slower in it.
     Passes with fewer than :data:`MIN_PEERS` values get 1.0: nothing separates the host from the task there.
+    ``passes``: how many factors to return (default: the longest row's length).
     """
-    passes = max((len(row) for row in table), default=0)
+    passes = max((len(row) for row in table), default=0) if passes is None else passes
     residual = [[math.log(v) if v is not None and v > 0 else None for v in row] + [None] * (passes - len(row))
                 for row in table]  # fmt: skip
     counted = [c for c in range(passes) if sum(row[c] is not None for row in residual) >= MIN_PEERS]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +144,7 @@ def measured_record(
     environment: dict[str, Any],
     unix_offset: float = 0.0,
     agreement: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> TimingRecord:
     """The record of one finished measurement: statistics in milliseconds, rates per second, the raw samples.
 
@@ -166,7 +168,7 @@ def measured_record(
     }
     return TimingRecord(
         key=key,
-        provenance=Provenance.now(key, backends.runtime_version(key.backend), environment),
+        provenance=Provenance.now(key, backends.runtime_version(key.backend), environment, run_id),
         output_max_abs_error=check[0],
         output_tolerance=check[1],
         latency=LatencyStats(**{name: None if v is None else v * 1e3 for name, v in milliseconds.items()}),
@@ -311,10 +313,12 @@ def run_sweep(
                 environment=environment,
                 unix_offset=unix_offset,
                 agreement=agreements.get(key),
+                run_id=run_id,
             )
             store.add(record)
 
         unix_offset = time.time() - clock()
+        run_id = uuid.uuid4().hex[:12]
         time_tasks(
             tasks,
             settings.rule,

@@ -109,7 +109,7 @@ def grid_frame(
 
 
 # What tells two timings of one configuration apart; speedups compare rows equal in all but the backend.
-TIMING_SERIES = ("batch_size", "threads", "device", "host")
+TIMING_SERIES = ("batch_size", "threads", "device", "host", "run_id")
 
 
 def with_timings(
@@ -155,14 +155,16 @@ def with_timings(
 
 def add_relative(frame: pd.DataFrame, group: Sequence[str], requested: str | None) -> pd.DataFrame:
     """``latency_relative``: ``latency_ms`` over the reference's within each ``group`` (one run's configurations on
-    one runtime, batch size, threads, device and host), and ``reference_id`` naming it.
+    one runtime, batch size, threads, device and host), and ``reference_id`` naming it. Group columns a frame
+    lacks are left out (rows of older files have no ``run_id``).
 
     The reference is the configuration ``requested``, else the geometric mean of the group's latencies.
     """
     frame["reference_id"] = None
     frame["latency_relative"] = math.nan
     timed = frame[frame["latency_ms"].notna() & (frame["latency_ms"] > 0)]
-    for _, part in timed.groupby(list(group), dropna=False, sort=False):
+    present = [column for column in group if column in timed.columns]
+    for _, part in timed.groupby(present, dropna=False, sort=False):
         if requested is None:
             base = math.exp(sum(math.log(v) for v in part["latency_ms"]) / len(part))
             label = f"{GEOMETRIC_MEAN} of {len(part)}"

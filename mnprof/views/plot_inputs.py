@@ -102,5 +102,6 @@ def plot_inputs(
         latency = pd.DataFrame(timed)
         latency["statistic"] = statistic.value
         latency["latency_ms"] = latency[f"latency_ms_{statistic.value}"]
+        latency["throughput_ips"] = latency["batch_size"] / (latency["latency_ms"] / 1e3)  # follows the statistic
         latency = add_relative(latency, ["backend", *TIMING_SERIES], reference)
     return PlotInputs(grid, latency, provenance_lines(documents, paths))
