@@ -71,7 +71,8 @@ def table(
     (grid view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.
 
     On a terminal the grid view fits its width: cells never wrap; columns that do not fit are left out
-    (speed-up, delta, throughput, top-1, params, in that order) and named under the table. --wide shows
+    (median (IQR), speed-up, delta, throughput, top-1, params, rel, in that order) and named under the
+    table. --wide shows
     every column; Markdown, CSV and JSON always carry every column.
 
     Timing: warm-up until timings settle, then round-robin passes over the grid. The headline latency
@@ -95,6 +96,7 @@ def table(
       mnprof table --view counts
       mnprof table --model mobilenetv1 --model mobilenetv2 --no-timing
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
+      mnprof table --backend eager,onnxruntime,onnxruntime_int8 --alpha 1.0 --resolution 224
       mnprof table --from-results host-a.json --from-results host-b.json
       mnprof table --from-results results.json --statistic median --reference 0.5-160
     """
