@@ -139,7 +139,11 @@ def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True)
-    assert set(peak["gflops_by_kernel"]) == {"mm n=64", "onnxruntime n=1024"}
+    assert set(peak["gflops_by_kernel"]) == {"mm n=64", "onnxruntime n=1024"} and "int8_gops" not in peak
+    with_int8 = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_int8=True)
+    # the integer GEMM is its own roof: never the float32 peak, recorded beside it
+    assert set(with_int8["gflops_by_kernel"]) == {"mm n=64"} and with_int8["kernel"] == "mm n=64"
+    assert with_int8["int8_kernel"] == "onnxruntime_int8 n=1024" and with_int8["int8_gops"] > 0
 
 
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

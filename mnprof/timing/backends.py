@@ -295,7 +295,9 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
     ``kernel``: ``mm`` (``torch.mm``: MKL on CPUs, cuBLAS on GPUs), ``conv1x1`` (a 1x1 convolution on a
     channels_last ``size`` x ``sqrt(size)`` x ``sqrt(size)`` map: oneDNN on CPUs, which some CPUs run
     much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs), or
-    ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS).
+    ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS), or
+    ``onnxruntime_int8`` (a MatMulInteger node, uint8 x int8 -> int32, what the int8 runtime's quantised
+    convolutions run on: ``2 size^3`` integer operations).
     """
     generator = torch.Generator().manual_seed(0)
     if kernel == "mm":
@@ -338,6 +340,34 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
         def call() -> object:
             return session.run(None, feed)
 
+    elif kernel == "onnxruntime_int8" and device is Device.CPU:
+        from onnx import TensorProto, helper
+
+        matrix = [size, size]
+        graph = helper.make_graph(
+            [helper.make_node("MatMulInteger", ["a", "b"], ["c"])],
+            "gemm_int8",
+            [
+                helper.make_tensor_value_info("a", TensorProto.UINT8, matrix),
+                helper.make_tensor_value_info("b", TensorProto.INT8, matrix),
+            ],
+            [helper.make_tensor_value_info("c", TensorProto.INT32, matrix)],
+        )
+        session = _onnxruntime_session(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString(),
+            threads,
+        )
+        feed = {
+            "a": torch.randint(0, 256, matrix, generator=generator, dtype=torch.uint8).numpy(),
+            "b": torch.randint(-128, 128, matrix, generator=generator, dtype=torch.int8).numpy(),
+        }
+
+        def call() -> object:
+            return session.run(None, feed)
+
     else:
-        raise ValueError(f"unknown GEMM kernel {kernel!r} on {device.value}; accepted: mm, conv1x1, onnxruntime (cpu)")
+        raise ValueError(
+            f"unknown GEMM kernel {kernel!r} on {device.value}; accepted: mm, conv1x1, onnxruntime, onnxruntime_int8 "
+            "(the last two on the cpu)"
+        )
     return sampler(Runner(Backend.EAGER, call, lambda: None), device)

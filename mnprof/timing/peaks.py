@@ -29,6 +29,7 @@ def measure_gemm_peak(
     *,
     kernels: Sequence[tuple[str, int]] | None = None,
     with_onnxruntime: bool = False,
+    with_int8: bool = False,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, Any]:
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
@@ -36,24 +37,33 @@ def measure_gemm_peak(
     Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
     models; the peak is the best median rate, ``2 n^3 / median``. ``with_onnxruntime`` adds
     onnxruntime's own GEMM (when its backend is timed, its fraction of the peak stays meaningful).
+    ``with_int8`` also times onnxruntime's integer GEMM (MatMulInteger), recorded apart as ``int8_gops``
+    (giga integer operations per second): the roof the int8 runtime's rows are a fraction of.
     """
     kernels = tuple(kernels or GEMM_KERNELS[device])
     if with_onnxruntime and device is Device.CPU:
         kernels += (("onnxruntime", 1024),)
+    if with_int8 and device is Device.CPU:
+        kernels += (("onnxruntime_int8", 1024),)
     tasks = [
         Task(kernel, gemm_sampler(*kernel, device, threads), f"GEMM {kernel[0]} {kernel[1]}", pool=pool_of(kernel[0]))
         for kernel in kernels
     ]
     measurements = time_tasks(tasks, GEMM_RULE, device=device, threads=threads, clock=clock)
     rates = {m.key: 2 * m.key[1] ** 3 / m.stats.median / 1e9 for m in measurements}  # type: ignore[index]
-    best = max(rates, key=rates.__getitem__)
-    return {
+    integer = {key: rate for key, rate in rates.items() if key[0] == "onnxruntime_int8"}  # type: ignore[index]
+    floats = {key: rate for key, rate in rates.items() if key not in integer}
+    best = max(floats, key=floats.__getitem__)
+    peak = {
         "device": device.value,
         "threads": threads,
         "kernel": f"{best[0]} n={best[1]}",  # type: ignore[index]
-        "gflops": rates[best],
-        "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in rates.items()},  # type: ignore[misc]
+        "gflops": floats[best],
+        "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in floats.items()},  # type: ignore[misc]
     }
+    for (kernel, size), rate in integer.items():  # type: ignore[misc]
+        peak.update(int8_kernel=f"{kernel} n={size}", int8_gops=rate)
+    return peak
 
 
 def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:

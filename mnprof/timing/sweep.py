@@ -268,6 +268,7 @@ def run_sweep(
             settings.device,
             settings.threads,
             with_onnxruntime=bool(ONNXRUNTIME_POOL & set(settings.backends)),
+            with_int8=bool(LOSSY & set(settings.backends)),
             clock=clock,
         )
         store.set_gemm_peak(peak)
@@ -306,7 +307,8 @@ def run_sweep(
                 key,
                 measurement,
                 macs=analytic_count(key.config).macs,
-                gemm_peak_gflops=peak["gflops"],
+                # int8 rows are a fraction of the integer GEMM's peak, float rows of the float32 one
+                gemm_peak_gflops=peak.get("int8_gops", peak["gflops"]) if key.backend in LOSSY else peak["gflops"],
                 theoretical_peak=theoretical,
                 check=checks[key],
                 rule=settings.rule,
