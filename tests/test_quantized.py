@@ -90,3 +90,30 @@ def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
         assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_adjusted"] is None
     kept = {row["backend"]: row for row in read_results(path)["measurements"]}
     assert kept["onnxruntime_int8"]["quantization"] == int8["quantization"]
+
+
+def test_bfloat16_is_refused_where_the_hardware_would_only_emulate_it(monkeypatch):
+    from mnprof.timing import backends
+
+    monkeypatch.setattr(backends, "native_bfloat16", lambda device: False)
+    with pytest.raises(MnprofError, match="no native bfloat16 arithmetic .* an emulated time is not a result"):
+        TimingSettings(backends=("eager", "bfloat16"))
+
+
+def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_path, monkeypatch):
+    from mnprof.timing import backends
+    from mnprof.timing import sweep as sweep_module
+    from mnprof.timing.records import Device
+
+    if not backends.native_bfloat16(Device.CPU):
+        pytest.skip("this CPU has no native bfloat16")
+    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
+                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
+    settings = TimingSettings(backends=(Backend.BFLOAT16,), threads=1, rule=FAST)
+    store = ResultsStore.open(tmp_path / "r.json", host_environment(), resume=False)
+    (row,) = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    assert row["quantization"] is None and 0.99 < row["output_cosine"] <= 1
+    agrees = row["output_cosine"] >= quantized.MIN_COSINE and row["output_top1_agreement"] >= quantized.MIN_TOP1
+    assert (row["error"] is None) == agrees and (row["latency_ms_adjusted"] is not None) == agrees
+    if not agrees:  # a small random network's logits are close to tied: bfloat16 rounding flips some top-1s
+        assert "does not agree with eager float32" in row["error"]

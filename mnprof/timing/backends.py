@@ -41,6 +41,7 @@ __all__ = [
     "check_device",
     "fold_batchnorm",
     "gemm_sampler",
+    "native_bfloat16",
     "output_error",
     "parse_backends",
     "prepare",
@@ -84,12 +85,28 @@ def check_available(backend: Backend, device: Device) -> None:
             )
     if backend in ONNXRUNTIME_POOL and device is not Device.CPU:
         raise MnprofError(f"backend {backend.value} runs on the CPU provider only; accepted with it: --device cpu")
+    if backend is Backend.BFLOAT16 and not native_bfloat16(device):
+        raise MnprofError(
+            f"backend bfloat16: this {device.value.upper()} has no native bfloat16 arithmetic (CPUs need AVX-512 "
+            "BF16 or AMX; GPUs compute capability 8.0 or later), and an emulated time is not a result; accepted: "
+            "another backend or device"
+        )
     if (
         backend is Backend.COMPILE
         and device is Device.CPU
         and not any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++"))
     ):
         raise MnprofError("backend compile needs a C++ compiler (g++, c++ or clang++) on PATH; none was found")
+
+
+def native_bfloat16(device: Device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively (oneDNN's check on a CPU: AVX-512 BF16 or AMX)."""
+    if device is Device.CUDA:
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN: no way to tell, so no
+        return False
 
 
 def runtime_version(backend: Backend) -> str | None:
@@ -141,6 +158,22 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
             return model(inputs)
 
     return Runner(backend, call, lambda: call().float().cpu())
+
+
+def _bfloat16(model: Any, inputs: Any) -> Runner:
+    """Eager PyTorch in bfloat16: a copy of the weights and the input converted (lossy: checked by agreement)."""
+    converted = copy.deepcopy(model).to(torch.bfloat16)
+    batch = inputs.to(torch.bfloat16)
+
+    def call() -> object:
+        with torch.inference_mode():
+            return converted(batch)
+
+    def infer(other: Any) -> Any:
+        with torch.inference_mode():
+            return converted(other.to(inputs.device, torch.bfloat16)).float().cpu()
+
+    return Runner(Backend.BFLOAT16, call, lambda: call().float().cpu(), infer=infer)  # type: ignore[attr-defined]
 
 
 def _compiled(model: Any, inputs: Any) -> Runner:
@@ -239,6 +272,8 @@ def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runne
         return _compiled(model, inputs)
     if backend is Backend.ONNXRUNTIME_INT8:
         return _onnxruntime_int8(model, inputs, threads)
+    if backend is Backend.BFLOAT16:
+        return _bfloat16(model, inputs)
     return _onnxruntime(model, inputs, threads)
 
 

@@ -54,10 +54,11 @@ class Backend(StrEnum):
     COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
     ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
     ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
+    BFLOAT16 = "bfloat16"  # eager PyTorch with weights and input in bfloat16 (only where the hardware has it)
 
 
 # Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
-LOSSY = frozenset({Backend.ONNXRUNTIME_INT8})
+LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16})
 ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 
