@@ -46,7 +46,12 @@ def measure_gemm_peak(
     if with_int8 and device is Device.CPU:
         kernels += (("onnxruntime_int8", 1024),)
     tasks = [
-        Task(kernel, gemm_sampler(*kernel, device, threads), f"GEMM {kernel[0]} {kernel[1]}", pool=pool_of(kernel[0]))
+        Task(
+            kernel,
+            gemm_sampler(*kernel, device, threads),
+            f"GEMM {kernel[0]} {kernel[1]}",
+            pool=pool_of(kernel[0], f"GEMM {kernel[0]} {kernel[1]}"),
+        )
         for kernel in kernels
     ]
     measurements = time_tasks(tasks, GEMM_RULE, device=device, threads=threads, clock=clock)

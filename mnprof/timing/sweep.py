@@ -298,7 +298,8 @@ def run_sweep(
                     store.add(_failed_record(key, problem, environment, check, agreed))
                     continue
                 checks[key], agreements[key] = check, agreed
-                tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool_of(key.backend)))
+                pool = pool_of(key.backend.value, key.label)
+                tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool))
             models.clear()
 
         def finish(measurement: Measurement) -> None:

@@ -21,9 +21,17 @@ __all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "time_tasks"]
 TORCH_POOL = "torch"
 
 
-def pool_of(runtime: str) -> str:
-    """The thread pool a runtime's calls run on (the engine settles between pools)."""
-    return Backend.ONNXRUNTIME.value if runtime in {b.value for b in ONNXRUNTIME_POOL} else TORCH_POOL
+def pool_of(runtime: str, session: str = "") -> str:
+    """The thread pool a runtime's calls run on (the engine settles between pools).
+
+    torch's OpenMP pool is one per process; every onnxruntime session has its own intra-op pool, whose
+    workers spin after its calls whichever session runs next, so each session (``session``: what tells it
+    apart, a task's label) is a pool of its own. Measured here: onnxruntime's integer GEMM ran at 307
+    GOPS right after a float onnxruntime session's turn, 800 GOPS alone.
+    """
+    if runtime in {b.value for b in ONNXRUNTIME_POOL} or runtime.startswith(Backend.ONNXRUNTIME.value):
+        return f"{Backend.ONNXRUNTIME.value}:{session}"
+    return TORCH_POOL
 
 
 def cpu_clock(device: Device, threads: int) -> Callable[[], float] | None:
@@ -42,8 +50,8 @@ def settle_threads(
     workers about 10 ms), and wake up now and then for a while longer: torch calls made within 20 ms
     of onnxruntime's last call took 6 ms instead of 2 every other call (0.25-128 here); after 50 ms
     none did. The CPU-time check alone returned after 2 to 4 ms, hence the minimum wait. The engine
-    calls this between turns on different thread pools; :func:`time_tasks` orders tasks by pool so
-    that a pass switches pools only twice.
+    calls this between turns on different thread pools (see :func:`pool_of`: every onnxruntime session
+    is one); :func:`time_tasks` puts torch's tasks first, so that a pass leaves torch's pool once.
     """
     deadline = time.perf_counter() + limit_s
     time.sleep(minimum_s)
