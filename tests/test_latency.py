@@ -573,6 +573,15 @@ def test_relative_latency_divides_within_one_run_by_its_geometric_mean_or_the_re
     rows = sorted(zip(frame["run_id"], frame["id"], frame["latency_relative"], strict=True))
     assert [row[:2] for row in rows] == [("a", "0.25-32"), ("a", "0.5-64"), ("b", "0.25-32"), ("b", "0.5-64")]
     assert [row[2] for row in rows] == pytest.approx([0.5, 2.0, 0.5, 2.0])
-    assert set(frame["reference_id"]) == {"geometric mean of 2"}
+    assert set(frame["reference_id"]) == {"geometric mean"}
     chosen = grid_frame([count(small), count(large)], runs, reference="0.5-64")
     assert sorted(chosen["latency_relative"]) == pytest.approx([0.25, 0.25, 1.0, 1.0])
+
+
+def test_one_configuration_alone_has_no_relative_latency():
+    from mnprof.counting.count import count
+    from mnprof.views.grid import grid_frame
+
+    frame = grid_frame([count(TINY)], [timing_record(TINY, samples_ms=(1.0,))])
+    assert frame["latency_relative"].isna().all() and frame["reference_id"].isna().all()
+    assert grid_frame([count(TINY)], [timing_record(TINY)], reference="0.25-32")["latency_relative"].tolist() == [1.0]

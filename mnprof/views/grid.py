@@ -27,7 +27,6 @@ from mnprof.model.reference import (
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import (
     GEOMETRIC_MEAN,
-    STATISTIC_MEANING,
     Backend,
     Statistic,
     TimingRecord,
@@ -166,8 +165,10 @@ def add_relative(frame: pd.DataFrame, group: Sequence[str], requested: str | Non
     present = [column for column in group if column in timed.columns]
     for _, part in timed.groupby(present, dropna=False, sort=False):
         if requested is None:
+            if len(part) < 2:
+                continue  # one configuration over itself says nothing
             base = math.exp(sum(math.log(v) for v in part["latency_ms"]) / len(part))
-            label = f"{GEOMETRIC_MEAN} of {len(part)}"
+            label = GEOMETRIC_MEAN
         elif requested in set(part["id"]):
             base, label = part.loc[part["id"] == requested, "latency_ms"].iloc[0], requested
         else:
@@ -367,10 +368,8 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         columns.append(Column("x eager", lambda r: number(r["speedup_vs_eager"], 2)))
     if len(hosts) > 1:
         columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
-    shown = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
     notes = [
-        f"latency ms: the {STATISTIC_MEANING[shown]}.",
-        *latency_notes(frame),
+        *latency_notes(frame, detailed=True),
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
         "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"
         + (

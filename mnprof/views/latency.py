@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mnprof.timing.records import STATISTIC_LABEL, Statistic
+from mnprof.timing.records import GEOMETRIC_MEAN, STATISTIC_LABEL, STATISTIC_MEANING, Statistic
 from mnprof.views.render import is_missing, number
 
 __all__ = ["latency_cell", "latency_notes", "relative_cell", "typical_cell"]
@@ -36,14 +36,16 @@ def relative_cell(row: pd.Series) -> str:
     return number(row.get("latency_relative"), 3)
 
 
-def latency_notes(frame: pd.DataFrame) -> list[str]:
+def latency_notes(frame: pd.DataFrame, *, detailed: bool = False) -> list[str]:
     """What the latency columns mean: the statistic shown, the reference, the typical figure, noisy."""
     measured = frame[frame["latency_ms"].notna()]
     statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.ADJUSTED
-    references = ", ".join(str(r) for r in measured["reference_id"].dropna().unique()) or "-"
+    chosen = {str(r) for r in measured["reference_id"].dropna()} - {GEOMETRIC_MEAN}
+    reference = ", ".join(sorted(chosen)) + "'s" if chosen else f"the {GEOMETRIC_MEAN} of the configurations"
+    meaning = STATISTIC_MEANING[statistic] if detailed else f"{STATISTIC_LABEL[statistic]} (mnprof table --help)"
     notes = [
-        f"ms: {STATISTIC_LABEL[statistic]} per batch (mnprof table --help); rel: ms over the {references} timed "
-        "together, what transfers across runs; median (IQR): every call as it came"
+        f"ms: {meaning}, per batch; rel: ms over {reference} timed together (same runtime, batch, threads, "
+        "run), what transfers across runs; median (IQR): every call as it came"
     ]
     if statistic is Statistic.ADJUSTED and (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask
         target = measured["target_ci_pct"].dropna()
