@@ -91,10 +91,18 @@ def main() -> int:
         wall = time.perf_counter() - start
         if done.returncode not in (0, 1):
             raise SystemExit(f"check failed ({done.returncode}): {done.stderr}")
-        findings = json.loads(done.stdout)["findings"]
-        slower = [f for f in findings if f["status"] == "slower"]
+        report = json.loads(done.stdout)
+        slower = [f for f in report["findings"] if f["status"] == "slower"]
         verdicts[kind].append(bool(slower))
         detail = ", ".join(f"{f['entry']} {f['baseline']:.3f}->{f['now']:.3f}" for f in slower) or "none slower"
+        changes = report.get("latency", {})
+        if changes:  # the margin: every entry's change and its significance
+            detail += "; changes " + ", ".join(
+                f"{key.split('@')[1]} {row['change_pct']:+.1f}% (z {row['z']:.1f})"
+                if row["z"] is not None
+                else f"{key.split('@')[1]} {row['change_pct']:+.1f}%"
+                for key, row in sorted(changes.items())
+            )
         print(f"  {datetime.now(UTC):%H:%M:%S} {kind:9} exit {done.returncode} in {wall:4.1f} s ({load()}): {detail}")
         if index < 2 * args.runs - 1:
             time.sleep(args.gap_s)
