@@ -38,7 +38,9 @@ __all__ = [
     "grid_options",
     "model_option",
     "output_options",
+    "reference_option",
     "resolve_output",
+    "statistic_option",
     "timing_options",
 ]
 
@@ -226,6 +228,22 @@ BACKEND_HELP = (
 )
 
 
+def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--statistic``: which latency statistic a view shows (table and plot say what it drives there)."""
+    return click.option(
+        "--statistic",
+        type=click.Choice([s.value for s in Statistic]),
+        default=Statistic.ADJUSTED.value,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def reference_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--reference CONFIG``: what relative latency divides by (default: the geometric mean)."""
+    return click.option("--reference", default=None, metavar="CONFIG", help=help_text)
+
+
 def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Add the timing options to a command; they reach it as one ``timing_request: TimingRequest`` argument."""
 
@@ -309,24 +327,17 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             help="...or once this many seconds of timing are spent on each (those that did not reach the target "
             "are flagged noisy).",
         ),
-        click.option(
-            "--statistic",
-            type=click.Choice([s.value for s in Statistic]),
-            default=Statistic.ADJUSTED.value,
-            show_default=True,
-            help="The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: adjusted = "
+        statistic_option(
+            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: adjusted = "
             "the headline, the median of each turn's median divided by the host's speed factor in its "
             "round-robin pass (the latency at the run's median host speed: the host's common slowdowns, "
             "20-60% within a minute on shared VMs, taken out); median = every timed call as it came; min = "
-            "the fastest call. Every call is kept in --results, so any statistic can be shown later.",
+            "the fastest call. Every call is kept in --results, so any statistic can be shown later."
         ),
-        click.option(
-            "--reference",
-            default=None,
-            metavar="CONFIG",
-            help="The configuration rel (relative latency) divides by, timed in the same run on the same runtime, "
+        reference_option(
+            "The configuration rel (relative latency) divides by, timed in the same run on the same runtime, "
             "batch, threads and host. [default: the geometric mean of the configurations timed together, "
-            "which moved least between runs]",
+            "which moved least between runs]"
         ),
         click.option(
             "--results",

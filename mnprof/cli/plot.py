@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import configs_from, grid_options
+from mnprof.cli.options import configs_from, grid_options, reference_option, statistic_option
 from mnprof.cli.work import count_with_progress, measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
@@ -46,20 +46,13 @@ SUFFIXES = (".html", ".png", ".svg")
     help="Figures to draw, repeatable. [default: all for .html; pareto for .png/.svg, or accuracy-macs "
     "when nothing was timed]",
 )
-@click.option(
-    "--statistic",
-    type=click.Choice([s.value for s in Statistic]),
-    default=Statistic.ADJUSTED.value,
-    show_default=True,
-    help="The latency plotted: adjusted (the headline: host-adjusted median, bars its 95% CI), median "
-    "(every call as it came, bars its IQR) or min; see mnprof table --help.",
+@statistic_option(
+    "The latency plotted: adjusted (the headline: host-adjusted median, bars its 95% CI), median "
+    "(every call as it came, bars its IQR) or min; see mnprof table --help."
 )
-@click.option(
-    "--reference",
-    default=None,
-    metavar="CONFIG",
-    help="The configuration relative latency (in the hover) divides by. [default: the geometric mean of the "
-    "configurations timed together]",
+@reference_option(
+    "The configuration relative latency (in the hover) divides by. [default: the geometric mean of the "
+    "configurations timed together]"
 )
 @grid_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
