@@ -186,7 +186,8 @@ def test_unusable_baselines_exit_2_with_one_line(capsys, tmp_path, content, mess
         ("tests.regression_models:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
         ("tests.regression_models:raising", "factory raised RuntimeError: weights server unreachable"),
         ("tests.regression_models:not_a_module", "returned dict, not a torch.nn.Module"),
-        ("no-colon", "is not a model spec"),
+        ("no-colon", "unknown model 'no-colon'; accepted: mobilenetv1, mobilenetv2, a name from"),
+        ("pkg.module:", "is not a model spec"),
     ],
 )
 def test_bad_models_exit_2_naming_the_spec(capsys, tmp_path, spec, message):
@@ -222,7 +223,7 @@ def test_pyproject_settings_and_override(tmp_path, capsys):
 def test_pyproject_unknown_key_is_rejected(tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text("[tool.mnprof]\nthreshold = 3\n")
-    with pytest.raises(Exception, match="unknown key 'threshold'; accepted: models, alphas"):
+    with pytest.raises(Exception, match="unknown key 'threshold'; accepted: models, families, alphas"):
         load_settings(pyproject)
 
 

@@ -107,8 +107,8 @@ def test_fvcore_and_thop_are_explained_operator_by_operator(config):
         assert reconciliation.unexplained == 0 and reconciliation.in_analytic_counted == report.analytic.macs
     skipped = {a.operator: a.rule for a in report.fvcore_reconciliation.attributions if a.rule.startswith("skipped")}
     assert skipped == {
-        "aten::hardtanh_": "skipped, not counted: ReLU6 (MobileNetV2); 35 calls, as the plan predicts",
-        "aten::add": "skipped, not counted: the residual add (MobileNetV2); 10 calls, as the plan predicts",
+        "aten::hardtanh_": "skipped, not counted: ReLU6 (MobileNetV2's activation); 35 calls, as the plan predicts",
+        "aten::add": "skipped, not counted: the residual adds (tensor + tensor); 10 calls, as the plan predicts",
     }
     assert report.thop.by_type.get("ReLU6") == 0
 
@@ -143,7 +143,7 @@ def test_table_sets_the_families_side_by_side(capsys):
     [
         (["table", "--no-timing", "--model", "mobilenetv2", "--view", "paper"], "--view paper shows MobileNetV1's"),
         (["table", "--no-timing", "--model", "mobilenetv2", "--variant", "full"], "variant full is MobileNetV1's"),
-        (["table", "--no-timing", "--model", "mobilenetv3"], "Invalid value for '--model'"),
+        (["table", "--no-timing", "--model", "mobilenetv3"], "unknown model 'mobilenetv3'; accepted: mobilenetv1"),
         (["paper", "--model", "mobilenetv2", "--table", "1"], "accepted with --model mobilenetv2: all"),
     ],
 )

@@ -8,7 +8,6 @@ diff-friendly JSON with a kind, a schema version and the provenance of the count
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -17,12 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnprof.check.settings import BUILTIN, CheckSettings, Factory, ModelSpec, user_code
+from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec, user_code
 from mnprof.counting.count import count_many
 from mnprof.counting.fvcore_counter import count_fvcore
 from mnprof.counting.thop_counter import count_thop
 from mnprof.errors import MnprofError
 from mnprof.files import read_json_file
+from mnprof.model import families
 from mnprof.model.config import ModelConfig, format_alpha
 from mnprof.model.networks import build_model
 from mnprof.provenance import count_provenance
@@ -139,26 +139,6 @@ def entry_macs(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     return macs
 
 
-def _takes_resolution(factory: Factory) -> bool:
-    """Whether ``factory`` has a ``resolution`` parameter (the contract's optional third argument)."""
-    try:
-        return "resolution" in inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # a builtin or C callable without a signature: the two-argument contract
-        return False
-
-
-def _call_factory(
-    model: ModelSpec, factory: Factory, alpha: float, num_classes: int, resolution: int | None = None
-) -> nn.Module:
-    with user_code(f"model {model.target}: factory raised"):
-        module = (
-            factory(alpha, num_classes) if resolution is None else factory(alpha, num_classes, resolution=resolution)
-        )  # type: ignore[call-arg]
-    if not isinstance(module, nn.Module):
-        raise MnprofError(f"model {model.target}: factory returned {type(module).__name__}, not a torch.nn.Module")
-    return module.eval()
-
-
 def iter_modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, int, nn.Module]]:
     """(model spec, alpha, resolution, built module) for every entry: one module per model and alpha, or per
     model, alpha and resolution for a factory that takes ``resolution``."""
@@ -168,15 +148,15 @@ def iter_modules(settings: CheckSettings) -> Iterator[tuple[ModelSpec, float, in
             if factory is None:
                 config = ModelConfig(alpha, settings.resolutions[0], settings.num_classes, family=model.family)  # type: ignore[arg-type]
                 shared: nn.Module | None = build_model(config)
-            elif _takes_resolution(factory):
+            elif families.takes_resolution(factory):
                 shared = None  # built anew for each resolution below
             else:
-                shared = _call_factory(model, factory, alpha, settings.num_classes)
+                shared = families.call_factory(model.target, alpha, settings.num_classes)
             for resolution in settings.resolutions:
                 if shared is not None:
                     yield model, alpha, resolution, shared
                 else:
-                    built = _call_factory(model, factory, alpha, settings.num_classes, resolution)  # type: ignore[arg-type]
+                    built = families.call_factory(model.target, alpha, settings.num_classes, resolution)
                     yield model, alpha, resolution, built
 
 

@@ -1,27 +1,23 @@
 """What the regression gate guards: model specs, user factories, and ``[tool.mnprof]`` settings.
 
-A :class:`ModelSpec` names mnprof's own MobileNetV1 or a user factory ``package.module:factory``;
+A :class:`ModelSpec` names one of mnprof's own families or a user family (``package.module:factory``, or a
+name from ``[tool.mnprof.families]`` or the ``mnprof.models`` entry points);
 :class:`CheckSettings` is the full set of models, alphas, resolutions, classes, baseline path and
 tolerance, read from pyproject.toml by :func:`load_settings` and overridden by command-line options.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
-import sys
-import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
-from mnprof.errors import MnprofError
-from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, Family, ModelConfig, parse_alphas
+from mnprof.errors import MnprofError, one_line, user_code
+from mnprof.model import families
+from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, Family, ModelConfig, UserFamily, parse_alphas
+from mnprof.model.families import Factory
 
 __all__ = [
     "BUILTIN",
@@ -40,41 +36,32 @@ __all__ = [
 BUILTIN = "mobilenetv1"  # mnprof's own MobileNetV1 (standard variant, int(channels x alpha)): the default
 BUILTINS = tuple(family.value for family in Family)  # mnprof's own families: mobilenetv1, mobilenetv2
 DEFAULT_BASELINE = Path("reports/baseline.json")
-Factory = Callable[[float, int], nn.Module]
-
-
-def one_line(error: BaseException) -> str:
-    """An exception as ``Type: message`` on one line (for errors raised by the user's code)."""
-    return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model to guard: mnprof's own MobileNetV1 or a user factory ``package.module:factory``.
+    """A model to guard: one of mnprof's own families or a user family (:mod:`mnprof.model.families`).
 
-    ``name`` keys the baseline entries (``name@alpha-resolution``); it defaults to the target,
-    and ``NAME=package.module:factory`` sets it explicitly so that moving a factory to another
-    module does not look like one model removed and another added.
-
-    The factory contract: ``factory(alpha: float, num_classes: int) -> torch.nn.Module``, taking
-    an image batch of shape ``(N, 3, resolution, resolution)``.
+    ``name`` keys the baseline entries (``name@alpha-resolution``); it defaults to the target (or to the name a
+    family has in ``[tool.mnprof.families]`` or the ``mnprof.models`` entry points), and
+    ``NAME=package.module:factory`` sets it explicitly so that moving a factory to another module does not look
+    like one model removed and another added.
     """
 
     name: str
     target: str
 
     @classmethod
-    def parse(cls, text: str) -> ModelSpec:
+    def parse(cls, text: str, declared: Mapping[str, UserFamily] | None = None) -> ModelSpec:
         name, _, target = text.rpartition("=")
-        target = target.strip()
-        name = name.strip() or target
+        target, name = target.strip(), name.strip()
         if target not in BUILTINS:
-            module, _, attribute = target.partition(":")
-            if not module or not attribute or not all(part.isidentifier() for part in module.split(".")):
-                raise MnprofError(
-                    f"model {text!r} is not a model spec; accepted: {' or '.join(map(repr, BUILTINS))} or "
-                    "[NAME=]package.module:factory"
-                )
+            if ":" in target or not target:
+                target = families.parse_spec(target).target
+            else:  # a family's name: declared in pyproject.toml or by an installed package
+                family = families.resolve(target, declared, load=False)
+                name, target = name or str(family), getattr(family, "target", str(family))
+        name = name or target
         if not name or "@" in name or not name.isprintable():
             raise MnprofError(f"model name {name!r} is invalid; accepted: a printable name without '@'")
         return cls(name, target)
@@ -89,33 +76,10 @@ class ModelSpec:
         return Family(self.target)
 
     def load(self) -> Factory:
-        """Import the factory, with the working directory at the end of ``sys.path``: a local module named like an
-        installed package (``torch.py``) does not shadow it."""
+        """Import the factory (see :func:`mnprof.model.families.import_factory`)."""
         if self.builtin:
             raise ValueError("the built-in model has no factory")
-        module_name, _, attribute = self.target.partition(":")
-        if os.getcwd() not in sys.path:
-            sys.path.append(os.getcwd())
-        with user_code(f"model {self.target}: cannot import {module_name}:"):
-            module = importlib.import_module(module_name)
-        factory = getattr(module, attribute, None)
-        if not callable(factory):
-            raise MnprofError(f"model {self.target}: {module_name} has no callable {attribute!r}")
-        return factory  # type: ignore[no-any-return]
-
-
-@contextmanager
-def user_code(what: str) -> Iterator[None]:
-    """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
-    into mnprof's machine-readable stdout, and anything it raises, ``SystemExit`` and ``KeyboardInterrupt``
-    included, becomes a one-line :class:`MnprofError`: ``what`` and the error (the gate never passes by exiting)."""
-    try:
-        with redirect_stdout(sys.stderr):
-            yield
-    except MnprofError:
-        raise
-    except (Exception, SystemExit, KeyboardInterrupt) as error:
-        raise MnprofError(f"{what} {one_line(error)}") from None
+        return families.import_factory(self.target)
 
 
 @dataclass(frozen=True)
@@ -133,7 +97,7 @@ class CheckSettings:
         return [(model, alpha, res) for model in self.models for alpha in self.alphas for res in self.resolutions]
 
 
-SETTINGS_KEYS = ("models", "alphas", "resolutions", "num_classes", "baseline", "tolerance")
+SETTINGS_KEYS = ("models", "families", "alphas", "resolutions", "num_classes", "baseline", "tolerance")
 
 
 def parse_tolerance(value: object) -> float:
@@ -151,21 +115,14 @@ def parse_tolerance(value: object) -> float:
 def load_settings(pyproject: Path | None = None) -> CheckSettings:
     """Read ``[tool.mnprof]`` from ``pyproject`` (default: ./pyproject.toml); defaults where absent."""
     path = pyproject if pyproject is not None else Path("pyproject.toml")
-    if not path.is_file():
-        return CheckSettings()
-    try:
-        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
-    table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
-    if not isinstance(table, dict):
-        raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
+    table = families.tool_table(path)
     unknown = sorted(set(table) - set(SETTINGS_KEYS))
     if unknown:
         raise MnprofError(f"{path} [tool.mnprof]: unknown key {unknown[0]!r}; accepted: {', '.join(SETTINGS_KEYS)}")
     settings = CheckSettings()
+    declared = families.declared_families(table, str(path))
     try:
-        models = tuple(ModelSpec.parse(str(m)) for m in _list(table, "models", settings.models))
+        models = tuple(ModelSpec.parse(str(m), declared) for m in _list(table, "models", settings.models))
         alphas = parse_alphas(",".join(str(a) for a in _list(table, "alphas", settings.alphas)))
         resolutions = tuple(_list(table, "resolutions", settings.resolutions))
         for resolution in resolutions:

@@ -26,6 +26,7 @@ from mnprof.check import (
 from mnprof.cli.output import EXIT_REGRESSION, progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
+from mnprof.model import families
 from mnprof.model.config import parse_alphas, parse_resolutions
 from mnprof.timing.host import available_cores, host_environment
 
@@ -88,7 +89,8 @@ def _settings(
     settings = load_settings(pyproject)
     changes: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
     if models:
-        changes["models"] = tuple(ModelSpec.parse(spec) for spec in models)
+        declared = families.declared_families(families.tool_table(pyproject))
+        changes["models"] = tuple(ModelSpec.parse(spec, declared) for spec in models)
     if alphas is not None:
         changes["alphas"] = parse_alphas(alphas)
     if resolutions is not None:

@@ -11,6 +11,7 @@ import click
 
 from mnprof.errors import MnprofError
 from mnprof.files import check_writable
+from mnprof.model import families
 from mnprof.model.config import (
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
@@ -20,6 +21,7 @@ from mnprof.model.config import (
     Family,
     ModelConfig,
     Rounding,
+    UserFamily,
     Variant,
     family_grid,
     format_alpha,
@@ -35,6 +37,7 @@ __all__ = [
     "config_from",
     "config_options",
     "configs_from",
+    "family_from",
     "grid_options",
     "model_option",
     "output_options",
@@ -67,18 +70,27 @@ RESOLUTION_HELP = (
     f"[default: the family's published grid: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)} for mobilenetv1; "
     "TF-slim's for mobilenetv2]"
 )
-MODEL_HELP = (
-    "Network family, repeatable (several are shown side by side): mobilenetv1 (Howard et al. 2017) or "
-    "mobilenetv2 (Sandler et al. 2018; TF-slim's make-divisible-by-8 channels). [default: mobilenetv1]"
+FAMILY_HELP = (
+    "mobilenetv1 (Howard et al. 2017), mobilenetv2 (Sandler et al. 2018; TF-slim's make-divisible-by-8 channels), "
+    "a name from [tool.mnprof.families] in ./pyproject.toml or from an installed package's 'mnprof.models' entry "
+    "points, or your own family as [NAME=]package.module:factory, where factory(alpha: float, num_classes: int"
+    "[, resolution: int]) returns a torch.nn.Module taking (N, 3, R, R) images (a user family has no published "
+    "grid: MobileNetV1's alphas and resolutions are its default)."
 )
+MODEL_HELP = f"Network family, repeatable (several are shown side by side): {FAMILY_HELP} [default: mobilenetv1]"
 
 
 def model_option(help_text: str, *, multiple: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--model``: a built-in family; repeatable with ``multiple`` (then ``models``, default none = mobilenetv1)."""
-    choice = click.Choice([family.value for family in Family])
+    """``--model SPEC``: a family (see :mod:`mnprof.model.families`); repeatable with ``multiple`` (then ``models``,
+    default none = mobilenetv1). Resolved by :func:`family_from`, where the command starts."""
     if multiple:
-        return click.option("--model", "models", multiple=True, type=choice, help=help_text)
-    return click.option("--model", type=choice, default=Family.MOBILENETV1.value, show_default=True, help=help_text)
+        return click.option("--model", "models", multiple=True, metavar="SPEC", help=help_text)
+    return click.option("--model", default=Family.MOBILENETV1.value, show_default=True, metavar="SPEC", help=help_text)
+
+
+def family_from(text: str) -> Family | UserFamily:
+    """The family ``--model`` names: a user factory is imported now, so that a bad one fails before any work."""
+    return families.resolve(text)
 
 
 def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -131,7 +143,7 @@ def config_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """Options that choose one configuration: --model, --alpha and --resolution (one value each), --classes,
     --variant, --rounding; :func:`config_from` turns them into a :class:`ModelConfig`."""
     single = [
-        model_option("Network family: mobilenetv1 (Howard et al. 2017) or mobilenetv2 (Sandler et al. 2018)."),
+        model_option(f"Network family: {FAMILY_HELP}"),
         click.option(
             "--alpha", default="1.0", show_default=True, help=f"Width multiplier, one number in (0, {MAX_ALPHA:g}]."
         ),
@@ -157,7 +169,7 @@ def config_from(
             f"--resolution {resolution!r} names {len(resolutions)} values; "
             f"accepted: one integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
         )
-    return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding, model)  # type: ignore[arg-type]
+    return ModelConfig(alphas[0], resolutions[0], num_classes, variant, rounding, family_from(model))  # type: ignore[arg-type]
 
 
 FORMAT_HELP = "Output format. [default: from --out's suffix (.md, .csv, .json), else a table]"
@@ -199,7 +211,15 @@ def configs_from(
     the grid of the given values, the family's published values standing in for the other.
     """
     configs: list[ModelConfig] = []
-    for family in dict.fromkeys(Family(model) for model in models or (Family.MOBILENETV1.value,)):
+    chosen = [family_from(model) for model in models or (Family.MOBILENETV1.value,)]
+    targets = {str(family): getattr(family, "target", "") for family in chosen}
+    for family in chosen:
+        if getattr(family, "target", "") != targets[str(family)]:
+            raise MnprofError(
+                f"--model names {family} twice, for {targets[str(family)]} and {family.target}; accepted: a "
+                "different NAME= for each factory"
+            )
+    for family in dict.fromkeys(chosen):
         published = family_grid(family, num_classes=num_classes, variant=variant, rounding=rounding)
         if alphas is None and resolutions is None:
             configs += published

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import model_option, output_options, resolve_output
+from mnprof.cli.options import family_from, model_option, output_options, resolve_output
 from mnprof.cli.output import emit
 from mnprof.errors import MnprofError
-from mnprof.model.config import Family
+from mnprof.model.config import Family, UserFamily
 from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables, parse_tables
 from mnprof.views.paper import render_paper
@@ -49,7 +49,13 @@ def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> Non
       mnprof paper --format json --out paper.json
       mnprof paper --model mobilenetv2
     """
-    if Family(model) is Family.MOBILENETV2:
+    family = family_from(model)
+    if isinstance(family, UserFamily):
+        raise MnprofError(
+            f"--model {model}: mnprof has no published numbers for {family}; accepted: mobilenetv1 or mobilenetv2 "
+            "(mnprof table --model counts and times any family)"
+        )
+    if family is Family.MOBILENETV2:
         if table_keys.strip().lower() not in ("all", "v2"):
             raise MnprofError(
                 f"--table {table_keys!r}: the MobileNetV1 paper's tables; accepted with --model mobilenetv2: all "

@@ -75,14 +75,21 @@ class LayerCount:
     params: int  # weights and bias of the layer itself (the paper's convention)
     bias_params: int
     batch_norm_channels: int  # channels of the BatchNorm that follows it (0 if none)
+    # (input, output) elements of one image as traced, for a layer of a user's model (any shape); None: from the
+    # plan's square shapes.
+    elements: tuple[int, int] | None = None
 
     @property
     def out_elements(self) -> int:
+        if self.elements is not None:
+            return self.elements[1]
         channels, height, width = self.spec.out_shape
         return channels * height * width
 
     @property
     def in_elements(self) -> int:
+        if self.elements is not None:
+            return self.elements[0]
         channels, height, width = self.spec.in_shape
         return channels * height * width
 
@@ -102,10 +109,16 @@ def _count_layer(spec: LayerSpec) -> LayerCount:
 
 @dataclass(frozen=True)
 class AnalyticCount:
-    """Analytic counts of one configuration, per layer and in total."""
+    """Analytic counts of one configuration, per layer and in total.
+
+    ``planned``: the layers are mnprof's layer plan for a built-in family; False for a user family's layers
+    traced from shapes (:func:`mnprof.counting.shapes.traced_count`), whose execution order and kept tensors
+    are not known, so that :meth:`peak_working_set` and TF-slim's parameter convention do not apply.
+    """
 
     config: ModelConfig
     layers: tuple[LayerCount, ...]
+    planned: bool = True
 
     @cached_property
     def macs(self) -> int:
@@ -133,7 +146,12 @@ class AnalyticCount:
         and output are alive together; BatchNorm is folded into its convolution and the activation is
         applied in place (neither adds a tensor); a residual block's input stays alive until its add, which
         reads it and the block's output and writes a third tensor. Weights are not included.
+
+        Only for a layer plan (``planned``): a user's model may branch and keep tensors in ways its traced
+        layers do not show.
         """
+        if not self.planned:
+            raise ValueError("the peak working set needs a layer plan; traced layers do not say what stays alive")
         peak, kept = 0, 0
         adds = {layer.spec.name.rsplit(".", 1)[0] for layer in self.layers if layer.spec.kind is LayerKind.ADD}
         for layer in self.layers:
@@ -158,6 +176,23 @@ class AnalyticCount:
         return sum(layer.params for layer in self.layers if layer.spec.kind in wanted)
 
     @cached_property
+    def conv_macs(self) -> int:
+        return self.macs_of(CONV_KINDS)
+
+    @cached_property
+    def fc_macs(self) -> int:
+        return self.macs_of([LayerKind.FC])
+
+    @cached_property
+    def pool_in_elements(self) -> int:
+        """Elements entering the global pools (one for MobileNets; none or several in a user's model)."""
+        return sum(layer.in_elements for layer in self.layers if layer.spec.kind is LayerKind.POOL)
+
+    @cached_property
+    def pool_out_elements(self) -> int:
+        return sum(layer.out_elements for layer in self.layers if layer.spec.kind is LayerKind.POOL)
+
+    @cached_property
     def pool(self) -> LayerCount:
         return next(layer for layer in self.layers if layer.spec.kind is LayerKind.POOL)
 
@@ -172,6 +207,8 @@ class AnalyticCount:
             return paper
         if convention is ParamConvention.PYTORCH:
             return paper + 2 * self.batch_norm_channels  # gamma and beta
+        if not self.planned:
+            raise ValueError("TF-slim's parameter convention is defined for mnprof's own families only")
         # TF-slim: one more (background) class in the classifier; for MobileNetV1 also beta + moving mean +
         # moving variance.
         fc = self.fc.spec
@@ -182,5 +219,6 @@ class AnalyticCount:
 
 
 def analytic_count(config: ModelConfig) -> AnalyticCount:
-    """Count ``config`` from its layer plan alone."""
+    """Count a built-in ``config`` from its layer plan alone (a user family's: from its traced shapes, with
+    :func:`mnprof.counting.shapes.traced_count`)."""
     return AnalyticCount(config, tuple(_count_layer(spec) for spec in layer_plan(config)))

@@ -13,13 +13,14 @@ import torch
 from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
 from mnprof.counting.fvcore_counter import FvcoreActivations, FvcoreCount, count_fvcore, count_fvcore_activations
 from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, TORCH_RULES, Reconciliation, reconcile
-from mnprof.counting.shapes import ShapeCount, count_config_shapes
+from mnprof.counting.shapes import ShapeCount, count_config_shapes, traced_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
+from mnprof.errors import user_code
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
-__all__ = ["CountReport", "count", "count_many", "sweep"]
+__all__ = ["CountReport", "count", "count_many", "plan_count", "sweep"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class CountReport:
             "params_model": self.params_model,
             "params_thop": self.thop.params,
             "params_paper": self.analytic.params(ParamConvention.PAPER),
-            "params_tfslim": self.analytic.params(ParamConvention.TFSLIM),
+            "params_tfslim": self.analytic.params(ParamConvention.TFSLIM) if self.analytic.planned else None,
             "macs_analytic": self.analytic.macs,
             "macs_fvcore": self.fvcore.total,
             "macs_thop": self.thop.total,
@@ -72,7 +73,7 @@ class CountReport:
             "activations": self.analytic.activations,
             "activations_fvcore": self.fvcore_activations.total if self.fvcore_activations is not None else None,
             "weights_bytes": 4 * self.analytic.params(ParamConvention.PYTORCH),
-            "peak_activation_bytes": 4 * self.analytic.peak_working_set(),
+            "peak_activation_bytes": 4 * self.analytic.peak_working_set() if self.analytic.planned else None,
         }
 
 
@@ -80,15 +81,24 @@ def _input(config: ModelConfig) -> torch.Tensor:
     return torch.zeros(1, 3, config.resolution, config.resolution)
 
 
+def plan_count(config: ModelConfig, model: torch.nn.Module | None = None) -> AnalyticCount:
+    """The analytic count: from the layer plan for mnprof's own families, from the traced shapes of ``model``
+    (built if not given) for a user family."""
+    if config.builtin:
+        return analytic_count(config)
+    return traced_count(model if model is not None else build_model(config), config)
+
+
 def _count_built(
     config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None = None, with_torch: bool = False
 ) -> CountReport:
-    analytic = analytic_count(config)
+    analytic = plan_count(config, model)
     inputs = _input(config)
-    fvcore = count_fvcore(model, inputs)
-    thop = count_thop(model, inputs)
-    torch_count = count_torch(model, inputs) if with_torch else None
-    activations = count_fvcore_activations(model, inputs) if with_torch else None
+    with user_code(f"model {config.family} at {config.id}: forward failed:"):  # a user's forward, counted
+        fvcore = count_fvcore(model, inputs)
+        thop = count_thop(model, inputs)
+        torch_count = count_torch(model, inputs) if with_torch else None
+        activations = count_fvcore_activations(model, inputs) if with_torch else None
     return CountReport(
         config=config,
         analytic=analytic,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from mnprof.counting.analytic import AnalyticCount
-from mnprof.model.arch import CONV_KINDS, Activation, LayerKind
+from mnprof.model.arch import Activation, LayerKind
 
 __all__ = ["FVCORE_RULES", "FVCORE_SKIPPED", "THOP_RULES", "TORCH_RULES", "Attribution", "Reconciliation", "reconcile"]
 
@@ -28,18 +28,18 @@ class Rule:
 
 
 def _conv(count: AnalyticCount) -> int:
-    return count.macs_of(CONV_KINDS)
+    return count.conv_macs
 
 
 def _fc(count: AnalyticCount) -> int:
-    return count.macs_of([LayerKind.FC])
+    return count.fc_macs
 
 
 FVCORE_RULES: dict[str, Rule] = {
     "conv": Rule("convolution MACs, bias not counted", _conv, True),
     "linear": Rule("FC MACs, bias not counted", _fc, True),
     "batch_norm": Rule("eval-mode BatchNorm: 1 per element, 2 with affine", lambda c: 2 * c.batch_norm_elements, False),
-    "adaptive_avg_pool2d": Rule("1 add per input element", lambda c: c.pool.in_elements, False),
+    "adaptive_avg_pool2d": Rule("1 add per input element", lambda c: c.pool_in_elements, False),
 }
 THOP_RULES: dict[str, Rule] = {
     "Conv2d": Rule("convolution MACs, bias not counted", _conv, True),
@@ -47,7 +47,7 @@ THOP_RULES: dict[str, Rule] = {
     "BatchNorm2d": Rule("2 per element, doubled with affine", lambda c: 4 * c.batch_norm_elements, False),
     "AdaptiveAvgPool2d": Rule(
         "1 add per input element + 1 divide per output element",
-        lambda c: c.pool.in_elements + c.pool.out_elements,
+        lambda c: c.pool_in_elements + c.pool_out_elements,
         False,
     ),
     "ReLU": Rule("not counted", lambda c: 0, False),
@@ -75,8 +75,8 @@ def _adds(count: AnalyticCount) -> int:
 # Operators fvcore has no handle for and skips (it reports them as unsupported, with their calls): what each
 # is in the plan, and how many calls the plan predicts. They cost 0 MACs in every convention here.
 FVCORE_SKIPPED: dict[str, tuple[str, Callable[[AnalyticCount], int]]] = {
-    "aten::hardtanh_": ("ReLU6 (MobileNetV2)", _activations(Activation.RELU6)),
-    "aten::add": ("the residual add (MobileNetV2)", _adds),
+    "aten::hardtanh_": ("ReLU6 (MobileNetV2's activation)", _activations(Activation.RELU6)),
+    "aten::add": ("the residual adds (tensor + tensor)", _adds),
 }
 
 

@@ -15,6 +15,7 @@ biases (the paper's convention); ``params_all`` is every parameter of the model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,12 +24,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from mnprof.counting.analytic import linear_macs
+from mnprof.counting.analytic import AnalyticCount, LayerCount, linear_macs
+from mnprof.errors import MnprofError, user_code
+from mnprof.model.arch import Activation, LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
-__all__ = ["ShapeCount", "ShapeLayer", "count_config_shapes", "count_shapes"]
+__all__ = ["ShapeCount", "ShapeLayer", "count_config_shapes", "count_shapes", "traced_count"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,126 @@ def count_config_shapes(configs: Iterable[ModelConfig]) -> list[ShapeCount]:
     models: dict[tuple[Any, ...], nn.Module] = {}
     counts = []
     for config in configs:
+        if not config.builtin:  # a user's factory may not build on the meta device: built, then copied there
+            with user_code(f"model {config.family} at {config.id}: forward failed:"):
+                counts.append(count_shapes(build_model(config), config.resolution))
+            continue
         if config.width_key not in models:
             with torch.device("meta"):
                 models[config.width_key] = build_model(config)
         counts.append(count_shapes(models[config.width_key], config.resolution, owned=True))
     return counts
+
+
+# ------------------------------------------------------------------------------ a user family's layers
+
+ACTIVATION_MODULES = ((nn.ReLU6, Activation.RELU6), (nn.ReLU, Activation.RELU))
+ADDS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__, torch.Tensor.__iadd__}
+
+
+class _TensorAdds(TorchFunctionMode):
+    """Counts tensor + tensor adds of equal shapes (residual adds, which are no module) on the meta pass."""
+
+    def __init__(self, on_add: Callable[[tuple[int, ...]], None]) -> None:
+        super().__init__()
+        self.on_add = on_add
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        tensors = len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2])
+        if func in ADDS and tensors and args[0].shape == args[1].shape:
+            self.on_add(tuple(args[0].shape[1:]))
+        return func(*args, **(kwargs or {}))
+
+
+def _kind(module: nn.Module) -> LayerKind:
+    if isinstance(module, nn.Linear):
+        return LayerKind.FC
+    if module.groups > 1 and module.groups == module.in_channels:
+        return LayerKind.DEPTHWISE
+    if tuple(module.kernel_size) == (1, 1) and module.groups == 1:
+        return LayerKind.POINTWISE
+    return LayerKind.CONV
+
+
+def _spec(path: str, module: nn.Module, kind: LayerKind, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+    """A traced layer in the plan's vocabulary; sizes are heights (the counts use the traced elements)."""
+    in_size = x.shape[2] if x.dim() == 4 else 1
+    out_size = y.shape[2] if y.dim() == 4 else 1
+    if isinstance(module, nn.Conv2d):
+        channels = (module.in_channels, module.out_channels)
+        kernel, stride, groups, bias = module.kernel_size[0], module.stride[0], module.groups, module.bias is not None
+    elif isinstance(module, nn.Linear):
+        channels = (module.in_features, module.out_features)
+        kernel, stride, groups, bias = 1, 1, 1, module.bias is not None
+    else:  # a global pool
+        channels = (x.shape[1], y.shape[1])
+        kernel, stride, groups, bias = in_size, 1, 1, False
+    return LayerSpec(
+        path, kind, *channels, kernel, stride, groups, in_size, out_size, bias, False, Activation.NONE, path
+    )
+
+
+def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
+    """A user family's "analytic" count: its conv, linear and global-pool modules, in call order, from one pass on
+    the meta device (no arithmetic, no memory), with the closed-form MACs of :func:`count_shapes`.
+
+    Also traced, for the reconciliation to predict the other counters from: the BatchNorm module that takes a
+    layer's output, the ReLU or ReLU6 module after it, and tensor + tensor adds of equal shapes (residual adds,
+    listed as ``add.<i>`` layers). An operator no module stands for (``F.relu``, ``x.mean``) is not seen here;
+    the counters that charge for it then show it as unexplained, never hidden.
+    """
+    with user_code(f"model {config.family}: its model cannot be moved to the meta device:"):
+        meta = copy.deepcopy(model).to("meta")
+    names = {module: name for name, module in meta.named_modules()}
+    counts: list[LayerCount] = []
+    last: dict[str, Any] = {}  # the latest conv or linear output, and its index in counts
+
+    def layer(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        x = inputs[0]
+        if isinstance(module, nn.AdaptiveAvgPool2d):
+            spec = _spec(names[module], module, LayerKind.POOL, x, output)
+            counts.append(LayerCount(spec, 0, 0, 0, 0, (x[0].numel(), output[0].numel())))
+            return
+        rule = _conv if isinstance(module, nn.Conv2d) else _linear
+        macs, params = rule(module, x, output)
+        spec = _spec(names[module], module, _kind(module), x, output)
+        bias = spec.out_channels if spec.bias else 0
+        counts.append(LayerCount(spec, macs, params, bias, 0, (x[0].numel(), output[0].numel())))
+        last.update(output=output, index=len(counts) - 1)
+
+    def follower(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if last.get("output") is not inputs[0]:  # not applied to a conv's or linear's output
+            return
+        index = last["index"]
+        current = counts[index]
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            spec = dataclasses.replace(current.spec, batch_norm=True)
+            counts[index] = dataclasses.replace(current, spec=spec, batch_norm_channels=spec.out_channels)
+        else:
+            activation = next(a for kind, a in ACTIVATION_MODULES if isinstance(module, kind))
+            counts[index] = dataclasses.replace(current, spec=dataclasses.replace(current.spec, activation=activation))
+
+    for module in meta.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.AdaptiveAvgPool2d)):
+            module.register_forward_hook(layer)
+        elif isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6)):
+            module.register_forward_hook(follower)
+        if isinstance(module, SHAPE_KEEPING):
+            module.forward = _passthrough  # type: ignore[method-assign]
+
+    def add(shape: tuple[int, ...]) -> None:
+        elements, size = math.prod(shape), shape[1] if len(shape) == 3 else 1
+        number = sum(1 for count in counts if count.spec.kind is LayerKind.ADD)
+        spec = LayerSpec(f"add.{number}", LayerKind.ADD, shape[0], shape[0], 1, 1, 1, size, size, False, False,
+                         Activation.NONE)  # fmt: skip
+        counts.append(LayerCount(spec, 0, 0, 0, 0, (elements, elements)))
+
+    image = torch.empty(1, 3, config.resolution, config.resolution, device="meta")
+    with user_code(f"model {config.family} at {config.id}: forward failed:"), torch.no_grad(), _TensorAdds(add):
+        meta.eval()(image)
+    if not any(count.macs for count in counts):
+        raise MnprofError(
+            f"model {config.family} at {config.id}: no nn.Conv2d or nn.Linear module ran; accepted: a model built "
+            "from torch.nn convolution and linear modules"
+        )
+    return AnalyticCount(config, tuple(counts), planned=False)

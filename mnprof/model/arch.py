@@ -105,6 +105,9 @@ class LayerSpec:
     bias: bool
     batch_norm: bool
     activation: Activation = Activation.RELU
+    # A traced layer's module path in a user's model (mnprof.counting.shapes.traced_plan); None in mnprof's plans,
+    # whose module paths follow from the name (mnprof.model.networks.module_paths).
+    module: str | None = None
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -139,7 +142,9 @@ def conv_output_size(size: int, kernel: int, stride: int) -> int:
 
 
 def layer_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
-    """Every layer of ``config``'s model, in forward order, with exact shapes."""
+    """Every layer of ``config``'s model, in forward order, with exact shapes (mnprof's own families only)."""
+    if not config.builtin:
+        raise ValueError(f"{config.family} is a user family: it has no layer plan, only traced layers")
     if config.family is Family.MOBILENETV2:
         return _v2_plan(config)
     width = config.alpha

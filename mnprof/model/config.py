@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -20,6 +21,7 @@ __all__ = [
     "MIN_RESOLUTION",
     "ModelConfig",
     "Rounding",
+    "UserFamily",
     "Variant",
     "default_grid",
     "family_grid",
@@ -27,6 +29,7 @@ __all__ = [
     "grid",
     "parse_alphas",
     "parse_choice",
+    "parse_family",
     "parse_list",
     "parse_resolutions",
 ]
@@ -50,6 +53,48 @@ class Family(StrEnum):
 
 # The prefix that tells a configuration's family in its id (MobileNetV1's ids carry none).
 FAMILY_PREFIX = {Family.MOBILENETV1: "", Family.MOBILENETV2: "v2-"}
+
+# A user family's name: it keys baseline entries (``name@alpha-resolution``) and starts its configurations' ids.
+USER_FAMILY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
+
+
+class UserFamily(str):
+    """A family the user brings: its name, and the factory ``package.module:factory`` that builds it.
+
+    A ``str`` (the name), so that configurations of every family compare, sort and print together; ``target``
+    is empty where only the name is known (a configuration read back from a results file, which can be shown
+    but not built). Building one is :func:`mnprof.model.families.build_user_model`.
+    """
+
+    target: str
+
+    def __new__(cls, name: str, target: str = "") -> UserFamily:
+        if not isinstance(name, str) or not USER_FAMILY_NAME.fullmatch(name) or name in set(Family):
+            raise MnprofError(
+                f"model name {name!r} is invalid; accepted: up to 100 letters, digits and _ . : - (not a built-in "
+                "family's name)"
+            )
+        family = super().__new__(cls, name)
+        family.target = target
+        return family
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return (str(self), self.target)
+
+    def __repr__(self) -> str:
+        return f"UserFamily({str(self)!r}, {self.target!r})"
+
+    @property
+    def value(self) -> str:
+        """The name (as a built-in :class:`Family` member's ``value``)."""
+        return str(self)
+
+
+def parse_family(value: object) -> Family | UserFamily:
+    """A built-in family from its name, or a :class:`UserFamily` as it is; anything else is a one-line error."""
+    if isinstance(value, UserFamily):
+        return value
+    return parse_choice(value, Family, "model")  # type: ignore[return-value]
 
 
 class Variant(StrEnum):
@@ -76,7 +121,7 @@ def format_alpha(alpha: float) -> str:
 
 @dataclass(frozen=True, order=True)
 class ModelConfig:
-    """One configuration of a built-in family (MobileNetV1 unless ``family`` says otherwise).
+    """One configuration of a family: built in (MobileNetV1 unless ``family`` says otherwise) or the user's.
 
     Args:
         alpha: width multiplier, in (0, 4]; every layer's channels are scaled by it.
@@ -84,8 +129,8 @@ class ModelConfig:
         num_classes: classifier outputs (1000 for ImageNet).
         variant: architecture variant, see :class:`Variant` (MobileNetV1 only).
         rounding: channel rounding rule, see :class:`Rounding`. MobileNetV2 is defined with TensorFlow's
-            ``div8`` rule, which it always uses.
-        family: the network, see :class:`Family`.
+            ``div8`` rule, which it always uses; a user family rounds its own channels (``floor`` stands for it).
+        family: the network, see :class:`Family`, or a :class:`UserFamily`.
     """
 
     alpha: float
@@ -93,7 +138,7 @@ class ModelConfig:
     num_classes: int = 1000
     variant: Variant = Variant.STANDARD
     rounding: Rounding = Rounding.FLOOR
-    family: Family = Family.MOBILENETV1
+    family: Family | UserFamily = Family.MOBILENETV1
 
     def __post_init__(self) -> None:
         alpha, resolution = self.alpha, self.resolution
@@ -114,11 +159,22 @@ class ModelConfig:
         object.__setattr__(self, "alpha", float(alpha))
         object.__setattr__(self, "variant", parse_choice(self.variant, Variant, "variant"))
         object.__setattr__(self, "rounding", parse_choice(self.rounding, Rounding, "rounding"))
-        object.__setattr__(self, "family", parse_choice(self.family, Family, "model"))
-        if self.family is Family.MOBILENETV2:
+        object.__setattr__(self, "family", parse_family(self.family))
+        if isinstance(self.family, UserFamily):
+            if self.variant is not Variant.STANDARD or self.rounding is not Rounding.FLOOR:
+                raise MnprofError(
+                    f"--variant and --rounding shape mnprof's own families; model {self.family} builds its own "
+                    "channels (accepted with it: the defaults, standard and floor)"
+                )
+        elif self.family is Family.MOBILENETV2:
             if self.variant is not Variant.STANDARD:
                 raise MnprofError(f"variant {self.variant.value} is MobileNetV1's; accepted with mobilenetv2: standard")
             object.__setattr__(self, "rounding", Rounding.DIVISIBLE_BY_8)  # how MobileNetV2 is defined
+
+    @property
+    def builtin(self) -> bool:
+        """Whether the family is mnprof's own (it has a layer plan); else a user family."""
+        return not isinstance(self.family, UserFamily)
 
     @property
     def default_rounding(self) -> Rounding:
@@ -127,9 +183,10 @@ class ModelConfig:
 
     @property
     def id(self) -> str:
-        """Readable, stable id: ``1.0-224`` (MobileNetV2: ``v2-1.0-224``), with suffixes only for non-default
-        settings (``1.0-224-full``)."""
-        parts = [FAMILY_PREFIX[self.family] + format_alpha(self.alpha), str(self.resolution)]
+        """Readable, stable id: ``1.0-224`` (MobileNetV2: ``v2-1.0-224``; a user family: ``NAME-1.0-224``), with
+        suffixes only for non-default settings (``1.0-224-full``)."""
+        prefix = f"{self.family}-" if isinstance(self.family, UserFamily) else FAMILY_PREFIX[self.family]
+        parts = [prefix + format_alpha(self.alpha), str(self.resolution)]
         if self.variant is not Variant.STANDARD:
             parts.append(self.variant.value)
         if self.rounding is not self.default_rounding:
@@ -151,9 +208,11 @@ class ModelConfig:
         }
 
     @property
-    def width_key(self) -> tuple[float, int, Variant, Rounding, Family]:
-        """Everything that decides the model's weights: configurations sharing it differ only in input size."""
-        return (self.alpha, self.num_classes, self.variant, self.rounding, self.family)
+    def width_key(self) -> tuple[Any, ...]:
+        """Everything that decides the model's weights: configurations sharing it differ only in input size (a
+        user factory may take the resolution, so a user family's configurations each build their own)."""
+        key = (self.alpha, self.num_classes, self.variant, self.rounding, self.family)
+        return key if self.builtin else (*key, self.resolution)
 
     def __str__(self) -> str:
         return self.id
@@ -241,14 +300,17 @@ V2_GRID: tuple[tuple[float, int], ...] = ((1.4, 224), (1.3, 224)) + tuple(
 
 
 def family_grid(
-    family: Family | str = Family.MOBILENETV1,
+    family: Family | UserFamily | str = Family.MOBILENETV1,
     *,
     num_classes: int = 1000,
     variant: Variant | str = Variant.STANDARD,
     rounding: Rounding | str = Rounding.FLOOR,
 ) -> list[ModelConfig]:
-    """A family's published grid: MobileNetV1's 16 (the paper's), MobileNetV2's 22 (TF-slim's checkpoints)."""
-    family = parse_choice(family, Family, "model")
+    """A family's published grid: MobileNetV1's 16 (the paper's), MobileNetV2's 22 (TF-slim's checkpoints); a user
+    family has none and gets MobileNetV1's 16, so that the two line up."""
+    family = parse_family(family)
+    if isinstance(family, UserFamily):  # no published grid: MobileNetV1's, the paper's
+        return grid(num_classes=num_classes, family=family)
     if family is Family.MOBILENETV2:
         return [
             ModelConfig(alpha, resolution, num_classes, variant, rounding, family)  # type: ignore[arg-type]

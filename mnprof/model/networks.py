@@ -9,6 +9,7 @@ from torch import nn
 
 from mnprof.model.arch import CONV_KINDS, Activation, LayerKind, LayerSpec, layer_plan
 from mnprof.model.config import Family, ModelConfig
+from mnprof.model.families import build_user_model
 
 __all__ = ["ConvBNReLU", "InvertedResidual", "MobileNetV1", "MobileNetV2", "build_model", "module_paths"]
 
@@ -112,7 +113,9 @@ class MobileNetV2(nn.Module):
 
 
 def build_model(config: ModelConfig) -> nn.Module:
-    """A freshly initialised network for ``config`` (its family's), in eval mode."""
+    """A freshly initialised network for ``config`` (its family's; a user family's from its factory), in eval mode."""
+    if not config.builtin:
+        return build_user_model(config)
     if config.family is Family.MOBILENETV2:
         return MobileNetV2(config).eval()
     return MobileNetV1(config).eval()
@@ -120,7 +123,10 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def module_paths(spec: LayerSpec) -> tuple[str, str]:
     """(op module, unit module) of a planned layer in :class:`MobileNetV1`: ``blocks.3.dw.conv`` and
-    ``blocks.3.dw`` for a convolution (its unit adds BatchNorm and ReLU), the layer itself for pool and FC."""
+    ``blocks.3.dw`` for a convolution (its unit adds BatchNorm and ReLU), the layer itself for pool and FC; a
+    traced layer of a user's model: its own module, both times."""
+    if spec.module is not None:
+        return spec.module, spec.module
     if spec.kind in CONV_KINDS:
         return f"{spec.name}.conv", spec.name
     return spec.name, spec.name

@@ -1,0 +1,60 @@
+"""A small user family for the tests of ``--model package.module:factory`` in every command.
+
+Three blocks with the family's own width multiplier: a 3x3 stem, an inverted-residual block with a residual
+add (1x1 expansion, 3x3 depthwise, linear 1x1 projection; ReLU6), and a depthwise separable block of stride 2,
+then a global pool and a classifier. ``tiny_at`` takes the resolution too (the factory contract's optional
+third argument) and widens its classifier's input with it, so that each resolution is a different model.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _unit(c_in: int, c_out: int, kernel: int, stride: int, groups: int = 1, act: type[nn.Module] | None = nn.ReLU6):
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False)]
+    layers.append(nn.BatchNorm2d(c_out))
+    if act is not None:
+        layers.append(act(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    def __init__(self, channels: int, expansion: int = 4) -> None:
+        super().__init__()
+        hidden = channels * expansion
+        self.expand = _unit(channels, hidden, 1, 1)
+        self.dw = _unit(hidden, hidden, 3, 1, groups=hidden)
+        self.project = _unit(hidden, channels, 1, 1, act=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.project(self.dw(self.expand(x)))
+
+
+class Tiny(nn.Module):
+    def __init__(self, alpha: float, num_classes: int, hidden: int = 0) -> None:
+        super().__init__()
+        c1, c2 = max(1, int(16 * alpha)), max(1, int(32 * alpha))
+        self.stem = _unit(3, c1, 3, 2)
+        self.residual = Residual(c1)
+        self.dw = _unit(c1, c1, 3, 2, groups=c1)
+        self.pw = _unit(c1, c2, 1, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c2 + hidden, num_classes)
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.pw(self.dw(self.residual(self.stem(x)))))
+        x = torch.flatten(x, 1)
+        if self.hidden:
+            x = torch.cat([x, x.new_zeros(x.shape[0], self.hidden)], 1)
+        return self.fc(x)
+
+
+def tiny(alpha: float, num_classes: int) -> nn.Module:
+    return Tiny(alpha, num_classes)
+
+
+def tiny_at(alpha: float, num_classes: int, resolution: int) -> nn.Module:
+    return Tiny(alpha, num_classes, hidden=resolution // 32)
