@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count
+from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.fvcore_counter import FvcoreActivations, FvcoreCount, count_fvcore, count_fvcore_activations
 from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, TORCH_RULES, Reconciliation, reconcile
-from mnprof.counting.shapes import ShapeCount, count_config_shapes, traced_count
+from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
 from mnprof.errors import user_code
@@ -57,6 +57,7 @@ class CountReport:
             "params_paper": self.analytic.params(ParamConvention.PAPER),
             "params_tfslim": self.analytic.params(ParamConvention.TFSLIM) if self.analytic.planned else None,
             "macs_analytic": self.analytic.macs,
+            "analytic_source": "plan" if self.analytic.planned else "traced",
             "macs_fvcore": self.fvcore.total,
             "macs_thop": self.thop.total,
             "macs_fvcore_conv_linear": self.fvcore_reconciliation.in_analytic_counted,
@@ -79,14 +80,6 @@ class CountReport:
 
 def _input(config: ModelConfig) -> torch.Tensor:
     return torch.zeros(1, 3, config.resolution, config.resolution)
-
-
-def plan_count(config: ModelConfig, model: torch.nn.Module | None = None) -> AnalyticCount:
-    """The analytic count: from the layer plan for mnprof's own families, from the traced shapes of ``model``
-    (built if not given) for a user family."""
-    if config.builtin:
-        return analytic_count(config)
-    return traced_count(model if model is not None else build_model(config), config)
 
 
 def _count_built(

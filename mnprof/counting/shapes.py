@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,13 +27,13 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from mnprof.counting.analytic import AnalyticCount, LayerCount, linear_macs
+from mnprof.counting.analytic import AnalyticCount, LayerCount, analytic_count, linear_macs
 from mnprof.errors import MnprofError, user_code
 from mnprof.model.arch import Activation, LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
-__all__ = ["ShapeCount", "ShapeLayer", "count_config_shapes", "count_shapes", "traced_count"]
+__all__ = ["ShapeCount", "ShapeLayer", "count_config_shapes", "count_shapes", "plan_count", "traced_count"]
 
 
 @dataclass(frozen=True)
@@ -266,3 +267,16 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
             "from torch.nn convolution and linear modules"
         )
     return AnalyticCount(config, tuple(counts), planned=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _traced(config: ModelConfig) -> AnalyticCount:
+    return traced_count(build_model(config), config)
+
+
+def plan_count(config: ModelConfig, model: nn.Module | None = None) -> AnalyticCount:
+    """The analytic count of ``config``: from the layer plan for mnprof's own families, from the traced layers of
+    ``model`` (built from its factory if not given, and then kept for the process) for a user family."""
+    if config.builtin:
+        return analytic_count(config)
+    return traced_count(model, config) if model is not None else _traced(config)

@@ -56,8 +56,9 @@ try:
 except ImportError:  # not on Unix: page faults are then reported as not measurable
     resource = None  # type: ignore[assignment]
 
+from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
-from mnprof.model.arch import LayerKind, LayerSpec, layer_plan
+from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
@@ -325,11 +326,11 @@ def time_layers(
     the module docstring for the methods.
     """
     settings = settings or LayerTimingSettings()
-    plan = layer_plan(config)
-    if settings.method is Method.PROFILER and any(spec.kind is LayerKind.ADD for spec in plan):
+    plan = tuple(layer.spec for layer in plan_count(config).layers)
+    if settings.method is Method.PROFILER and (not config.builtin or any(spec.kind is LayerKind.ADD for spec in plan)):
         raise MnprofError(
             f"--method profiler matches aten operators to MobileNetV1's layers, not {config.family.value}'s; "
-            "accepted with mobilenetv2: --method hooks"
+            f"accepted with {config.family.value}: --method hooks"
         )
     model, inputs = _prepare(config, settings)
     steady = settings.allocator is Allocator.STEADY

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from mnprof.counting.analytic import analytic_count
+from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
@@ -307,7 +307,7 @@ def run_sweep(
             record = measured_record(
                 key,
                 measurement,
-                macs=analytic_count(key.config).macs,
+                macs=plan_count(key.config).macs,
                 # int8 rows are a fraction of the integer GEMM's peak, float rows of the float32 one
                 gemm_peak_gflops=peak.get("int8_gops", peak["gflops"]) if key.backend in LOSSY else peak["gflops"],
                 theoretical_peak=theoretical,
@@ -337,7 +337,7 @@ def run_sweep(
 def memory_estimate(key: TimingKey) -> int:
     """Bytes one timed call of ``key`` needs at least, float32: the weights (twice: the model and the runtime's
     copy), the input batch, and the largest input + output pair of any layer for the whole batch."""
-    count = analytic_count(key.config)
+    count = plan_count(key.config)
     peak = max(layer.in_elements + layer.out_elements for layer in count.layers)
     images = key.batch_size * 3 * key.config.resolution**2
     return 4 * (2 * count.params() + images + key.batch_size * peak)

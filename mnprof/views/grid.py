@@ -71,7 +71,8 @@ class View(StrEnum):
 def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
     own_rounding = "div8" if row["family"] == "mobilenetv2" else "floor"
-    describes = (row["variant"], row["rounding"], row["num_classes"]) == ("standard", own_rounding, 1000)
+    builtin = row["family"] in ("mobilenetv1", "mobilenetv2")  # a user family has no published numbers
+    describes = builtin and (row["variant"], row["rounding"], row["num_classes"]) == ("standard", own_rounding, 1000)
     for suffix, lookup, params_key in (
         ("paper", paper_entry, "params_paper"),
         ("tfslim", tfslim_entry, "params_tfslim"),
@@ -82,7 +83,8 @@ def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
         columns[f"published_macs_m_{suffix}"] = macs_m if macs_m is not None else math.nan
         columns[f"delta_macs_pct_{suffix}"] = delta_pct(row["macs_analytic"] / MILLION, macs_m)
         columns[f"published_params_m_{suffix}"] = params_m if params_m is not None else math.nan
-        columns[f"delta_params_pct_{suffix}"] = delta_pct(row[params_key] / MILLION, params_m)
+        params = row[params_key]
+        columns[f"delta_params_pct_{suffix}"] = delta_pct(params / MILLION, params_m) if params is not None else None
         columns[f"published_top1_{suffix}"] = entry.top1 if entry and entry.top1 is not None else math.nan
     return columns
 
@@ -269,6 +271,7 @@ def _count_notes(frame: pd.DataFrame, unit: Unit) -> list[str]:
             else "Their conv+linear counts DIFFER from the analytic count; "
         )
         + f"{unexplained} of {len(frame)} configurations leave anything unexplained.",
+        *_traced_note(frame),
     ]
 
 
@@ -281,7 +284,7 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         Column(f"{work} shapes", lambda r: number(scale * r["macs_shapes"] / MILLION, 1)),
         Column("M activations", lambda r: number(r["activations"] / MILLION, 3)),
         Column("fvcore", lambda r: number(r["activations_fvcore"] / MILLION, 3)),
-        Column("peak act. MB", lambda r: number(r["peak_activation_bytes"] / MILLION, 1)),
+        Column("peak act. MB", lambda r: number(r["peak_activation_bytes"], 1, scale=1 / MILLION)),
         Column("fvcore extra", lambda r: number(scale * (r["macs_fvcore"] - r["macs_analytic"]))),
         Column("thop extra", lambda r: number(scale * (r["macs_thop"] - r["macs_analytic"]))),
         Column(
@@ -304,6 +307,18 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "add (mnprof.counting.analytic.AnalyticCount.peak_working_set); weights not included.",
     )
     return Rendered(f"{families_title(frame)}: params and MACs, every counter side by side", columns, notes)
+
+
+def _traced_note(frame: pd.DataFrame) -> tuple[str, ...]:
+    """What "analytic" means for a user family (its rows' ``analytic_source`` is ``traced``)."""
+    if "analytic_source" not in frame.columns or not (frame["analytic_source"] == "traced").any():
+        return ()
+    return (
+        "A user family has no layer plan: its analytic count is the closed-form count of its own nn.Conv2d and "
+        "nn.Linear modules, traced once on the meta device (analytic_source traced; the same count equals the "
+        "layer plan's exactly for MobileNetV1 and V2). Its peak working set is not computed: traced modules do "
+        "not say which tensors a model keeps alive.",
+    )
 
 
 def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
@@ -429,7 +444,8 @@ def _reconcile_spec() -> Rendered:
     )
     notes = (
         "predicted: what the counter's documented convention gives for this operator, from the analytic "
-        "layer plan. A counter's total = sum of its operators; unexplained must be 0.",
+        "layer plan (a user family's: its traced layers). A counter's total = sum of its operators; unexplained "
+        "must be 0 for mnprof's own families, and shows whatever a user's model does that no rule covers.",
     )
     return Rendered(
         "How fvcore, thop and torch's FlopCounterMode differ from the analytic count, operator by operator",

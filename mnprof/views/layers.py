@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_count, conv_macs, conv_params
+from mnprof.counting.analytic import AnalyticCount, ParamConvention, conv_macs, conv_params
 from mnprof.counting.fvcore_counter import count_fvcore
+from mnprof.counting.shapes import plan_count
+from mnprof.errors import user_code
 from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model, module_paths
@@ -72,7 +74,7 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
     when given, ``macs_fvcore`` (the layer's own module) and ``macs_fvcore_unit`` (with its
     BatchNorm and ReLU) are filled in.
     """
-    count = analytic_count(config)
+    count = plan_count(config)
     total_macs = count.macs
     rows = []
     layers = count.layers
@@ -136,7 +138,7 @@ def _standard_in_place(layers: tuple[Any, ...], index: int) -> dict[str, Any]:
     }
 
 
-def _with_times(frame: pd.DataFrame, times: LayerTimes | None) -> pd.DataFrame:
+def _with_times(frame: pd.DataFrame, times: LayerTimes | None, units: bool = True) -> pd.DataFrame:
     frame = frame.copy()
     nan = float("nan")
     if times is None:
@@ -145,7 +147,8 @@ def _with_times(frame: pd.DataFrame, times: LayerTimes | None) -> pd.DataFrame:
         return frame
     frame["time_ms"] = [times.op_ms(name) for name in frame["layer"]]
     frame["time_ms_iqr"] = [times.op_iqr_ms(name) for name in frame["layer"]]
-    frame["time_unit_ms"] = [times.unit_ms(name) for name in frame["layer"]]
+    # A user's model has no conv + BatchNorm + activation units to time: only each module on its own.
+    frame["time_unit_ms"] = [times.unit_ms(name) if units else nan for name in frame["layer"]]
     frame["time_share"] = frame["time_ms"] / frame["time_ms"].sum()
     frame["gflops_per_s"] = [
         2 * macs / (ms / 1e3) / 1e9 if macs else nan
@@ -196,10 +199,12 @@ def layer_report(config: ModelConfig, times: LayerTimes | None = None, *, fvcore
     """
     fvcore_by_module = fvcore_total = None
     if fvcore:
-        counted = count_fvcore(build_model(config), torch.zeros(1, 3, config.resolution, config.resolution))
+        with user_code(f"model {config.family} at {config.id}: forward failed:"):
+            counted = count_fvcore(build_model(config), torch.zeros(1, 3, config.resolution, config.resolution))
         fvcore_by_module, fvcore_total = counted.by_module, counted.total
-    frame = _with_times(layer_counts(config, fvcore_by_module), times)
-    return LayerReport(config, frame, analytic_count(config), fvcore_total, times)
+    count = plan_count(config)
+    frame = _with_times(layer_counts(config, fvcore_by_module), times, units=count.planned)
+    return LayerReport(config, frame, count, fvcore_total, times)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -245,6 +250,12 @@ def layers_spec(report: LayerReport) -> Rendered:
     )
 
 
+def _pair_macs(frame: pd.DataFrame, index: Any) -> int:
+    """MACs of the depthwise + pointwise pair whose pointwise row is ``index`` (the row before it is the dw)."""
+    position = frame.index.get_loc(index)
+    return int(frame["macs_analytic"].iloc[position]) + int(frame["macs_analytic"].iloc[position - 1])
+
+
 def _notes(report: LayerReport) -> tuple[str, ...]:
     frame, totals = report.frame, report.totals
     equal = totals["macs_analytic"] == totals["macs_model"] and totals["params"] == totals["params_model_paper"]
@@ -258,13 +269,19 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
         fvcore_equal = totals["macs_fvcore_unit"] == totals["macs_fvcore_model"]
         convs = frame[~frame["kind"].isin([LayerKind.POOL.value, LayerKind.ADD.value])]
         same = int((convs["macs_fvcore"] == convs["macs_analytic"]).sum())
-        line += (
-            f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers; "
-            f"with the BatchNorm of each unit the modules sum to {totals['macs_fvcore_unit']:,}, "
-            + ("equal to" if fvcore_equal else "NOT equal to")
-            + f" fvcore's whole-model {totals['macs_fvcore_model']:,} (the pool row shows fvcore's 1 add per input "
-            "element; BatchNorm is in the fvcore total, not in the MMACs fvcore column)."
-        )
+        line += f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers; "
+        if not report.analytic.planned:  # a user's model: its layers have no units to hold their BatchNorm
+            line += (
+                f"its whole-model {totals['macs_fvcore_model']:,} adds what it charges outside these modules "
+                "(BatchNorm, pooling: mnprof table --view reconcile explains it operator by operator)."
+            )
+        else:
+            line += (
+                f"with the BatchNorm of each unit the modules sum to {totals['macs_fvcore_unit']:,}, "
+                + ("equal to" if fvcore_equal else "NOT equal to")
+                + f" fvcore's whole-model {totals['macs_fvcore_model']:,} (the pool row shows fvcore's 1 add per "
+                "input element; BatchNorm is in the fvcore total, not in the MMACs fvcore column)."
+            )
     notes = [line]
     separable = frame.dropna(subset=["separable_to_standard"])
     if len(separable):
@@ -274,7 +291,7 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
             f"pointwise row); sep/std is (dw + pw) / std, {'equal to' if exact else 'NOT equal to'} the seed note's "
             f"1/M + 1/F² in every block. The {len(separable)} blocks together: "
             f"{int(separable['macs_standard'].sum()) / 1e6:,.1f} MMACs as standard convolutions, "
-            f"{int(frame.loc[frame['block'].notna(), 'macs_analytic'].sum()) / 1e6:,.1f} as built."
+            f"{sum(_pair_macs(frame, index) for index in separable.index) / 1e6:,.1f} as built."
         )
     notes.append(
         "MB moved: float32, the layer's weights + input activations + output activations once each; BatchNorm "
@@ -296,7 +313,8 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
             f"time: median of {times.repeats} forward passes after {settings.warmup} warm-up passes, one image, "
             f"CPU, {settings.threads} thread(s), backend {settings.backend.value}, torch {times.torch_version}; "
             f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU "
-            "(see mnprof.timing.layers). "
+            + ("" if report.analytic.planned else "(a user's model: BatchNorm and activations only in the whole pass) ")
+            + "(see mnprof.timing.layers). "
             "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
         )
         allocator = (
@@ -312,10 +330,14 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
         )
         notes.append(f"Memory: {allocator}; {faults}.")
         unit_extra = totals["time_unit_ms"] - totals["time_ms"]
+        with_units = (
+            f"with the unfused BatchNorm + ReLU after each conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; "
+            if report.analytic.planned
+            else ""
+        )
         notes.append(
-            f"The layers' own times sum to {totals['time_ms']:.3f} ms; with the unfused BatchNorm + ReLU after each "
-            f"conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; a whole forward pass with neither hooks "
-            f"nor profiler takes {totals['forward_ms']:.3f} ms (median)."
+            f"The layers' own times sum to {totals['time_ms']:.3f} ms; {with_units}a whole forward pass with neither "
+            f"hooks nor profiler takes {totals['forward_ms']:.3f} ms (median)."
         )
         noisy = frame[frame["time_ms_iqr"] > 0.2 * frame["time_ms"]]
         if len(noisy):
