@@ -15,6 +15,7 @@ from mnprof.timing.records import Statistic
 from mnprof.timing.store import DEFAULT_RESULTS_PATH
 from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import build_figures, page_html, static_image
+from mnprof.views.render import families_title
 
 FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
 LATENCY_FIGURES = ("latency-macs", "pareto")
@@ -106,9 +107,19 @@ def plot(
             f"{', '.join(map(str, paths))} holds no measured latency, needed for {asked}; "
             "accepted: results from mnprof table (with timing), or --figure accuracy-macs / accuracy-params"
         )
-    chosen = [figure for figure in build_figures(grid, latency) if figure.key in wanted]
+    built = build_figures(grid, latency)
+    drawn = {figure.key for figure in built if figure.figure.data}  # accuracy figures need published accuracy
+    if not figures and suffix != ".html" and "pareto" in wanted and "pareto" not in drawn:
+        wanted = ("latency-macs",)  # a user family has no published accuracy: its latency is the picture
+    empty = [key for key in wanted if key not in drawn]
+    if empty and (figures or suffix != ".html"):
+        raise MnprofError(
+            f"--figure {empty[0]} has nothing to draw: no published accuracy for {families_title(grid)}; "
+            f"accepted: {', '.join(sorted(drawn)) or 'results from mnprof table with timing'}"
+        )
+    chosen = [figure for figure in built if figure.key in wanted and figure.key in drawn]
     if suffix == ".html":
-        title = "mnprof: MobileNetV1 accuracy, MACs and latency"
+        title = f"mnprof: {families_title(grid)} accuracy, MACs and latency"
         atomic_write_text(out, page_html(chosen, title=title, provenance=provenance))
     else:
         image = static_image(chosen[0].figure, suffix.lstrip("."))

@@ -25,6 +25,7 @@ __all__ = [
     "Variant",
     "default_grid",
     "family_grid",
+    "family_named",
     "format_alpha",
     "grid",
     "parse_alphas",
@@ -88,6 +89,12 @@ class UserFamily(str):
     def value(self) -> str:
         """The name (as a built-in :class:`Family` member's ``value``)."""
         return str(self)
+
+
+def family_named(name: str) -> Family | UserFamily:
+    """The family a file names: a built-in one, else a user family known by name only (it can be shown, not
+    built)."""
+    return Family(name) if name in set(Family) else UserFamily(name)
 
 
 def parse_family(value: object) -> Family | UserFamily:

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.model.config import ModelConfig, family_named, parse_choice
 
 __all__ = [
     "RAW_SAMPLE_KEYS",
@@ -328,7 +328,7 @@ class TimingRecord:
                 row.get("num_classes", 1000),
                 row.get("variant", "standard"),
                 row.get("rounding", "floor"),
-                row.get("family", "mobilenetv1"),
+                family_named(row.get("family", "mobilenetv1")),
             )
             key = TimingKey(
                 config,

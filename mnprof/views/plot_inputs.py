@@ -3,6 +3,7 @@ and the provenance lines printed above the figures."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ def series_label(record: TimingRecord, documents: int, families: int = 1) -> str
     if documents > 1:
         label = f"{record.processor} ({(record.provenance.host or '')[:6]}): {label}"
     if families > 1:
-        label = f"{FAMILY_NAMES[key.config.family.value]}: {label}"
+        label = f"{FAMILY_NAMES.get(key.config.family.value, key.config.family.value)}: {label}"
     return label
 
 
@@ -88,7 +89,12 @@ def plot_inputs(
         for record in records
         if record.latency is not None and record.latency.adjusted
     ]
-    measured = [record.config for record in records]
+    # A user family read back from a file is known by name only: the --model that names it says how to build it.
+    given = {str(config.family): config.family for config in grid_configs}
+    measured = [
+        dataclasses.replace(record.config, family=given.get(str(record.config.family), record.config.family))
+        for record in records
+    ]
     ids = list(dict.fromkeys(config.id for config in measured))
     if reference is not None and reference not in ids:
         raise MnprofError(
