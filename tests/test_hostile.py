@@ -184,7 +184,7 @@ def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
 
 def test_a_model_name_with_a_newline_is_refused(capsys):
     err = refused(capsys, "check", "-q", "--model", "a\nb=tests.regression_models:tiny")
-    assert "accepted: a printable name without '@'" in err
+    assert "model name 'a\\nb' is invalid; accepted: up to 100 letters, digits and _ . : -" in err
 
 
 # ---------------------------------------------------------------- 7. numbers

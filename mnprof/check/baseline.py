@@ -7,19 +7,15 @@ diff-friendly JSON with a kind, a schema version and the provenance of the count
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec, user_code
+from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec
 from mnprof.counting.count import count_many
-from mnprof.counting.fvcore_counter import count_fvcore
-from mnprof.counting.thop_counter import count_thop
 from mnprof.errors import MnprofError
 from mnprof.files import read_json_file
 from mnprof.model import families
@@ -74,38 +70,34 @@ def _counts(params: int, fvcore: Any, thop: Any) -> dict[str, Any]:
     }
 
 
-def _counter_counts(module: nn.Module, resolution: int) -> dict[str, Any]:
-    inputs = torch.zeros(1, 3, resolution, resolution)
-    params = sum(p.numel() for p in module.parameters())
-    return _counts(params, count_fvcore(module, inputs), count_thop(module, inputs))
-
-
 def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -> dict[str, dict[str, Any]]:
-    """Baseline entries of mnprof's own MobileNetV1 from count reports (:func:`mnprof.counting.count.count_many`),
-    so that a caller that already counted does not trace the models again."""
+    """Baseline entries of ``model`` from count reports (:func:`mnprof.counting.count.count_many`), so that a
+    caller that already counted does not trace the models again."""
     entries = {}
     for report in reports:
         config = report.config
         counts = _counts(report.params_model, report.fvcore, report.thop)
-        counts["analytic"] = {
+        analytic = counts["analytic"] = {
             "macs": report.analytic.macs,
             "params": report.analytic.params(),
             "activations": report.analytic.activations,  # conv and FC output elements, one image
-            "peak_activation_bytes": 4 * report.analytic.peak_working_set(1),  # float32, batch 1
         }
+        if report.analytic.planned:  # a user family's traced layers do not say what stays alive
+            analytic["peak_activation_bytes"] = 4 * report.analytic.peak_working_set(1)  # float32, batch 1
         key = entry_key(model, config.alpha, config.resolution)
         entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
     return entries
 
 
 def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``."""
+    """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``.
+
+    Every counter, for every model: a user family's "analytic" count is its traced conv and linear modules
+    (:func:`mnprof.counting.shapes.traced_count`), so that its activations are guarded as mnprof's own are."""
     entries: dict[str, dict[str, Any]] = {}
     for model in settings.models:
-        if not model.builtin:
-            continue
         configs = [
-            ModelConfig(a, r, settings.num_classes, family=model.family)  # type: ignore[arg-type]
+            ModelConfig(a, r, settings.num_classes, family=model.family)
             for a in settings.alphas
             for r in settings.resolutions
         ]
@@ -114,16 +106,7 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
             if on_done is not None:
                 on_done(entry_key(model, config.alpha, config.resolution))
 
-        reports = count_many(configs, on_done=done)
-        entries.update(builtin_entries(reports, model))
-    user = dataclasses.replace(settings, models=tuple(m for m in settings.models if not m.builtin))
-    for model, alpha, resolution, module in iter_modules(user):
-        key = entry_key(model, alpha, resolution)
-        with user_code(f"model {model.target} at {key}: forward failed:"):  # the user's forward at this size
-            counts = _counter_counts(module, resolution)
-        entries[key] = _entry(model, alpha, resolution, settings.num_classes, dict(sorted(counts.items())))
-        if on_done is not None:
-            on_done(key)
+        entries.update(builtin_entries(count_many(configs, on_done=done), model))
     return entries
 
 

@@ -62,7 +62,9 @@ class ModelSpec:
                 family = families.resolve(target, declared, load=False)
                 name, target = name or str(family), getattr(family, "target", str(family))
         name = name or target
-        if not name or "@" in name or not name.isprintable():
+        if target not in BUILTINS:
+            UserFamily(name, target)  # the name keys entries and starts ids: validated as a family's name
+        elif not name or "@" in name or not name.isprintable():
             raise MnprofError(f"model name {name!r} is invalid; accepted: a printable name without '@'")
         return cls(name, target)
 
@@ -71,9 +73,9 @@ class ModelSpec:
         return self.target in BUILTINS
 
     @property
-    def family(self) -> Family:
-        """The built-in family (only for a built-in model)."""
-        return Family(self.target)
+    def family(self) -> Family | UserFamily:
+        """The family: built in, or the user's, named as this spec names it."""
+        return Family(self.target) if self.builtin else UserFamily(self.name, self.target)
 
     def load(self) -> Factory:
         """Import the factory (see :func:`mnprof.model.families.import_factory`)."""
