@@ -37,6 +37,7 @@ __all__ = [
     "config_from",
     "config_options",
     "configs_from",
+    "families_from",
     "family_from",
     "grid_options",
     "model_option",
@@ -91,6 +92,20 @@ def model_option(help_text: str, *, multiple: bool = False) -> Callable[[Callabl
 def family_from(text: str) -> Family | UserFamily:
     """The family ``--model`` names: a user factory is imported now, so that a bad one fails before any work."""
     return families.resolve(text)
+
+
+def families_from(models: tuple[str, ...]) -> list[Family | UserFamily]:
+    """The families repeated ``--model`` options name (MobileNetV1 when none), each once; one name for two
+    factories is a one-line error."""
+    chosen = [family_from(model) for model in models or (Family.MOBILENETV1.value,)]
+    targets = {str(family): getattr(family, "target", "") for family in chosen}
+    for family in chosen:
+        if getattr(family, "target", "") != targets[str(family)]:
+            raise MnprofError(
+                f"--model names {family} twice, for {targets[str(family)]} and {family.target}; accepted: a "
+                "different NAME= for each factory"
+            )
+    return list(dict.fromkeys(chosen))
 
 
 def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -211,15 +226,7 @@ def configs_from(
     the grid of the given values, the family's published values standing in for the other.
     """
     configs: list[ModelConfig] = []
-    chosen = [family_from(model) for model in models or (Family.MOBILENETV1.value,)]
-    targets = {str(family): getattr(family, "target", "") for family in chosen}
-    for family in chosen:
-        if getattr(family, "target", "") != targets[str(family)]:
-            raise MnprofError(
-                f"--model names {family} twice, for {targets[str(family)]} and {family.target}; accepted: a "
-                "different NAME= for each factory"
-            )
-    for family in dict.fromkeys(chosen):
+    for family in families_from(models):
         published = family_grid(family, num_classes=num_classes, variant=variant, rounding=rounding)
         if alphas is None and resolutions is None:
             configs += published

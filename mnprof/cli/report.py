@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from mnprof.cli.options import FAMILY_HELP, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
@@ -36,14 +37,26 @@ from mnprof.timing.records import Device
     metavar="LIST",
     help="Runtimes timed into results.json (see mnprof table --help).",
 )
+@model_option(
+    f"Families reported on, repeatable: {FAMILY_HELP} Each family's grid goes into the table, the baseline and the "
+    "timing, and its 1.0-224 into a layer table of its own. [default: mobilenetv1]",
+    multiple=True,
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
-def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
+def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], quiet: bool) -> None:
     """Regenerate reports/: the table (Markdown, CSV, JSON), the paper's tables, the layer table for
     1.0-224, the baseline, and (unless --no-timing) the results file, the figures and the roofline.
 
     Timing takes a few minutes on a 2-core machine (every configuration and runtime, then the layers).
     reports/README.md indexes what was written and says which host measured the timing parts, and when.
+
+    \b
+    Examples:
+      mnprof report --no-timing
+      mnprof report --out my-reports --model mobilenetv1 --model mobilenetv2
+      mnprof report --out my-reports --model mynet=mypackage.models:build --no-timing
     """
+    families = families_from(models)
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")
@@ -63,13 +76,14 @@ def report(out: Path, no_timing: bool, backends: str, quiet: bool) -> None:
         if not quiet:
             click.echo(f"mnprof report: {out / name}", err=True)
 
-    write_counts(out, on_file=step)
+    write_counts(out, on_file=step, families=families)
     if timing_plan is not None:
         write_timing(
             out,
             backends=backends,
             measure=lambda _path, configs: measure_with_progress(timing_plan, configs, quiet),
             on_step=step,
+            families=families,
         )
-    atomic_write_text(out / "README.md", index_markdown(out))
+    atomic_write_text(out / "README.md", index_markdown(out, families))
     step("README.md")
