@@ -58,3 +58,14 @@ def tiny(alpha: float, num_classes: int) -> nn.Module:
 
 def tiny_at(alpha: float, num_classes: int, resolution: int) -> nn.Module:
     return Tiny(alpha, num_classes, hidden=resolution // 32)
+
+
+def only_224(alpha: float, num_classes: int) -> nn.Module:
+    """A model whose classifier is sized for 224-pixel inputs: its forward fails at any other resolution."""
+    channels = max(1, int(8 * alpha))
+    return nn.Sequential(nn.Conv2d(3, channels, 32, 32), nn.Flatten(), nn.Linear(channels * 7 * 7, num_classes))
+
+
+def no_conv(alpha: float, num_classes: int) -> nn.Module:
+    """Nothing mnprof can count: no convolution or linear module."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())

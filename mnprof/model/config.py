@@ -317,7 +317,7 @@ def family_grid(
     family has none and gets MobileNetV1's 16, so that the two line up."""
     family = parse_family(family)
     if isinstance(family, UserFamily):  # no published grid: MobileNetV1's, the paper's
-        return grid(num_classes=num_classes, family=family)
+        return grid(num_classes=num_classes, variant=variant, rounding=rounding, family=family)
     if family is Family.MOBILENETV2:
         return [
             ModelConfig(alpha, resolution, num_classes, variant, rounding, family)  # type: ignore[arg-type]

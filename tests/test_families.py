@@ -1,0 +1,229 @@
+"""User families and the family registry: `--model` in every command, and the traced count as the layer plan's
+independent witness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnprof.cli import main
+from mnprof.counting.analytic import ParamConvention, analytic_count
+from mnprof.counting.count import count
+from mnprof.counting.shapes import traced_count
+from mnprof.errors import MnprofError
+from mnprof.model import families
+from mnprof.model.arch import Activation, LayerKind
+from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid
+from mnprof.model.networks import build_model
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = "tiny=tests.tiny_family:tiny"
+ONE = ["--alpha", "1.0", "--resolution", "224"]
+
+
+@pytest.fixture(autouse=True)
+def at_repo_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # factories are imported relative to the working directory
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def structure(count) -> dict:
+    """Everything the reconciliation predicts from, and the per-layer MACs in order."""
+    kinds = [layer.spec.kind for layer in count.layers]
+    return {
+        "macs": count.macs,
+        "params": count.params(ParamConvention.PYTORCH),
+        "params_paper": count.params(ParamConvention.PAPER),
+        "activations": count.activations,
+        "batch_norm_elements": count.batch_norm_elements,
+        "pool": (count.pool_in_elements, count.pool_out_elements),
+        "adds": kinds.count(LayerKind.ADD),
+        "relu6": sum(
+            1 for layer in count.layers if layer.spec.batch_norm and layer.spec.activation is Activation.RELU6
+        ),
+        "layer_macs": [layer.macs for layer in count.layers if layer.macs],
+        "kinds": [kind for kind in kinds if kind is not LayerKind.ADD],
+    }
+
+
+WITNESSED = [
+    *family_grid(Family.MOBILENETV1),
+    *family_grid(Family.MOBILENETV2),
+    *(ModelConfig(1.0, 224, variant=v) for v in ("full", "shallow", "seed")),
+    ModelConfig(0.5, 160, rounding="div8"),
+    ModelConfig(0.75, 128, num_classes=10),
+]
+
+
+@pytest.mark.parametrize("config", WITNESSED, ids=str)
+def test_the_traced_count_equals_the_layer_plan_exactly(config):
+    # Two independent derivations: the plan is shape arithmetic from the paper's tables; the trace reads the built
+    # modules' shapes on the meta device. Every quantity the reconciliation predicts from must agree.
+    assert structure(traced_count(build_model(config), config)) == structure(analytic_count(config))
+
+
+def test_a_user_family_is_counted_exactly_and_every_counter_is_explained():
+    config = ModelConfig(1.0, 224, family=families.resolve(TINY))
+    report = count(config)
+    # by hand, one 224x224 image: stem 3x3 s2 3->16 at 112; expand 1x1 16->64, dw 3x3 64, project 1x1 64->16, all at
+    # 112; dw 3x3 s2 16 at 56; pw 1x1 16->32 at 56; FC 32->1000
+    layers = [
+        112 * 112 * 9 * 3 * 16,
+        112 * 112 * 16 * 64,
+        112 * 112 * 9 * 64,
+        112 * 112 * 64 * 16,
+        56 * 56 * 9 * 16,
+        56 * 56 * 16 * 32,
+        32 * 1000,
+    ]
+    assert [layer.macs for layer in report.analytic.layers if layer.macs] == layers
+    assert report.analytic.macs == sum(layers) == 40_423_680
+    assert report.analytic.params(ParamConvention.PAPER) == 432 + 1024 + 576 + 1024 + 144 + 512 + 33_000
+    assert report.params_model == report.analytic.params() == 37_128  # + gamma and beta of 16+64+64+16+16+32 channels
+    assert (
+        report.analytic.activations
+        == 16 * 112 * 112 + 64 * 112 * 112 * 2 + 16 * 112 * 112 + 16 * 56 * 56 + 32 * 56 * 56 + 1000
+    )
+    assert report.shapes.macs == report.analytic.macs
+    for reconciliation in report.reconciliations:
+        assert reconciliation.unexplained == 0, reconciliation.explain()
+        assert reconciliation.in_analytic_counted == report.analytic.macs
+    skipped = {a.operator: a.rule for a in report.fvcore_reconciliation.attributions if a.rule.startswith("skipped")}
+    assert skipped["aten::add"].endswith("1 calls, as the plan predicts")  # the residual add, traced
+    assert skipped["aten::hardtanh_"].endswith("5 calls, as the plan predicts")  # ReLU6 after 5 of 6 BatchNorms
+    row = report.row()
+    assert (row["analytic_source"], row["params_tfslim"], row["peak_activation_bytes"]) == ("traced", None, None)
+
+
+def test_families_resolve_by_name_spec_pyproject_and_entry_point(tmp_path, monkeypatch):
+    assert families.resolve("mobilenetv2") is Family.MOBILENETV2
+    spec = families.resolve(TINY)
+    assert (str(spec), spec.target) == ("tiny", "tests.tiny_family:tiny")
+    assert str(families.resolve("tests.tiny_family:tiny")) == "tests.tiny_family:tiny"  # the name defaults to it
+    declared = families.declared_families({"families": {"small": "tests.tiny_family:tiny_at"}})
+    assert families.resolve("small", declared).target == "tests.tiny_family:tiny_at"
+    # an installed package registers a family in the mnprof.models entry-point group
+    dist = tmp_path / "mnprof_plugin_example-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mnprof-plugin-example\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[mnprof.models]\nplugged = tests.tiny_family:tiny\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert families.resolve("plugged", {}).target == "tests.tiny_family:tiny"
+    with pytest.raises(MnprofError, match="unknown model 'nope'; accepted: mobilenetv1, mobilenetv2, a name from"):
+        families.resolve("nope", {})
+
+
+def test_a_user_configuration_is_its_own_family():
+    family = UserFamily("tiny", "tests.tiny_family:tiny")
+    config = ModelConfig(0.5, 96, family=family)
+    assert (config.id, config.builtin, config.columns()["family"]) == ("tiny-0.5-96", False, "tiny")
+    assert [c.id for c in family_grid(family)][:2] == ["tiny-1.0-224", "tiny-1.0-192"]  # MobileNetV1's grid
+    with pytest.raises(MnprofError, match="model tiny builds its own channels"):
+        ModelConfig(1.0, 224, variant="full", family=family)
+    with pytest.raises(MnprofError, match="model name 'mobilenetv1' is invalid"):
+        UserFamily("mobilenetv1", "tests.tiny_family:tiny")
+    with pytest.raises(MnprofError, match="only its name is known here"):
+        build_model(ModelConfig(1.0, 224, family=UserFamily("tiny")))
+
+
+def test_table_counts_a_user_family_beside_mobilenetv1(capsys):
+    code, out, err = run(capsys, "table", "-q", "--no-timing", "--model", TINY, "--model", "mobilenetv1",
+                         "--alpha", "1.0,0.5", "--resolution", "224,96", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    rows = {row["id"]: row for row in json.loads(out)["rows"]}
+    assert set(rows) == {f"{p}{a}-{r}" for p in ("tiny-", "") for a in ("1.0", "0.5") for r in (224, 96)}
+    assert rows["tiny-1.0-224"]["macs_analytic"] == 40_423_680
+    assert rows["tiny-1.0-224"]["analytic_source"] == "traced" and rows["1.0-224"]["analytic_source"] == "plan"
+    assert all(row["macs_fvcore_unexplained"] == row["macs_thop_unexplained"] == 0 for row in rows.values())
+    assert rows["tiny-0.5-96"]["published_top1_tfslim"] is None
+
+
+def test_every_command_takes_a_user_family(capsys, tmp_path):
+    results, page = tmp_path / "results.json", tmp_path / "figures.html"
+    timed = ["--budget", "0.05", "--threads", "1", "--results", str(results), "--format", "json", "-q"]
+    code, out, err = run(capsys, "table", "--model", TINY, "--alpha", "0.5", "--resolution", "96,64", *timed)
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    assert {row["id"] for row in rows} == {"tiny-0.5-96", "tiny-0.5-64"} and all(row["latency_ms"] > 0 for row in rows)
+
+    code, out, err = run(capsys, "layers", "--model", TINY, "--alpha", "0.5", "--resolution", "96", "--repeats", "3",
+                         "--warmup", "0", "--budget", "0.05", "--format", "json", "-q")  # fmt: skip
+    assert code == 0, err
+    layers = json.loads(out)["rows"]
+    assert [row["layer"] for row in layers][:5] == ["stem.0", "residual.expand.0", "residual.dw.0",
+                                                    "residual.project.0", "add.0"]  # fmt: skip
+    assert (
+        sum(row["macs_analytic"] for row in layers)
+        == next(r for r in rows if r["id"] == "tiny-0.5-96")["macs_analytic"]
+    )
+    assert all(row["time_ms"] > 0 for row in layers if row["kind"] != "add")
+
+    code, _, err = run(capsys, "plot", "--results", str(results), "--out", str(page), "-q")
+    assert code == 2 and "model tiny: only its name is known here" in err and not page.exists()
+    code, _, err = run(capsys, "plot", "--results", str(results), "--model", TINY, "--out", str(page), "-q")
+    assert code == 0, err
+    assert "Measured latency vs Mult-Adds" in page.read_text() and "Pareto" not in page.read_text()
+
+    code, _, err = run(capsys, "paper", "--model", TINY)
+    assert code == 2 and err.count("\n") == 1 and "mnprof has no published numbers for tiny" in err
+
+    code, _, err = run(capsys, "report", "--no-timing", "-q", "--out", str(tmp_path / "reports"), "--model", TINY)
+    assert code == 0, err
+    written = sorted(path.name for path in (tmp_path / "reports").iterdir())
+    assert "layers-tiny-1.0-224-counts.md" in written and "table.json" in written
+    entries = json.loads((tmp_path / "reports" / "baseline.json").read_text())["entries"]
+    assert len(entries) == 16 and entries["tiny@1.0-224"]["counts"]["analytic"]["macs"] == 40_423_680
+
+    baseline = tmp_path / "baseline.json"
+    small = ["--alpha", "0.5", "--resolution", "64", "-q"]
+    assert run(capsys, "baseline", "--model", TINY, *small, "--out", str(baseline))[0] == 0
+    code, out, err = run(capsys, "check", "--model", TINY, *small, "--baseline", str(baseline))
+    assert code == 0, err
+
+
+def test_a_family_declared_in_pyproject_works_by_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.mnprof.families]\nsmall = "tests.tiny_family:tiny_at"\n')
+    code, out, err = run(capsys, "table", "-q", "--no-timing", "--model", "small", "--alpha", "1.0",
+                         "--resolution", "64,32", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    # tiny_at takes the resolution: its classifier's input grows with it, so the two are different models
+    assert [row["id"] for row in rows] == ["small-1.0-64", "small-1.0-32"]
+    assert rows[0]["params"] - rows[1]["params"] == 1000  # one more classifier input of 1000 weights
+    code, _, err = run(capsys, "baseline", "--model", "small", "--alpha", "1.0", "--resolution", "64", "-q",
+                       "--out", str(tmp_path / "b.json"))  # fmt: skip
+    assert code == 0, err
+    assert list(json.loads((tmp_path / "b.json").read_text())["entries"]) == ["small@1.0-64"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["table", "--no-timing", "--model", "nope"], "unknown model 'nope'; accepted: mobilenetv1, mobilenetv2"),
+        (["table", "--no-timing", "--model", "tests.no_such_module:f"], "cannot import tests.no_such_module"),
+        (["layers", "--no-timing", "--model", "tests.regression_models:raising"], "factory raised RuntimeError"),
+        (["table", "--no-timing", "--model", "tests.regression_models:not_a_module"], "returned dict, not a torch"),
+        (["table", "--no-timing", "--model", "tests.tiny_family:only_224", "--resolution", "128"],
+         "model tests.tiny_family:only_224 at tests.tiny_family:only_224-1.0-128: forward failed: RuntimeError"),
+        (["table", "--no-timing", "--model", "tests.tiny_family:no_conv"], "no nn.Conv2d or nn.Linear module ran"),
+        (["table", "--no-timing", "--model", TINY, "--variant", "full"], "model tiny builds its own channels"),
+        (["table", "--no-timing", "--model", TINY, "--model", "tiny=tests.tiny_family:tiny_at"],
+         "--model names tiny twice"),
+        (["layers", "--model", TINY, "--method", "profiler"], "accepted with tiny: --method hooks"),
+        (["report", "--no-timing", "--model", "a b=tests.tiny_family:tiny"], "model name 'a b' is invalid"),
+    ],
+)  # fmt: skip
+def test_bad_families_are_one_line_exit_2_and_nothing_is_written(capsys, tmp_path, args, message):
+    out = tmp_path / ("reports" if args[0] == "report" else "out.json")
+    code, stdout, err = run(capsys, *args, "--out", str(out))
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and message in err and "Traceback" not in err, err
+    assert not out.exists()
