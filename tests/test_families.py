@@ -227,3 +227,11 @@ def test_bad_families_are_one_line_exit_2_and_nothing_is_written(capsys, tmp_pat
     code, stdout, err = run(capsys, *args, "--out", str(out))
     assert code == 2 and stdout == "" and err.count("\n") == 1 and message in err and "Traceback" not in err, err
     assert not out.exists()
+
+
+def test_the_readmes_user_family_example_is_what_the_command_prints(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    command = "mnprof table --no-timing --model tiny=tests.tiny_family:tiny --alpha 1.0,0.5 --resolution 224,128"
+    code, out, _ = run(capsys, *command.split()[1:])
+    assert code == 0
+    assert f"$ {command}\n{out}```" in (ROOT / "README.md").read_text(encoding="utf-8")
