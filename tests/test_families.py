@@ -17,6 +17,7 @@ from mnprof.model import families
 from mnprof.model.arch import Activation, LayerKind
 from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid
 from mnprof.model.networks import build_model
+from mnprof.timing.layers import LayerTimingSettings, time_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny=tests.tiny_family:tiny"
@@ -235,3 +236,21 @@ def test_the_readmes_user_family_example_is_what_the_command_prints(capsys, monk
     code, out, _ = run(capsys, *command.split()[1:])
     assert code == 0
     assert f"$ {command}\n{out}```" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_shared_module_is_one_layer_per_call_and_its_weights_count_once(capsys):
+    config = ModelConfig(1.0, 64, family=families.resolve("tests.tiny_family:shared"))
+    report = count(config)
+    names = [layer.spec.name for layer in report.analytic.layers]
+    assert names == ["stem.0", "dw.0", "dw.0#2", "pool", "fc"]
+    assert report.analytic.params() == report.params_model  # the shared unit's weights and BatchNorm once
+    assert report.analytic.macs == 32 * 32 * 27 * 16 + 2 * 32 * 32 * 9 * 16 + 16 * 1000
+    assert all(reconciliation.unexplained == 0 for reconciliation in report.reconciliations)
+    code, out, err = run(capsys, "layers", "--model", "tests.tiny_family:shared", "--alpha", "1.0", "--resolution",
+                         "64", "--repeats", "5", "--warmup", "0", "--format", "json", "-q")  # fmt: skip
+    assert code == 0, err
+    rows = {row["layer"]: row for row in json.loads(out)["rows"]}
+    assert rows["dw.0"]["macs_fvcore"] is None and rows["stem.0"]["macs_fvcore"] == rows["stem.0"]["macs_analytic"]
+    assert rows["dw.0"]["time_ms"] > 0 and rows["dw.0#2"]["time_ms"] > 0  # each call timed into its own layer
+    times = time_layers(config, LayerTimingSettings(repeats=4, warmup=0, budget_s=10.0, threads=1))
+    assert len(times.op_ns["dw.0"]) == len(times.op_ns["dw.0#2"]) == len(times.op_ns["stem.0"]) == 4

@@ -69,3 +69,23 @@ def only_224(alpha: float, num_classes: int) -> nn.Module:
 def no_conv(alpha: float, num_classes: int) -> nn.Module:
     """Nothing mnprof can count: no convolution or linear module."""
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class Shared(nn.Module):
+    """One depthwise unit applied twice (weight sharing): one module, two layers."""
+
+    def __init__(self, alpha: float, num_classes: int) -> None:
+        super().__init__()
+        channels = max(1, int(16 * alpha))
+        self.stem = _unit(3, channels, 3, 2)
+        self.dw = _unit(channels, channels, 3, 1, groups=channels)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.dw(self.dw(self.stem(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def shared(alpha: float, num_classes: int) -> nn.Module:
+    return Shared(alpha, num_classes)

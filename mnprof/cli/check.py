@@ -31,7 +31,8 @@ from mnprof.model.config import parse_alphas, parse_resolutions
 from mnprof.timing.host import available_cores, host_environment
 
 MODEL_HELP = (
-    "Model to guard, repeatable: 'mobilenetv1' or 'mobilenetv2' (mnprof's own) or [NAME=]package.module:factory, where "
+    "Model to guard, repeatable: 'mobilenetv1' or 'mobilenetv2' (mnprof's own), a name from [tool.mnprof.families] "
+    "or the 'mnprof.models' entry points, or [NAME=]package.module:factory, where "
     "factory(alpha: float, num_classes: int[, resolution: int]) returns a torch.nn.Module taking (N, 3, R, R) "
     "images (a factory with a resolution parameter is called once per resolution). "
     "[default: [tool.mnprof] models in ./pyproject.toml, else mobilenetv1]"

@@ -74,7 +74,7 @@ class LayerCount:
     macs: int
     params: int  # weights and bias of the layer itself (the paper's convention)
     bias_params: int
-    batch_norm_channels: int  # channels of the BatchNorm that follows it (0 if none)
+    batch_norm_channels: int  # channels of the BatchNorm that follows it, for its params (0 if none, or shared)
     # (input, output) elements of one image as traced, for a layer of a user's model (any shape); None: from the
     # plan's square shapes.
     elements: tuple[int, int] | None = None
@@ -132,7 +132,7 @@ class AnalyticCount:
     @cached_property
     def batch_norm_elements(self) -> int:
         """Elements that pass through a BatchNorm, for one image."""
-        return sum(layer.out_elements for layer in self.layers if layer.batch_norm_channels)
+        return sum(layer.out_elements for layer in self.layers if layer.spec.batch_norm)
 
     @cached_property
     def activations(self) -> int:

@@ -185,7 +185,7 @@ def _kind(module: nn.Module) -> LayerKind:
     return LayerKind.CONV
 
 
-def _spec(path: str, module: nn.Module, kind: LayerKind, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+def _spec(name: str, path: str, module: nn.Module, kind: LayerKind, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
     """A traced layer in the plan's vocabulary; sizes are heights (the counts use the traced elements)."""
     in_size = x.shape[2] if x.dim() == 4 else 1
     out_size = y.shape[2] if y.dim() == 4 else 1
@@ -199,7 +199,7 @@ def _spec(path: str, module: nn.Module, kind: LayerKind, x: torch.Tensor, y: tor
         channels = (x.shape[1], y.shape[1])
         kernel, stride, groups, bias = in_size, 1, 1, False
     return LayerSpec(
-        path, kind, *channels, kernel, stride, groups, in_size, out_size, bias, False, Activation.NONE, path
+        name, kind, *channels, kernel, stride, groups, in_size, out_size, bias, False, Activation.NONE, path
     )
 
 
@@ -217,17 +217,27 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
     names = {module: name for name, module in meta.named_modules()}
     counts: list[LayerCount] = []
     last: dict[str, Any] = {}  # the latest conv or linear output, and its index in counts
+    seen: dict[str, int] = {}
+    normalised: set[nn.Module] = set()
+
+    def _layer_name(path: str) -> str:
+        """The module's path; its second call (a shared module) is ``path#2``, and so on."""
+        seen[path] = seen.get(path, 0) + 1
+        return path if seen[path] == 1 else f"{path}#{seen[path]}"
 
     def layer(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         x = inputs[0]
         if isinstance(module, nn.AdaptiveAvgPool2d):
-            spec = _spec(names[module], module, LayerKind.POOL, x, output)
+            spec = _spec(_layer_name(names[module]), names[module], module, LayerKind.POOL, x, output)
             counts.append(LayerCount(spec, 0, 0, 0, 0, (x[0].numel(), output[0].numel())))
             return
         rule = _conv if isinstance(module, nn.Conv2d) else _linear
         macs, params = rule(module, x, output)
-        spec = _spec(names[module], module, _kind(module), x, output)
-        bias = spec.out_channels if spec.bias else 0
+        name = _layer_name(names[module])
+        spec = _spec(name, names[module], module, _kind(module), x, output)
+        if name != names[module]:  # a shared module's weights count once, at its first call
+            params = 0
+        bias = spec.out_channels if spec.bias and name == names[module] else 0
         counts.append(LayerCount(spec, macs, params, bias, 0, (x[0].numel(), output[0].numel())))
         last.update(output=output, index=len(counts) - 1)
 
@@ -238,7 +248,9 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
         current = counts[index]
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             spec = dataclasses.replace(current.spec, batch_norm=True)
-            counts[index] = dataclasses.replace(current, spec=spec, batch_norm_channels=spec.out_channels)
+            first = module not in normalised  # a shared BatchNorm's parameters count once
+            normalised.add(module)
+            counts[index] = dataclasses.replace(current, spec=spec, batch_norm_channels=spec.out_channels * first)
         else:
             activation = next(a for kind, a in ACTIVATION_MODULES if isinstance(module, kind))
             counts[index] = dataclasses.replace(current, spec=dataclasses.replace(current.spec, activation=activation))

@@ -284,29 +284,39 @@ def _timed_passes(settings: LayerTimingSettings, on_pass: Callable[[int, int], N
 def _hooked_passes(
     model: Any, inputs: Any, plan: tuple[LayerSpec, ...], passes: Passes
 ) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """Per-layer wall times from forward pre- and post-hooks reading ``time.perf_counter_ns``."""
+    """Per-layer wall times from forward pre- and post-hooks reading ``time.perf_counter_ns``.
+
+    A module that runs several times in a pass (a user's model may share one) has one layer per call, in call
+    order: its k-th call in a pass is timed into its k-th layer."""
     modules = dict(model.named_modules())
     op_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
     unit_ns: dict[str, list[int]] = {spec.name: [] for spec in plan}
     started: dict[str, int] = {}
+    calls: dict[str, int] = {}
 
-    def hooks_for(key: str, sink: list[int]) -> tuple[Callable[..., None], Callable[..., None]]:
+    def hooks_for(key: str, sinks: list[list[int]]) -> tuple[Callable[..., None], Callable[..., None]]:
+        calls[key] = 0
+
         def before(_module: Any, _inputs: Any) -> None:
             started[key] = time.perf_counter_ns()
 
         def after(_module: Any, _inputs: Any, _output: Any) -> None:
-            sink.append(time.perf_counter_ns() - started[key])
+            sinks[calls[key] % len(sinks)].append(time.perf_counter_ns() - started[key])
+            calls[key] += 1
 
         return before, after
 
-    hook_table = []
+    ops: dict[str, list[list[int]]] = {}  # module path -> the sinks of its layers, in call order
+    units: dict[str, list[list[int]]] = {}
     for spec in plan:
         op_path, unit_path = module_paths(spec)
         if op_path not in modules:  # no module to hook (MobileNetV2's residual add runs in its block's forward)
             continue
-        hook_table.append((modules[op_path], *hooks_for(f"op:{spec.name}", op_ns[spec.name])))
+        ops.setdefault(op_path, []).append(op_ns[spec.name])
         if unit_path != op_path:
-            hook_table.append((modules[unit_path], *hooks_for(f"unit:{spec.name}", unit_ns[spec.name])))
+            units.setdefault(unit_path, []).append(unit_ns[spec.name])
+    hook_table = [(modules[path], *hooks_for(f"op:{path}", sinks)) for path, sinks in ops.items()]
+    hook_table += [(modules[path], *hooks_for(f"unit:{path}", sinks)) for path, sinks in units.items()]
     passes(lambda: _hooked_pass(model, inputs, hook_table))
     for spec in plan:
         if module_paths(spec)[0] == module_paths(spec)[1]:

@@ -28,6 +28,7 @@ Markdown add a total row and the notes.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -78,11 +79,14 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
     total_macs = count.macs
     rows = []
     layers = count.layers
+    # fvcore counts a module's calls together: a module that runs more than once (shared) has no per-call figure
+    calls = Counter(module_paths(layer.spec)[0] for layer in layers)
     for index, layer in enumerate(layers):
         spec = layer.spec
         op_path, unit_path = module_paths(spec)
         block = int(spec.name.split(".")[1]) if spec.name.startswith("blocks.") else None
         bytes_moved = _bytes_moved(layer.params, layer.in_elements, layer.out_elements)
+        fvcore = fvcore_by_module is not None
         row: dict[str, Any] = {
             "id": config.id,
             "layer": spec.name,
@@ -95,8 +99,8 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
             "groups": spec.groups,
             "params": layer.params,
             "macs_analytic": layer.macs,
-            "macs_fvcore": fvcore_by_module.get(op_path, 0) if fvcore_by_module is not None else pd.NA,
-            "macs_fvcore_unit": fvcore_by_module.get(unit_path, 0) if fvcore_by_module is not None else pd.NA,
+            "macs_fvcore": fvcore_by_module.get(op_path, 0) if fvcore and calls[op_path] == 1 else pd.NA,
+            "macs_fvcore_unit": fvcore_by_module.get(unit_path, 0) if fvcore and calls[op_path] == 1 else pd.NA,
             "macs_share": layer.macs / total_macs,
             "bytes_moved": bytes_moved,
             "activations": layer.out_elements if spec.kind in (*CONV_KINDS, LayerKind.FC) else 0,
@@ -268,8 +272,13 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
     if report.fvcore_total is not None:
         fvcore_equal = totals["macs_fvcore_unit"] == totals["macs_fvcore_model"]
         convs = frame[~frame["kind"].isin([LayerKind.POOL.value, LayerKind.ADD.value])]
+        shared = int(convs["macs_fvcore"].isna().sum())
+        convs = convs.dropna(subset=["macs_fvcore"])
         same = int((convs["macs_fvcore"] == convs["macs_analytic"]).sum())
-        line += f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers; "
+        line += f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers"
+        if shared:
+            line += f" ({shared} calls of shared modules left out: fvcore counts a module's calls together)"
+        line += "; "
         if not report.analytic.planned:  # a user's model: its layers have no units to hold their BatchNorm
             line += (
                 f"its whole-model {totals['macs_fvcore_model']:,} adds what it charges outside these modules "
