@@ -88,10 +88,13 @@ def test_resume_refuses_another_hosts_file(tmp_path):
             json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": []}),
             "has schema version 1; this mnprof reads version 2",
         ),
-        (json.dumps({"kind": RESULTS_KIND, "schema_version": 2}), "is corrupt \\(no measurements list"),
+        (
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 2}),
+            "is corrupt \\(\\$ lacks environment; accepted: an object with kind, schema_version, environment",
+        ),
         (
             json.dumps({"kind": RESULTS_KIND, "schema_version": 2, "environment": {}, "measurements": [{"id": "x"}]}),
-            "measurement 0 lacks backend, batch_size, threads, device, host",
+            "measurements\\[0\\] lacks alpha; accepted: an object with id, alpha, resolution, backend",
         ),
         (
             json.dumps(
@@ -102,7 +105,7 @@ def test_resume_refuses_another_hosts_file(tmp_path):
                     "measurements": [dict(row(), alpha="wide")],
                 }
             ),  # fmt: skip
-            "is corrupt \\(measurement 0: alpha 'wide' is not a number",
+            'is corrupt \\(\\$.measurements\\[0\\].alpha is "wide"; accepted: a number',
         ),
         (
             json.dumps(
@@ -113,7 +116,7 @@ def test_resume_refuses_another_hosts_file(tmp_path):
                     "measurements": [dict(row(), backend="tensorrt")],
                 }
             ),  # fmt: skip
-            "is corrupt \\(measurement 0: unknown backend 'tensorrt'",
+            'is corrupt \\(\\$.measurements\\[0\\].backend is "tensorrt"; accepted: one of "eager"',
         ),
     ],
 )

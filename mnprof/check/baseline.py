@@ -7,7 +7,6 @@ diff-friendly JSON with a kind, a schema version and the provenance of the count
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from torch import nn
 from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec
 from mnprof.counting.count import count_many
 from mnprof.errors import MnprofError
-from mnprof.files import read_json_file
+from mnprof.files import read_json_file, schema_problem
 from mnprof.model import families
 from mnprof.model.config import ModelConfig, format_alpha
 from mnprof.model.networks import build_model
@@ -171,64 +170,7 @@ def load_baseline(path: Path) -> dict[str, Any]:
         raise MnprofError(
             f"baseline {path} has schema version {version!r}, this mnprof reads {BASELINE_SCHEMA_VERSION}; {regenerate}"
         )
-    problem = _baseline_problem(document)
+    problem = schema_problem(document, "baseline")  # mnprof/schemas/baseline.schema.json
     if problem is not None:
         raise MnprofError(f"baseline {path} is corrupt ({problem}); {regenerate}")
     return document
-
-
-def _is_count(value: Any) -> bool:
-    return type(value) is int and value >= 0
-
-
-def _is_time(value: Any) -> bool:
-    return type(value) in (int, float) and math.isfinite(value) and value >= 0
-
-
-def _baseline_problem(document: Mapping[str, Any]) -> str | None:
-    """What is wrong inside a baseline (the first thing found, with its path), or ``None``.
-
-    Entries: ``{key: {"model": str, "alpha": number, "resolution": int, "num_classes": int, "counts":
-    {counter: {metric: count, or {operator: count}}}}}`` where a count is an integer >= 0 (never a string,
-    a float, NaN or a negative number: each would make later checks pass or fail for the wrong reason).
-    """
-    entries = document.get("entries")
-    if not isinstance(entries, dict):
-        return "entries malformed: not an object"
-    for key, entry in entries.items():
-        where = f"entries[{key!r}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("counts"), dict):
-            return f"entries malformed: {where} has no counts object"
-        if not isinstance(entry.get("model"), str) or not _is_count(entry.get("resolution")):
-            return f"entries malformed: {where} lacks its model or resolution"
-        for counter, values in entry["counts"].items():
-            if not isinstance(values, dict):
-                return f"{where}.counts.{counter} is not an object"
-            for metric, value in values.items():
-                inner = value if isinstance(value, dict) else {"": value}
-                for operator, count in inner.items():
-                    if not _is_count(count):
-                        name = f"{where}.counts.{counter}.{metric}" + (f"[{operator}]" if operator else "")
-                        return f"{name} is {count!r}, not a count; accepted: an integer >= 0"
-    latency = document.get("latency")
-    if latency is None:
-        return None
-    if not isinstance(latency, dict) or not isinstance(latency.get("entries"), dict):
-        return "latency is not an object with entries"
-    if not isinstance(latency.get("host_fingerprint"), str) or not _is_count(latency.get("threads")):
-        return "latency lacks its host_fingerprint or threads"
-    required = ("latency_ms", "relative") if latency.get("method") is not None else ("latency_ms_median",)
-    if latency.get("method") is not None and not all(
-        isinstance(entry, dict) and isinstance(entry.get("control"), str) for entry in latency["entries"].values()
-    ):
-        return "latency.entries: an entry lacks its control; accepted: the file mnprof baseline --latency writes"
-    for key, entry in latency["entries"].items():
-        for name in required:  # an older baseline (no method) keeps its medians; check --latency refuses it
-            value = entry.get(name) if isinstance(entry, dict) else None
-            if not _is_time(value) or not value:
-                return f"latency.entries[{key!r}].{name} is {value!r}; accepted: a number > 0"
-        for name in ("relative_ci_low", "relative_ci_high") if latency.get("method") is not None else ():
-            value = entry.get(name)
-            if value is not None and not _is_time(value):
-                return f"latency.entries[{key!r}].{name} is {value!r}; accepted: a number >= 0 or null"
-    return None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError, one_line, user_code
+from mnprof.files import schema_problem
 from mnprof.model import families
 from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, Family, ModelConfig, UserFamily, parse_alphas
 from mnprof.model.families import Factory
@@ -121,6 +122,9 @@ def load_settings(pyproject: Path | None = None) -> CheckSettings:
     unknown = sorted(set(table) - set(SETTINGS_KEYS))
     if unknown:
         raise MnprofError(f"{path} [tool.mnprof]: unknown key {unknown[0]!r}; accepted: {', '.join(SETTINGS_KEYS)}")
+    problem = schema_problem(table, "settings")  # mnprof/schemas/settings.schema.json
+    if problem is not None:
+        raise MnprofError(f"{path} [tool.mnprof]: {problem.removeprefix('$.').removeprefix('$ ')}")
     settings = CheckSettings()
     declared = families.declared_families(table, str(path))
     try:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file
+from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file, schema_problem
 from mnprof.timing.records import MeasurementKey, TimingRecord
 
 __all__ = [
@@ -85,16 +85,11 @@ def read_results(path: Path) -> dict[str, Any]:
             f"results file {path} has schema version {found!r}; this mnprof reads version {RESULTS_SCHEMA_VERSION}; "
             f"{REGENERATE}, or read it with the mnprof that wrote it"
         )
-    rows = document.get("measurements")
-    environment = document.get("environment")
-    if not isinstance(rows, list) or not isinstance(environment, dict):
-        raise MnprofError(f"results file {path} is corrupt (no measurements list or environment); {REGENERATE}")
+    problem = schema_problem(document, "results")  # mnprof/schemas/results.schema.json
+    if problem is not None:
+        raise MnprofError(f"results file {path} is corrupt ({problem}); {REGENERATE}")
+    rows, environment = document["measurements"], document["environment"]
     for index, row in enumerate(rows):
-        missing = [key for key in REQUIRED_ROW_KEYS if not isinstance(row, dict) or key not in row]
-        if missing:
-            raise MnprofError(
-                f"results file {path} is corrupt (measurement {index} lacks {', '.join(missing)}); {REGENERATE}"
-            )
         try:
             TimingRecord.from_row(row, environment)
         except MnprofError as error:

@@ -106,6 +106,10 @@ def grid_frame(
         row.update(_published_columns(row))
         rows.append(row)
     frame = pd.DataFrame(rows)
+    for column in frame.columns:  # a count that is null in some rows (a user family's) stays an exact integer
+        values = [row[column] for row in rows if row.get(column) is not None]
+        if values and all(type(value) is int for value in values) and frame[column].dtype.kind == "f":
+            frame[column] = frame[column].astype("Int64")
     return frame if timings is None else with_timings(frame, timings, statistic=statistic, reference=reference)
 
 
