@@ -254,3 +254,25 @@ def test_a_shared_module_is_one_layer_per_call_and_its_weights_count_once(capsys
     assert rows["dw.0"]["time_ms"] > 0 and rows["dw.0#2"]["time_ms"] > 0  # each call timed into its own layer
     times = time_layers(config, LayerTimingSettings(repeats=4, warmup=0, budget_s=10.0, threads=1))
     assert len(times.op_ns["dw.0"]) == len(times.op_ns["dw.0#2"]) == len(times.op_ns["stem.0"]) == 4
+
+
+def test_user_code_that_never_returns_is_stopped_by_the_time_limit(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "0.5")
+    out = tmp_path / "table.json"
+    code, stdout, err = run(capsys, "table", "--no-timing", "--model", "tests.tiny_family:sleeping", "--out", str(out))
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and not out.exists()
+    assert "model tests.tiny_family:sleeping: factory did not finish within 0.5 s" in err
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "never")
+    code, _, err = run(capsys, "table", "--no-timing", "--model", TINY, "--out", str(out))
+    assert code == 2 and "MNPROF_USER_CODE_TIMEOUT='never' is invalid; accepted: a number of seconds > 0" in err
+
+
+def test_a_limit_inside_a_limit_leaves_the_outer_one_running():
+    import time
+
+    from mnprof.errors import time_limit
+
+    with pytest.raises(Exception, match="did not finish within 0.3 s"), time_limit(0.3):
+        with time_limit(5):
+            pass
+        time.sleep(2)  # the outer limit, restored after the inner block, stops this
