@@ -76,11 +76,13 @@ def test_page_renders_offline_with_every_figure_and_point(tmp_path):
     assert result["console"] == []
     assert result["requests"] == []
     figures = {f["id"]: f for f in result["figures"]}
-    assert list(figures) == ["figure-accuracy-macs", "figure-accuracy-params", "figure-latency-macs", "figure-pareto"]
+    assert list(figures) == ["figure-accuracy-macs", "figure-accuracy-params", "figure-latency-macs",
+                             "figure-latency-activations", "figure-latency-memory", "figure-pareto"]  # fmt: skip
     assert all(f["rendered"] for f in figures.values())
     # 16 TF-slim points + 8 configurations the paper also publishes
     assert figures["figure-accuracy-macs"]["points"] == 16 + 8
     assert figures["figure-latency-macs"]["points"] == 16
+    assert figures["figure-latency-activations"]["points"] == figures["figure-latency-memory"]["points"] == 16
     assert figures["figure-pareto"]["points"] == 16
     assert figures["figure-latency-macs"]["svgPoints"] >= 16
     assert figures["figure-accuracy-macs"]["x"] == "Mult-Adds (MACs, analytic count, log scale)"

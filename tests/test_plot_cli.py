@@ -94,7 +94,10 @@ def test_static_png(capsys, tmp_path):
         (["--out", "{tmp}/missing-dir/p.html"], "does not exist"),
         (["--results", "{tmp}/corrupt.json"], "is corrupt"),
         (["--results", "{tmp}/future.json"], "schema version 99"),
-        (["--results", "{tmp}/errors.json"], "holds no measured latency, needed for latency-macs, pareto"),
+        (
+            ["--results", "{tmp}/errors.json"],
+            "holds no measured latency, needed for latency-macs, latency-activations, latency-memory, pareto",
+        ),
         (["--results", "{tmp}/errors.json", "--figure", "pareto"], "holds no measured latency, needed for pareto"),
         (["--out", "{tmp}/p.png", "--figure", "pareto", "--figure", "latency-macs"], "holds one figure"),
         (["--figure", "histogram"], "'histogram' is not one of"),

@@ -59,6 +59,8 @@ def test_latency_figures_report_fit_and_pareto_in_captions():
     assert "R² = 1.000" in figures["latency-macs"].caption  # latency built exactly linear in MACs
     assert "0.060 ms per million MACs" in figures["latency-macs"].caption
     assert "Pareto-optimal" in figures["pareto"].caption and "1.0-224" in figures["pareto"].caption
+    assert "MACs 1.000; activations" in figures["latency-activations"].caption  # every fit, in every latency caption
+    assert {"latency-activations", "latency-memory"} <= set(figures)
 
 
 def test_outside_text_is_escaped_in_the_page():

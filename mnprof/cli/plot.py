@@ -17,8 +17,8 @@ from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import build_figures, page_html, static_image
 from mnprof.views.render import families_title
 
-FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "pareto")
-LATENCY_FIGURES = ("latency-macs", "pareto")
+FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "latency-activations", "latency-memory", "pareto")
+LATENCY_FIGURES = ("latency-macs", "latency-activations", "latency-memory", "pareto")
 SUFFIXES = (".html", ".png", ".svg")
 
 

@@ -34,6 +34,7 @@ from mnprof.timing.records import (
     rows_of,
 )
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
+from mnprof.views.predict import fit_notes, latency_fits
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
 from mnprof.views.terminal import compact_grid_spec
@@ -389,6 +390,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
         *latency_notes(frame, detailed=True),
+        *fit_notes(latency_fits(frame, ["backend", *TIMING_SERIES])),
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
         "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"
         + (
@@ -466,7 +468,7 @@ def spec_for(view: View, frame: pd.DataFrame, unit: Unit) -> Rendered:
     if view is View.PAPER:
         return _paper_spec(unit)
     if view is View.SEED:
-        return seed_spec()
+        return seed_spec(frame)
     return _reconcile_spec()
 
 

@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 
 from mnprof.errors import MnprofError
 from mnprof.timing.records import STATISTIC_LABEL, Statistic
+from mnprof.views.predict import fit_notes, latency_fits
 from mnprof.views.render import FAMILY_NAMES
 
 __all__ = [
@@ -207,6 +208,64 @@ def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x:
     return figure
 
 
+# Latency figures: the measured latency against each count that might predict it (key, x column, axis, title).
+LATENCY_AXES = (
+    ("latency-macs", "macs_analytic", "Mult-Adds (MACs, analytic count)", "Measured latency vs Mult-Adds", "MACs"),
+    ("latency-activations", "activations", "activations (conv and linear output elements, one image)",
+     "Measured latency vs activations", "activations"),
+    ("latency-memory", "memory_bytes", "analytic memory: float32 weights + peak activation working set (bytes)",
+     "Measured latency vs memory", "bytes"),
+)  # fmt: skip
+
+
+def _latency_figure(merged: pd.DataFrame, x: str, x_title: str, title: str, unit: str) -> tuple[Any, str] | None:
+    """Latency against ``x``, a least-squares line per series; None where no row has ``x`` (a user family's
+    memory)."""
+    rows = merged[merged[x].notna()]
+    if rows.empty:
+        return None
+    scatter = go.Figure()
+    fits = []
+    for series, part in rows.groupby("series", sort=False):
+        part = part.sort_values(x)
+        xs = [float(value) for value in part[x]]
+        scatter.add_trace(
+            go.Scatter(
+                x=xs,
+                y=part["latency_ms"],
+                mode="markers",
+                name=_esc(series),
+                error_y=_interval(part),
+                hovertext=[_hover(row) for _, row in part.iterrows()],
+                hoverinfo="text",
+                meta="points",
+            )
+        )
+        slope, intercept, r2 = fit_line(xs, list(part["latency_ms"]))
+        if not math.isnan(slope):
+            ends = [min(xs), max(xs)]
+            scatter.add_trace(
+                go.Scatter(
+                    x=ends,
+                    y=[slope * v + intercept for v in ends],
+                    mode="lines",
+                    name=_esc(f"{series}: fit, R²={r2:.3f}"),
+                    line={"dash": "dash"},
+                    hoverinfo="skip",
+                )
+            )
+            fits.append(f"{series}: {slope * 1e6:.3f} ms per million {unit}, R² = {r2:.3f}")
+    _layout(scatter, title, x_title, f"latency per batch (ms), {_statistic_name(rows)}; bars: {_bars_name(rows)}")
+    both = fit_notes(latency_fits(rows.assign(backend=rows["series"]), ["backend"]))
+    caption = (
+        f"How well {x_title.split(' (')[0]} predicts latency on this host: a least-squares line per series. "
+        + "; ".join(fits)
+        + ". Where R² falls below 1, the count stops predicting speed. "
+        + " ".join(both)
+    )
+    return scatter, caption
+
+
 def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figure]:
     """All figures. ``grid``: tables.grid_frame rows. ``latency``: rows with LATENCY_COLUMNS (or None)."""
     acc = accuracy_frame(grid)
@@ -236,51 +295,11 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
         return figures
     own = ["id", *(column for column in latency.columns if column not in grid.columns)]
     merged = latency[own].merge(grid, on="id", how="left")  # counts and published values from the grid
-    scatter = go.Figure()
-    fits = []
-    for series, part in merged.groupby("series", sort=False):
-        part = part.sort_values("macs_analytic")
-        scatter.add_trace(
-            go.Scatter(
-                x=part["macs_analytic"],
-                y=part["latency_ms"],
-                mode="markers",
-                name=_esc(series),
-                error_y=_interval(part),
-                hovertext=[_hover(row) for _, row in part.iterrows()],
-                hoverinfo="text",
-                meta="points",
-            )
-        )
-        slope, intercept, r2 = fit_line(list(part["macs_analytic"]), list(part["latency_ms"]))
-        if not math.isnan(slope):
-            xs = [part["macs_analytic"].min(), part["macs_analytic"].max()]
-            scatter.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=[slope * v + intercept for v in xs],
-                    mode="lines",
-                    name=_esc(f"{series}: fit, R²={r2:.3f}"),
-                    line={"dash": "dash"},
-                    hoverinfo="skip",
-                )
-            )
-            fits.append(f"{series}: {slope * 1e6:.3f} ms per million MACs, R² = {r2:.3f}")
-    _layout(
-        scatter,
-        "Measured latency vs Mult-Adds",
-        "Mult-Adds (MACs, analytic count)",
-        f"latency per batch (ms), {_statistic_name(merged)}; bars: {_bars_name(merged)}",
-    )
-    figures.append(
-        Figure(
-            "latency-macs",
-            scatter,
-            "How well MACs predict latency on this host: a least-squares line per series. "
-            + "; ".join(fits)
-            + ". Where R² falls below 1, FLOPs stop predicting speed.",
-        )
-    )
+    merged["memory_bytes"] = merged["weights_bytes"] + merged["peak_activation_bytes"].astype("Float64")
+    for key, x, x_title, title, unit in LATENCY_AXES:
+        figure = _latency_figure(merged, x, x_title, title, unit)
+        if figure is not None:
+            figures.append(Figure(key, *figure))
     acc_lat = merged.merge(acc[["id", "top1", "top1_column"]], on="id", how="inner")
     acc_lat = acc_lat[acc_lat["top1_column"] == "published_top1_tfslim"]
     pareto = go.Figure()

@@ -11,6 +11,7 @@ from mnprof.counting.analytic import ParamConvention
 from mnprof.counting.count import CountReport
 from mnprof.model.config import ModelConfig
 from mnprof.model.reference import MILLION, SEED, SEED_SOURCE
+from mnprof.views.predict import seed_gflops_finding
 from mnprof.views.render import Column, Rendered, number
 
 __all__ = ["seed_configs", "seed_frame", "seed_spec"]
@@ -60,12 +61,14 @@ def seed_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
                 "gflops_2x_macs": gflops["2xMACs"],
                 "gflops_reproduced_by": ", ".join(gflops_match),
                 "gflops_closest": f"{closest} = {gflops[closest]:.3f}",
+                "macs_analytic": report.analytic.macs,
+                "activations": report.analytic.activations,
             }
         )
     return pd.DataFrame(rows)
 
 
-def seed_spec() -> Rendered:
+def seed_spec(frame: pd.DataFrame | None = None) -> Rendered:
     columns = (
         Column("Model", lambda r: str(r["model"]), "left"),
         Column("Params M (seed)*", lambda r: f"{r['published_params_m']:.2f}"),
@@ -81,5 +84,16 @@ def seed_spec() -> Rendered:
         "printed precision, equals the printed number. Params conventions tried: pytorch, paper, tfslim. "
         "GFLOPS conventions tried: MACs, 2xMACs, 2x fvcore total, 2x thop total (same model), and 2xMACs of the "
         "model 1.25 times wider.",
+        *(
+            [
+                seed_gflops_finding(
+                    list(frame["macs_analytic"] / 1e9),
+                    list(frame["activations"] / 1e9),
+                    list(frame["published_gflops"]),
+                )
+            ]  # fmt: skip
+            if frame is not None and "activations" in frame.columns
+            else []
+        ),
     )
     return Rendered("The seed note's table: what mnprof reproduces, and under which convention", columns, notes)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mnprof.timing.records import processor_of
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
+from mnprof.views.predict import fit_summary, latency_fits
 from mnprof.views.render import Column, Rendered, families_title, is_missing, number
 
 __all__ = ["compact_grid_spec"]
@@ -92,6 +93,8 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
         )
         notes.append(f"timed on {where}, {threads} thread(s)" + (f", {same}" if same else ""))
         notes += latency_notes(frame)
+        summary = fit_summary(latency_fits(frame, ["backend", "batch_size", "threads", "device", "host", "run_id"]))
+        notes += [summary] if summary else []
         failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
         if failed:
             notes.append(f"error: {failed} measurement(s) posted no time; --wide shows why")
