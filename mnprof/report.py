@@ -85,18 +85,30 @@ def families_title_of(families: Families) -> str:
     return families_title(pd.DataFrame({"family": [str(family) for family in families]}))
 
 
+def _layers_files(families: Families, *, timed: bool) -> tuple[ReportFile, ...]:
+    """One layer table per family, of its 1.0-224: counted, or timed."""
+    what = (
+        "layer by layer, timed: share of MACs vs share of time, GFLOP/s"
+        if timed
+        else "layer by layer: shapes, params, MACs, bytes, intensity"
+    )
+    return tuple(
+        ReportFile(
+            layers_name(family, timed=timed),
+            f"{_layers_config(family).id} {what}",
+            f"mnprof layers{_model_args([family])} --alpha 1.0 --resolution 224"
+            + ("" if timed else " --no-timing")
+            + " --format markdown",
+        )
+        for family in families
+    )
+
+
 def count_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...]:
     """The count-only files of a report on ``families`` (MobileNetV1 by default)."""
     models = _model_args(families)
     described = f"the {len(_configs(families))} configurations of {families_title_of(families)}"
-    layers = tuple(
-        ReportFile(
-            layers_name(family, timed=False),
-            f"{_layers_config(family).id} layer by layer: shapes, params, MACs, bytes, intensity",
-            f"mnprof layers{_model_args([family])} --alpha 1.0 --resolution 224 --no-timing --format markdown",
-        )
-        for family in families
-    )
+    layers = _layers_files(families, timed=False)
     return (
         ReportFile("table.md", f"params and MACs of {described}, three counters, published values and deltas",
                    f"mnprof table{models} --no-timing --format markdown"),
@@ -117,14 +129,7 @@ def count_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...]
 def timing_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...]:
     """The host-specific files of a report on ``families``."""
     models = _model_args(families)
-    layers = tuple(
-        ReportFile(
-            layers_name(family, timed=True),
-            f"{_layers_config(family).id} layer by layer, timed: share of MACs vs share of time, GFLOP/s",
-            f"mnprof layers{_model_args([family])} --alpha 1.0 --resolution 224 --format markdown",
-        )
-        for family in families
-    )
+    layers = _layers_files(families, timed=True)
     return (
         ReportFile("results.json", "every latency measurement with its host provenance (mnprof.results, schema 2)",
                    f"mnprof table{models} --backend eager,fused --results reports/results.json"),
