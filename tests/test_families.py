@@ -276,3 +276,8 @@ def test_a_limit_inside_a_limit_leaves_the_outer_one_running():
         with time_limit(5):
             pass
         time.sleep(2)  # the outer limit, restored after the inner block, stops this
+
+
+def test_a_declared_name_with_a_colon_is_refused_it_would_read_as_a_factory():
+    with pytest.raises(MnprofError, match="name 'a:b' has a ':'; accepted: letters, digits and _ . -"):
+        families.declared_families({"families": {"a:b": "tests.tiny_family:tiny"}})

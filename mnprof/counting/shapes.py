@@ -282,7 +282,7 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
 
 
 @functools.lru_cache(maxsize=256)
-def _traced(config: ModelConfig) -> AnalyticCount:
+def _traced(config: ModelConfig, target: str) -> AnalyticCount:  # target: a family's name may change factories
     return traced_count(build_model(config), config)
 
 
@@ -291,4 +291,4 @@ def plan_count(config: ModelConfig, model: nn.Module | None = None) -> AnalyticC
     ``model`` (built from its factory if not given, and then kept for the process) for a user family."""
     if config.builtin:
         return analytic_count(config)
-    return traced_count(model, config) if model is not None else _traced(config)
+    return traced_count(model, config) if model is not None else _traced(config, getattr(config.family, "target", ""))

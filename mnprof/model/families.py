@@ -97,6 +97,10 @@ def declared_families(table: Mapping[str, Any], where: str = "pyproject.toml") -
         )
     declared = {}
     for name, target in families.items():
+        if ":" in name:  # --model a:b is read as package.module:factory
+            raise MnprofError(
+                f"{where} [tool.mnprof.families]: name {name!r} has a ':'; accepted: letters, digits and _ . -"
+            )
         if not isinstance(target, str):
             raise MnprofError(
                 f"{where} [tool.mnprof.families]: {name} = {target!r} is not a string; "
@@ -115,7 +119,8 @@ def installed_families() -> dict[str, UserFamily]:
     found = {}
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            found[point.name] = parse_spec(f"{point.name}={point.value.split('[')[0].strip()}")
+            if ":" not in point.name:  # --model a:b is read as package.module:factory
+                found[point.name] = parse_spec(f"{point.name}={point.value.split('[')[0].strip()}")
         except MnprofError:
             continue
     return found
