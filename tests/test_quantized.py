@@ -65,7 +65,9 @@ def test_lossy_fields_survive_the_results_file_and_are_validated():
     assert record.output_cosine == 0.9995 and record.quantization == {"format": "QDQ", "images": 16}
     assert record.to_row()["output_top1_agreement"] == 1.0
     assert "output_cosine" not in timing_record(TINY, "eager").to_row()  # exact runtimes: equality only
-    for bad in ({"output_cosine": 1.5}, {"output_top1_agreement": "all"}, {"quantization": {"x": [1]}}):
+    assert TimingRecord.from_row({**row, "model_bytes": 4_460_000}).model_bytes == 4_460_000
+    for bad in ({"output_cosine": 1.5}, {"output_top1_agreement": "all"}, {"quantization": {"x": [1]}},
+                {"model_bytes": -1}, {"model_bytes": 1.5}):  # fmt: skip
         with pytest.raises(MnprofError, match="accepted"):
             TimingRecord.from_row({**row, **bad})
 
@@ -90,6 +92,13 @@ def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
         assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_adjusted"] is None
     kept = {row["backend"]: row for row in read_results(path)["measurements"]}
     assert kept["onnxruntime_int8"]["quantization"] == int8["quantization"]
+    # the model each runtime holds: eager every float32 parameter and buffer; int8 the quantised ONNX model,
+    # whose weights take a byte each (the 0.5-64 model is mostly weights, so it is well under half the size)
+    model = calibrated_model(ModelConfig(0.5, 64))
+    float32 = 4 * sum(t.numel() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point())
+    batch_norms = sum(1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert eager["model_bytes"] == float32 + 8 * batch_norms  # + each BatchNorm's int64 num_batches_tracked
+    assert 0 < kept["onnxruntime_int8"]["model_bytes"] < eager["model_bytes"] / 2
 
 
 def test_bfloat16_is_refused_where_the_hardware_would_only_emulate_it(monkeypatch):

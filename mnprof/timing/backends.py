@@ -134,6 +134,16 @@ class Runner:
     output: Callable[[], Any]
     infer: Callable[[Any], Any] | None = None  # runs another input batch of the same shape (lossy runtimes)
     quantization: dict[str, Any] | None = None  # how an int8 runtime was quantised
+    # What the runtime holds as its model: the bytes of every parameter and buffer of a PyTorch model as it runs
+    # (bfloat16: halved; fused: BatchNorm folded away), or the serialized ONNX model (int8: quantised weights,
+    # scales and zero points). None where it is not known (compile: its frozen constants are inductor's).
+    model_bytes: int | None = None
+
+
+def tensor_bytes(model: Any) -> int:
+    """Bytes of every parameter and buffer of ``model``, as stored."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
 
 
 def fold_batchnorm(model: Any) -> Any:
@@ -157,7 +167,7 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
         with torch.inference_mode():
             return model(inputs)
 
-    return Runner(backend, call, lambda: call().float().cpu())
+    return Runner(backend, call, lambda: call().float().cpu(), model_bytes=tensor_bytes(model))
 
 
 def _bfloat16(model: Any, inputs: Any) -> Runner:
@@ -173,7 +183,13 @@ def _bfloat16(model: Any, inputs: Any) -> Runner:
         with torch.inference_mode():
             return converted(other.to(inputs.device, torch.bfloat16)).float().cpu()
 
-    return Runner(Backend.BFLOAT16, call, lambda: call().float().cpu(), infer=infer)  # type: ignore[attr-defined]
+    return Runner(
+        Backend.BFLOAT16,  # type: ignore[attr-defined]
+        call,
+        lambda: call().float().cpu(),
+        infer=infer,
+        model_bytes=tensor_bytes(converted),
+    )
 
 
 def _compiled(model: Any, inputs: Any) -> Runner:
@@ -242,17 +258,24 @@ def _onnxruntime_int8(model: Any, inputs: Any, threads: int) -> Runner:
         lambda: torch.from_numpy(call()[0]),  # type: ignore[index]
         infer=infer,
         quantization=settings.as_dict(),
+        model_bytes=len(quantized),
     )
 
 
 def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
-    session = _onnxruntime_session(_onnx_export(model, inputs), threads)
+    exported = _onnx_export(model, inputs)
+    session = _onnxruntime_session(exported, threads)
     feed = {"x": inputs.numpy()}
 
     def call() -> object:
         return session.run(None, feed)
 
-    return Runner(Backend.ONNXRUNTIME, call, lambda: torch.from_numpy(call()[0]))  # type: ignore[index]
+    return Runner(
+        Backend.ONNXRUNTIME,
+        call,
+        lambda: torch.from_numpy(call()[0]),  # type: ignore[index]
+        model_bytes=len(exported),
+    )
 
 
 def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runner:

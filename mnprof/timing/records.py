@@ -247,6 +247,7 @@ class TimingRecord:
     output_cosine: float | None = None  # lossy runtimes: cosine similarity of the logits to eager float32's
     output_top1_agreement: float | None = None  # lossy runtimes: share of seeded images with eager's top-1
     quantization: Mapping[str, Any] | None = None  # how an int8 runtime was quantised (QuantSettings)
+    model_bytes: int | None = None  # what the runtime holds as its model (mnprof.timing.backends.Runner)
 
     @property
     def config(self) -> ModelConfig:
@@ -265,7 +266,7 @@ class TimingRecord:
 
     def to_row(self, *, with_samples: bool = True) -> dict[str, Any]:
         """The flat row of the results file (schema 2): statistics in ms, rates per second, raw samples."""
-        row: dict[str, Any] = {**self.config.columns(), **self._base_columns()}
+        row: dict[str, Any] = {**self.config.columns(), **self._base_columns(), "model_bytes": self.model_bytes}
         if self.key.backend in LOSSY:
             row.update(
                 output_cosine=self.output_cosine,
@@ -355,6 +356,7 @@ class TimingRecord:
             "output_cosine": _fraction(row.get("output_cosine"), "output_cosine"),
             "output_top1_agreement": _fraction(row.get("output_top1_agreement"), "output_top1_agreement"),
             "quantization": _settings(row.get("quantization")),
+            "model_bytes": _bytes(row.get("model_bytes")),
         }
         if row.get("error") or row.get("latency_ms_adjusted") is None:
             return cls(key, provenance, **checks, error=row.get("error"))
@@ -404,6 +406,15 @@ def _check_fields(record: Any, prefix: str = "") -> None:
         if wrong_type or (kind in ("float", "int") and not (math.isfinite(value) and value >= 0)):
             accepted = {"float": "a finite number >= 0", "int": "an integer >= 0"}.get(kind, f"a {kind}")
             raise MnprofError(f"{prefix}{field.name} is {value!r}; accepted: {accepted}")
+
+
+def _bytes(value: Any) -> int | None:
+    """A size read back: ``None`` or an integer >= 0."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise MnprofError(f"model_bytes is {value!r}; accepted: an integer >= 0 or null")
+    return value
 
 
 def _fraction(value: Any, name: str) -> float | None:

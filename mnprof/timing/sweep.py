@@ -149,7 +149,8 @@ def measured_record(
     """The record of one finished measurement: statistics in milliseconds, rates per second, the raw samples.
 
     ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``);
-    ``agreement``: a lossy runtime's ``output_cosine``, ``output_top1_agreement`` and ``quantization``.
+    ``agreement``: a lossy runtime's ``output_cosine``, ``output_top1_agreement`` and ``quantization``, and
+    every runtime's ``model_bytes``.
     """
     stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
     achieved = 2 * macs * key.batch_size / headline / 1e9
@@ -291,6 +292,7 @@ def run_sweep(
                         key.backend, placed, inputs.to(settings.device.value), threads=settings.threads
                     )
                     check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
+                    agreed = {**(agreed or {}), "model_bytes": runner.model_bytes}
                 except Exception as failure:  # a runtime failing on one configuration is recorded on its row
                     check, problem = (math.inf, 0.0), f"{key.backend.value} failed: {type(failure).__name__}: "
                     problem += " ".join(str(failure).split())[:300]

@@ -386,11 +386,16 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     ]
     if frame["backend"].nunique() > 1:
         columns.append(Column("x eager", lambda r: number(r["speedup_vs_eager"], 2)))
+    if "model_bytes" in frame.columns and frame["model_bytes"].notna().any():
+        columns.append(Column("model MB", lambda r: number(r.get("model_bytes"), 2, scale=1 / MILLION)))
     if len(hosts) > 1:
         columns.insert(0, Column("host", lambda r: f"{_processor(r)} {str(r['host'])[:8]}", "left"))
     notes = [
         *latency_notes(frame, detailed=True),
         *fit_notes(latency_fits(frame, ["backend", *TIMING_SERIES])),
+        "model MB: what the runtime holds as its model, measured: every parameter and buffer of the PyTorch model "
+        "as it runs (fused: BatchNorm folded away; bfloat16: 2 bytes each), or the serialized ONNX model "
+        "(onnxruntime_int8: int8 weights with their scales and zero points); compile: not known.",
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
         "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"
         + (
