@@ -27,8 +27,9 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
-class _TimeLimit(Exception):
-    """Raised into the user's code when its time is up."""
+class _TimeLimit(BaseException):
+    """Raised into the user's code when its time is up: a BaseException, so that ``except Exception`` in the user's
+    code does not swallow it (and it is raised again every second until the code gives up)."""
 
 
 def user_code_limit_s() -> float:
@@ -58,9 +59,9 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise _TimeLimit(f"did not finish within {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds)  # an enclosing limit's time left (0: none)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # an enclosing limit's time left (0: none)
     if outer:
-        signal.setitimer(signal.ITIMER_REAL, min(seconds, outer))
+        signal.setitimer(signal.ITIMER_REAL, min(seconds, outer), 1.0)
     started = time.monotonic()
     try:
         yield

@@ -262,6 +262,8 @@ def test_user_code_that_never_returns_is_stopped_by_the_time_limit(capsys, tmp_p
     code, stdout, err = run(capsys, "table", "--no-timing", "--model", "tests.tiny_family:sleeping", "--out", str(out))
     assert code == 2 and stdout == "" and err.count("\n") == 1 and not out.exists()
     assert "model tests.tiny_family:sleeping: factory did not finish within 0.5 s" in err
+    code, _, err = run(capsys, "table", "--no-timing", "--model", "tests.tiny_family:swallowing", "--out", str(out))
+    assert code == 2 and "factory did not finish within 0.5 s" in err  # except Exception does not swallow it
     monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "never")
     code, _, err = run(capsys, "table", "--no-timing", "--model", TINY, "--out", str(out))
     assert code == 2 and "MNPROF_USER_CODE_TIMEOUT='never' is invalid; accepted: a number of seconds > 0" in err
@@ -272,7 +274,7 @@ def test_a_limit_inside_a_limit_leaves_the_outer_one_running():
 
     from mnprof.errors import time_limit
 
-    with pytest.raises(Exception, match="did not finish within 0.3 s"), time_limit(0.3):
+    with pytest.raises(BaseException, match="did not finish within 0.3 s"), time_limit(0.3):
         with time_limit(5):
             pass
         time.sleep(2)  # the outer limit, restored after the inner block, stops this

@@ -97,3 +97,15 @@ def sleeping(alpha: float, num_classes: int) -> nn.Module:
 
     time.sleep(30)
     return tiny(alpha, num_classes)
+
+
+def swallowing(alpha: float, num_classes: int) -> nn.Module:
+    """A factory that catches every Exception while it waits, and waits again."""
+    import time
+
+    for _ in range(30):
+        try:  # noqa: SIM105 - the point: a factory that swallows errors
+            time.sleep(1)
+        except Exception:
+            pass
+    return tiny(alpha, num_classes)
