@@ -10,12 +10,21 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 
-__all__ = ["USER_CODE_LIMIT_ENV", "MnprofError", "one_line", "time_limit", "user_code", "user_code_limit_s"]
+__all__ = [
+    "USER_CODE_LIMIT_ENV",
+    "MnprofError",
+    "one_line",
+    "stdout_to_stderr",
+    "time_limit",
+    "user_code",
+    "user_code_limit_s",
+]
 
 USER_CODE_LIMIT_ENV = "MNPROF_USER_CODE_TIMEOUT"
 DEFAULT_USER_CODE_LIMIT_S = 300.0
+MAX_USER_CODE_LIMIT_S = 86_400.0  # a day; the timer cannot take much more than a C time_t
 
 
 class MnprofError(ValueError):
@@ -39,11 +48,14 @@ def user_code_limit_s() -> float:
     if text is None:
         return DEFAULT_USER_CODE_LIMIT_S
     try:
-        limit = float(text)
+        limit = float(text) if text.isascii() else math.nan  # not ٣ or ５
     except ValueError:
         limit = math.nan
-    if not math.isfinite(limit) or limit <= 0:
-        raise MnprofError(f"{USER_CODE_LIMIT_ENV}={text!r} is invalid; accepted: a number of seconds > 0")
+    if not math.isfinite(limit) or not 0 < limit <= MAX_USER_CODE_LIMIT_S:
+        raise MnprofError(
+            f"{USER_CODE_LIMIT_ENV}={text!r} is invalid; "
+            f"accepted: a number of seconds in (0, {MAX_USER_CODE_LIMIT_S:g}]"
+        )
     return limit
 
 
@@ -73,14 +85,41 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 @contextmanager
-def user_code(what: str) -> Iterator[None]:
+def stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to standard output to standard error for the block: ``print`` and
+    ``sys.stdout``, and file descriptor 1 itself (``os.write(1, ...)``, ``sys.__stdout__``, C extensions), so that
+    nothing the user's code prints can reach mnprof's machine-readable output."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (an embedding host): Python-level redirection only
+        with redirect_stdout(sys.stderr):
+            yield
+        return
+    try:
+        if sys.__stdout__ is not None:
+            sys.__stdout__.flush()
+        os.dup2(2, 1)
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if sys.__stdout__ is not None:
+            with suppress(OSError, ValueError):
+                sys.__stdout__.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@contextmanager
+def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
     """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
     into mnprof's machine-readable stdout; it gets :func:`user_code_limit_s` seconds; and anything it raises,
     ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a one-line :class:`MnprofError`: ``what`` and the
-    error (the gate never passes by exiting, nor hangs on a factory that never returns)."""
+    error (the gate never passes by exiting, nor hangs on a factory that never returns). ``limited=False``: no
+    time limit (timing a user's model, which takes as long as its budget says)."""
     limit = user_code_limit_s()
     try:
-        with redirect_stdout(sys.stderr), time_limit(limit):
+        with stdout_to_stderr(), time_limit(limit) if limited else nullcontext():
             yield
     except MnprofError:
         raise
@@ -92,5 +131,5 @@ def user_code(what: str) -> Iterator[None]:
             f"{doing} did not finish within {limit:g} s; accepted: user code that does, or a longer limit in "
             f"${USER_CODE_LIMIT_ENV} (seconds)"
         ) from None
-    except (Exception, SystemExit, KeyboardInterrupt) as error:
+    except BaseException as error:  # SystemExit, KeyboardInterrupt, GeneratorExit, a BaseException of its own
         raise MnprofError(f"{what} {one_line(error)}") from None

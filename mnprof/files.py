@@ -125,6 +125,9 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
         raise
 
 
+MAX_READ_BYTES = 512 * 2**20  # a results file of every configuration, runtime and raw sample is a few MiB
+
+
 def read_json_file(path: Path, what: str, hint: str) -> Any:
     """The parsed JSON of ``path``, every string made :func:`printable`; a missing, unreadable or corrupt file
     (NaN or Infinity included) is a one-line :class:`MnprofError`.
@@ -132,6 +135,14 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
     ``what`` names the file in the message ("baseline", "results file"), ``hint`` says what to do about it.
     """
     try:
+        status = Path(path).stat()  # follows a link: what is read is what it points to
+        if not stat.S_ISREG(status.st_mode):
+            raise MnprofError(f"{what} {path} is not a regular file (a device, FIFO or directory); {hint}")
+        if status.st_size > MAX_READ_BYTES:
+            raise MnprofError(
+                f"{what} {path} is {status.st_size / 2**20:,.0f} MiB, more than mnprof reads "
+                f"({MAX_READ_BYTES / 2**20:,.0f} MiB); {hint}"
+            )
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MnprofError(f"{what} {path} does not exist; {hint}") from None

@@ -42,6 +42,7 @@ __all__ = [
     "count_files",
     "index_markdown",
     "layers_name",
+    "render_counts",
     "timing_files",
     "write_counts",
     "write_timing",
@@ -187,17 +188,26 @@ def _counts(families: Families = DEFAULT_FAMILIES) -> dict[str, Callable[[], str
     return files
 
 
+def render_counts(families: Families = DEFAULT_FAMILIES) -> dict[str, str]:
+    """Every count-only file of ``families``, by name, computed before any is written: a model that fails
+    leaves the report directory as it was."""
+    return {name: make() for name, make in _counts(families).items()}
+
+
 def write_counts(
-    out: Path, on_file: Callable[[str], None] | None = None, families: Families = DEFAULT_FAMILIES
+    out: Path,
+    on_file: Callable[[str], None] | None = None,
+    families: Families = DEFAULT_FAMILIES,
+    texts: dict[str, str] | None = None,
 ) -> list[str]:
-    """Write the count-only files of ``families`` into ``out`` (atomically each); returns their names."""
-    written = []
-    for name, make in _counts(families).items():
-        atomic_write_text(out / name, make())
-        written.append(name)
+    """Write the count-only files of ``families`` (``texts`` if already rendered) into ``out``, atomically each;
+    returns their names."""
+    texts = texts if texts is not None else render_counts(families)
+    for name, text in texts.items():
+        atomic_write_text(out / name, text)
         if on_file is not None:
             on_file(name)
-    return written
+    return list(texts)
 
 
 def timing_provenance(out: Path) -> str | None:

@@ -266,7 +266,7 @@ def test_user_code_that_never_returns_is_stopped_by_the_time_limit(capsys, tmp_p
     assert code == 2 and "factory did not finish within 0.5 s" in err  # except Exception does not swallow it
     monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "never")
     code, _, err = run(capsys, "table", "--no-timing", "--model", TINY, "--out", str(out))
-    assert code == 2 and "MNPROF_USER_CODE_TIMEOUT='never' is invalid; accepted: a number of seconds > 0" in err
+    assert code == 2 and "TIMEOUT='never' is invalid; accepted: a number of seconds in (0, 86400]" in err
 
 
 def test_a_limit_inside_a_limit_leaves_the_outer_one_running():
@@ -283,3 +283,42 @@ def test_a_limit_inside_a_limit_leaves_the_outer_one_running():
 def test_a_declared_name_with_a_colon_is_refused_it_would_read_as_a_factory():
     with pytest.raises(MnprofError, match="name 'a:b' has a ':'; accepted: letters, digits and _ . -"):
         families.declared_families({"families": {"a:b": "tests.tiny_family:tiny"}})
+
+
+@pytest.mark.parametrize(
+    ("factory", "extra", "message"),
+    [
+        ("raises_base", ["--no-timing"], "factory raised Boom: custom BaseException"),
+        ("train_raises", ["--no-timing"], "factory raised RuntimeError: train() overridden to raise"),
+        ("batch_of_one", ["--budget", "0.05"], "calibration failed: RuntimeError: refuses a batch of more than one"),
+    ],
+)
+def test_what_a_users_model_raises_anywhere_is_one_line(capsys, tmp_path, factory, extra, message):
+    results = tmp_path / "r.json"
+    args = ["--model", f"tests.tiny_family:{factory}", "--alpha", "0.25", "--resolution", "32", "--threads", "1"]
+    code, stdout, err = run(capsys, "table", *args, "--results", str(results), "-q", *extra)
+    assert code == 2 and stdout == "" and err.count("\n") == 1 and message in err, err
+
+
+def test_a_model_without_affine_batchnorm_is_timed(capsys, tmp_path):
+    args = ["--model", "tests.tiny_family:bn_no_affine", "--alpha", "0.25", "--resolution", "32", "--threads", "1"]
+    code, out, err = run(capsys, "table", *args, "--budget", "0.05", "--results", str(tmp_path / "r.json"),
+                         "--format", "json", "-q")  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["rows"][0]["latency_ms"] > 0
+
+
+def test_what_a_model_writes_to_file_descriptor_1_never_reaches_json_stdout(capfd, tmp_path):
+    args = ["--model", "tests.tiny_family:prints_fd", "--alpha", "0.25", "--resolution", "32", "--format", "json"]
+    assert main(["table", "--no-timing", *args, "-q"]) == 0
+    captured = capfd.readouterr()
+    assert json.loads(captured.out)["rows"] and "noise from the factory" in captured.err
+    timed = ["--threads", "1", "--budget", "0.05", "--results", str(tmp_path / "r.json"), "-q"]
+    assert main(["table", *args, *timed]) == 0
+    captured = capfd.readouterr()
+    assert json.loads(captured.out)["rows"][0]["latency_ms"] > 0 and "noise from the model" in captured.err
+
+
+def test_v2_is_not_a_user_familys_name_it_would_collide_with_mobilenetv2_ids():
+    with pytest.raises(MnprofError, match="model name 'v2' is invalid"):
+        UserFamily("v2", "tests.tiny_family:tiny")

@@ -109,3 +109,54 @@ def swallowing(alpha: float, num_classes: int) -> nn.Module:
         except Exception:
             pass
     return tiny(alpha, num_classes)
+
+
+class Boom(BaseException):
+    """Not an Exception: a factory may raise anything."""
+
+
+def raises_base(alpha: float, num_classes: int) -> nn.Module:
+    raise Boom("custom BaseException")
+
+
+class TrainRaises(Tiny):
+    def train(self, mode: bool = True) -> TrainRaises:
+        raise RuntimeError("train() overridden to raise")
+
+
+def train_raises(alpha: float, num_classes: int) -> nn.Module:
+    return TrainRaises(alpha, num_classes)
+
+
+def bn_no_affine(alpha: float, num_classes: int) -> nn.Module:
+    """A valid model whose BatchNorm has no gamma and beta."""
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8, affine=False), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(8, num_classes),
+    )  # fmt: skip
+
+
+class BatchOfOne(Tiny):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 1:
+            raise RuntimeError("refuses a batch of more than one")
+        return super().forward(x)
+
+
+def batch_of_one(alpha: float, num_classes: int) -> nn.Module:
+    return BatchOfOne(alpha, num_classes)
+
+
+class PrintsToDescriptor(Tiny):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import os
+
+        os.write(1, b"noise from the model\n")
+        return super().forward(x)
+
+
+def prints_fd(alpha: float, num_classes: int) -> nn.Module:
+    import os
+
+    os.write(1, b"noise from the factory\n")
+    return PrintsToDescriptor(alpha, num_classes)

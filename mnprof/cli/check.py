@@ -27,7 +27,7 @@ from mnprof.cli.output import EXIT_REGRESSION, progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
 from mnprof.model import families
-from mnprof.model.config import parse_alphas, parse_resolutions
+from mnprof.model.config import MAX_CLASSES, parse_alphas, parse_resolutions
 from mnprof.timing.host import available_cores, host_environment
 
 MODEL_HELP = (
@@ -59,7 +59,7 @@ def settings_options(function: Any) -> Any:
         click.option(
             "--classes",
             "num_classes",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_CLASSES),
             default=None,
             help="Classifier outputs passed to each factory. [default: from pyproject, else 1000]",
         ),

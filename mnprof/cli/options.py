@@ -16,6 +16,7 @@ from mnprof.model.config import (
     DEFAULT_ALPHAS,
     DEFAULT_RESOLUTIONS,
     MAX_ALPHA,
+    MAX_CLASSES,
     MAX_RESOLUTION,
     MIN_RESOLUTION,
     Family,
@@ -113,7 +114,7 @@ def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[
         click.option(
             "--classes",
             "num_classes",
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=MAX_CLASSES),
             default=1000,
             show_default=True,
             help="Classifier outputs.",

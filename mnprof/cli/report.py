@@ -10,7 +10,7 @@ from mnprof.cli.options import FAMILY_HELP, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
-from mnprof.report import index_markdown, write_counts, write_timing
+from mnprof.report import index_markdown, render_counts, write_counts, write_timing
 from mnprof.timing import plan as timing
 from mnprof.timing.backends import check_available, parse_backends
 from mnprof.timing.records import Device
@@ -63,6 +63,9 @@ def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], q
     if not no_timing:  # every option is validated before the directory or any file is written
         for backend in parse_backends(backends):
             check_available(backend, Device.CPU)
+    if not quiet:
+        click.echo("mnprof report: counting every family (nothing is written until all of it is done)", err=True)
+    texts = render_counts(families)  # a model that fails here leaves --out as it was
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -76,7 +79,7 @@ def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], q
         if not quiet:
             click.echo(f"mnprof report: {out / name}", err=True)
 
-    write_counts(out, on_file=step, families=families)
+    write_counts(out, on_file=step, families=families, texts=texts)
     if timing_plan is not None:
         write_timing(
             out,

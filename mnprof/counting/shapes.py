@@ -170,8 +170,8 @@ class _TensorAdds(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         tensors = len(args) >= 2 and all(isinstance(a, torch.Tensor) for a in args[:2])
-        if func in ADDS and tensors and args[0].shape == args[1].shape:
-            self.on_add(tuple(args[0].shape[1:]))
+        if func in ADDS and tensors and args[0].shape == args[1].shape and args[0].dim() >= 2:
+            self.on_add(tuple(args[0].shape[1:]))  # per image: (N, C[, H, W]) adds only
         return func(*args, **(kwargs or {}))
 
 

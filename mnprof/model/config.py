@@ -17,6 +17,7 @@ __all__ = [
     "FAMILY_PREFIX",
     "Family",
     "MAX_ALPHA",
+    "MAX_CLASSES",
     "MAX_RESOLUTION",
     "MIN_RESOLUTION",
     "ModelConfig",
@@ -43,6 +44,8 @@ MAX_ALPHA = 4.0
 MIN_RESOLUTION = 32
 # Eight times the largest input the papers use; a 1.0 MobileNetV1 at 2048 already holds 128 MiB in one activation.
 MAX_RESOLUTION = 2048
+# Classifier outputs: ImageNet-21k has 21,841 classes; 100,000 leaves room and keeps the FC under 0.5 GB at alpha 1.
+MAX_CLASSES = 100_000
 
 
 class Family(StrEnum):
@@ -70,10 +73,11 @@ class UserFamily(str):
     target: str
 
     def __new__(cls, name: str, target: str = "") -> UserFamily:
-        if not isinstance(name, str) or not USER_FAMILY_NAME.fullmatch(name) or name in set(Family):
+        reserved = {*Family, *(prefix.rstrip("-") for prefix in FAMILY_PREFIX.values() if prefix)}  # v2: v2-1.0-224
+        if not isinstance(name, str) or not USER_FAMILY_NAME.fullmatch(name) or name in reserved:
             raise MnprofError(
                 f"model name {name!r} is invalid; accepted: up to 100 letters, digits and _ . : - (not a built-in "
-                "family's name)"
+                "family's name or id prefix: mobilenetv1, mobilenetv2, v2)"
             )
         family = super().__new__(cls, name)
         family.target = target
@@ -161,8 +165,9 @@ class ModelConfig:
             raise MnprofError(
                 f"resolution {resolution} is {size}; accepted: an integer in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]"
             )
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise MnprofError(f"num_classes {self.num_classes!r} is invalid; accepted: an integer >= 1")
+        classes = self.num_classes
+        if isinstance(classes, bool) or not isinstance(classes, int) or not 1 <= classes <= MAX_CLASSES:
+            raise MnprofError(f"num_classes {classes!r} is invalid; accepted: an integer in [1, {MAX_CLASSES:,}]")
         object.__setattr__(self, "alpha", float(alpha))
         object.__setattr__(self, "variant", parse_choice(self.variant, Variant, "variant"))
         object.__setattr__(self, "rounding", parse_choice(self.rounding, Rounding, "rounding"))

@@ -82,6 +82,8 @@ def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
         tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
+    except RecursionError:
+        raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
     table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
@@ -155,7 +157,7 @@ def import_factory(target: str) -> Factory:
         sys.path.append(os.getcwd())
     with user_code(f"model {target}: cannot import {module_name}:"):
         module = importlib.import_module(module_name)
-    factory = getattr(module, attribute, None)
+        factory = getattr(module, attribute, None)  # a module's own __getattr__ is the user's code too
     if not callable(factory):
         raise MnprofError(f"model {target}: {module_name} has no callable {attribute!r}")
     return factory  # type: ignore[no-any-return]
@@ -188,9 +190,11 @@ def call_factory(target: str, alpha: float, num_classes: int, resolution: int | 
             module = factory(alpha, num_classes, resolution=resolution)
         else:
             module = factory(alpha, num_classes)
+        if isinstance(module, nn.Module):
+            module.eval()  # the model's own train() may raise
     if not isinstance(module, nn.Module):
         raise MnprofError(f"model {target}: factory returned {type(module).__name__}, not a torch.nn.Module")
-    return module.eval()
+    return module
 
 
 def build_user_model(config: ModelConfig) -> nn.Module:

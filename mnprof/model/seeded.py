@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from torch import nn
 
+from mnprof.errors import user_code
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 
@@ -22,21 +25,25 @@ def calibrated_model(config: ModelConfig, seed: int = SEED) -> nn.Module:
     statistics on random images (and drawing gamma and beta at random) keeps activations at unit scale,
     as in a trained network; the cost of a forward pass does not depend on the values.
     """
-    with torch.random.fork_rng(devices=[]):
+    fence = nullcontext() if config.builtin else user_code(f"model {config.family} at {config.id}: calibration failed:")
+    with torch.random.fork_rng(devices=[]), fence:
         torch.manual_seed(seed)
         model = build_model(config)
         norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
         for norm in norms:
-            norm.reset_running_stats()
+            if norm.track_running_stats:
+                norm.reset_running_stats()
             norm.momentum = None  # a cumulative average over the calibration batch
         model.train()
         with torch.no_grad():
             model(torch.randn(4, 3, config.resolution, config.resolution))
             for norm in norms:
                 norm.momentum = 0.1
-                norm.weight.uniform_(0.5, 1.5)
-                norm.bias.uniform_(-0.2, 0.2)
-    return model.eval()
+                if norm.affine:  # BatchNorm2d(affine=False) has no gamma and beta to draw
+                    norm.weight.uniform_(0.5, 1.5)
+                    norm.bias.uniform_(-0.2, 0.2)
+        model.eval()
+    return model
 
 
 def fixed_input(config: ModelConfig, batch_size: int, seed: int = SEED) -> torch.Tensor:

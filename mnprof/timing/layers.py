@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -57,7 +57,7 @@ except ImportError:  # not on Unix: page faults are then reported as not measura
     resource = None  # type: ignore[assignment]
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError
+from mnprof.errors import MnprofError, stdout_to_stderr, user_code
 from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
@@ -342,9 +342,21 @@ def time_layers(
             f"--method profiler matches aten operators to MobileNetV1's layers, not {config.family.value}'s; "
             f"accepted with {config.family.value}: --method hooks"
         )
+    with stdout_to_stderr():
+        return _time_layers(config, settings, plan, on_pass)
+
+
+def _time_layers(
+    config: ModelConfig,
+    settings: LayerTimingSettings,
+    plan: tuple[LayerSpec, ...],
+    on_pass: Callable[[int, int], None] | None,
+) -> LayerTimes:
     model, inputs = _prepare(config, settings)
     steady = settings.allocator is Allocator.STEADY
+    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
     with (
+        fence,
         torch_threads(settings.threads),
         steady_allocator(steady) as allocator_steady,
         torch.inference_mode(),

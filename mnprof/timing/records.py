@@ -373,6 +373,19 @@ class TimingRecord:
             tuple(row.get("latency_ms_discarded") or ()),
             tuple(row.get("turn_host_factors") or ()),
         )
+        if raw.turn_sizes and sum(raw.turn_sizes) != len(raw.latency_ms):
+            raise MnprofError(
+                f"turn_sizes add up to {sum(raw.turn_sizes)} calls but latency_ms_samples holds "
+                f"{len(raw.latency_ms)}; accepted: the calls of each turn, in order"
+            )
+        for name, values in (
+            ("turn_started_unix", raw.turn_started_unix),
+            ("turn_host_factors", raw.turn_host_factors),
+        ):
+            if values and len(values) != len(raw.turn_sizes):
+                raise MnprofError(
+                    f"{name} has {len(values)} entries for {len(raw.turn_sizes)} turns; accepted: one per turn"
+                )
         return cls(key, provenance, **checks, latency=latency, quality=quality, rates=rates, raw=raw)
 
 

@@ -19,13 +19,14 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError
+from mnprof.errors import MnprofError, stdout_to_stderr, user_code
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends, quantized
@@ -251,6 +252,20 @@ def run_sweep(
     on_progress: Progress | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[TimingRecord]:
+    """:func:`_run_sweep` with standard output sent to standard error throughout: a model (a user's) that prints
+    while it is prepared, checked or timed never reaches mnprof's machine-readable output."""
+    with stdout_to_stderr():
+        return _run_sweep(configs, settings, store, on_progress=on_progress, clock=clock)
+
+
+def _run_sweep(
+    configs: Sequence[ModelConfig],
+    settings: TimingSettings,
+    store: ResultsStore,
+    *,
+    on_progress: Progress | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[TimingRecord]:
     """Time every configuration x backend x batch size not already in ``store``; returns all their records.
 
     Each backend's output is checked against eager PyTorch on the same input first (see
@@ -283,7 +298,8 @@ def run_sweep(
                 if model is None:
                     model = models[key.config.width_key] = calibrated_model(key.config)
                 inputs = fixed_input(key.config, key.batch_size)
-                with torch.inference_mode():
+                fence = nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:")
+                with torch.inference_mode(), fence:
                     reference = model(inputs)
                 agreed = None
                 try:
@@ -324,15 +340,20 @@ def run_sweep(
 
         unix_offset = time.time() - clock()
         run_id = uuid.uuid4().hex[:12]
-        time_tasks(
-            tasks,
-            settings.rule,
-            device=settings.device,
-            threads=settings.threads,
-            clock=clock,
-            on_finish=finish,
-            on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
-        )
+        users = sorted({str(config.family) for config in configs if not config.builtin})
+        # A user's model runs unguarded in the timing passes: what it raises is one line, what it prints stays
+        # off stdout (the engine keeps every measurement that finished before).
+        fence = user_code(f"model {', '.join(users)}: failed while timed:", limited=False) if users else nullcontext()
+        with fence:
+            time_tasks(
+                tasks,
+                settings.rule,
+                device=settings.device,
+                threads=settings.threads,
+                clock=clock,
+                on_finish=finish,
+                on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
+            )
     return [record for key in keys if (record := store.record(key.ident())) is not None]
 
 

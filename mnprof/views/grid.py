@@ -145,6 +145,9 @@ def with_timings(
     series = [column for column in TIMING_SERIES if column in timing.columns]
     timing = timing.sort_values(["_rank", *series], kind="stable").drop(columns=["_rank"])
     merged = frame.merge(timing, on="id", how="left")
+    for column in (f"latency_ms_{statistic.value}", "batch_size", "gemm_peak_gflops", "theoretical_peak_gflops"):
+        if column not in merged.columns:  # every row an error: no timed column came with them
+            merged[column] = math.nan
     merged["statistic"] = statistic.value
     merged["latency_ms"] = merged[f"latency_ms_{statistic.value}"]
     seconds = merged["latency_ms"] / 1e3
