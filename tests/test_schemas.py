@@ -98,3 +98,18 @@ def test_a_baseline_with_latency_satisfies_the_schema_and_a_missing_control_does
 )
 def test_settings_of_the_wrong_shape_are_named_by_path(settings, problem):
     assert schema_problem(settings, "settings").startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda c: c["analytic"].update(macs=-5), "counts.analytic.macs is -5; accepted: a number >= 0"),
+        (lambda c: c["fvcore"].update(unsupported_ops=5), "counts.fvcore.unsupported_ops is 5; accepted: an object"),
+        (lambda c: c.clear(), "counts lacks pytorch; accepted: an object with pytorch, fvcore, thop"),  # no bypass
+        (lambda c: c["thop"].pop("macs"), "counts.thop lacks macs"),
+    ],
+)
+def test_a_baseline_entry_cannot_be_emptied_or_mistyped(change, problem):
+    document = json.loads((REPORTS / "baseline.json").read_text())
+    change(next(iter(document["entries"].values()))["counts"])
+    assert problem in schema_problem(document, "baseline")
