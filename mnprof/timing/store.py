@@ -80,7 +80,7 @@ def read_results(path: Path) -> dict[str, Any]:
             f"{path} is not a mnprof results file (kind {kind!r}, expected {RESULTS_KIND!r}); {REGENERATE}"
         )
     found = document.get("schema_version")
-    if found != RESULTS_SCHEMA_VERSION:
+    if type(found) is not int or found != RESULTS_SCHEMA_VERSION:  # 2.0 and true are not version 2
         raise MnprofError(
             f"results file {path} has schema version {found!r}; this mnprof reads version {RESULTS_SCHEMA_VERSION}; "
             f"{REGENERATE}, or read it with the mnprof that wrote it"
