@@ -322,3 +322,9 @@ def test_what_a_model_writes_to_file_descriptor_1_never_reaches_json_stdout(capf
 def test_v2_is_not_a_user_familys_name_it_would_collide_with_mobilenetv2_ids():
     with pytest.raises(MnprofError, match="model name 'v2' is invalid"):
         UserFamily("v2", "tests.tiny_family:tiny")
+
+
+@pytest.mark.parametrize("name", ["", " tiny"])
+def test_a_declared_name_that_is_empty_or_padded_is_refused(name):
+    with pytest.raises(MnprofError, match="accepted: a name without spaces"):
+        families.declared_families({"families": {name: "tests.tiny_family:tiny"}})

@@ -99,6 +99,10 @@ def declared_families(table: Mapping[str, Any], where: str = "pyproject.toml") -
         )
     declared = {}
     for name, target in families.items():
+        if not name.strip() or name != name.strip():
+            raise MnprofError(
+                f"{where} [tool.mnprof.families]: name {name!r} is invalid; accepted: a name without spaces"
+            )
         if ":" in name:  # --model a:b is read as package.module:factory
             raise MnprofError(
                 f"{where} [tool.mnprof.families]: name {name!r} has a ':'; accepted: letters, digits and _ . -"
