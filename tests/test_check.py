@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import ROOT, run
 
 from mnprof.check import (
     BASELINE_KIND,
@@ -18,7 +19,6 @@ from mnprof.check import (
 from mnprof.cli import main
 from mnprof.errors import MnprofError
 
-ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--alpha", "1.0,0.5", "--resolution", "64,32", "--quiet"]
 TINY = "net=tests.regression_models:tiny"
 
@@ -26,12 +26,6 @@ TINY = "net=tests.regression_models:tiny"
 @pytest.fixture(autouse=True)
 def at_repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # factories are imported relative to the working directory
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -6,16 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
-from mnprof.cli import main
+from cli_run import run
 
 SMALL = ["--alpha", "0.25", "--resolution", "128", "--quiet", "--no-timing"]
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_table_json_to_stdout(capsys):

@@ -4,9 +4,9 @@ independent witness."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from cli_run import ROOT, run
 
 from mnprof.cli import main
 from mnprof.counting.analytic import ParamConvention, analytic_count
@@ -19,7 +19,6 @@ from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid
 from mnprof.model.networks import build_model
 from mnprof.timing.layers import LayerTimingSettings, time_layers
 
-ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny=tests.tiny_family:tiny"
 ONE = ["--alpha", "1.0", "--resolution", "224"]
 
@@ -27,12 +26,6 @@ ONE = ["--alpha", "1.0", "--resolution", "224"]
 @pytest.fixture(autouse=True)
 def at_repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)  # factories are imported relative to the working directory
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def structure(count) -> dict:

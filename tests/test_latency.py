@@ -11,9 +11,9 @@ import time
 
 import pytest
 import torch
+from cli_run import run
 from factories import drifting_records, timing_record
 
-from mnprof.cli import main
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, grid
@@ -382,12 +382,6 @@ def test_environment_and_fingerprint():
 
 
 # ---------------------------------------------------------------------------- command line
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 TIMED = ["table", "--alpha", "0.25", "--resolution", "32", "--quiet", "--threads", "1", "--budget", "0.05"]

@@ -8,8 +8,8 @@ import math
 import pandas as pd
 import pytest
 import torch
+from cli_run import run
 
-from mnprof.cli import main
 from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig
@@ -20,12 +20,6 @@ from mnprof.views.render import Format
 
 TINY = ModelConfig(0.25, 64)
 FAST = {"repeats": 3, "warmup": 1, "budget_s": 5.0}
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

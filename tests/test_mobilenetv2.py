@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from cli_run import run
 from factories import timing_record
 
 from mnprof.cli import main
@@ -120,12 +121,6 @@ def test_published_grid_and_bad_combinations():
         ModelConfig(1.0, 224, variant="full", family=V2)
     with pytest.raises(MnprofError, match="unknown model 'mobilenetv9'; accepted: mobilenetv1, mobilenetv2"):
         ModelConfig(1.0, 224, family="mobilenetv9")
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_table_sets_the_families_side_by_side(capsys):

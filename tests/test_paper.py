@@ -8,8 +8,8 @@ import json
 
 import pandas as pd
 import pytest
+from cli_run import run
 
-from mnprof.cli import main
 from mnprof.counting.count import count_many
 from mnprof.files import TABLE_SCHEMA_VERSION
 from mnprof.model.reference import TABLE1, TABLE2
@@ -22,12 +22,6 @@ from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
 
 MACS_1_0_224 = 568_740_352  # pinned independently in tests/test_analytic.py
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(

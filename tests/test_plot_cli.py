@@ -4,8 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import run
 
-from mnprof.cli import main
 from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 
@@ -33,12 +33,6 @@ def write(path: Path, document: dict) -> Path:
 
 
 GRID4 = [(1.0, 224), (1.0, 128), (0.5, 160), (0.25, 128)]
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_html_page_with_every_figure(capsys, tmp_path):
