@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.",
     ),
     "layers": ("mnprof.cli.layers", "One configuration, layer by layer: where the MACs are, and where the time goes."),
+    "memory": (
+        "mnprof.cli.memory",
+        "Peak memory of one forward pass per configuration, runtime and batch size: measured from PyTorch's "
+        "allocator, beside the analytic weights + working set, the difference named by cause.",
+    ),
     "paper": (
         "mnprof.cli.paper",
         "The paper's Tables 1 to 9, computed, each cell published | computed | delta (MobileNetV2: TF-slim's 22).",

@@ -139,8 +139,8 @@ class AnalyticCount:
         """Output elements of every conv and linear layer for one image (fvcore's ActivationCountAnalysis)."""
         return sum(layer.out_elements for layer in self.layers if layer.spec.kind in (*CONV_KINDS, LayerKind.FC))
 
-    def peak_working_set(self, batch_size: int = 1) -> int:
-        """Elements alive at once at the busiest layer of one inference of ``batch_size`` images.
+    def working_sets(self, batch_size: int = 1) -> dict[str, int]:
+        """Elements alive at each layer of one inference of ``batch_size`` images, by layer name, in plan order.
 
         Model of execution, as an inference runtime runs the network: one layer at a time; a layer's input
         and output are alive together; BatchNorm is folded into its convolution and the activation is
@@ -151,8 +151,9 @@ class AnalyticCount:
         layers do not show.
         """
         if not self.planned:
-            raise ValueError("the peak working set needs a layer plan; traced layers do not say what stays alive")
-        peak, kept = 0, 0
+            raise ValueError("the working set needs a layer plan; traced layers do not say what stays alive")
+        alive_at: dict[str, int] = {}
+        kept = 0
         adds = {layer.spec.name.rsplit(".", 1)[0] for layer in self.layers if layer.spec.kind is LayerKind.ADD}
         for layer in self.layers:
             block = layer.spec.name.rsplit(".", 1)[0]
@@ -160,12 +161,17 @@ class AnalyticCount:
                 alive = layer.in_elements + 2 * layer.out_elements  # block input, block output, the sum
             else:
                 alive = layer.in_elements + layer.out_elements + (kept if block in adds else 0)
-            peak = max(peak, alive)
+            alive_at[layer.spec.name] = batch_size * alive
             if block in adds and layer.spec.name.endswith((".expand", ".dw")) and not kept:
                 kept = layer.in_elements  # the block input, kept for the add
             if layer.spec.kind is LayerKind.ADD:
                 kept = 0
-        return batch_size * peak
+        return alive_at
+
+    def peak_working_set(self, batch_size: int = 1) -> int:
+        """Elements alive at once at the busiest layer of one inference of ``batch_size`` images
+        (:meth:`working_sets`' model of execution)."""
+        return max(self.working_sets(batch_size).values())
 
     def macs_of(self, kinds: Iterable[LayerKind]) -> int:
         wanted = set(kinds)

@@ -138,6 +138,9 @@ class Runner:
     # (bfloat16: halved; fused: BatchNorm folded away), or the serialized ONNX model (int8: quantised weights,
     # scales and zero points). None where it is not known (compile: its frozen constants are inductor's).
     model_bytes: int | None = None
+    # The PyTorch module ``call()`` runs (as converted: channels_last, BatchNorm folded, bfloat16); None for a
+    # runtime that is not a PyTorch module (onnxruntime, compile).
+    module: Any = None
 
 
 def tensor_bytes(model: Any) -> int:
@@ -167,7 +170,7 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
         with torch.inference_mode():
             return model(inputs)
 
-    return Runner(backend, call, lambda: call().float().cpu(), model_bytes=tensor_bytes(model))
+    return Runner(backend, call, lambda: call().float().cpu(), model_bytes=tensor_bytes(model), module=model)
 
 
 def _bfloat16(model: Any, inputs: Any) -> Runner:
@@ -189,6 +192,7 @@ def _bfloat16(model: Any, inputs: Any) -> Runner:
         lambda: call().float().cpu(),
         infer=infer,
         model_bytes=tensor_bytes(converted),
+        module=converted,
     )
 
 

@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from mnprof.model.arch import LayerKind, LayerSpec
 
-__all__ = ["OPERATORS", "UNIT_OPERATORS", "profiled_passes"]
+__all__ = ["OPERATORS", "UNIT_OPERATORS", "profiled_passes", "without_kineto_chatter"]
 
 
 OPERATORS = {
@@ -41,7 +41,7 @@ _KINETO_CHATTER = re.compile(r"^[A-Z]+:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \d+:\d+ \w
 
 
 @contextmanager
-def _without_kineto_chatter() -> Iterator[None]:
+def without_kineto_chatter() -> Iterator[None]:
     """Run the block with fd 2 captured; write back every captured line except Kineto's status lines."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -62,12 +62,12 @@ def _run_profiled(model: Any, inputs: Any, passes: Callable[[], int], record_sha
     """Run ``passes()`` under torch.profiler (CPU); return the top-level events in time order and its result."""
 
     profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes)
-    with _without_kineto_chatter():
+    with without_kineto_chatter():
         profiler.start()
     try:
         done = passes()
     finally:
-        with _without_kineto_chatter():
+        with without_kineto_chatter():
             profiler.stop()
     top = sorted((e for e in profiler.events() if e.cpu_parent is None), key=lambda e: e.time_range.start)
     return top, done
