@@ -72,7 +72,13 @@ PEAK_NOTES = (
 )
 
 
-def peaks_spec() -> Rendered:
+USER_FAMILY_NOTE = (
+    "A user family's analytic columns are empty: its traced layers do not say which tensors stay alive, so "
+    "there is no working set to compare with; its tensors are named relative to the module running at the peak."
+)
+
+
+def peaks_spec(user_family: bool = False) -> Rendered:
     columns = (
         Column("model", lambda r: str(r["id"]), justify="left"),
         Column("backend", lambda r: str(r["backend"]), justify="left"),
@@ -94,7 +100,7 @@ def peaks_spec() -> Rendered:
     return Rendered(
         "Peak memory of one forward pass: measured and analytic (MB = 10^6 bytes)",
         columns,
-        PEAK_NOTES,
+        PEAK_NOTES + ((USER_FAMILY_NOTE,) if user_family else ()),
         fit=True,
         left_out_hint="--wide shows them",
     )
@@ -123,7 +129,8 @@ def render_memory(
     measurements: Sequence[MemoryMeasurement], view: MemoryView, fmt: Format, *, width: int | None
 ) -> Any:
     frame = memory_frame(measurements, view)
-    spec = tensors_spec() if view is MemoryView.TENSORS else peaks_spec()
+    user_family = any(m.analytic_peak_bytes is None for m in measurements)
+    spec = tensors_spec() if view is MemoryView.TENSORS else peaks_spec(user_family)
     if fmt is Format.JSON:
         frame = frame.astype(object).where(frame.notna(), None)
     return render_with(spec, frame, fmt, view=view.value, kind="mnprof.memory", width=width)

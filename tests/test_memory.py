@@ -1,0 +1,175 @@
+"""Measured peak memory (``mnprof memory``): the bytes are exact, every byte alive at the peak is named, the
+tensors the analytic model counts are found at the peak, and each named cause is shown by removing it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from mnprof.counting.shapes import plan_count
+from mnprof.model.config import Family, ModelConfig, default_grid
+from mnprof.model.networks import build_model
+from mnprof.timing.backends import Runner, fold_batchnorm
+from mnprof.timing.memory import measure_memory, measure_runner
+from mnprof.timing.records import ANALYTIC_CAUSES, Backend, Cause, MemoryMeasurement
+from tests.cli_run import run
+
+
+def modelled(m: MemoryMeasurement) -> int:
+    return sum(m.bytes_of(cause) for cause in ANALYTIC_CAUSES)
+
+
+def batchnorms(config: ModelConfig) -> tuple[int, int]:
+    """(BatchNorm layers, their channels) of a built-in configuration."""
+    count = plan_count(config)
+    layers = [layer for layer in count.layers if layer.spec.batch_norm]
+    return len(layers), count.batch_norm_channels
+
+
+def test_one_configuration_is_pinned_to_exact_bytes_and_named_tensor_by_tensor():
+    m = measure_memory(ModelConfig(alpha=1.0, resolution=224), 1)
+    assert m.forward_peak_bytes == 9_634_304
+    assert m.layer == "blocks.1.pw" == m.analytic_peak_layer
+    # blocks.1.pw at 1.0-224: input 32x112x112, output 64x112x112 floats
+    assert m.bytes_of(Cause.LAYER_INPUT) == 4 * 32 * 112 * 112
+    assert m.bytes_of(Cause.LAYER_OUTPUT) == 4 * 64 * 112 * 112  # BatchNorm's output
+    assert m.bytes_of(Cause.UNFOLDED_BATCHNORM) == 4 * 64 * 112 * 112  # the conv's, kept while BatchNorm runs
+    assert m.bytes_of(Cause.HELD_BY_CALLER) == 4 * 32 * 112 * 112  # the stem's output, held by the blocks' call
+    assert m.bytes_of(Cause.INPUT_BATCH) == 4 * 3 * 224 * 224
+    assert m.bytes_of(Cause.WORKSPACE) == 2 * 4 * 64  # native_batch_norm's saved mean and inverse std
+    assert m.bytes_of(Cause.OTHER) == 0
+    assert m.analytic_peak_bytes == 4 * (32 + 64) * 112 * 112
+    assert m.total_bytes == 27_252_088
+    assert [(t.module, t.cause) for t in m.live if t.cause is Cause.UNFOLDED_BATCHNORM] == [
+        ("blocks.1.pw.conv", Cause.UNFOLDED_BATCHNORM)
+    ]
+
+
+def test_the_measurement_is_deterministic():
+    config = ModelConfig(alpha=0.5, resolution=160)
+    assert measure_memory(config, 2) == measure_memory(config, 2)
+
+
+@pytest.mark.parametrize("backend", [Backend.EAGER, Backend.FUSED])
+def test_every_default_configuration_is_explained_to_the_byte(backend):
+    """All 16 default configurations (eager at batch 1 and 8, fused at 1): the tensors the analytic model
+    counts at the layer where the peak falls are exactly its working set there, nothing alive is unnamed,
+    and the measured total is weights + the named tensors."""
+    for config in default_grid():
+        for batch in (1, 8) if backend is Backend.EAGER else (1,):
+            m = measure_memory(config, batch, backend)
+            assert m.bytes_of(Cause.OTHER) == 0, (config.id, batch)
+            assert modelled(m) == m.analytic_at_layer_bytes, (config.id, batch)
+            assert sum(t.nbytes for t in m.live) == m.forward_peak_bytes + m.input_bytes
+            assert m.total_bytes == m.weights_held_bytes + sum(t.nbytes for t in m.live)
+            assert (
+                m.analytic_total_bytes
+                == 4 * plan_count(config).params() + plan_count(config).peak_working_set(batch) * 4
+            )
+            layers, channels = batchnorms(config)
+            if backend is Backend.EAGER:
+                # running mean and variance per channel (float32) and a 64-bit counter per BatchNorm
+                assert m.buffer_bytes == 4 * 2 * channels + 8 * layers
+                assert m.bytes_of(Cause.UNFOLDED_BATCHNORM) > 0
+            else:
+                # folded: scale and shift gone, a bias per channel gained
+                assert m.buffer_bytes == -4 * channels
+                assert m.bytes_of(Cause.UNFOLDED_BATCHNORM) == 0
+
+
+class OneLayerAtATime(nn.Module):
+    """The analytic model of execution, in eager PyTorch: BatchNorm folded, layers run in a loop so that each
+    layer's input is dropped once the next has its output (no enclosing call holds it)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([model.stem, *[unit for block in model.blocks for unit in block], model.pool])
+        self.fc = model.fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.fc(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize(("alpha", "resolution", "batch"), [(1.0, 224, 1), (0.25, 128, 8), (0.5, 160, 1)])
+def test_run_one_layer_at_a_time_the_peak_is_the_analytic_working_set(alpha, resolution, batch):
+    """What the eager model holds beyond the analytic figure is its structure: the same layers, BatchNorm
+    folded and run one at a time, peak at exactly the analytic working set (+ the kernel's weight reorder)."""
+    config = ModelConfig(alpha=alpha, resolution=resolution)
+    folded = fold_batchnorm(build_model(config)).to(memory_format=torch.channels_last)
+    runner = Runner(Backend.FUSED, lambda: None, lambda: None, module=OneLayerAtATime(folded).eval())
+    m = measure_runner(config, batch, runner)
+    assert m.forward_peak_bytes - m.bytes_of(Cause.WORKSPACE) == m.analytic_peak_bytes
+    eager = measure_memory(config, batch, Backend.EAGER)
+    assert eager.forward_peak_bytes > m.forward_peak_bytes
+
+
+def test_mobilenetv2_workspace_is_oneDNNs_layout_copy_and_channels_last_removes_it():
+    """Eager NCHW MobileNetV2 peaks inside a depthwise conv that copies its input and output to oneDNN's
+    blocked layout: named workspace, about the size of the layer's input + output; in channels_last the
+    copies are gone and the modelled tensors are the analytic working set exactly."""
+    config = ModelConfig(alpha=1.0, resolution=224, family=Family.MOBILENETV2)
+    nchw = measure_memory(config, 1, Backend.EAGER)
+    assert nchw.layer == "blocks.2.dw"
+    assert nchw.bytes_of(Cause.OTHER) == 0
+    assert nchw.bytes_of(Cause.WORKSPACE) >= nchw.analytic_at_layer_bytes
+    nhwc = measure_memory(config, 1, Backend.CHANNELS_LAST)
+    assert modelled(nhwc) == nhwc.analytic_at_layer_bytes
+    assert nhwc.bytes_of(Cause.WORKSPACE) < nchw.bytes_of(Cause.WORKSPACE) // 100
+    assert nhwc.bytes_of(Cause.OTHER) == 0
+
+
+def test_bfloat16_halves_every_tensor():
+    config = ModelConfig(alpha=0.5, resolution=128)
+    m = measure_memory(config, 8, Backend.BFLOAT16)
+    assert m.activation_bytes == 2
+    assert m.input_bytes == 2 * 8 * 3 * 128 * 128
+    assert m.analytic_peak_bytes == 2 * plan_count(config).peak_working_set(8)
+    assert m.bytes_of(Cause.OTHER) == 0
+
+
+def test_cli_writes_rows_and_tensors(capsys, tmp_path):
+    out = tmp_path / "memory.json"
+    code, _, err = run(capsys, "memory", "-q", "--alpha", "0.25", "--resolution", "128", "--format", "json",
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    document = json.loads(out.read_text())
+    assert document["kind"] == "mnprof.memory"
+    assert [(row["batch_size"], row["other_bytes"]) for row in document["rows"]] == [(1, 0), (8, 0)]
+    row = document["rows"][0]
+    causes = sum(row[cause.key] for cause in Cause)
+    assert row["measured_bytes"] == row["weights_held_bytes"] + causes
+    code, text, err = run(capsys, "memory", "-q", "--alpha", "0.25", "--resolution", "128", "--batch-size", "1",
+                          "--view", "tensors", "--format", "csv")  # fmt: skip
+    assert code == 0, err
+    assert "blocks.1.pw.conv" in text and Cause.UNFOLDED_BATCHNORM.value in text
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--backend", "onnxruntime"], "allocates outside PyTorch's allocator"),
+        (["--alpha", "4", "--resolution", "2048", "--batch-size", "64"], "GiB are available"),
+        (["--batch-size", "0"], "batch size 0 is invalid"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, args, says):
+    out = tmp_path / "memory.json"
+    code, text, err = run(capsys, "memory", "-q", *args, "--out", str(out))
+    assert code == 2
+    assert says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and text == ""
+
+
+def test_a_user_family_is_measured_without_analytic_columns(capsys):
+    code, text, err = run(capsys, "memory", "-q", "--model", "tiny=tests.tiny_family:tiny", "--alpha", "1.0",
+                          "--resolution", "64", "--batch-size", "1", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    (row,) = json.loads(text)["rows"]
+    assert row["id"] == "tiny-1.0-64" and row["analytic_bytes"] is None
+    assert row["measured_bytes"] == row["weights_held_bytes"] + sum(row[cause.key] for cause in Cause)
+    assert row["forward_peak_bytes"] > 0
