@@ -20,7 +20,10 @@ from mnprof.views.render import Format
     type=click.Choice([backend.value for backend in LAYER_BACKENDS]),
     default="eager",
     show_default=True,
-    help="eager: PyTorch eager mode, NCHW; channels_last: eager mode with model and input in NHWC memory format.",
+    help="eager: PyTorch eager mode, NCHW; channels_last: eager mode with model and input in NHWC memory format; "
+    "onnxruntime, onnxruntime_int8 (the [onnx] extra): onnxruntime float32 or statically quantised int8, each "
+    "node timed by onnxruntime's profiler and attributed to its layer (int8 only where its outputs agree with "
+    "eager float32).",
 )
 @click.option(
     "--method",

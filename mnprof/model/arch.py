@@ -14,6 +14,7 @@ from mnprof.model.config import Family, ModelConfig, Rounding, Variant
 
 __all__ = [
     "BLOCKS",
+    "layer_of",
     "CONV_KINDS",
     "STEM_CHANNELS",
     "Activation",
@@ -241,3 +242,18 @@ def _v2_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
     layers.append(LayerSpec("pool", LayerKind.POOL, head, head, size, 1, head, size, 1, False, False, Activation.NONE))
     layers.append(LayerSpec("fc", LayerKind.FC, head, config.num_classes, 1, 1, 1, 1, 1, True, False, Activation.NONE))
     return tuple(layers)
+
+
+def layer_of(path: str, layer_names: set[str] | frozenset[str]) -> str | None:
+    """The layer a module path belongs to: the path itself or its nearest enclosing path that is a layer name
+    (``blocks.2.dw.bn`` -> ``blocks.2.dw``); a residual block's own forward is its ``.add`` layer
+    (``blocks.3`` -> ``blocks.3.add``). ``None`` for a path outside every layer (the model's own forward)."""
+    parts = path.split(".") if path else []
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in layer_names:
+            return candidate
+        if f"{candidate}.add" in layer_names:
+            return f"{candidate}.add"
+        parts.pop()
+    return None

@@ -42,6 +42,8 @@ __all__ = [
     "fold_batchnorm",
     "gemm_sampler",
     "native_bfloat16",
+    "onnx_export",
+    "onnxruntime_session",
     "output_error",
     "parse_backends",
     "prepare",
@@ -221,11 +223,15 @@ def _compiled(model: Any, inputs: Any) -> Runner:
     return Runner(Backend.COMPILE, call, lambda: call().float().cpu())  # type: ignore[attr-defined]
 
 
-def _onnxruntime_session(model: bytes, threads: int) -> Any:
-    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution, all graph optimisations."""
+def onnxruntime_session(model: bytes, threads: int, profile_prefix: str | None = None) -> Any:
+    """An onnxruntime CPU session with ``threads`` intra-op threads, sequential execution, all graph optimisations
+    (``profile_prefix``: with onnxruntime's profiler on, writing its trace there)."""
     import onnxruntime  # optional (the [onnx] extra): imported only when its backend or GEMM is timed
 
     options = onnxruntime.SessionOptions()
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
@@ -234,7 +240,7 @@ def _onnxruntime_session(model: bytes, threads: int) -> Any:
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def _onnx_export(model: Any, inputs: Any) -> bytes:
+def onnx_export(model: Any, inputs: Any) -> bytes:
     """The model as ONNX (TorchScript exporter, opset 17), input ``x`` of ``inputs``' fixed shape."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
@@ -246,8 +252,8 @@ def _onnx_export(model: Any, inputs: Any) -> bytes:
 
 
 def _onnxruntime_int8(model: Any, inputs: Any, threads: int) -> Runner:
-    quantized, settings = quantize_onnx(_onnx_export(model, inputs), inputs.shape[-1], inputs.shape[0])
-    session = _onnxruntime_session(quantized, threads)
+    quantized, settings = quantize_onnx(onnx_export(model, inputs), inputs.shape[-1], inputs.shape[0])
+    session = onnxruntime_session(quantized, threads)
     feed = {"x": inputs.numpy()}
 
     def call() -> object:
@@ -267,8 +273,8 @@ def _onnxruntime_int8(model: Any, inputs: Any, threads: int) -> Runner:
 
 
 def _onnxruntime(model: Any, inputs: Any, threads: int) -> Runner:
-    exported = _onnx_export(model, inputs)
-    session = _onnxruntime_session(exported, threads)
+    exported = onnx_export(model, inputs)
+    session = onnxruntime_session(exported, threads)
     feed = {"x": inputs.numpy()}
 
     def call() -> object:
@@ -392,7 +398,7 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
             [helper.make_tensor_value_info(name, TensorProto.FLOAT, matrix) for name in ("a", "b")],
             [helper.make_tensor_value_info("c", TensorProto.FLOAT, matrix)],
         )
-        session = _onnxruntime_session(
+        session = onnxruntime_session(
             # IR version 8 goes with opset 17; onnx's newest default can be newer than onnxruntime reads.
             helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString(),
             threads,
@@ -415,7 +421,7 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
             ],
             [helper.make_tensor_value_info("c", TensorProto.INT32, matrix)],
         )
-        session = _onnxruntime_session(
+        session = onnxruntime_session(
             helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString(),
             threads,
         )

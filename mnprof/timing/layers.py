@@ -62,9 +62,11 @@ from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing.backends import Backend, torch_threads
+from mnprof.timing.backends import Backend, check_available, torch_threads
 from mnprof.timing.engine import gc_paused
+from mnprof.timing.layer_onnx import onnx_layer_passes
 from mnprof.timing.layer_profiler import profiled_passes
+from mnprof.timing.records import Device
 from mnprof.timing.stats import SampleStats
 
 Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
@@ -79,7 +81,10 @@ __all__ = [
     "time_layers",
 ]
 
-LAYER_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST)  # the backends whose modules hooks and the profiler can see
+# eager and channels_last: hooks or torch.profiler see their modules; onnxruntime and onnxruntime_int8: onnxruntime's
+# own profiler times each node, attributed to its layer by the module scope in its name (mnprof.timing.layer_onnx).
+LAYER_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8)
+ONNX_LAYER_BACKENDS = (Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8)
 
 
 class Method(StrEnum):
@@ -130,6 +135,12 @@ class LayerTimingSettings:
             raise MnprofError(f"unknown backend {shown!r}; accepted: {accepted}")
         object.__setattr__(self, "backend", Backend(self.backend))
         object.__setattr__(self, "method", parse_choice(self.method, Method, "timing method"))
+        if self.backend in ONNX_LAYER_BACKENDS and self.method is Method.PROFILER:
+            raise MnprofError(
+                f"--method profiler is torch.profiler, which does not see {self.backend.value}'s nodes; accepted "
+                f"with --backend {self.backend.value}: --method hooks (the default: onnxruntime's own profiler "
+                "times each node)"
+            )
         object.__setattr__(self, "allocator", parse_choice(self.allocator, Allocator, "allocator"))
         for name, value, minimum in (("repeats", self.repeats, self.MIN_REPEATS), ("warmup", self.warmup, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -156,9 +167,19 @@ class LayerTimes:
     torch_version: str
     page_faults_per_pass: float | None = None  # minor page faults per timed pass (None where not measurable)
     allocator_steady: bool = False  # whether the steady allocator setting was in effect
+    # onnxruntime backends: each pass's time in nodes no layer owns, the runtime, and an int8 model's agreement
+    unattributed_ns: tuple[int, ...] | None = None
+    runtime: str | None = None
+    output_cosine: float | None = None
+    output_top1_agreement: float | None = None
 
     @property
     def method(self) -> str:
+        if self.settings.backend in ONNX_LAYER_BACKENDS:
+            return (
+                f"{self.runtime}'s profiler, each node's kernel time attributed to its layer by the module scope in "
+                "its name (mnprof.timing.layer_onnx)"
+            )
         if self.settings.method is Method.PROFILER:
             return "torch.profiler, CPU time of each layer's aten operator (children included)"
         return "forward hooks reading time.perf_counter_ns around each layer's module"
@@ -190,6 +211,10 @@ class LayerTimes:
     @property
     def forward_ms(self) -> float:
         return self._ms(self.forward_ns)
+
+    @property
+    def unattributed_ms(self) -> float | None:
+        return self._ms(self.unattributed_ns) if self.unattributed_ns else None
 
 
 # glibc's mallopt parameters and defaults (malloc.h).
@@ -342,8 +367,53 @@ def time_layers(
             f"--method profiler matches aten operators to MobileNetV1's layers, not {config.family.value}'s; "
             f"accepted with {config.family.value}: --method hooks"
         )
+    if settings.backend in ONNX_LAYER_BACKENDS:
+        check_available(settings.backend, Device.CPU)
     with stdout_to_stderr():
+        if settings.backend in ONNX_LAYER_BACKENDS:
+            return _time_onnx_layers(config, settings, plan, on_pass)
         return _time_layers(config, settings, plan, on_pass)
+
+
+def _time_onnx_layers(
+    config: ModelConfig,
+    settings: LayerTimingSettings,
+    plan: tuple[LayerSpec, ...],
+    on_pass: Callable[[int, int], None] | None,
+) -> LayerTimes:
+    model, inputs = _prepare(config, settings)
+    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
+    with fence, torch_threads(settings.threads), gc_paused():
+        faults_before = _minor_faults()
+        timed = onnx_layer_passes(
+            settings.backend,
+            model,
+            inputs,
+            plan,
+            _timed_passes(settings, on_pass),
+            warmup=settings.warmup,
+            threads=settings.threads,
+        )
+        faults_after = _minor_faults()
+    passes = len(timed.forward_ns)
+    agreed = timed.agreement
+    return LayerTimes(
+        settings=settings,
+        op_ns={name: tuple(samples) if any(samples) else () for name, samples in timed.op_ns.items()},
+        unit_ns={name: tuple(samples) if any(samples) else () for name, samples in timed.unit_ns.items()},
+        forward_ns=tuple(timed.forward_ns),
+        torch_version=torch.__version__,
+        page_faults_per_pass=(
+            (faults_after - faults_before) / (2 * passes)
+            if faults_before is not None and faults_after is not None and passes
+            else None
+        ),
+        allocator_steady=False,
+        unattributed_ns=tuple(timed.unattributed_ns),
+        runtime=timed.runtime,
+        output_cosine=agreed.cosine if agreed is not None else None,
+        output_top1_agreement=agreed.top1 if agreed is not None else None,
+    )
 
 
 def _time_layers(

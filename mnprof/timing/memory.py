@@ -41,6 +41,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError, stdout_to_stderr, user_code
+from mnprof.model.arch import layer_of
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.model.seeded import fixed_input
@@ -159,20 +160,6 @@ def peak_of_pass(events: Sequence[_Event]) -> tuple[int, dict[int, _Event], _Eve
     return peak, at, reached
 
 
-def _plan_layer(path: str, layer_names: set[str]) -> str | None:
-    """The plan layer a module path belongs to: itself, or its nearest enclosing path that is a layer
-    (``blocks.2.dw.bn`` -> ``blocks.2.dw``); a residual block's own forward is its ``.add``."""
-    parts = path.split(".") if path else []
-    while parts:
-        candidate = ".".join(parts)
-        if candidate in layer_names:
-            return candidate
-        if f"{candidate}.add" in layer_names:
-            return f"{candidate}.add"
-        parts.pop()
-    return None
-
-
 def _explain(
     alive: dict[int, _Event],
     reached: _Event | None,
@@ -189,10 +176,10 @@ def _explain(
     if running is None:
         layer = None
     elif layer_names:
-        layer = _plan_layer(running.path, layer_names)
+        layer = layer_of(running.path, layer_names)
     else:
         layer = running.path
-    in_layer = [call for call in chain if (_plan_layer(call.path, layer_names) if layer_names else call.path) == layer]
+    in_layer = [call for call in chain if (layer_of(call.path, layer_names) if layer_names else call.path) == layer]
     layer_input = in_layer[0].input_ptr if in_layer else None
     block = layer.rsplit(".", 1)[0] if layer is not None and "." in layer else None
     block_call = next((call for call in chain if block is not None and call.path == block), None)
@@ -216,11 +203,7 @@ def _explain(
         if layer is not None and layer.endswith(".add") and block is not None and producer.path.startswith(block):
             return Cause.LAYER_INPUT  # the add's other operand: the block's last unit's output
         conv_before_batchnorm = running is not None and running.kind.startswith("BatchNorm")
-        if (
-            conv_before_batchnorm
-            and producer.kind.startswith("Conv")
-            and _plan_layer(producer.path, layer_names) == layer
-        ):
+        if conv_before_batchnorm and producer.kind.startswith("Conv") and layer_of(producer.path, layer_names) == layer:
             return Cause.UNFOLDED_BATCHNORM
         if ptr in held:
             return Cause.HELD_BY_CALLER

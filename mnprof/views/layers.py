@@ -317,37 +317,7 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
     notes.append("By kind: " + "; ".join(shares) + ".")
     if report.times is not None:
         times = report.times
-        settings = times.settings
-        notes.append(
-            f"time: median of {times.repeats} forward passes after {settings.warmup} warm-up passes, one image, "
-            f"CPU, {settings.threads} thread(s), backend {settings.backend.value}, torch {times.torch_version}; "
-            f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU "
-            + ("" if report.analytic.planned else "(a user's model: BatchNorm and activations only in the whole pass) ")
-            + "(see mnprof.timing.layers). "
-            "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
-        )
-        allocator = (
-            "steady allocator (glibc keeps freed memory)"
-            if times.allocator_steady
-            else "allocator as is"
-            + (" (steady was asked for; no glibc mallopt here)" if times.steady_requested else "")
-        )
-        faults = (
-            f"{times.page_faults_per_pass:,.0f} minor page faults per timed pass"
-            if times.page_faults_per_pass is not None
-            else "page faults not measurable here"
-        )
-        notes.append(f"Memory: {allocator}; {faults}.")
-        unit_extra = totals["time_unit_ms"] - totals["time_ms"]
-        with_units = (
-            f"with the unfused BatchNorm + ReLU after each conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; "
-            if report.analytic.planned
-            else ""
-        )
-        notes.append(
-            f"The layers' own times sum to {totals['time_ms']:.3f} ms; {with_units}a whole forward pass with neither "
-            f"hooks nor profiler takes {totals['forward_ms']:.3f} ms (median)."
-        )
+        notes.extend(_onnx_notes(times, totals) if times.runtime is not None else _torch_notes(report, totals))
         noisy = frame[frame["time_ms_iqr"] > 0.2 * frame["time_ms"]]
         if len(noisy):
             notes.append(
@@ -357,6 +327,67 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
     else:
         notes.append("time: not measured (--no-timing).")
     return tuple(notes)
+
+
+def _torch_notes(report: LayerReport, totals: dict[str, Any]) -> list[str]:
+    """How PyTorch backends' layers were timed, and what the layers' times leave out."""
+    times = report.times
+    assert times is not None
+    settings = times.settings
+    notes: list[str] = []
+    notes.append(
+        f"time: median of {times.repeats} forward passes after {settings.warmup} warm-up passes, one image, "
+        f"CPU, {settings.threads} thread(s), backend {settings.backend.value}, torch {times.torch_version}; "
+        f"method: {times.method}; conv, pool and FC timed apart from BatchNorm and ReLU "
+        + ("" if report.analytic.planned else "(a user's model: BatchNorm and activations only in the whole pass) ")
+        + "(see mnprof.timing.layers). "
+        "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
+    )
+    allocator = (
+        "steady allocator (glibc keeps freed memory)"
+        if times.allocator_steady
+        else "allocator as is" + (" (steady was asked for; no glibc mallopt here)" if times.steady_requested else "")
+    )
+    faults = (
+        f"{times.page_faults_per_pass:,.0f} minor page faults per timed pass"
+        if times.page_faults_per_pass is not None
+        else "page faults not measurable here"
+    )
+    notes.append(f"Memory: {allocator}; {faults}.")
+    unit_extra = totals["time_unit_ms"] - totals["time_ms"]
+    with_units = (
+        f"with the unfused BatchNorm + ReLU after each conv ({unit_extra:.3f} ms) {totals['time_unit_ms']:.3f} ms; "
+        if report.analytic.planned
+        else ""
+    )
+    notes.append(
+        f"The layers' own times sum to {totals['time_ms']:.3f} ms; {with_units}a whole forward pass with neither "
+        f"hooks nor profiler takes {totals['forward_ms']:.3f} ms (median)."
+    )
+    return notes
+
+
+def _onnx_notes(times: LayerTimes, totals: dict[str, Any]) -> list[str]:
+    """What the per-layer times of an onnxruntime backend are, and what they leave out."""
+    settings = times.settings
+    notes = [
+        f"time: median of {times.repeats} runs after {settings.warmup} warm-up runs, one image, CPU, "
+        f"{settings.threads} thread(s), backend {settings.backend.value}; method: {times.method}. A layer's time "
+        "is its compute nodes (convolution, pool, Gemm or add, with what onnxruntime fused into them); "
+        "time share is of the sum of these times; GFLOP/s = 2 x MACs / time."
+    ]
+    notes.append(
+        f"The layers' own times sum to {totals['time_ms']:.3f} ms; with their quantise, dequantise, layout and "
+        f"activation nodes {totals['time_unit_ms']:.3f} ms; nodes no layer owns (the input's quantisation, "
+        f"layout changes, flatten) {times.unattributed_ms or 0:.3f} ms; a whole run without the profiler "
+        f"takes {totals['forward_ms']:.3f} ms (median)."
+    )
+    if times.output_cosine is not None:
+        notes.append(
+            f"int8 agreement with eager float32 (32 seeded images): mean cosine similarity of the logits "
+            f"{times.output_cosine:.5f}, top-1 agreement {times.output_top1_agreement:.0%}."
+        )
+    return notes
 
 
 def _total_row(report: LayerReport) -> dict[str, Any]:
