@@ -321,3 +321,11 @@ def test_v2_is_not_a_user_familys_name_it_would_collide_with_mobilenetv2_ids():
 def test_a_declared_name_that_is_empty_or_padded_is_refused(name):
     with pytest.raises(MnprofError, match="accepted: a name without spaces"):
         families.declared_families({"families": {name: "tests.tiny_family:tiny"}})
+
+
+def test_layers_show_a_kernel_and_shapes_that_are_not_square(capsys):
+    code, out, err = run(capsys, "layers", "--model", "ns=tests.tiny_family:nonsquare", "--alpha", "1.0",
+                         "--resolution", "64", "--no-timing", "--format", "markdown")  # fmt: skip
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("| 0 "))
+    assert "| 64x64x3 | 32x64x8 | 1x7 s2x1 |" in row

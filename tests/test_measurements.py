@@ -158,6 +158,15 @@ def test_a_row_reads_back_as_the_record_that_wrote_it():
         assert TimingRecord.from_row(record.to_row()) == record
 
 
+def test_a_row_whose_id_is_not_its_configuration_is_refused():
+    """The id keys a measurement in the results file: an id edited apart from alpha and resolution would file
+    one configuration's time under another's."""
+    row = timing_record().to_row()
+    with pytest.raises(MnprofError, match="is not that of its alpha, resolution and family"):
+        TimingRecord.from_row({**row, "id": "0.25-128"})
+    assert TimingRecord.from_row({key: value for key, value in row.items() if key != "id"}) == timing_record()
+
+
 def test_gpu_rows_are_named_by_their_gpu_and_cpu_rows_by_their_cpu(tmp_path):
     path = tmp_path / "r.json"
     gpu_row = {key: value for key, value in row(device="cuda").items() if key != "gpu"}

@@ -160,3 +160,15 @@ def prints_fd(alpha: float, num_classes: int) -> nn.Module:
 
     os.write(1, b"noise from the factory\n")
     return PrintsToDescriptor(alpha, num_classes)
+
+
+def nonsquare(alpha: float, num_classes: int) -> nn.Module:
+    """A model whose layers are not square: a 1x7 kernel and a stride of 2 down the height only."""
+    channels = max(1, int(8 * alpha))
+    return nn.Sequential(
+        nn.Conv2d(3, channels, (1, 7), stride=(2, 1), padding=(0, 3)),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(channels, num_classes),
+    ).eval()

@@ -198,9 +198,20 @@ def _spec(name: str, path: str, module: nn.Module, kind: LayerKind, x: torch.Ten
     else:  # a global pool
         channels = (x.shape[1], y.shape[1])
         kernel, stride, groups, bias = in_size, 1, 1, False
-    return LayerSpec(
-        name, kind, *channels, kernel, stride, groups, in_size, out_size, bias, False, Activation.NONE, path
+    widths = (
+        x.shape[3] if x.dim() == 4 else 1,
+        y.shape[3] if y.dim() == 4 else 1,
+        module.kernel_size[1] if isinstance(module, nn.Conv2d) else kernel,
+        module.stride[1] if isinstance(module, nn.Conv2d) else stride,
     )
+    heights = (in_size, out_size, kernel, stride)
+    in_width, out_width, kernel_width, stride_width = (
+        width if width != height else None for width, height in zip(widths, heights, strict=True)
+    )
+    return LayerSpec(
+        name, kind, *channels, kernel, stride, groups, in_size, out_size, bias, False, Activation.NONE, path,
+        in_width, out_width, kernel_width, stride_width,
+    )  # fmt: skip
 
 
 def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:

@@ -109,14 +109,19 @@ class LayerSpec:
     # A traced layer's module path in a user's model (mnprof.counting.shapes.traced_plan); None in mnprof's plans,
     # whose module paths follow from the name (mnprof.model.networks.module_paths).
     module: str | None = None
+    # A traced layer that is not square (a 1x7 kernel, a 224x160 input): its widths; None where equal to the height.
+    in_width: int | None = None
+    out_width: int | None = None
+    kernel_width: int | None = None
+    stride_width: int | None = None
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.in_size, self.in_size)
+        return (self.in_channels, self.in_size, self.in_width or self.in_size)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        return (self.out_channels, self.out_size, self.out_size)
+        return (self.out_channels, self.out_size, self.out_width or self.out_size)
 
 
 def scale_channels(channels: int, alpha: float, rounding: Rounding = Rounding.FLOOR) -> int:

@@ -345,6 +345,11 @@ class TimingRecord:
             )
         except KeyError as missing:
             raise MnprofError(f"a measurement lacks {missing.args[0]}") from None
+        if "id" in row and row["id"] != config.id:
+            raise MnprofError(
+                f"a measurement's id {str(row['id'])[:80]!r} is not that of its alpha, resolution and family "
+                f"({config.id!r}); accepted: the id mnprof wrote, or none"
+            )
         device_is_cuda = key.device is Device.CUDA
         provenance = Provenance(
             runtime_version=row.get("runtime_version"),

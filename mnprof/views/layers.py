@@ -60,8 +60,17 @@ __all__ = [
 BYTES_PER_ELEMENT = 4  # float32
 
 
-def _shape(channels: int, size: int) -> str:
-    return f"{size}x{size}x{channels}"
+def _shape(channels: int, height: int, width: int | None = None) -> str:
+    return f"{height}x{width or height}x{channels}"
+
+
+def _kernel_stride(row: pd.Series) -> str:
+    """``3x3 s2``; a kernel or stride that is not square shows both sides (``1x7 s1``, ``3x3 s2x1``)."""
+    kernel, stride = row["kernel"], row["stride"]
+    kernel_width = row.get("kernel_width", kernel)
+    stride_width = row.get("stride_width", stride)
+    strides = f"{stride}" if stride_width == stride else f"{stride}x{stride_width}"
+    return f"{kernel}x{kernel_width} s{strides}"
 
 
 def _bytes_moved(layer_params: int, in_elements: int, out_elements: int) -> int:
@@ -92,10 +101,12 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
             "layer": spec.name,
             "kind": spec.kind.value,
             "block": block,
-            "in_shape": _shape(spec.in_channels, spec.in_size),
-            "out_shape": _shape(spec.out_channels, spec.out_size),
+            "in_shape": _shape(spec.in_channels, spec.in_size, spec.in_width),
+            "out_shape": _shape(spec.out_channels, spec.out_size, spec.out_width),
             "kernel": spec.kernel,
+            "kernel_width": spec.kernel_width or spec.kernel,
             "stride": spec.stride,
+            "stride_width": spec.stride_width or spec.stride,
             "groups": spec.groups,
             "params": layer.params,
             "macs_analytic": layer.macs,
@@ -226,9 +237,7 @@ def layers_spec(report: LayerReport) -> Rendered:
         Column("kind", lambda r: str(r["kind"]), "left"),
         Column("input", lambda r: str(r["in_shape"])),
         Column("output", lambda r: str(r["out_shape"])),
-        Column(
-            "kernel / stride", lambda r: "" if r["layer"] == "total" else f"{r['kernel']}x{r['kernel']} s{r['stride']}"
-        ),
+        Column("kernel / stride", lambda r: "" if r["layer"] == "total" else _kernel_stride(r)),
         Column("params", lambda r: number(r["params"], 0)),
         Column("MMACs", lambda r: number(r["macs_analytic"], 3, scale=1e-6)),
         Column("MMACs fvcore", lambda r: number(r["macs_fvcore"], 3, scale=1e-6)),
