@@ -23,13 +23,15 @@ from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables
 from mnprof.timing.host import available_cores
 from mnprof.timing.layers import LayerTimingSettings, time_layers
+from mnprof.timing.memory import measure_memory
 from mnprof.timing.peaks import measure_bandwidth, measure_gemm_peak
 from mnprof.timing.plan import SweepOutcome, measure_into
-from mnprof.timing.records import Device
+from mnprof.timing.records import Backend, Device
 from mnprof.timing.store import read_results, results_records
 from mnprof.timing.sweep import sweep_drift
 from mnprof.views import grid as tables
 from mnprof.views.layers import LayerReport, layer_report, render_layers
+from mnprof.views.memory import MemoryView, render_memory
 from mnprof.views.paper import render_paper
 from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import Figure, build_figures, page_html, roofline_figure, static_image
@@ -141,6 +143,9 @@ def timing_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...
         ReportFile("pareto.png", "the main figure as a picture (accuracy vs measured latency, Pareto front; "
                    "latency vs MACs where no family has published accuracy)",
                    f"mnprof plot{models} --results reports/results.json --out pareto.png"),
+        ReportFile("memory.md", "the peak memory of one forward pass per configuration (eager and fused, batch 1 "
+                   "and 8), measured from PyTorch's allocator beside the analytic figure, every byte's cause named",
+                   f"mnprof memory{models} --backend eager,fused --format markdown --out reports/memory.md"),
         ReportFile("roofline.json", "the host's measured GEMM peak and copy bandwidth, and the timed layer points "
                    f"of {_layers_config(families[0]).id}", f"mnprof report{models}"),
     )  # fmt: skip
@@ -271,7 +276,8 @@ def write_timing(
     on_step: Callable[[str], None] | None = None,
     families: Families = DEFAULT_FAMILIES,
 ) -> None:
-    """Time everything and write the host-specific files (results, timed layers, roofline, figures, picture).
+    """Time everything and write the host-specific files (results, timed layers, measured memory, roofline,
+    figures, picture).
 
     ``measure(path, configs)`` times the grid into the results file ``path``; by default
     :func:`mnprof.timing.plan.measure_into` with ``backends`` (the command line passes one with a progress
@@ -296,6 +302,16 @@ def write_timing(
         )
         timed_layers.append(layers)
     layers = timed_layers[0]
+
+    step("memory.md")
+    measured = [
+        measure_memory(config, batch, backend)
+        for config in configs
+        for backend in (Backend.EAGER, Backend.FUSED)
+        for batch in (1, 8)
+    ]
+    memory = render_memory(measured, MemoryView.PEAKS, Format.MARKDOWN, width=None)
+    atomic_write_text(out / "memory.md", f"_Measured on {provenance}._\n\n{memory}")
 
     step("roofline.json")
     peak = measure_gemm_peak(Device.CPU, threads)
