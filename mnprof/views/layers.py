@@ -253,7 +253,11 @@ def layers_spec(report: LayerReport) -> Rendered:
         columns += [
             Column("time ms", lambda r: number(r["time_ms"], 3)),
             Column("time share %", lambda r: number(r["time_share"], 2, scale=100)),
-            Column("+BN+ReLU ms", lambda r: number(r["time_unit_ms"] - r["time_ms"], 3)),
+            # what a layer's unit adds to its op: PyTorch's BatchNorm + ReLU modules, onnxruntime's glue nodes
+            Column(
+                "+BN+ReLU ms" if report.times is None or report.times.runtime is None else "+Q/DQ, layout ms",
+                lambda r: number(r["time_unit_ms"] - r["time_ms"], 3),
+            ),
             Column("GFLOP/s", lambda r: number(r["gflops_per_s"], 1)),
         ]
     return Rendered(
