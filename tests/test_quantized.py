@@ -126,3 +126,38 @@ def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_
     assert (row["error"] is None) == agrees and (row["latency_ms_adjusted"] is not None) == agrees
     if not agrees:  # a small random network's logits are close to tied: bfloat16 rounding flips some top-1s
         assert "does not agree with eager float32" in row["error"]
+
+
+def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
+    """PyTorch's own int8 (torch.ao.quantization, FX graph mode): no extra to install, the same rule."""
+    from mnprof.timing import sweep as sweep_module
+
+    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
+                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
+    path = tmp_path / "r.json"
+    settings = TimingSettings(backends=(Backend.EAGER, Backend.TORCH_INT8), threads=1, rule=FAST)
+    store = ResultsStore.open(path, host_environment(), resume=False)
+    before = torch.backends.quantized.engine
+    eager, int8 = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    assert torch.backends.quantized.engine == before  # the engine is set around each call, then restored
+    engine = quantized.torch_int8_engine()
+    assert int8["quantization"]["format"] == f"PyTorch quantized modules, {engine} engine"
+    assert -1 <= int8["output_cosine"] <= 1 and 0 <= int8["output_top1_agreement"] <= 1
+    if int8["error"] is None:
+        assert int8["output_cosine"] >= quantized.MIN_COSINE and int8["latency_ms_adjusted"] > 0
+    else:
+        assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_adjusted"] is None
+    assert 0 < int8["model_bytes"] < eager["model_bytes"] / 2  # int8 weights: a byte each
+    assert {row["backend"] for row in read_results(path)["measurements"]} == {"eager", "torch_int8"}
+
+
+def test_torch_int8_uses_8_bit_activations_only_with_int8_dot_product_instructions(monkeypatch):
+    from mnprof.timing import host
+
+    flags = {"avx2"}
+    monkeypatch.setattr(quantized, "cpu_info", lambda: host.CpuInfo(None, None, None, None, None, frozenset(flags)))
+    assert quantized.torch_int8_engine() == "x86"
+    assert "7-bit" in quantized.torch_settings("x86").activations
+    flags.add("avx512_vnni")
+    expected = "onednn" if "onednn" in torch.backends.quantized.supported_engines else "x86"
+    assert quantized.torch_int8_engine() == expected

@@ -248,11 +248,12 @@ BACKEND_HELP = (
     "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes 5 to 40 s per "
     "configuration and batch size on a 2-core machine, before any timing), onnxruntime (needs "
     "pip install 'mnprof[onnx]'), onnxruntime_int8 (the same, statically quantised: QDQ, per-channel int8 "
-    "weights, uint8 activations calibrated on 16 seeded images), bfloat16 (eager in bfloat16; refused where the "
-    "hardware has no native bfloat16). Each runtime's output is checked against eager PyTorch before it may "
-    "post a time: equal within 1e-3 of the output's scale, or for int8 and bfloat16, agreeing over 32 "
-    "seeded images (mean cosine similarity of the logits >= 0.999 and the same top-1 class for >= 90%); a "
-    "runtime that does not gets an error row with what it measured."
+    "weights, uint8 activations calibrated on 16 seeded images), torch_int8 (PyTorch's own static int8: "
+    "torch.ao.quantization in FX graph mode, x86 engine, calibrated on the same images), bfloat16 (eager in "
+    "bfloat16; refused where the hardware has no native bfloat16). Each runtime's output is checked against "
+    "eager PyTorch before it may post a time: equal within 1e-3 of the output's scale, or for int8 and "
+    "bfloat16, agreeing over 32 seeded images (mean cosine similarity of the logits >= 0.999 and the same "
+    "top-1 class for >= 90%); a runtime that does not gets an error row with what it measured."
 )
 
 

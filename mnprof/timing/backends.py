@@ -30,7 +30,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from mnprof.errors import MnprofError
 from mnprof.model.config import parse_choice, parse_list
 from mnprof.provenance import package_version
-from mnprof.timing.quantized import quantize_onnx
+from mnprof.timing.quantized import quantize_onnx, quantize_torch, quantized_engine, torch_int8_engine, torch_settings
 from mnprof.timing.records import ONNXRUNTIME_POOL, Backend, Device
 
 __all__ = [
@@ -87,6 +87,13 @@ def check_available(backend: Backend, device: Device) -> None:
             )
     if backend in ONNXRUNTIME_POOL and device is not Device.CPU:
         raise MnprofError(f"backend {backend.value} runs on the CPU provider only; accepted with it: --device cpu")
+    engines = torch.backends.quantized.supported_engines
+    if backend is Backend.TORCH_INT8 and (device is not Device.CPU or not {"x86", "onednn"} & set(engines)):
+        raise MnprofError(
+            f"backend torch_int8 runs PyTorch's x86 or oneDNN int8 kernels on the CPU; here the device is "
+            f"{device.value} and the quantized engines {', '.join(engines)}; accepted: --device cpu on an x86 "
+            "build of torch"
+        )
     if backend is Backend.BFLOAT16 and not native_bfloat16(device):
         raise MnprofError(
             f"backend bfloat16: this {device.value.upper()} has no native bfloat16 arithmetic (CPUs need AVX-512 "
@@ -195,6 +202,32 @@ def _bfloat16(model: Any, inputs: Any) -> Runner:
         infer=infer,
         model_bytes=tensor_bytes(converted),
         module=converted,
+    )
+
+
+def _torch_int8(model: Any, inputs: Any) -> Runner:
+    """PyTorch's own static int8 (lossy: checked by agreement); model bytes are its serialized state."""
+    engine = torch_int8_engine()
+    quantized = quantize_torch(model, inputs, engine)
+    settings = torch_settings(engine)
+
+    def call() -> object:
+        with quantized_engine(engine), torch.inference_mode():
+            return quantized(inputs)
+
+    def infer(other: Any) -> Any:
+        with quantized_engine(engine), torch.inference_mode():
+            return quantized(other).float()
+
+    state = io.BytesIO()
+    torch.save(quantized.state_dict(), state)
+    return Runner(
+        Backend.TORCH_INT8,  # type: ignore[attr-defined]
+        call,
+        lambda: call().float(),
+        infer=infer,
+        quantization=settings.as_dict(),
+        model_bytes=len(state.getvalue()),
     )
 
 
@@ -307,6 +340,8 @@ def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runne
         return _onnxruntime_int8(model, inputs, threads)
     if backend is Backend.BFLOAT16:
         return _bfloat16(model, inputs)
+    if backend is Backend.TORCH_INT8:
+        return _torch_int8(model, inputs)
     return _onnxruntime(model, inputs, threads)
 
 

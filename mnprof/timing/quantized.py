@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from mnprof.model.seeded import SEED, seeded_images
+from mnprof.timing.host import cpu_info
 
 __all__ = [
     "AGREEMENT_IMAGES",
@@ -42,6 +43,10 @@ __all__ = [
     "agreement",
     "calibration_batches",
     "quantize_onnx",
+    "quantize_torch",
+    "quantized_engine",
+    "torch_int8_engine",
+    "torch_settings",
 ]
 
 CALIBRATION_IMAGES = 16
@@ -113,6 +118,61 @@ def quantize_onnx(float_model: bytes, resolution: int, batch_size: int) -> tuple
             calibrate_method=CalibrationMethod.MinMax,
         )
         return target.read_bytes(), QuantSettings()
+
+
+# CPU flags of int8 dot-product instructions: with them oneDNN multiplies uint8 x int8 without the overflow that
+# makes PyTorch's x86 (FBGEMM) configuration quantise activations to 7 bits.
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def torch_int8_engine() -> str:
+    """``onednn`` (8-bit activations) where the CPU has int8 dot-product instructions and torch the engine;
+    otherwise ``x86`` (7-bit activations, reduce_range)."""
+    if "onednn" in torch.backends.quantized.supported_engines and cpu_info().flags & INT8_DOT_FLAGS:
+        return "onednn"
+    return "x86"
+
+
+@contextmanager
+def quantized_engine(engine: str) -> Iterator[None]:
+    """Run the block with PyTorch's quantized engine set to ``engine`` (a process-wide setting), then restore it."""
+    before = torch.backends.quantized.engine
+    torch.backends.quantized.engine = engine
+    try:
+        yield
+    finally:
+        torch.backends.quantized.engine = before
+
+
+def torch_settings(engine: str) -> QuantSettings:
+    """What torch.ao.quantization's default configuration for ``engine`` does."""
+    bits = "8-bit" if engine == "onednn" else "7-bit: reduce_range, against VPMADDUBSW overflow"
+    return QuantSettings(
+        tool=f"torch.ao.quantization.quantize_fx (prepare_fx, convert_fx), default qconfig mapping {engine!r}",
+        format=f"PyTorch quantized modules, {engine} engine",
+        batchnorm="folded into the convolutions by prepare_fx",
+        weights="int8, symmetric, per output channel",
+        activations=f"uint8, asymmetric, per tensor ({bits})",
+        calibration="histogram",
+    )
+
+
+def quantize_torch(model: torch.nn.Module, inputs: torch.Tensor, engine: str) -> torch.nn.Module:
+    """PyTorch's own static int8 version of ``model`` (eval mode; not changed) for ``engine``: FX graph mode
+    with the engine's default configuration, observers calibrated on the :data:`CALIBRATION_IMAGES` images."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    with warnings.catch_warnings(), quantized_engine(engine):
+        warnings.simplefilter("ignore")  # torch.ao.quantization's notice that it moves to torchao
+        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (inputs,))
+        with torch.inference_mode():
+            for batch in calibration_batches(inputs.shape[-1], inputs.shape[0]):
+                prepared(batch)
+        return convert_fx(prepared)
 
 
 @contextmanager

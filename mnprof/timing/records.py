@@ -60,10 +60,11 @@ class Backend(StrEnum):
     ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
     ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
     BFLOAT16 = "bfloat16"  # eager PyTorch with weights and input in bfloat16 (only where the hardware has it)
+    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 engine)
 
 
 # Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
-LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16})
+LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16, Backend.TORCH_INT8})
 ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 
