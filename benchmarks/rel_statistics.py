@@ -1,0 +1,141 @@
+"""Which statistic of the raw samples makes relative latency reproduce between back-to-back runs?
+
+    python benchmarks/rel_statistics.py DIR [DIR ...]
+
+Reads the pairs of results files ``pairN-a.json`` / ``pairN-b.json`` that ``benchmarks/bench_timing.py
+--targets 1 --workdir DIR`` leaves (every timed call is in them), recomputes each configuration's latency
+with each candidate statistic, divides by the run's geometric mean over the configurations (rel), and
+prints, per statistic, run a vs run b: the median and the largest |difference| of rel in each pair, and in
+how many pairs both are within the latency issue's target 1 (2.5% and 8%). No timing happens here.
+
+Candidates: the headline as mnprof computes it (host-adjusted median), the median, minimum and 10th
+percentile of all calls, the minimum and 25th percentile of the turn medians, rel computed pass by pass
+(each turn over its pass's geometric mean) and then combined, and a sensitivity model (log time = a_c +
+b_c x the pass's host state, so that large configurations may slow down more than small ones), evaluated
+at the mean and at the fast end of the host states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mnprof.timing.records import TimingRecord
+from mnprof.timing.store import read_results, results_records
+
+Run = dict[str, TimingRecord]
+Statistic = Callable[[Run], dict[str, float]]
+
+
+def load(path: Path) -> Run:
+    return {r.key.config.id: r for r in results_records([read_results(path)]) if r.latency is not None}
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def turns(record: TimingRecord) -> list[np.ndarray]:
+    return [np.array(calls) for _, calls in record.raw.turns()] if record.raw is not None else []
+
+
+def per_config(statistic: Callable[[TimingRecord], float]) -> Statistic:
+    return lambda run: {config: statistic(record) for config, record in run.items()}
+
+
+def pass_by_pass(turn_statistic: Callable[[np.ndarray], float], combine: Callable[[list[float]], float]) -> Statistic:
+    """Each turn over the geometric mean of its pass's turns, then combined over the passes."""
+
+    def statistic(run: Run) -> dict[str, float]:
+        by_turn = {config: [turn_statistic(t) for t in turns(record)] for config, record in run.items()}
+        passes = min(len(values) for values in by_turn.values())
+        relative: dict[str, list[float]] = {config: [] for config in run}
+        for index in range(passes):
+            mean = geometric_mean([values[index] for values in by_turn.values()])
+            for config, values in by_turn.items():
+                relative[config].append(values[index] / mean)
+        return {config: float(combine(values)) for config, values in relative.items()}
+
+    return statistic
+
+
+def sensitivity(turn_statistic: Callable[[np.ndarray], float], percentile: float | None) -> Statistic:
+    """log t[c, p] = a_c + b_c h_p (h_p: the pass's mean log time, centred), evaluated at h = 0 (``None``) or
+    at the given percentile of the passes' h (the fast end of the host's states)."""
+
+    def statistic(run: Run) -> dict[str, float]:
+        configs = list(run)
+        by_turn = [[turn_statistic(t) for t in turns(run[config])] for config in configs]
+        passes = min(len(values) for values in by_turn)
+        logs = np.log(np.array([values[:passes] for values in by_turn]))
+        host = logs.mean(axis=0) - logs.mean()
+        at = 0.0 if percentile is None else float(np.percentile(host, percentile))
+        out = {}
+        for row, config in zip(logs, configs, strict=True):
+            slope = float(np.polyfit(host, row, 1)[0]) if host.std() > 0 else 1.0
+            out[config] = math.exp(float(np.median(row - slope * host)) + slope * at)
+        return out
+
+    return statistic
+
+
+STATISTICS: dict[str, Statistic] = {
+    "headline (host-adjusted median)": per_config(lambda r: r.latency.adjusted),
+    "median of all calls": per_config(lambda r: float(np.median(r.raw.latency_ms))),
+    "minimum of all calls": per_config(lambda r: min(r.raw.latency_ms)),
+    "10th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 10))),
+    "minimum of turn medians": per_config(lambda r: min(float(np.median(t)) for t in turns(r))),
+    "25th percentile of turn medians": per_config(lambda r: float(np.percentile([np.median(t) for t in turns(r)], 25))),
+    "pass by pass: turn median, median": pass_by_pass(np.median, np.median),
+    "pass by pass: turn minimum, median": pass_by_pass(np.min, np.median),
+    "pass by pass: turn median, mean": pass_by_pass(np.median, np.mean),
+    "sensitivity model, mean host state": sensitivity(np.median, None),
+    "sensitivity model, fast host (p10)": sensitivity(np.median, 10),
+    "sensitivity model on turn minima, p10": sensitivity(np.min, 10),
+}
+
+
+def relative(values: dict[str, float]) -> dict[str, float]:
+    mean = geometric_mean(list(values.values()))
+    return {config: value / mean for config, value in values.items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="+", type=Path, help="folders holding pairN-a.json and pairN-b.json")
+    args = parser.parse_args()
+    pairs = [
+        (load(a), load(a.with_name(a.name.replace("-a.json", "-b.json"))))
+        for folder in args.dirs
+        for a in sorted(folder.glob("pair*-a.json"))
+        if a.with_name(a.name.replace("-a.json", "-b.json")).exists()
+    ]
+    if not pairs:
+        parser.error("no pairN-a.json / pairN-b.json in the folders given")
+    print(f"{len(pairs)} pairs; per pair: median |diff| of rel (%), then max |diff| (%)")
+    for name, statistic in STATISTICS.items():
+        medians, maxima = [], []
+        for run_a, run_b in pairs:
+            common = sorted(set(run_a) & set(run_b))
+            a = relative({c: v for c, v in statistic(run_a).items() if c in common})
+            b = relative({c: v for c, v in statistic(run_b).items() if c in common})
+            differences = [abs(b[c] / a[c] - 1) * 100 for c in common]
+            medians.append(statistics.median(differences))
+            maxima.append(max(differences))
+        met = sum(1 for m, x in zip(medians, maxima, strict=True) if m <= 2.5 and x <= 8)
+        print(
+            f"{name:40s} target met in {met}/{len(pairs)}; median "
+            + " ".join(f"{m:4.1f}" for m in medians)
+            + "; max "
+            + " ".join(f"{x:4.1f}" for x in maxima)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
