@@ -375,6 +375,11 @@ def time_layers(
         return _time_layers(config, settings, plan, on_pass)
 
 
+def _fence(config: ModelConfig) -> Any:
+    """A user's model is user code while timed (no time limit: timing runs as long as its budget)."""
+    return nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
+
+
 def _time_onnx_layers(
     config: ModelConfig,
     settings: LayerTimingSettings,
@@ -382,7 +387,7 @@ def _time_onnx_layers(
     on_pass: Callable[[int, int], None] | None,
 ) -> LayerTimes:
     model, inputs = _prepare(config, settings)
-    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
+    fence = _fence(config)
     with fence, torch_threads(settings.threads), gc_paused():
         faults_before = _minor_faults()
         timed = onnx_layer_passes(
@@ -424,7 +429,7 @@ def _time_layers(
 ) -> LayerTimes:
     model, inputs = _prepare(config, settings)
     steady = settings.allocator is Allocator.STEADY
-    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
+    fence = _fence(config)
     with (
         fence,
         torch_threads(settings.threads),
