@@ -329,3 +329,5 @@ def test_layers_show_a_kernel_and_shapes_that_are_not_square(capsys):
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.startswith("| 0 "))
     assert "| 64x64x3 | 32x64x8 | 1x7 s2x1 |" in row
+    pool = next(line for line in out.splitlines() if line.startswith("| 2 "))
+    assert "| 32x64x8 | 1x1x8 | 32x64 s1 |" in pool  # a global pool's window is its whole input

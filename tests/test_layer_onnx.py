@@ -32,6 +32,8 @@ V2 = {layer.spec.name for layer in plan_count(ModelConfig(alpha=1.0, resolution=
         ("Transpose", V1, None),
         ("/Flatten", V1, None),
         ("/blocks/blocks.1 2/dw/Conv", V1, None),  # not a module scope
+        ("/residual/expand/expand.0/Conv", {"residual.expand.0"}, "residual.expand.0"),  # nested Sequential
+        ("/0/Conv", {"0", "2"}, "0"),  # a plain Sequential's child
     ],
 )
 def test_each_node_belongs_to_the_layer_of_its_module_scope(node, names, layer):
@@ -65,6 +67,25 @@ def test_node_times_are_summed_per_layer_and_run_glue_apart():
 def test_torch_profiler_is_refused_for_onnxruntime():
     with pytest.raises(MnprofError, match="accepted with --backend onnxruntime: --method hooks"):
         LayerTimingSettings(backend="onnxruntime", method="profiler")
+
+
+def test_a_user_family_is_refused_on_onnxruntime(capsys):
+    code, out, err = run(capsys, "layers", "-q", "--model", "tiny=tests.tiny_family:tiny", "--alpha", "1.0",
+                         "--resolution", "64", "--backend", "onnxruntime", "--repeats", "3")  # fmt: skip
+    assert code == 2 and out == "" and "accepted with --model tiny: --backend eager or channels_last" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_trace_that_lost_runs_is_refused(monkeypatch):
+    """onnxruntime's profiler stops recording at a million events: the last runs would not be the timed ones."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from mnprof.timing import layer_onnx
+
+    monkeypatch.setattr(layer_onnx, "_runs", lambda trace: [(0.0, 1.0)])
+    with pytest.raises(MnprofError, match="recorded 1 of 4 runs .* accepted: fewer --repeats"):
+        time_layers(ModelConfig(alpha=0.25, resolution=32), LayerTimingSettings(backend="onnxruntime", repeats=3,
+                    warmup=1, budget_s=0.01))  # fmt: skip
 
 
 def test_every_layer_is_timed_on_onnxruntime():

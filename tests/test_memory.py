@@ -152,7 +152,8 @@ def test_cli_writes_rows_and_tensors(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["--backend", "onnxruntime"], "allocates outside PyTorch's allocator"),
+        (["--backend", "onnxruntime"], "allocates in onnxruntime's own arena"),
+        (["--backend", "torch_int8"], "cannot follow module by module"),
         (["--alpha", "4", "--resolution", "2048", "--batch-size", "64"], "GiB are available"),
         (["--batch-size", "0"], "batch size 0 is invalid"),
     ],
@@ -173,3 +174,40 @@ def test_a_user_family_is_measured_without_analytic_columns(capsys):
     assert row["id"] == "tiny-1.0-64" and row["analytic_bytes"] is None
     assert row["measured_bytes"] == row["weights_held_bytes"] + sum(row[cause.key] for cause in Cause)
     assert row["forward_peak_bytes"] > 0
+
+
+def test_the_output_is_told_from_a_freed_buffer_at_the_same_address():
+    """An address alone does not say which allocation is a call's output: a buffer the running call frees
+    before it returns can leave its address to the output allocated after it."""
+    from mnprof.timing.memory import _Call, _Event, _explain, _output_allocations, peak_of_pass
+
+    calls = [
+        _Call("", "Net", input_ptr=1, start=0, end=7, output_ptr=20),
+        _Call("layer", "Sequential", input_ptr=1, start=1, end=6, output_ptr=20),
+        _Call("layer.conv", "Conv2d", input_ptr=1, start=2, end=3, output_ptr=10),
+        _Call("layer.bn", "BatchNorm2d", input_ptr=10, start=4, end=5, output_ptr=20),
+    ]
+    events = [
+        _Event(1, 0, ptr=99, nbytes=-8, call=2, op="aten::conv2d"),  # a block from before the pass: ignored
+        _Event(2, 1, ptr=10, nbytes=4, call=2, op="aten::conv2d"),  # the conv's output
+        _Event(3, 2, ptr=20, nbytes=5, call=3, op="aten::batch_norm"),  # the BatchNorm's scratch buffer
+        _Event(4, 3, ptr=21, nbytes=1, call=3, op="aten::batch_norm"),  # the peak: 4 + 5 + 1
+        _Event(5, 4, ptr=20, nbytes=-5, call=3, op="aten::batch_norm"),
+        _Event(6, 5, ptr=21, nbytes=-1, call=3, op="aten::batch_norm"),
+        _Event(7, 6, ptr=20, nbytes=4, call=3, op="aten::batch_norm"),  # its output, at the scratch's address
+        _Event(8, 7, ptr=10, nbytes=-4, call=1, op=""),
+    ]
+    peak, alive, reached = peak_of_pass(events)
+    assert (peak, reached) == (10, events[3])
+    assert sorted(alive) == [10, 20, 21]
+    outputs = _output_allocations(events, calls)
+    assert outputs[3] is events[6] and outputs[1] is events[6] and outputs[2] is events[1]
+    layer, live = _explain(alive, reached, calls, (1, 12), {"layer"}, outputs)
+    assert layer == "layer"
+    by_size = {(t.nbytes, t.module): t.cause for t in live}
+    assert by_size == {
+        (12, "(caller)"): Cause.LAYER_INPUT,
+        (4, "layer.conv"): Cause.UNFOLDED_BATCHNORM,
+        (5, "layer.bn"): Cause.WORKSPACE,  # not the output, though the output later takes its address
+        (1, "layer.bn"): Cause.WORKSPACE,
+    }

@@ -26,7 +26,9 @@ from mnprof.views.render import Format
     show_default=True,
     metavar="LIST",
     help="Comma-separated runtimes whose allocations PyTorch's allocator sees: eager, channels_last, fused "
-    "(BatchNorm folded, channels_last), bfloat16. onnxruntime and compile allocate on their own and are refused.",
+    "(BatchNorm folded, channels_last), bfloat16 (where the hardware has it). Refused: onnxruntime and "
+    "onnxruntime_int8 (their own arena, which the profiler does not see), compile and torch_int8 (graphs mnprof "
+    "cannot follow module by module).",
 )
 @click.option(
     "--batch-size",

@@ -201,7 +201,7 @@ def _spec(name: str, path: str, module: nn.Module, kind: LayerKind, x: torch.Ten
     widths = (
         x.shape[3] if x.dim() == 4 else 1,
         y.shape[3] if y.dim() == 4 else 1,
-        module.kernel_size[1] if isinstance(module, nn.Conv2d) else kernel,
+        module.kernel_size[1] if isinstance(module, nn.Conv2d) else (x.shape[3] if x.dim() == 4 else kernel),
         module.stride[1] if isinstance(module, nn.Conv2d) else stride,
     )
     heights = (in_size, out_size, kernel, stride)

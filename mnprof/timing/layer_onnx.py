@@ -45,7 +45,8 @@ GLUE_OPERATORS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "Transpose", "ReorderInput", "ReorderOutput", "Relu", "Clip", "Reshape"}
 )
 _KERNEL_SUFFIX = "_kernel_time"
-_SCOPE_PART = re.compile(r"^[A-Za-z_][\w.]*$")
+PROFILER_EVENT_LIMIT = 1_000_000  # onnxruntime's profiler records no more events than this per session
+_SCOPE_PART = re.compile(r"^[\w.]+$")
 
 
 @dataclass(frozen=True)
@@ -64,16 +65,19 @@ def node_layer(node: str, layer_names: set[str]) -> str | None:
     """The layer a node belongs to, from the module scope in its name; ``None`` outside every layer.
 
     ``/blocks/blocks.1/dw/conv/Conv`` -> scope ``blocks``, ``blocks.1``, ``dw``, ``conv`` -> module path
-    ``blocks.1.dw.conv`` -> layer ``blocks.1.dw``. The last part is the node's own name, not a scope."""
+    ``blocks.1.dw.conv`` -> layer ``blocks.1.dw`` (``/a/b/b.0/Conv`` -> ``a.b.0``). The last part is the
+    node's own name, not a scope."""
     if not node.startswith("/"):
         return None
-    parts = node.split("/")[1:-1]
-    path = ""
-    for part in parts:
+    components: list[str] = []
+    for part in node.split("/")[1:-1]:
         if not _SCOPE_PART.match(part):
             return None
-        path = part if not path or part.startswith(path + ".") else f"{path}.{part}"
-    return layer_of(path, layer_names) if path else None
+        if components and part.startswith(components[-1] + "."):
+            components[-1] = part  # the exporter repeats a child's qualified name: "blocks", "blocks.1"
+        else:
+            components.append(part)
+    return layer_of(".".join(components), layer_names) if components else None
 
 
 def _runs(trace: list[dict[str, Any]]) -> list[tuple[float, float]]:
@@ -131,15 +135,22 @@ def onnx_layer_passes(
     if backend is Backend.ONNXRUNTIME_INT8:
         exported, _ = quantize_onnx(exported, inputs.shape[-1], inputs.shape[0])
     feed = {"x": inputs.numpy()}
+    runs_before = 0
     with tempfile.TemporaryDirectory(prefix="mnprof-ort-profile-") as folder:
         session = onnxruntime_session(exported, threads, profile_prefix=str(Path(folder) / "layers"))
         if backend is Backend.ONNXRUNTIME_INT8:
-            checked = _agreement(session, model, inputs)
+            checked, runs_before = _agreement(session, model, inputs)
         for _ in range(warmup):
             session.run(None, feed)
         done = passes(lambda: session.run(None, feed))
         trace = json.loads(Path(session.end_profiling()).read_text())
-    runs = _runs(trace)[-done:]
+    recorded = _runs(trace)
+    if len(recorded) != runs_before + warmup + done:
+        raise MnprofError(
+            f"onnxruntime's profiler recorded {len(recorded)} of {runs_before + warmup + done} runs (it stops at "
+            f"{PROFILER_EVENT_LIMIT:,} events); accepted: fewer --repeats"
+        )
+    runs = recorded[-done:]
     op_ns, unit_ns, other = _per_pass(trace, runs, plan)
     plain = onnxruntime_session(exported, threads)
     for _ in range(warmup):
@@ -153,8 +164,13 @@ def onnx_layer_passes(
     return OnnxLayerTimes(op_ns, unit_ns, other, forward_ns, f"onnxruntime {version}", checked)
 
 
-def _agreement(session: Any, model: Any, inputs: torch.Tensor) -> Agreement:
+def _agreement(session: Any, model: Any, inputs: torch.Tensor) -> tuple[Agreement, int]:
+    """The int8 model's agreement with eager float32 (refused below the sweep's bar), and the runs it took."""
+    runs = 0
+
     def infer(batch: torch.Tensor) -> torch.Tensor:
+        nonlocal runs
+        runs += 1
         return torch.from_numpy(session.run(None, {"x": batch.numpy()})[0])
 
     with torch.inference_mode():
@@ -162,4 +178,4 @@ def _agreement(session: Any, model: Any, inputs: torch.Tensor) -> Agreement:
     agreed = agreement(infer, model, infer(inputs), reference, inputs.shape[0], inputs.shape[-1])
     if agreed.problem is not None:
         raise MnprofError(f"onnxruntime_int8 posts no per-layer times: its {agreed.problem}")
-    return agreed
+    return agreed, runs

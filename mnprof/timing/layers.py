@@ -368,6 +368,12 @@ def time_layers(
             f"accepted with {config.family.value}: --method hooks"
         )
     if settings.backend in ONNX_LAYER_BACKENDS:
+        if not config.builtin:
+            raise MnprofError(
+                f"--backend {settings.backend.value} attributes onnxruntime's nodes to mnprof's layer plan, which "
+                f"{config.family} does not have (the exporter names fused nodes after modules no traced layer "
+                f"owns); accepted with --model {config.family}: --backend eager or channels_last"
+            )
         check_available(settings.backend, Device.CPU)
     with stdout_to_stderr():
         if settings.backend in ONNX_LAYER_BACKENDS:
@@ -389,7 +395,6 @@ def _time_onnx_layers(
     model, inputs = _prepare(config, settings)
     fence = _fence(config)
     with fence, torch_threads(settings.threads), gc_paused():
-        faults_before = _minor_faults()
         timed = onnx_layer_passes(
             settings.backend,
             model,
@@ -399,8 +404,6 @@ def _time_onnx_layers(
             warmup=settings.warmup,
             threads=settings.threads,
         )
-        faults_after = _minor_faults()
-    passes = len(timed.forward_ns)
     agreed = timed.agreement
     return LayerTimes(
         settings=settings,
@@ -408,11 +411,7 @@ def _time_onnx_layers(
         unit_ns={name: tuple(samples) if any(samples) else () for name, samples in timed.unit_ns.items()},
         forward_ns=tuple(timed.forward_ns),
         torch_version=torch.__version__,
-        page_faults_per_pass=(
-            (faults_after - faults_before) / (2 * passes)
-            if faults_before is not None and faults_after is not None and passes
-            else None
-        ),
+        page_faults_per_pass=None,  # onnxruntime's arena, not glibc's; not shown for these backends
         allocator_steady=False,
         unattributed_ns=tuple(timed.unattributed_ns),
         runtime=timed.runtime,

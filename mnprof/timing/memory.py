@@ -24,8 +24,8 @@ input until it returns), the input batch held by the caller, and workspace an op
 and frees before it returns.
 
 CUDA: ``torch.cuda.max_memory_allocated`` around the pass (the caching allocator's peak of bytes
-in tensors); not broken down by tensor. onnxruntime and compile allocate outside PyTorch's CPU
-allocator and are refused.
+in tensors); not broken down by tensor. onnxruntime allocates in its own arena, which the profiler
+does not see, and compile and torch_int8 run graphs mnprof cannot follow module by module: refused.
 """
 
 from __future__ import annotations
@@ -45,9 +45,26 @@ from mnprof.model.arch import layer_of
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.model.seeded import fixed_input
-from mnprof.timing.backends import Runner, check_device, parse_backends, prepare, tensor_bytes, torch_threads
+from mnprof.timing.backends import (
+    Runner,
+    check_available,
+    check_device,
+    parse_backends,
+    prepare,
+    tensor_bytes,
+    torch_threads,
+)
 from mnprof.timing.layer_profiler import without_kineto_chatter
-from mnprof.timing.records import MEMORY_BACKENDS, Backend, Cause, Device, LiveTensor, MemoryMeasurement, TimingKey
+from mnprof.timing.records import (
+    MEMORY_BACKENDS,
+    ONNXRUNTIME_POOL,
+    Backend,
+    Cause,
+    Device,
+    LiveTensor,
+    MemoryMeasurement,
+    TimingKey,
+)
 from mnprof.timing.sweep import check_memory
 
 __all__ = ["MODULE_MARK", "measure_memory", "measure_runner", "parse_memory_backends", "peak_of_pass"]
@@ -160,16 +177,35 @@ def peak_of_pass(events: Sequence[_Event]) -> tuple[int, dict[int, _Event], _Eve
     return peak, at, reached
 
 
+def _output_allocations(events: Sequence[_Event], calls: list[_Call]) -> dict[int, _Event]:
+    """Each call's output, as an allocation: the last one at its output's address made inside the call (or a
+    call it made). An address alone does not say it: a buffer freed inside the call can leave its address to
+    the output allocated after it."""
+    parents: list[int | None] = []
+    for index, call in enumerate(calls):  # calls are numbered in start order: a parent starts first
+        parents.append(next((j for j in range(index - 1, -1, -1) if calls[j].encloses(call)), None))
+    outputs: dict[int, _Event] = {}
+    for event in events:  # time order: a later allocation at the address replaces an earlier one
+        owner = event.call
+        while event.nbytes > 0 and owner is not None:
+            if calls[owner].output_ptr == event.ptr:
+                outputs[owner] = event
+            owner = parents[owner]
+    return outputs
+
+
 def _explain(
     alive: dict[int, _Event],
     reached: _Event | None,
     calls: list[_Call],
     batch: tuple[int, int],
     layer_names: set[str],
+    outputs: dict[int, _Event],
 ) -> tuple[str | None, tuple[LiveTensor, ...]]:
     """Name each tensor alive at the peak (see :class:`Cause`); also the layer running then.
 
-    ``batch``: the input batch's storage address and bytes (allocated before the pass, so not in ``alive``).
+    ``batch``: the input batch's storage address and bytes (allocated before the pass, so not in ``alive``);
+    ``outputs``: each call's output allocation (:func:`_output_allocations`).
     """
     running = calls[reached.call] if reached is not None and reached.call is not None else None
     chain = [call for call in calls if running is not None and call.encloses(running)]  # outermost first
@@ -193,14 +229,14 @@ def _explain(
             return Cause.RESIDUAL
         if event is None:
             return Cause.INPUT_BATCH
-        producer = calls[event.call] if event.call is not None else None
-        if producer is None:
+        if event.call is None:
             return Cause.OTHER
+        producer, is_output = calls[event.call], outputs.get(event.call) is event
         if producer in chain:  # allocated by a call still running: its output being written, or workspace
-            return Cause.LAYER_OUTPUT if producer.output_ptr == ptr else Cause.WORKSPACE
-        if producer.output_ptr != ptr:
+            return Cause.LAYER_OUTPUT if is_output else Cause.WORKSPACE
+        if not is_output:
             return Cause.OTHER
-        if layer is not None and layer.endswith(".add") and block is not None and producer.path.startswith(block):
+        if layer is not None and layer.endswith(".add") and producer.path.startswith(f"{block}."):
             return Cause.LAYER_INPUT  # the add's other operand: the block's last unit's output
         conv_before_batchnorm = running is not None and running.kind.startswith("BatchNorm")
         if conv_before_batchnorm and producer.kind.startswith("Conv") and layer_of(producer.path, layer_names) == layer:
@@ -229,15 +265,18 @@ def _analytic(config: ModelConfig, batch_size: int, element_bytes: int) -> tuple
 
 
 def parse_memory_backends(text: str) -> tuple[Backend, ...]:
-    """``--backend`` for memory: runtimes whose allocations PyTorch's allocator sees; others are a one-line error."""
+    """``--backend`` for memory: the runtimes whose modules mnprof can follow call by call; others are a one-line
+    error that says why."""
     backends = parse_backends(text)
     accepted = ", ".join(b.value for b in MEMORY_BACKENDS)
     for backend in backends:
         if backend not in MEMORY_BACKENDS:
-            raise MnprofError(
-                f"--backend {backend.value} allocates outside PyTorch's allocator, so its memory cannot be measured "
-                f"here; accepted: {accepted}"
+            why = (
+                "allocates in onnxruntime's own arena, which PyTorch's profiler does not see"
+                if backend in ONNXRUNTIME_POOL
+                else "runs code mnprof cannot follow module by module (a compiled or quantised graph)"
             )
+            raise MnprofError(f"--backend {backend.value} {why}, so its memory is not measured; accepted: {accepted}")
     return backends
 
 
@@ -251,6 +290,7 @@ def measure_memory(
     """Measure the peak of one forward pass (after one warm-up pass) and explain it; see the module's notes."""
     parse_memory_backends(backend.value)
     check_device(device)
+    check_available(backend, device)
     check_memory([TimingKey(config, backend, batch_size, threads, device)])
     fence = nullcontext() if config.builtin else user_code(f"model {config.id}: forward failed:")
     with torch_threads(threads), stdout_to_stderr(), fence:
@@ -325,7 +365,7 @@ def _cpu_peak(
     events = _events(prof)
     peak, alive, reached = peak_of_pass(events)
     batch_storage = (batch.untyped_storage().data_ptr(), batch.numel() * batch.element_size())
-    layer, live = _explain(alive, reached, calls, batch_storage, layer_names)
+    layer, live = _explain(alive, reached, calls, batch_storage, layer_names, _output_allocations(events, calls))
     return peak, layer, live
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
-from mnprof.counting.analytic import AnalyticCount, ParamConvention, conv_macs, conv_params
+from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.fvcore_counter import count_fvcore
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import user_code
@@ -142,14 +142,18 @@ def _standard_in_place(layers: tuple[Any, ...], index: int) -> dict[str, Any]:
     if spec.kind is not LayerKind.POINTWISE or index == 0 or layers[index - 1].spec.kind is not LayerKind.DEPTHWISE:
         return empty
     depthwise = layers[index - 1]
-    kernel, channels_in, channels_out, side = depthwise.spec.kernel, spec.in_channels, spec.out_channels, spec.out_size
-    standard = conv_macs(side, side, kernel, channels_in, channels_out)
+    channels_in, channels_out = spec.in_channels, spec.out_channels
+    # a traced layer may not be square: F^2 is the kernel's height x width, Ho x Wo the output's
+    kernel_area = depthwise.spec.kernel * (depthwise.spec.kernel_width or depthwise.spec.kernel)
+    positions = spec.out_size * (spec.out_width or spec.out_size)
+    params_standard = kernel_area * channels_in * channels_out
+    standard = positions * params_standard
     separable = depthwise.macs + layers[index].macs
     return {
         "macs_standard": standard,
-        "params_standard": conv_params(kernel, channels_in, channels_out),
+        "params_standard": params_standard,
         "separable_to_standard": float(Fraction(separable, standard)),
-        "seed_formula_ratio": float(Fraction(1, channels_out) + Fraction(1, kernel * kernel)),
+        "seed_formula_ratio": float(Fraction(1, channels_out) + Fraction(1, kernel_area)),
     }
 
 
