@@ -3,6 +3,8 @@ independent witness."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -331,3 +333,16 @@ def test_layers_show_a_kernel_and_shapes_that_are_not_square(capsys):
     assert "| 64x64x3 | 32x64x8 | 1x7 s2x1 |" in row
     pool = next(line for line in out.splitlines() if line.startswith("| 2 "))
     assert "| 32x64x8 | 1x1x8 | 32x64 s1 |" in pool  # a global pool's window is its whole input
+
+
+def test_the_standard_conv_a_separable_pair_replaces_keeps_its_shape(capsys):
+    code, out, err = run(capsys, "layers", "--model", "ns=tests.tiny_family:nonsquare_separable", "--alpha", "1.0",
+                         "--resolution", "64", "--no-timing", "--format", "csv")  # fmt: skip
+    assert code == 0, err
+    rows = {row["layer"]: row for row in csv.DictReader(io.StringIO(out))}
+    pointwise = rows["2"]
+    # a 3x1 standard conv from 8 to 16 channels over the 32x64 output: Ho Wo Fh Fw N M
+    assert int(pointwise["macs_standard"]) == 32 * 64 * 3 * 1 * 8 * 16
+    assert int(pointwise["params_standard"]) == 3 * 1 * 8 * 16
+    assert float(pointwise["seed_formula_ratio"]) == pytest.approx(1 / 16 + 1 / 3)
+    assert float(pointwise["separable_to_standard"]) == pytest.approx(1 / 16 + 1 / 3)

@@ -172,3 +172,16 @@ def nonsquare(alpha: float, num_classes: int) -> nn.Module:
         nn.Flatten(),
         nn.Linear(channels, num_classes),
     ).eval()
+
+
+def nonsquare_separable(alpha: float, num_classes: int) -> nn.Module:
+    """A depthwise 3x1 conv of stride 2 down the height, then a pointwise conv: a separable pair, not square."""
+    channels = max(1, int(8 * alpha))
+    return nn.Sequential(
+        nn.Conv2d(3, channels, 1),
+        nn.Conv2d(channels, channels, (3, 1), stride=(2, 1), padding=(1, 0), groups=channels),
+        nn.Conv2d(channels, 2 * channels, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * channels, num_classes),
+    ).eval()
