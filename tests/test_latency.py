@@ -533,6 +533,21 @@ def test_grid_view_marks_noisy_and_failed_timings():
     assert "timed on CPU (h), 1 threads, device cpu" in text and "TF32" not in text
 
 
+def test_a_grid_where_no_row_has_a_time_renders_in_every_format():
+    """Every timed row an error (an int8 run that did not agree, a model that failed): the notes must not
+    assume a measured row."""
+    from mnprof.counting.count import count
+    from mnprof.views.grid import View, grid_frame, render
+    from mnprof.views.render import Format
+
+    base = timing_record(TINY, "torch_int8", threads=1, host="h", cpu_model="CPU").to_row()
+    failed = TimingRecord.from_row({**base, "latency_ms_adjusted": None, "error": "output does not agree"})
+    frame = grid_frame([count(TINY)], [failed])
+    for fmt in Format:
+        assert render(frame, View.GRID, fmt, width=200) is not None
+    assert "error: 0.25-32 torch_int8 batch 1: output does not agree" in render(frame, View.GRID, Format.MARKDOWN)
+
+
 def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
     from mnprof.counting.count import count
     from mnprof.views.grid import View, grid_frame, render

@@ -47,7 +47,8 @@ def latency_notes(frame: pd.DataFrame, *, detailed: bool = False) -> list[str]:
         f"ms: {meaning}, per batch; rel: ms over {reference} timed together (same runtime, batch, threads, "
         "run), what transfers across runs; median (IQR): every call as it came"
     ]
-    if statistic is Statistic.ADJUSTED and (measured.get("noisy") == True).any():  # noqa: E712 - pandas mask
+    noisy = "noisy" in measured.columns and bool((measured["noisy"] == True).any())  # noqa: E712 - pandas mask
+    if statistic is Statistic.ADJUSTED and noisy:
         target = measured["target_ci_pct"].dropna()
         bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
         notes.append(f"! noisy: its 95% CI was wider than {bound} when the budget ran out")
