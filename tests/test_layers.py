@@ -138,7 +138,8 @@ def test_profiler_attribution_is_checked_against_the_plan(monkeypatch):
         ({"method": "perf"}, "unknown timing method 'perf'; accepted: hooks, profiler"),
         ({"allocator": "jemalloc"}, "unknown allocator 'jemalloc'; accepted: steady, default"),
         ({"repeats": 2}, "repeats 2 is invalid; accepted: an integer >= 3"),
-        ({"threads": 0}, "threads 0 is invalid; accepted: an integer >= 1"),
+        ({"threads": 0}, "threads 0 is invalid; accepted: an integer in [1, 1024]"),
+        ({"threads": 100_000}, "threads 100000 is invalid; accepted: an integer in [1, 1024]"),
         ({"budget_s": 0}, "budget 0 is invalid"),
     ],
 )

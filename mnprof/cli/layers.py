@@ -8,7 +8,7 @@ import click
 
 from mnprof.cli.options import config_from, config_options, output_options, resolve_output
 from mnprof.cli.output import emit, progress
-from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
+from mnprof.timing.layers import LAYER_BACKENDS, MAX_THREADS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
 
@@ -59,7 +59,7 @@ from mnprof.views.render import Format
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_THREADS),
     default=1,
     show_default=True,
     help="Intra-op threads while timing (torch.set_num_threads; the previous value is restored).",

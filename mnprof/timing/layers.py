@@ -68,11 +68,13 @@ from mnprof.timing.layer_onnx import onnx_layer_passes
 from mnprof.timing.layer_profiler import profiled_passes
 from mnprof.timing.records import Device
 from mnprof.timing.stats import SampleStats
+from mnprof.timing.sweep import MAX_THREADS
 
 Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
 
 __all__ = [
     "LAYER_BACKENDS",
+    "MAX_THREADS",
     "Allocator",
     "LayerTimes",
     "LayerTimingSettings",
@@ -145,8 +147,8 @@ class LayerTimingSettings:
         for name, value, minimum in (("repeats", self.repeats, self.MIN_REPEATS), ("warmup", self.warmup, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise MnprofError(f"{name} {value!r} is invalid; accepted: an integer >= {minimum}")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer >= 1")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
+            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
         if not isinstance(self.budget_s, (int, float)) or not self.budget_s > 0:
             raise MnprofError(f"budget {self.budget_s!r} is invalid; accepted: a number of seconds > 0")
 
