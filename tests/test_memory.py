@@ -211,3 +211,32 @@ def test_the_output_is_told_from_a_freed_buffer_at_the_same_address():
         (5, "layer.bn"): Cause.WORKSPACE,  # not the output, though the output later takes its address
         (1, "layer.bn"): Cause.WORKSPACE,
     }
+
+
+def test_running_out_of_memory_while_measured_is_one_line(capsys, monkeypatch):
+    """The check before allocating is an estimate: a pass that still runs out is an error, not a traceback."""
+    from mnprof.timing import memory
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(memory, "measure_runner", exhausted)
+    code, out, err = run(capsys, "memory", "-q", "--alpha", "0.25", "--resolution", "32", "--batch-size", "1")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        "mnprof: error: 0.25-32 eager batch 1 ran out of memory while measured (RuntimeError from the allocator); "
+        "accepted: a smaller batch size or resolution"
+    ]
+
+
+def test_the_check_before_measuring_counts_what_eager_holds():
+    """The estimate a memory measurement is refused by counts the largest layer pair three times: eager holds
+    about twice the analytic working set (measured above), so once would let a pass start that cannot end."""
+    from mnprof.timing.memory import EAGER_ACTIVATION_COPIES
+    from mnprof.timing.records import Device, TimingKey
+    from mnprof.timing.sweep import memory_estimate
+
+    config = ModelConfig(alpha=1.0, resolution=224)
+    m = measure_memory(config, 8)
+    key = TimingKey(config, Backend.EAGER, 8, 1, Device.CPU)
+    assert memory_estimate(key) < m.total_bytes <= memory_estimate(key, EAGER_ACTIVATION_COPIES)

@@ -10,7 +10,7 @@ from mnprof.cli.options import configs_from, grid_options, output_options, resol
 from mnprof.cli.output import emit, output_width, progress
 from mnprof.errors import MnprofError
 from mnprof.timing.backends import check_device
-from mnprof.timing.memory import measure_memory, parse_memory_backends
+from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
 from mnprof.timing.records import Device, TimingKey
 from mnprof.timing.sweep import MAX_THREADS, check_memory, parse_batch_sizes
 from mnprof.views.memory import MemoryView, render_memory
@@ -114,7 +114,7 @@ def memory(
         for backend in chosen_backends
         for size in sizes
     ]
-    check_memory(keys)  # before any model is built
+    check_memory(keys, activation_copies=EAGER_ACTIVATION_COPIES)  # before any model is built
     measurements = []
     with progress(quiet) as bar:
         task = bar.add_task("measuring memory", total=len(keys), current="")

@@ -70,6 +70,9 @@ from mnprof.timing.sweep import check_memory
 __all__ = ["MODULE_MARK", "measure_memory", "measure_runner", "parse_memory_backends", "peak_of_pass"]
 
 MODULE_MARK = "mnprof.module:"
+# Eager PyTorch holds about twice the analytic working set at its peak (an unfolded BatchNorm's two tensors, the
+# inputs its module calls hold), so the check before a memory measurement counts the largest pair three times.
+EAGER_ACTIVATION_COPIES = 3
 
 
 @dataclass
@@ -291,14 +294,23 @@ def measure_memory(
     parse_memory_backends(backend.value)
     check_device(device)
     check_available(backend, device)
-    check_memory([TimingKey(config, backend, batch_size, threads, device)])
+    key = TimingKey(config, backend, batch_size, threads, device)
+    check_memory([key], activation_copies=EAGER_ACTIVATION_COPIES)
     fence = nullcontext() if config.builtin else user_code(f"model {config.id}: forward failed:")
-    with torch_threads(threads), stdout_to_stderr(), fence:
-        model = build_model(config).to(device.value)
-        inputs = fixed_input(config, batch_size).to(device.value)
-        runner = prepare(backend, model, inputs, threads=threads)
-        del model, inputs
-        return measure_runner(config, batch_size, runner, device)
+    try:
+        with torch_threads(threads), stdout_to_stderr(), fence:
+            model = build_model(config).to(device.value)
+            inputs = fixed_input(config, batch_size).to(device.value)
+            runner = prepare(backend, model, inputs, threads=threads)
+            del model, inputs
+            return measure_runner(config, batch_size, runner, device)
+    except (RuntimeError, MemoryError) as error:  # the estimate is a floor: a pass can still run out
+        if isinstance(error, MemoryError) or "alloc" in str(error) or "out of memory" in str(error):
+            raise MnprofError(
+                f"{key.label} ran out of memory while measured ({type(error).__name__} from the allocator); "
+                "accepted: a smaller batch size or resolution"
+            ) from None
+        raise
 
 
 def measure_runner(

@@ -357,22 +357,23 @@ def _run_sweep(
     return [record for key in keys if (record := store.record(key.ident())) is not None]
 
 
-def memory_estimate(key: TimingKey) -> int:
+def memory_estimate(key: TimingKey, activation_copies: int = 1) -> int:
     """Bytes one timed call of ``key`` needs at least, float32: the weights (twice: the model and the runtime's
-    copy), the input batch, and the largest input + output pair of any layer for the whole batch."""
+    copy), the input batch, and ``activation_copies`` times the largest input + output pair of any layer for
+    the whole batch (eager PyTorch holds about twice that pair at its peak: see ``mnprof memory``)."""
     count = plan_count(key.config)
     peak = max(layer.in_elements + layer.out_elements for layer in count.layers)
     images = key.batch_size * 3 * key.config.resolution**2
-    return 4 * (2 * count.params() + images + key.batch_size * peak)
+    return 4 * (2 * count.params() + images + activation_copies * key.batch_size * peak)
 
 
-def check_memory(keys: Sequence[TimingKey]) -> None:
+def check_memory(keys: Sequence[TimingKey], activation_copies: int = 1) -> None:
     """Refuse, before anything is allocated, a measurement that cannot fit in the memory available now."""
     available = available_memory()
     if available is None or not keys:
         return
-    worst = max(keys, key=memory_estimate)
-    needed = memory_estimate(worst)
+    worst = max(keys, key=lambda key: memory_estimate(key, activation_copies))
+    needed = memory_estimate(worst, activation_copies)
     if needed > available:
         raise MnprofError(
             f"{worst.label} needs at least {needed / 2**30:.1f} GiB (weights, input and the largest layer's "
