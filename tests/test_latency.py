@@ -592,3 +592,19 @@ def test_one_configuration_alone_has_no_relative_latency():
     frame = grid_frame([count(TINY)], [timing_record(TINY, samples_ms=(1.0,))])
     assert frame["latency_relative"].isna().all() and frame["reference_id"].isna().all()
     assert grid_frame([count(TINY)], [timing_record(TINY)], reference="0.25-32")["latency_relative"].tolist() == [1.0]
+
+
+def test_ctrl_c_during_a_sweep_says_what_was_kept_in_one_line(tmp_path, fake_peak, monkeypatch, capsys):
+    results = tmp_path / "r.json"
+    real_add = ResultsStore.add
+
+    def add_then_interrupt(self, row):
+        real_add(self, row)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ResultsStore, "add", add_then_interrupt)
+    args = ("table", "-q", "--alpha", "0.25", "--resolution", "32,40", "--budget", "0.1", "--threads", "1")
+    code, out, err = run(capsys, *args, "--results", str(results))
+    assert code == 130 and out == ""
+    assert err.splitlines() == [f"mnprof: error: interrupted: 1 measurements kept in {results}; add --resume to "
+                                "finish the rest"]  # fmt: skip

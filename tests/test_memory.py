@@ -240,3 +240,17 @@ def test_the_check_before_measuring_counts_what_eager_holds():
     m = measure_memory(config, 8)
     key = TimingKey(config, Backend.EAGER, 8, 1, Device.CPU)
     assert memory_estimate(key) < m.total_bytes <= memory_estimate(key, EAGER_ACTIVATION_COPIES)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
+    from mnprof.cli import memory as memory_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(memory_command, "measure_memory", interrupted)
+    code, out, err = run(capsys, "memory", "-q", "--alpha", "0.25", "--resolution", "32")
+    assert code == 130 and out == ""
+    assert err.splitlines() == [
+        "mnprof: error: interrupted; files already written are complete, nothing was half-written"
+    ]

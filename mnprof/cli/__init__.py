@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import click
 
 from mnprof import __version__
-from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, error_line
+from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, error_line
 from mnprof.errors import MnprofError
 
 __all__ = ["COMMANDS", "cli", "main", "summary_line"]
@@ -99,8 +99,11 @@ def cli() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (errors become one line on stderr)."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, prog_name="mnprof", standalone_mode=False)
+        # As click's main without its handlers: click's own prints a blank line on Ctrl-C before it gives up.
+        with cli.make_context("mnprof", args) as ctx:
+            result = cli.invoke(ctx)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.exceptions.NoArgsIsHelpError as error:
@@ -116,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MnprofError as error:
         error_line(str(error))
         return EXIT_USAGE
+    except Interrupted as interrupted:
+        error_line(str(interrupted))
+        return EXIT_INTERRUPTED
     except (KeyboardInterrupt, click.exceptions.Abort):
         error_line("interrupted; files already written are complete, nothing was half-written")
         return EXIT_INTERRUPTED

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from mnprof.files import atomic_write_text
 
 __all__ = [
+    "Interrupted",
     "EXIT_INTERRUPTED",
     "EXIT_REGRESSION",
     "EXIT_USAGE",
@@ -26,6 +27,12 @@ __all__ = [
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the one line that says what was kept (the command line prints it, and exits 130)."""
+
+
 TERMINAL_WIDTH_WHEN_PIPED = 240
 
 

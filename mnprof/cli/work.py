@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import click
 
-from mnprof.cli.output import error_line, progress, warn
+from mnprof.cli.output import Interrupted, progress, warn
 from mnprof.counting.count import CountReport, count_many
 from mnprof.model.config import ModelConfig
 from mnprof.timing.plan import DRIFT_WARNING, SweepOutcome, TimingPlan, measure
@@ -44,10 +44,14 @@ def measure_with_progress(
 
             outcome = measure(timing, configs, advance)
     except KeyboardInterrupt:
-        if timing.store is not None:
-            kept = len(timing.store.done())
-            error_line(f"interrupted: {kept} measurements kept in {timing.store.path}; add --resume to finish the rest")
-        raise
+        if timing.store is None:
+            raise
+        kept = len(timing.store.done())
+        if not kept:
+            raise Interrupted("interrupted before any measurement was kept") from None
+        raise Interrupted(
+            f"interrupted: {kept} measurements kept in {timing.store.path}; add --resume to finish the rest"
+        ) from None
     if outcome.measured:
         report_quality(outcome, verbose)
         spread = report_drift(outcome)
