@@ -34,17 +34,14 @@ TABLE_SCHEMA_VERSION = 2
 
 
 def table_document(
-    rows: Sequence[Mapping[str, Any]], *, view: str, unit: str, kind: str = "mnprof.table"
+    rows: Sequence[Mapping[str, Any]], *, view: str, unit: str | None, kind: str = "mnprof.table"
 ) -> dict[str, Any]:
-    """The JSON document for a table: ``schema_version``, ``kind``, ``environment``, ``rows`` (flat objects)."""
-    return {
-        "schema_version": TABLE_SCHEMA_VERSION,
-        "kind": kind,
-        "view": view,
-        "unit": unit,
-        "environment": count_provenance(),
-        "rows": [dict(row) for row in rows],
-    }
+    """The JSON document for a table: ``schema_version``, ``kind``, ``environment``, ``rows`` (flat objects);
+    ``unit`` (macs or flops) where the rows count operations."""
+    document: dict[str, Any] = {"schema_version": TABLE_SCHEMA_VERSION, "kind": kind, "view": view}
+    if unit is not None:
+        document["unit"] = unit
+    return {**document, "environment": count_provenance(), "rows": [dict(row) for row in rows]}
 
 
 def dumps(document: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mnprof.counting.shapes import plan_count
+from mnprof.files import schema_problem
 from mnprof.model.config import Family, ModelConfig, default_grid
 from mnprof.model.networks import build_model
 from mnprof.timing.backends import Runner, fold_batchnorm
@@ -138,7 +139,8 @@ def test_cli_writes_rows_and_tensors(capsys, tmp_path):
                        "--out", str(out))  # fmt: skip
     assert code == 0, err
     document = json.loads(out.read_text())
-    assert document["kind"] == "mnprof.memory"
+    assert document["kind"] == "mnprof.memory" and "unit" not in document  # bytes, named in every column
+    assert schema_problem(document, "table") is None  # the published table schema holds memory documents too
     assert [(row["batch_size"], row["other_bytes"]) for row in document["rows"]] == [(1, 0), (8, 0)]
     row = document["rows"][0]
     causes = sum(row[cause.key] for cause in Cause)

@@ -133,4 +133,4 @@ def render_memory(
     spec = tensors_spec() if view is MemoryView.TENSORS else peaks_spec(user_family)
     if fmt is Format.JSON:
         frame = frame.astype(object).where(frame.notna(), None)
-    return render_with(spec, frame, fmt, view=view.value, kind="mnprof.memory", width=width)
+    return render_with(spec, frame, fmt, view=view.value, unit=None, kind="mnprof.memory", width=width)

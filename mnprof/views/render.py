@@ -95,7 +95,7 @@ def render_with(
     fmt: Format,
     *,
     view: str,
-    unit: str = "macs",
+    unit: str | None = "macs",
     kind: str = "mnprof.table",
     width: int | None = None,
 ) -> Any:
