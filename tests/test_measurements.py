@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_run import run
 from factories import timing_record
 
 from mnprof.errors import MnprofError
@@ -192,3 +193,14 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         store.add(timing_record("0.25-64"))
     assert path.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_measurement_twice_in_a_file_or_a_file_given_twice_is_refused(tmp_path, capsys):
+    """Each would be counted twice in every view."""
+    path = tmp_path / "r.json"
+    write_document(path, measurements=[row(), row()])
+    with pytest.raises(MnprofError, match=r"measurements 0 and 1 are both 0\.25-32 eager batch 1, 2 threads, cpu"):
+        read_results(path)
+    write_document(path, measurements=[row()])
+    code, out, err = run(capsys, "table", "--from-results", str(path), "--from-results", str(path))
+    assert code == 2 and out == "" and f"--from-results {path.resolve()} is given twice" in err

@@ -88,6 +88,10 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
     shown = {"statistic": statistic, "reference": request.reference}
     if request.from_results:
+        files = [Path(path).resolve() for path in request.from_results]
+        twice = next((path for index, path in enumerate(files) if path in files[:index]), None)
+        if twice is not None:
+            raise MnprofError(f"--from-results {twice} is given twice; accepted: each results file once")
         return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
     if not 0 < request.target_ci_pct < 100:
         raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")

@@ -89,11 +89,18 @@ def read_results(path: Path) -> dict[str, Any]:
     if problem is not None:
         raise MnprofError(f"results file {path} is corrupt ({problem}); {REGENERATE}")
     rows, environment = document["measurements"], document["environment"]
+    seen: dict[tuple[Any, ...], int] = {}
     for index, row in enumerate(rows):
         try:
-            TimingRecord.from_row(row, environment)
+            key = TimingRecord.from_row(row, environment).key.ident()
         except MnprofError as error:
             raise MnprofError(f"results file {path} is corrupt (measurement {index}: {error}); {REGENERATE}") from None
+        if key in seen:  # one measurement per key: a second would be counted twice in every view
+            raise MnprofError(
+                f"results file {path} is corrupt (measurements {seen[key]} and {index} are both {key[0]} {key[1]} "
+                f"batch {key[2]}, {key[3]} threads, {key[4]}); {REGENERATE}"
+            )
+        seen[key] = index
     return document
 
 
