@@ -202,6 +202,8 @@ def test_a_model_name_with_a_newline_is_refused(capsys):
         (["table", "--no-timing", "--alpha", "١"], "alpha '١' is not plain ASCII text"),
         (["table", "--no-timing", "--resolution", "３２"], "resolution '３２' is not plain ASCII text"),
         (["paper", "--table", ""], "table list '' is empty"),
+        (["memory", "--batch-size", "1_0"], "batch size '1_0' has a digit separator"),  # int() would read 10
+        (["table", "--no-timing", "--alpha", "0_5"], "alpha '0_5' has a digit separator"),
     ],
 )
 def test_only_plain_numbers_are_numbers(capsys, args, message):

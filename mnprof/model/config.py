@@ -241,21 +241,24 @@ def parse_choice(value: object, enum: type[Enum], what: str) -> Enum:  # type: i
     raise MnprofError(f"unknown {what} {value!r}; accepted: {accepted}")
 
 
-def parse_list(text: str, what: str, accepted: str = "comma-separated values") -> list[str]:
-    """Split ``"a, b"`` into stripped items; an empty list or item is a one-line error naming ``accepted``."""
+def parse_list(text: str, what: str, accepted: str = "comma-separated values", *, numbers: bool = False) -> list[str]:
+    """Split ``"a, b"`` into stripped items; an empty list or item is a one-line error naming ``accepted``
+    (``numbers``: items are numbers, so a digit separator is refused too)."""
     items = [item.strip() for item in text.split(",")]
     if not text.strip() or any(not item for item in items):
         raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: {accepted}")
     for item in items:  # int() and float() take other scripts' digits (١, ３２): only ASCII is accepted
         if not item.isascii() or not item.isprintable():
             raise MnprofError(f"{what} {item!r} is not plain ASCII text; accepted: {accepted}")
+        if numbers and "_" in item:  # int() and float() also take digit separators: "1_0" is 10
+            raise MnprofError(f"{what} {item!r} has a digit separator; accepted: {accepted}")
     return items
 
 
 def parse_alphas(text: str) -> tuple[float, ...]:
     """Parse ``"1.0,0.75"`` into width multipliers, each in (0, 4]."""
     alphas = []
-    for item in parse_list(text, "alpha"):
+    for item in parse_list(text, "alpha", f"numbers in (0, {MAX_ALPHA:g}]", numbers=True):
         try:
             alpha = float(item)
         except ValueError:
@@ -269,7 +272,7 @@ def parse_alphas(text: str) -> tuple[float, ...]:
 def parse_resolutions(text: str) -> tuple[int, ...]:
     """Parse ``"224,96"`` into input resolutions, each an integer >= 32."""
     resolutions = []
-    for item in parse_list(text, "resolution"):
+    for item in parse_list(text, "resolution", f"integers in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]", numbers=True):
         try:
             resolution = int(item)
         except ValueError:

@@ -73,7 +73,7 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     """Parse ``"1,8"`` into batch sizes, each an integer in [1, 1024]."""
     sizes = []
     accepted = f"integers in [1, {MAX_BATCH_SIZE}]"
-    for item in parse_list(text, "batch size", accepted):
+    for item in parse_list(text, "batch size", accepted, numbers=True):
         try:
             size = int(item)
         except ValueError:
