@@ -216,6 +216,7 @@ def test_a_family_declared_in_pyproject_works_by_name(capsys, tmp_path, monkeypa
          "--model names tiny twice"),
         (["layers", "--model", TINY, "--method", "profiler"], "accepted with tiny: --method hooks"),
         (["report", "--no-timing", "--model", "a b=tests.tiny_family:tiny"], "model name 'a b' is invalid"),
+        (["table", "--no-timing", "--model", "=tests.tiny_family:tiny"], "has an empty name before '='"),
     ],
 )  # fmt: skip
 def test_bad_families_are_one_line_exit_2_and_nothing_is_written(capsys, tmp_path, args, message):

@@ -65,11 +65,13 @@ def accepted_models() -> str:
 
 def parse_spec(text: str) -> UserFamily:
     """``[NAME=]package.module:factory`` as a :class:`UserFamily` (the name defaults to the target)."""
-    name, _, target = text.rpartition("=")
+    name, equals, target = text.rpartition("=")
     target, name = target.strip(), name.strip()
     module, _, attribute = target.partition(":")
     if not module or not attribute.isidentifier() or not all(part.isidentifier() for part in module.split(".")):
         raise MnprofError(f"model {text!r} is not a model spec; accepted: {accepted_models()}")
+    if equals and not name:
+        raise MnprofError(f"model {text!r} has an empty name before '='; accepted: NAME=package.module:factory")
     return UserFamily(name or target, target)
 
 
