@@ -347,3 +347,13 @@ def test_the_standard_conv_a_separable_pair_replaces_keeps_its_shape(capsys):
     assert int(pointwise["params_standard"]) == 3 * 1 * 8 * 16
     assert float(pointwise["seed_formula_ratio"]) == pytest.approx(1 / 16 + 1 / 3)
     assert float(pointwise["separable_to_standard"]) == pytest.approx(1 / 16 + 1 / 3)
+
+
+def test_a_forward_that_reads_values_is_traced_on_the_cpu_instead(capsys):
+    """The meta device has no values: a model whose forward branches on one is traced on a CPU copy."""
+    code, out, err = run(capsys, "table", "--no-timing", "--model", "v=tests.tiny_family:valued", "--alpha", "1.0",
+                         "--resolution", "32", "--format", "json")  # fmt: skip
+    assert code == 0, err
+    (row,) = json.loads(out)["rows"]
+    assert row["analytic_source"] == "traced"
+    assert row["macs_analytic"] == 32 * 32 * 3 * 3 * 3 * 8 + 8 * 1000 == row["macs_fvcore"]

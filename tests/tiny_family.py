@@ -185,3 +185,22 @@ def nonsquare_separable(alpha: float, num_classes: int) -> nn.Module:
         nn.Flatten(),
         nn.Linear(2 * channels, num_classes),
     ).eval()
+
+
+class Valued(nn.Module):
+    """A forward that reads a value (``if y.sum() ...``): it cannot run on the meta device."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if y.sum() > -1e30:  # always true; but only a real tensor can say so
+            y = torch.relu(y)
+        return self.fc(y.mean((2, 3)))
+
+
+def valued(alpha: float, num_classes: int) -> nn.Module:
+    return Valued(num_classes).eval()

@@ -223,8 +223,20 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
     listed as ``add.<i>`` layers). An operator no module stands for (``F.relu``, ``x.mean``) is not seen here;
     the counters that charge for it then show it as unexplained, never hidden.
     """
-    with user_code(f"model {config.family}: its model cannot be moved to the meta device:"):
-        meta = copy.deepcopy(model).to("meta")
+    try:
+        with user_code(f"model {config.family}: its model cannot be moved to the meta device:"):
+            meta = copy.deepcopy(model).to("meta")
+        return _trace(meta, config, "meta")
+    except MnprofError as error:
+        if "meta" not in str(error):
+            raise
+    # A forward that reads values (``if x.sum() > 0``, numpy) cannot run on the meta device: the same trace on a
+    # CPU copy, with arithmetic (zeros in, one image), still counts from shapes only.
+    return _trace(copy.deepcopy(model).to("cpu"), config, "cpu")
+
+
+def _trace(meta: nn.Module, config: ModelConfig, device: str) -> AnalyticCount:
+    """:func:`traced_count`'s pass on ``meta``, a copy of the user's model on ``device`` (changed here)."""
     names = {module: name for name, module in meta.named_modules()}
     counts: list[LayerCount] = []
     last: dict[str, Any] = {}  # the latest conv or linear output, and its index in counts
@@ -281,7 +293,7 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
                          Activation.NONE)  # fmt: skip
         counts.append(LayerCount(spec, 0, 0, 0, 0, (elements, elements)))
 
-    image = torch.empty(1, 3, config.resolution, config.resolution, device="meta")
+    image = torch.zeros(1, 3, config.resolution, config.resolution, device=device)
     with user_code(f"model {config.family} at {config.id}: forward failed:"), torch.no_grad(), _TensorAdds(add):
         meta.eval()(image)
     if not any(count.macs for count in counts):
