@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -69,6 +69,7 @@ from mnprof.timing.layer_profiler import profiled_passes
 from mnprof.timing.records import Device
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.sweep import MAX_THREADS
+from mnprof.timing.timer import steady_allocator
 
 Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
 
@@ -217,48 +218,6 @@ class LayerTimes:
     @property
     def unattributed_ms(self) -> float | None:
         return self._ms(self.unattributed_ns) if self.unattributed_ns else None
-
-
-# glibc's mallopt parameters and defaults (malloc.h).
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
-_STEADY_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted mmap threshold on 64-bit systems
-
-
-@contextmanager
-def steady_allocator(enabled: bool = True) -> Iterator[bool]:
-    """On glibc, keep freed memory in the process while the block runs; yields whether that took effect.
-
-    Why: by default glibc serves each block above a (dynamic) threshold with a fresh ``mmap`` and
-    returns freed memory to the system, so a forward pass can take thousands of page faults, and
-    their cost (up to a millisecond) lands on whichever layer happened to allocate, differently from
-    one run to the next. Inference runtimes plan an arena once; with M_MMAP_THRESHOLD and
-    M_TRIM_THRESHOLD raised to 32 MiB, steady-state passes take (almost) no page faults and each
-    layer's time is its own. After the block both are set back to glibc's documented default
-    (128 KiB); glibc offers no way to read the previous values, so a threshold that glibc had
-    raised dynamically is reset to the default (malloc's behaviour, not correctness, changes).
-    """
-    mallopt = None
-    if enabled:
-        try:
-            import ctypes  # lazily: only the steady setting reaches into the C library
-
-            mallopt = ctypes.CDLL(None).mallopt
-            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            mallopt.restype = ctypes.c_int
-        except (OSError, AttributeError):
-            mallopt = None
-    if mallopt is None:
-        yield False
-        return
-    applied = bool(mallopt(_M_MMAP_THRESHOLD, _STEADY_THRESHOLD)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, _STEADY_THRESHOLD)
-    )
-    try:
-        yield applied
-    finally:
-        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
-        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
 
 
 def _minor_faults() -> int | None:

@@ -3,20 +3,22 @@
 Models in the sweep, the GEMM peak, the copy bandwidth and ``mnprof check --latency`` all come here, so
 every timing shares the same rules: torch's intra-op threads fixed for the run (and restored), Python's
 garbage collector paused (as ``timeit`` does), idle runtime threads let settle before a turn on another
-thread pool, and on the CPU, turns during which other processes took this one's cores set aside (the
-engine's CPU-share rule, see :func:`mnprof.timing.engine.interleave`).
+thread pool, on the CPU glibc's allocator kept steady (:func:`steady_allocator`: freed memory stays in the
+process, so a forward pass takes no page faults), and on the CPU, turns during which other processes took
+this one's cores set aside (the engine's CPU-share rule, see :func:`mnprof.timing.engine.interleave`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from mnprof.timing.backends import torch_threads
 from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused, interleave
 from mnprof.timing.records import ONNXRUNTIME_POOL, Backend, Device
 
-__all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "time_tasks"]
+__all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "steady_allocator", "time_tasks"]
 
 TORCH_POOL = "torch"
 
@@ -79,7 +81,7 @@ def time_tasks(
     ``on_progress`` are passed to :func:`mnprof.timing.engine.interleave`.
     """
     ordered = sorted(tasks, key=lambda task: task.pool not in ("", TORCH_POOL))  # stable
-    with torch_threads(threads), gc_paused():
+    with torch_threads(threads), gc_paused(), steady_allocator(device is Device.CPU):
         return interleave(
             ordered,
             rule,
@@ -89,3 +91,45 @@ def time_tasks(
             on_finish=on_finish,
             on_progress=on_progress,
         )
+
+
+# glibc's mallopt parameters and defaults (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+_STEADY_THRESHOLD = 32 * 1024 * 1024  # glibc's largest accepted mmap threshold on 64-bit systems
+
+
+@contextmanager
+def steady_allocator(enabled: bool = True) -> Iterator[bool]:
+    """On glibc, keep freed memory in the process while the block runs; yields whether that took effect.
+
+    Why: by default glibc serves each block above a (dynamic) threshold with a fresh ``mmap`` and
+    returns freed memory to the system, so a forward pass can take thousands of page faults, and
+    their cost (up to a millisecond) lands on whichever layer happened to allocate, differently from
+    one run to the next. Inference runtimes plan an arena once; with M_MMAP_THRESHOLD and
+    M_TRIM_THRESHOLD raised to 32 MiB, steady-state passes take (almost) no page faults and each
+    layer's time is its own. After the block both are set back to glibc's documented default
+    (128 KiB); glibc offers no way to read the previous values, so a threshold that glibc had
+    raised dynamically is reset to the default (malloc's behaviour, not correctness, changes).
+    """
+    mallopt = None
+    if enabled:
+        try:
+            import ctypes  # lazily: only the steady setting reaches into the C library
+
+            mallopt = ctypes.CDLL(None).mallopt
+            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+            mallopt.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            mallopt = None
+    if mallopt is None:
+        yield False
+        return
+    applied = bool(mallopt(_M_MMAP_THRESHOLD, _STEADY_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, _STEADY_THRESHOLD)
+    )
+    try:
+        yield applied
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
