@@ -67,7 +67,14 @@ from mnprof.timing.records import (
 )
 from mnprof.timing.sweep import check_memory
 
-__all__ = ["MODULE_MARK", "measure_memory", "measure_runner", "parse_memory_backends", "peak_of_pass"]
+__all__ = [
+    "EAGER_ACTIVATION_COPIES",
+    "MODULE_MARK",
+    "measure_memory",
+    "measure_runner",
+    "parse_memory_backends",
+    "peak_of_pass",
+]
 
 MODULE_MARK = "mnprof.module:"
 # Eager PyTorch holds about twice the analytic working set at its peak (an unfolded BatchNorm's two tensors, the
