@@ -382,6 +382,11 @@ def _cpu_peak(
             with without_kineto_chatter():
                 prof.stop()
     events = _events(prof)
+    if not any(event.nbytes > 0 for event in events):  # a forward pass always allocates: the profiler's API moved
+        raise MnprofError(
+            f"torch {torch.__version__}'s profiler reported no allocations, so memory cannot be measured with it; "
+            "accepted: a torch version mnprof supports (>= 2.2, < 2.14)"
+        )
     peak, alive, reached = peak_of_pass(events)
     batch_storage = (batch.untyped_storage().data_ptr(), batch.numel() * batch.element_size())
     layer, live = _explain(alive, reached, calls, batch_storage, layer_names, _output_allocations(events, calls))
