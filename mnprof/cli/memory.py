@@ -8,8 +8,7 @@ import click
 
 from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output
 from mnprof.cli.output import emit, output_width, progress
-from mnprof.errors import MnprofError
-from mnprof.timing.backends import check_device
+from mnprof.timing.backends import check_available, check_device
 from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
 from mnprof.timing.records import Device, TimingKey
 from mnprof.timing.sweep import MAX_THREADS, check_memory, parse_batch_sizes
@@ -108,6 +107,8 @@ def memory(
     sizes = parse_batch_sizes(batch_sizes)
     chosen_device = Device(device)
     check_device(chosen_device)
+    for backend in chosen_backends:  # bfloat16 where the hardware would only emulate it: refused before any work
+        check_available(backend, chosen_device)
     keys = [
         TimingKey(config, backend, size, threads, chosen_device)
         for config in configs
@@ -122,7 +123,5 @@ def memory(
             bar.update(task, current=key.label)
             measurements.append(measure_memory(key.config, key.batch_size, key.backend, key.device, key.threads))
             bar.update(task, advance=1)
-    if not measurements:
-        raise MnprofError("nothing to measure")  # pragma: no cover - configs_from never returns an empty grid
     width = None if wide else output_width(out)
     emit(render_memory(measurements, MemoryView(view), Format(fmt), width=width), out)
