@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import config_from, config_options, output_options, resolve_output
+from mnprof.cli.options import config_from, config_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import emit, progress
-from mnprof.timing.layers import LAYER_BACKENDS, MAX_THREADS, Allocator, LayerTimingSettings, Method, time_layers
+from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
 
@@ -57,13 +57,7 @@ from mnprof.views.render import Format
     show_default=True,
     help="Seconds of timed passes at most (at least 3 passes are always run).",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(1, MAX_THREADS),
-    default=1,
-    show_default=True,
-    help="Intra-op threads while timing (torch.set_num_threads; the previous value is restored).",
-)
+@threads_option("Intra-op threads while timing (torch.set_num_threads; the previous value is restored).")
 @click.option("--no-timing", is_flag=True, help="Counts only: no layer is timed (time columns empty).")
 @output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output
+from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import emit, output_width, progress
 from mnprof.timing.backends import check_available, check_device
 from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
 from mnprof.timing.records import Device, TimingKey
-from mnprof.timing.sweep import MAX_THREADS, check_memory, parse_batch_sizes
+from mnprof.timing.sweep import check_memory, parse_batch_sizes
 from mnprof.views.memory import MemoryView, render_memory
 from mnprof.views.render import Format
 
@@ -44,13 +44,7 @@ from mnprof.views.render import Format
     show_default=True,
     help="cpu: broken down tensor by tensor; cuda: torch.cuda.max_memory_allocated around the pass (a total only).",
 )
-@click.option(
-    "--threads",
-    type=click.IntRange(1, MAX_THREADS),
-    default=1,
-    show_default=True,
-    help="Intra-op threads (memory does not depend on them beyond oneDNN's per-thread scratch).",
-)
+@threads_option("Intra-op threads (memory does not depend on them beyond oneDNN's per-thread scratch).")
 @click.option(
     "--view",
     type=click.Choice([v.value for v in MemoryView]),

@@ -33,6 +33,7 @@ from mnprof.model.config import (
 from mnprof.timing.engine import StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
+from mnprof.timing.sweep import MAX_THREADS
 
 __all__ = [
     "config_from",
@@ -266,6 +267,11 @@ def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[
         show_default=True,
         help=help_text,
     )
+
+
+def threads_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--threads N`` for a command that measures one thing at a time (default 1; bounded like the sweep's)."""
+    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help=help_text)
 
 
 def reference_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
