@@ -5,46 +5,90 @@
 Reads the pairs of results files ``pairN-a.json`` / ``pairN-b.json`` that ``benchmarks/bench_timing.py
 --targets 1 --workdir DIR`` leaves (every timed call is in them), recomputes each configuration's latency
 with each candidate statistic, divides by the run's geometric mean over the configurations (rel), and
-prints, per statistic, run a vs run b: the median and the largest |difference| of rel in each pair, and in
-how many pairs both are within the latency issue's target 1 (2.5% and 8%). No timing happens here.
+prints, per statistic, run a vs run b: the median and the largest |difference| of rel in each pair, in
+how many pairs both are within the latency issue's target 1 (2.5% and 8%), and the median |difference| of
+the absolute figure in each pair. No timing happens here.
 
-Candidates: the headline as mnprof computes it (host-adjusted median), the median, minimum and 10th
-percentile of all calls, the minimum and 25th percentile of the turn medians, rel computed pass by pass
-(each turn over its pass's geometric mean) and then combined, and a sensitivity model (log time = a_c +
-b_c x the pass's host state, so that large configurations may slow down more than small ones), evaluated
-at the mean and at the fast end of the host states.
+Candidates: the headline as mnprof computes it (the 10th percentile of all calls, through
+:func:`mnprof.timing.stats.quantile_ci`), the host-adjusted median (the headline of results schema 2, the
+typical figure since), the median, minimum, 5th and 20th percentile of all calls, the median over turns of
+each turn's 10th percentile over its pass's host factor, the minimum and 25th percentile of the turn
+medians, rel computed pass by pass (each turn over its pass's geometric mean) and then combined, and a
+sensitivity model (log time = a_c + b_c x the pass's host state, so that large configurations may slow
+down more than small ones), evaluated at the mean and at the fast end of the host states. Results files
+of schema 2 (before the headline became the 10th percentile) are read too: both keep every call.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mnprof.timing.records import TimingRecord
-from mnprof.timing.store import read_results, results_records
+from mnprof.timing.records import RawSamples
+from mnprof.timing.stats import quantile, quantile_ci
+from mnprof.timing.store import RESULTS_KIND
 
-Run = dict[str, TimingRecord]
+
+@dataclass(frozen=True)
+class Row:
+    """What this analysis needs of a timed row: every call by turn, and the host-adjusted median the run computed."""
+
+    raw: RawSamples
+    adjusted: float
+
+
+Run = dict[str, Row]
 Statistic = Callable[[Run], dict[str, float]]
 
 
 def load(path: Path) -> Run:
-    return {r.key.config.id: r for r in results_records([read_results(path)]) if r.latency is not None}
+    """The timed rows of a results file of schema 2 (host-adjusted headline) or 3: both keep every call."""
+    document = json.loads(path.read_text())
+    if document.get("kind") != RESULTS_KIND or document.get("schema_version") not in (2, 3):
+        raise SystemExit(f"{path}: not a mnprof results file of schema version 2 or 3")
+    return {
+        row["id"]: Row(
+            RawSamples(
+                tuple(row["latency_ms_samples"]),
+                tuple(row["turn_sizes"]),
+                tuple(row["turn_started_unix"]),
+                tuple(row.get("latency_ms_discarded") or ()),
+                tuple(row.get("turn_host_factors") or ()),
+            ),
+            row["latency_ms_adjusted"],
+        )
+        for row in document["measurements"]
+        if not row.get("error") and row.get("latency_ms_samples")
+    }
 
 
 def geometric_mean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-def turns(record: TimingRecord) -> list[np.ndarray]:
-    return [np.array(calls) for _, calls in record.raw.turns()] if record.raw is not None else []
+def turns(record: Row) -> list[np.ndarray]:
+    return [np.array(calls) for _, calls in record.raw.turns()]
 
 
-def per_config(statistic: Callable[[TimingRecord], float]) -> Statistic:
+def host_adjusted_turns(turn_statistic: Callable[[list[float]], float]) -> Statistic:
+    """The median over turns of each turn's statistic over its pass's host factor (the run's own factors)."""
+
+    def statistic(record: Row) -> float:
+        factors = record.raw.turn_host_factors or (1.0,) * len(record.raw.turn_sizes)
+        calls = [sorted(c) for _, c in record.raw.turns()]
+        return float(np.median([turn_statistic(c) / f for c, f in zip(calls, factors, strict=True)]))
+
+    return per_config(statistic)
+
+
+def per_config(statistic: Callable[[Row], float]) -> Statistic:
     return lambda run: {config: statistic(record) for config, record in run.items()}
 
 
@@ -85,10 +129,13 @@ def sensitivity(turn_statistic: Callable[[np.ndarray], float], percentile: float
 
 
 STATISTICS: dict[str, Statistic] = {
-    "headline (host-adjusted median)": per_config(lambda r: r.latency.adjusted),
+    "headline: 10th percentile of all calls": per_config(lambda r: quantile_ci([c for _, c in r.raw.turns()])[0]),
+    "host-adjusted median (schema 2 headline)": per_config(lambda r: r.adjusted),
     "median of all calls": per_config(lambda r: float(np.median(r.raw.latency_ms))),
     "minimum of all calls": per_config(lambda r: min(r.raw.latency_ms)),
-    "10th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 10))),
+    "5th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 5))),
+    "20th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 20))),
+    "host-adjusted turn p10s, median": host_adjusted_turns(lambda calls: quantile(calls, 0.1)),
     "minimum of turn medians": per_config(lambda r: min(float(np.median(t)) for t in turns(r))),
     "25th percentile of turn medians": per_config(lambda r: float(np.percentile([np.median(t) for t in turns(r)], 25))),
     "pass by pass: turn median, median": pass_by_pass(np.median, np.median),
@@ -117,22 +164,29 @@ def main() -> int:
     ]
     if not pairs:
         parser.error("no pairN-a.json / pairN-b.json in the folders given")
-    print(f"{len(pairs)} pairs; per pair: median |diff| of rel (%), then max |diff| (%)")
+    print(
+        f"{len(pairs)} pairs; per pair: median |diff| of rel (%), then max |diff| (%), then median |diff| of the "
+        "absolute figure (%)"
+    )
     for name, statistic in STATISTICS.items():
-        medians, maxima = [], []
+        medians, maxima, absolute = [], [], []
         for run_a, run_b in pairs:
             common = sorted(set(run_a) & set(run_b))
-            a = relative({c: v for c, v in statistic(run_a).items() if c in common})
-            b = relative({c: v for c, v in statistic(run_b).items() if c in common})
+            values_a, values_b = statistic(run_a), statistic(run_b)
+            a = relative({c: v for c, v in values_a.items() if c in common})
+            b = relative({c: v for c, v in values_b.items() if c in common})
             differences = [abs(b[c] / a[c] - 1) * 100 for c in common]
             medians.append(statistics.median(differences))
             maxima.append(max(differences))
+            absolute.append(statistics.median(abs(values_b[c] / values_a[c] - 1) * 100 for c in common))
         met = sum(1 for m, x in zip(medians, maxima, strict=True) if m <= 2.5 and x <= 8)
         print(
             f"{name:40s} target met in {met}/{len(pairs)}; median "
             + " ".join(f"{m:4.1f}" for m in medians)
             + "; max "
             + " ".join(f"{x:4.1f}" for x in maxima)
+            + "; absolute "
+            + " ".join(f"{x:4.1f}" for x in absolute)
         )
     return 0
 

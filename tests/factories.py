@@ -35,11 +35,11 @@ def timing_record(
     noisy: bool = False,
     contended: bool = False,
     load_avg_1min: float | None = None,
-    adjusted_ms: float | None = None,
+    headline_ms: float | None = None,
     turn_host_factors: Sequence[float] = (),
 ) -> TimingRecord:
     """A record of ``config`` (an id such as ``"0.25-32"`` or a :class:`ModelConfig`) with the given samples;
-    the headline is ``adjusted_ms``, else the samples' median."""
+    the headline (and the typical figure) is ``headline_ms``, else the samples' median."""
     if isinstance(config, str):
         alpha, resolution = config.split("-")[:2]
         config = ModelConfig(float(alpha), int(resolution))
@@ -50,9 +50,9 @@ def timing_record(
         return TimingRecord(key, provenance, None, None, error=error)
     ordered = sorted(samples_ms)
     median = ordered[len(ordered) // 2]
-    headline = median if adjusted_ms is None else adjusted_ms
-    latency = LatencyStats(headline, median, 0.1, ordered[0], ordered[-1], ordered[-1], ordered[0], ordered[-1],
-                           sum(ordered) / len(ordered), None, None)  # fmt: skip
+    headline = median if headline_ms is None else headline_ms
+    latency = LatencyStats(headline, headline, median, 0.1, ordered[0], ordered[-1], ordered[-1], ordered[0],
+                           ordered[-1], sum(ordered) / len(ordered), None, None)  # fmt: skip
     quality = Quality(None if noisy else 1.0, 2.0, noisy, "budget" if noisy else "converged", len(ordered),
                       len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
     rates = Rates(batch / headline * 1e3, 1_000_000, 1.0, 100.0, 0.01, None, None)

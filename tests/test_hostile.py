@@ -129,6 +129,7 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
     [
         ("latency_ms_median", "fast", 'latency_ms_median is "fast"; accepted: a number or null'),
         ("latency_ms_adjusted", -1.0, "latency_ms_adjusted is -1.0"),
+        ("latency_ms_p10", -2.0, "latency_ms_p10 is -2.0"),
         ("samples", -3, "samples is -3"),
     ],
 )
@@ -254,7 +255,7 @@ def test_a_results_file_of_the_old_schema_is_refused_with_how_to_remeasure(capsy
     path.write_text(json.dumps(document))
     before = path.read_bytes()
     err = refused(capsys, "table", *TINY, "--from-results", str(path))
-    assert "has schema version 1; this mnprof reads version 2; re-measure with mnprof table --results NEW.json" in err
+    assert "has schema version 1; this mnprof reads version 3; re-measure with mnprof table --results NEW.json" in err
     err = refused(capsys, "table", *TINY, "--results", str(path))  # and a new sweep does not replace it
     assert "schema version 1" in err and path.read_bytes() == before
 

@@ -11,7 +11,15 @@ import pytest
 
 from mnprof.errors import MnprofError
 from mnprof.timing.engine import Drift, Measurement, Stop, StopRule, Task, host_drift, interleave, warm_up
-from mnprof.timing.stats import EXACT_CI_LIMIT, SampleStats, median_ci, median_ci_ranks, pass_factors, quantile
+from mnprof.timing.stats import (
+    EXACT_CI_LIMIT,
+    SampleStats,
+    median_ci,
+    median_ci_ranks,
+    pass_factors,
+    quantile,
+    quantile_ci,
+)
 
 
 class FakeClock:
@@ -108,8 +116,10 @@ def test_measurement_keeps_raw_samples_and_derives_statistics():
     assert measurement.samples == samples
     assert measurement.stats.median == pytest.approx(0.01005)
     assert measurement.meets_target() and not measurement.noisy
-    wide = Measurement("k", (1.0, 2.0) * 10, (), True, Stop.BUDGET, 2.0, 0.02)
-    assert wide.noisy
+    assert measurement.headline[0] == 0.0100  # the 10th percentile: the low end, settled however the rest spreads
+    spread = tuple(1 + i / 19 for i in range(20))  # every call its own turn, 1.0 to 2.0 evenly
+    wide = Measurement("k", spread, (), True, Stop.BUDGET, 2.0, 0.02)
+    assert wide.headline[0] == pytest.approx(1.1) and wide.noisy  # the low end itself spreads by ±12%
 
 
 @pytest.mark.parametrize(
@@ -128,11 +138,33 @@ def test_stop_rule_rejects_bad_settings(kwargs, message):
         StopRule(**kwargs)
 
 
-def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_adjusted_turn_values():
+def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_headline():
     rule = StopRule(target_rel_ci=0.02, min_turns=6)
-    assert not rule.converged([1.0] * 5)  # narrow, too few turns
-    assert rule.converged([1.0] * 6)
-    assert not rule.converged([1.0, 1.1] * 3)  # the turns disagree by 10%
+    assert not rule.converged([[1.0] * 10] * 5)  # narrow, too few turns
+    assert rule.converged([[1.0] * 10] * 6)
+    assert rule.converged([[1.0] * 2 + [1.5] * 8] * 6)  # calls spread by 50%, but every turn's low end agrees
+    assert not rule.converged([[1.0] * 10] * 3 + [[1.1] * 10] * 3)  # the host was 10% faster in half the turns
+    assert not rule.converged([[1.0] * 10] * 5 + [[]] * 3)  # empty turns do not count toward min_turns
+    assert not StopRule(target_rel_ci=0.02, min_turns=8).converged([[1.0] * 10] * 7)
+
+
+def test_quantile_ci_is_woodruffs_interval_with_turns_as_clusters():
+    # Six identical turns of 1..10: the 10th percentile of the 60 calls is 1.9 (position 5.9, between the
+    # sixth 1 and the first 2). Every turn has one call at or below it, so the share varies not at all from
+    # turn to turn and the binomial floor holds: SE = sqrt(0.1 x 0.9 / 60) = 0.03873, and the interval is
+    # the pooled quantiles at 0.1 -/+ 1.96 x 0.03873 = 0.0241 and 0.1759: positions 1.42 and 10.38 (1 and 2).
+    value, low, high, half = quantile_ci([[float(v) for v in range(1, 11)]] * 6)
+    assert (value, low, high) == (pytest.approx(1.9), 1.0, 2.0)
+    assert half == pytest.approx(0.9 / 1.9)
+    # Three turns at 1.0 and three at 2.0: the share at or below 1.0 is 1 in three turns and 0 in the others,
+    # variance 6/5 x 6 x (10 - 5)^2 / 60^2 = 0.05, SE 0.2236: the interval reaches the 54th percentile (2.0).
+    assert quantile_ci([[1.0] * 10] * 3 + [[2.0] * 10] * 3) == (1.0, 1.0, 2.0, 1.0)
+    # Calls that cluster by turn widen it even where the pooled calls look tight.
+    value, low, high, half = quantile_ci([[1.0, 1.0], [1.1, 1.1]] * 3)
+    assert value == 1.0 and low == 1.0 and high == pytest.approx(1.092087, abs=1e-6)  # 0.1 + 1.96 x 0.2236
+    assert quantile_ci([[1.0]] * 5) == (1.0, None, None, math.inf)  # fewer than six turns: no interval
+    with pytest.raises(ValueError):
+        quantile_ci([[], []])
 
 
 def test_median_ci_is_the_distribution_free_interval():
@@ -160,23 +192,27 @@ def test_pass_factors_do_not_absorb_what_one_task_does_and_need_three_tasks():
     assert pass_factors([]) == []
 
 
-def test_measurement_headline_is_the_median_of_adjusted_turns():
-    samples = (1.0, 1.0, 1.3, 1.3, 1.0, 1.0, 1.1, 1.1, 1.0, 1.0, 1.0, 1.0)
-    factors = (1.0, 1.3, 1.0, 1.1, 1.0, 1.0)
+def test_measurement_typical_figure_is_the_median_of_adjusted_turns():
+    samples = (1.0, 1.0, 1.3, 1.3, 1.0, 1.0, 1.2, 1.2, 1.0, 1.0, 1.0, 1.0)
+    factors = (1.0, 1.3, 1.0, 1.2, 1.0, 1.0)
     m = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02, turn_sizes=(2,) * 6, turn_factors=factors)
-    assert m.adjusted == pytest.approx((1.0,) * 6)
-    assert m.headline[0] == pytest.approx(1.0) and m.meets_target()
+    assert m.adjusted == pytest.approx((1.0,) * 6) and m.adjusted_median == pytest.approx(1.0)
     assert m.stats.median == 1.0 and m.stats.maximum == 1.3  # the typical statistics are of the raw calls
     unadjusted = Measurement("k", samples, (), True, Stop.BUDGET, 1.0, 0.02, turn_sizes=(2,) * 6)
-    assert unadjusted.noisy  # the same calls without the host factors: turns disagree by 30%
+    assert unadjusted.adjusted_median == pytest.approx(1.0)  # without factors: the median of the turn medians
+    assert unadjusted.adjusted == (1.0, 1.3, 1.0, 1.2, 1.0, 1.0)
+    # The headline needs no host factors: 8 of the 12 calls took 1.0, so the low end is 1.0 with or without them.
+    assert m.headline == unadjusted.headline and m.headline[0] == 1.0
 
 
 def test_measurement_ci_comes_from_its_turns():
     samples = (1.0, 1.0, 1.1, 1.1) * 3
     steady = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02, turn_sizes=(2,) * 6)
     assert [len(turn) for turn in steady.turns] == [2] * 6
-    assert steady.ci[2] == pytest.approx(0.05 / 1.05)  # turn medians 1.0 and 1.1
-    assert not steady.meets_target()
+    assert steady.ci[2] == pytest.approx(quantile_ci([[1.0, 1.0], [1.1, 1.1]] * 3)[3])  # turns as clusters
+    assert steady.ci[2] > 0.09 and not steady.meets_target()
+    calls = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02)  # every call its own turn
+    assert calls.ci[2] < steady.ci[2]  # the same calls taken as independent give a narrower interval
 
 
 # ---------------------------------------------------------------------------- warm-up
@@ -201,12 +237,26 @@ def test_warm_up_gives_up_after_its_time_limit():
 # ---------------------------------------------------------------------------- interleaving
 
 
+def turn_by_turn(clock: FakeClock, log: list, name: str):
+    """A sampler whose calls take 10 ms in one turn and 20 ms in the next (the host's speed by turns)."""
+    speed = [0.02]
+
+    def sample() -> float:
+        if not log or log[-1] != name:  # the first call of a turn
+            speed[0] = 0.03 - speed[0]
+        clock.now += speed[0]
+        log.append(name)
+        return speed[0]
+
+    return sample
+
+
 def test_round_robin_visits_every_task_in_every_pass_until_all_have_stopped():
     clock, log = FakeClock(), []
     rule = StopRule(budget_s=0.6, block_s=0.05, warmup_max_s=0, rewarm=False)
     tasks = [
         Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after min_turns
-        Task("b", sampler(clock, [0.01, 0.02], log, "b"), "b"),  # 2x spread: turns disagree, never converges
+        Task("b", turn_by_turn(clock, log, "b"), "b"),  # alternate turns 2x slower: the low end never settles
         Task("c", sampler(clock, [0.01, 0.03], log, "c"), "c"),  # turns of 2 calls: every turn's median 0.02
     ]
     finished = []
@@ -220,7 +270,7 @@ def test_round_robin_visits_every_task_in_every_pass_until_all_have_stopped():
     a, b, c = measurements
     assert a.stop is Stop.CONVERGED and len(a.turn_sizes) == passes
     assert b.stop is Stop.BUDGET and b.noisy and b.spent_s >= 0.6
-    assert c.stop is Stop.CONVERGED and c.headline[0] == pytest.approx(0.02)
+    assert c.stop is Stop.CONVERGED and c.headline[0] == pytest.approx(0.01)  # calls of 10 and 30 ms: the low end
 
 
 def test_a_host_slowdown_in_some_passes_is_taken_out_of_the_headline():
@@ -332,8 +382,9 @@ def test_progress_reaches_the_total():
 
 
 class ContendedHost:
-    """Calls take 10 ms with the CPU to ourselves; every other turn of 10 calls another process takes
-    40% of it: those calls take 30 ms and this process gets 60% of the CPU time."""
+    """Calls take 10 to 10.18 ms with the CPU to ourselves; every other turn of 10 calls another process takes
+    40% of it: those calls take 30 ms and this process gets 60% of the CPU time. Clean turns alternate between
+    two host speeds 3% apart, so the low end never settles within 0.1%."""
 
     def __init__(self, every_other: bool = True) -> None:
         self.clock, self.cpu, self.calls, self.every_other = FakeClock(), 0.0, 0, every_other
@@ -345,7 +396,7 @@ class ContendedHost:
     def sample(self) -> float:
         busy = self.contended()
         drift = 1 + 0.03 * (((self.calls - 1) // 20) % 2)  # clean turns alternate between two speeds
-        duration = (0.030 if busy else 0.010) * drift * (1 + 0.02 * (self.calls % 2))
+        duration = (0.030 if busy else 0.010) * drift * (1 + 0.002 * (self.calls % 10))
         self.calls += 1
         self.clock.now += duration
         self.cpu += duration * (0.6 if busy else 1.0)

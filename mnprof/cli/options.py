@@ -263,7 +263,7 @@ def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[
     return click.option(
         "--statistic",
         type=click.Choice([s.value for s in Statistic]),
-        default=Statistic.ADJUSTED.value,
+        default=Statistic.P10.value,
         show_default=True,
         help=help_text,
     )
@@ -350,7 +350,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
-            "host-adjusted median, see --statistic) is within this percentage of it...",
+            "10th percentile of its calls, see --statistic) is within this percentage of it...",
         ),
         click.option(
             "--budget",
@@ -363,11 +363,13 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "are flagged noisy).",
         ),
         statistic_option(
-            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: adjusted = "
-            "the headline, the median of each turn's median divided by the host's speed factor in its "
-            "round-robin pass (the latency at the run's median host speed: the host's common slowdowns, "
-            "20-60% within a minute on shared VMs, taken out); median = every timed call as it came; min = "
-            "the fastest call. Every call is kept in --results, so any statistic can be shown later."
+            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p10 = the "
+            "headline, the 10th percentile of the timed calls (one call in ten was at least this fast: the "
+            "latency this host reaches when nothing else interferes; noise on a shared machine only slows "
+            "calls down, so the low end is what reproduces from run to run); adjusted = the typical call, "
+            "the median of each turn's median divided by the host's speed factor in its round-robin pass (the "
+            "latency at the run's median host speed); median = every timed call as it came; min = the "
+            "fastest call. Every call is kept in --results, so any statistic can be shown later."
         ),
         reference_option(
             "The configuration rel (relative latency) divides by, timed in the same run on the same runtime, "

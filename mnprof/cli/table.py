@@ -76,13 +76,15 @@ def table(
     every column; Markdown, CSV and JSON always carry every column.
 
     Timing: warm-up until timings settle, then round-robin passes over the grid. The headline latency
-    (ms) is the host-adjusted median: a shared machine's speed moves by 20-60% within a minute, every
-    configuration together, so each pass's common factor is fitted across the grid (Tukey's median
-    polish) and divided out of its turns. Timing stops when every headline's 95% CI is within
+    (ms) is the 10th percentile of each configuration's calls: one call in ten was at least this fast,
+    the latency this host reaches when nothing else interferes. A shared machine's speed moves by 20-60%
+    within a minute and other processes only ever slow a call down, so the low end is what reproduces
+    from run to run. Timing stops when every headline's 95% CI (each turn a cluster of calls) is within
     --target-ci or --budget runs out; about 50 s for the default grid. rel divides by the geometric
     mean of the headlines timed together (or --reference's): the figure that transfers to another run
     or host.
-    median (IQR) describes every call as it came. Every call is kept in --results; --no-timing gives
+    median (IQR) describes every call as it came; --statistic adjusted shows the typical call at the
+    run's median host speed. Every call is kept in --results; --no-timing gives
     counts only. Other views do not time.
 
     \b

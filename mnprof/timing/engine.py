@@ -18,20 +18,25 @@ Method, per task (one configuration x backend x batch size):
    multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
    no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
    task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
-4. The host's speed moves on a shared machine (by 20-60% within a minute on the VMs this was built on,
-   every task together). Round-robin makes each pass a block of a two-way design: a turn's median is
-   the task's level times the pass's host factor times noise. The factors are fitted robustly across
-   all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`); each turn's median
-   divided by its pass's factor (fitted from the other tasks, so that a task's own noise does not help
-   fit what is divided out of it) is an *adjusted* turn value, and the median of those is the headline
-   statistic (the latency at the run's median host speed). Its 95% CI comes from the adjusted turn
-   values (distribution-free, over turns: calls within a turn are correlated, and an interval that
-   treats them as independent is far too narrow). With fewer than three other tasks nothing separates
-   the host from a task, the factors stay 1.0, and the headline is the median of the turn medians.
-   Timing runs in whole passes over every task and ends when every task's headline CI lies within
-   ``target_rel_ci`` (after at least ``min_turns`` clean turns) or has spent its ``budget_s``; a task
-   that did not reach the target is flagged noisy. Tasks stay in every pass until all stop, so every
-   pass's factor is estimated from the same tasks.
+4. The headline is the 10th percentile of the clean calls (:data:`mnprof.timing.stats.HEADLINE_QUANTILE`):
+   one call in ten was at least this fast, the latency this host reaches when nothing else interferes.
+   Noise on a shared machine only ever slows a call down, and the host's speed moves (by 20-60% within
+   a minute on the VMs this was built on, every task together), so the low end is what reproduces from
+   run to run; the median moves with the host (measured: benchmarks/rel_statistics.py, README "Latency
+   on a shared machine: what reproduces"). Its 95% CI treats each turn as a cluster of calls (Woodruff's
+   interval, :func:`mnprof.timing.stats.quantile_ci`): calls within a turn share the host's state, and an
+   interval that treats them as independent is far too narrow. Timing runs in whole passes over every
+   task and ends when every task's headline CI lies within ``target_rel_ci`` (after at least
+   ``min_turns`` clean turns) or has spent its ``budget_s``; a task that did not reach the target is
+   flagged noisy: its low end did not settle (typically because the host was faster in some turns than
+   in others, and which turns caught the faster moments decides the figure). Tasks stay in every pass
+   until all stop, so every pass's host factor is estimated from the same tasks.
+   The typical figure beside it is the host-adjusted median: round-robin makes each pass a block of a
+   two-way design (a turn's median = the task's level x the pass's host factor x noise); the factors are
+   fitted robustly across all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`),
+   each turn's median is divided by its pass's factor (fitted from the other tasks, so that a task's own
+   noise does not help fit what is divided out of it), and the median of those is the latency at the
+   run's median host speed. With fewer than three other tasks the factors stay 1.0.
 5. Host drift: every turn's start time is kept, so :func:`host_drift` can see the speed of the whole host
    move, all tasks slowing down or speeding up together (on a virtual machine, for example, while other
    tenants load the shared caches and memory). This process's CPU time cannot see it, and no repetition
@@ -50,7 +55,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from mnprof.errors import MnprofError
-from mnprof.timing.stats import SampleStats, median_ci, pass_factors
+from mnprof.timing.stats import SampleStats, median_ci, pass_factors, quantile_ci
 
 __all__ = [
     "Drift",
@@ -115,9 +120,10 @@ class StopRule:
         if not 0 < self.contention_ratio <= 1 or not 0 <= self.contended_share <= 1 or self.max_spent_factor < 1:
             raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
-    def converged(self, adjusted: Sequence[float]) -> bool:
-        """Enough turns, and the 95% CI of the median of the adjusted turn values within the target."""
-        return len(adjusted) >= self.min_turns and median_ci(adjusted)[3] <= self.target_rel_ci
+    def converged(self, turns: Sequence[Sequence[float]]) -> bool:
+        """Enough clean turns, and the 95% CI of the headline (the calls' 10th percentile) within the target."""
+        turns = [turn for turn in turns if turn]
+        return len(turns) >= self.min_turns and quantile_ci(turns, min_turns=self.min_turns)[3] <= self.target_rel_ci
 
 
 class Stop(StrEnum):
@@ -181,8 +187,13 @@ class Measurement:
 
     @cached_property
     def headline(self) -> tuple[float, float | None, float | None, float]:
-        """``(value, low, high, relative half-width)``: the median adjusted turn value with its 95% CI."""
-        return median_ci(self.adjusted)
+        """``(value, low, high, relative half-width)``: the calls' 10th percentile with its 95% CI over turns."""
+        return quantile_ci(self.turns)
+
+    @cached_property
+    def adjusted_median(self) -> float:
+        """The typical figure: the median over turns of each turn's median over its pass's host factor."""
+        return median_ci(self.adjusted)[0]
 
     @property
     def ci(self) -> tuple[float | None, float | None, float]:
@@ -275,9 +286,9 @@ class _Running:
             values[block.pass_index] = SampleStats.of(block.samples).median
         return values
 
-    def verdict(self, rule: StopRule, factors: Sequence[float]) -> Stop | None:
+    def verdict(self, rule: StopRule) -> Stop | None:
         clean = self.clean(rule)
-        if rule.converged(adjusted_turns([b.samples for b in clean], [factors[b.pass_index] for b in clean])):
+        if rule.converged([block.samples for block in clean]):
             return Stop.CONVERGED
         clean_s = sum(block.seconds for block in clean)
         if clean_s >= rule.budget_s or self.spent_s >= rule.max_spent_factor * rule.budget_s:
@@ -411,7 +422,7 @@ def _pass(
     passes += 1
     table = [run.turn_values(rule, passes) for run in running]
     factors = [pass_factors(table[:index] + table[index + 1 :], passes) for index in range(len(running))]
-    return passes, factors, [run.verdict(rule, own) for run, own in zip(running, factors, strict=True)]
+    return passes, factors, [run.verdict(rule) for run in running]
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class TimingRequest:
     results: Path
     resume: bool
     from_results: tuple[Path, ...]
-    statistic: str = Statistic.ADJUSTED.value
+    statistic: str = Statistic.P10.value
     reference: str | None = None
 
 
@@ -69,7 +69,7 @@ class TimingPlan:
     settings: TimingSettings | None = None
     store: ResultsStore | None = None
     documents: tuple[dict[str, Any], ...] = ()
-    statistic: Statistic = Statistic.ADJUSTED
+    statistic: Statistic = Statistic.P10
     reference: str | None = None
 
 

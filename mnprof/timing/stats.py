@@ -1,4 +1,4 @@
-"""Order statistics of timing samples: quantiles, the distribution-free CI of the median, host factors.
+"""Order statistics of timing samples: quantiles, their confidence intervals, host factors.
 
 Pure Python, no torch. Every duration is in seconds (or whatever unit the samples are in: these
 functions only compare and interpolate).
@@ -15,17 +15,22 @@ from statistics import NormalDist
 __all__ = [
     "CONFIDENCE",
     "EXACT_CI_LIMIT",
+    "HEADLINE_QUANTILE",
     "MIN_PEERS",
     "SampleStats",
     "median_ci",
     "median_ci_ranks",
     "pass_factors",
     "quantile",
+    "quantile_ci",
 ]
 
 CONFIDENCE = 0.95
 # A pass's host factor needs at least this many tasks timed in it (a median of fewer says nothing common).
 MIN_PEERS = 3
+# The headline latency is this quantile of the clean calls: one call in ten was at least this fast (see
+# :func:`quantile_ci` and the README's "Latency on a shared machine: what reproduces").
+HEADLINE_QUANTILE = 0.1
 # Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
 EXACT_CI_LIMIT = 1000
 
@@ -124,6 +129,37 @@ def median_ci(values: Sequence[float]) -> tuple[float, float | None, float | Non
         return stats.median, None, None, math.inf
     half = max(stats.median - stats.ci_low, stats.ci_high - stats.median, 0.0) / stats.median
     return stats.median, stats.ci_low, stats.ci_high, half
+
+
+def quantile_ci(
+    turns: Sequence[Sequence[float]], q: float = HEADLINE_QUANTILE, confidence: float = CONFIDENCE, min_turns: int = 6
+) -> tuple[float, float | None, float | None, float]:
+    """``(value, low, high, wider side / value)``: the ``q`` quantile of every call, with a 95% CI over turns.
+
+    The calls of one turn are not independent (they share the host's state while the turn ran), so the
+    interval treats each turn as a cluster: Woodruff's method (Woodruff 1952, the standard interval for a
+    quantile under cluster sampling). The share of calls at or below the estimate is q; its standard error
+    comes from how that share varies from turn to turn (the cluster-robust variance of a ratio, never
+    below the binomial one of independent calls), and the interval is the pooled quantiles at
+    ``q -/+ z x that error``. A host that was faster in some turns than others widens it: the low end then
+    depends on which turns caught the faster moments. ``low``/``high`` are ``None`` and the half-width
+    ``inf`` with fewer than ``min_turns`` non-empty turns.
+    """
+    turns = [turn for turn in turns if turn]
+    pooled = sorted(value for turn in turns for value in turn)
+    if not pooled:
+        raise ValueError("quantile of no calls")
+    value = quantile(pooled, q)
+    count = len(pooled)
+    if len(turns) < max(min_turns, 2) or value <= 0:
+        return value, None, None, math.inf
+    at_or_below = [sum(1 for v in turn if v <= value) for turn in turns]
+    share = sum(at_or_below) / count
+    spread = sum((hits - share * len(turn)) ** 2 for hits, turn in zip(at_or_below, turns, strict=True))
+    variance = max(len(turns) / (len(turns) - 1) * spread / count**2, q * (1 - q) / count)
+    margin = NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(variance)
+    low, high = quantile(pooled, max(0.0, q - margin)), quantile(pooled, min(1.0, q + margin))
+    return value, low, high, max(value - low, high - value) / value
 
 
 def pass_factors(table: Sequence[Sequence[float | None]], passes: int | None = None, sweeps: int = 10) -> list[float]:

@@ -1,9 +1,9 @@
 """The results file: every measurement with its provenance, versioned, written atomically, resumable.
 
-Schema (version 2, ``kind`` ``mnprof.results``)::
+Schema (version 3, ``kind`` ``mnprof.results``)::
 
     {
-      "schema_version": 2,
+      "schema_version": 3,
       "kind": "mnprof.results",
       "environment": {...},        # mnprof.timing.host.host_environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
@@ -13,20 +13,21 @@ Schema (version 2, ``kind`` ``mnprof.results``)::
 
 A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the configuration
 (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``, ``batch_size``, ``threads``,
-``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_adjusted``
-(the host-adjusted median, see :mod:`mnprof.timing.engine`) with its 95% CI ``latency_ms_ci_low`` and
-``latency_ms_ci_high``, the statistics of every call (``latency_ms_median``, ``latency_ms_iqr``, ...,
-``samples``), ``throughput_ips``,
-``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the fingerprint),
-``latency_ms_samples`` (every timed call the statistics come from, in milliseconds), ``turn_sizes``,
-``turn_started_unix``, ``turn_host_factors`` (the host factor of each turn's pass, which the headline
-divides out) and ``latency_ms_discarded`` (calls set aside as contended). A row whose backend failed or computed
-something else has ``error`` set and no latency. The version is bumped when a key is renamed or removed
-or changes meaning; adding keys keeps it. Version 2: the headline became
-``latency_ms_adjusted``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
-``throughput_ips`` and the GFLOP/s follow it instead of the median. A version 1 file is refused with the
-command that re-measures it: its rows lack the host factors of their passes, which are not recoverable
-from one row.
+``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_p10``
+(the 10th percentile of the clean calls, see :mod:`mnprof.timing.engine`) with its 95% CI
+``latency_ms_ci_low`` and ``latency_ms_ci_high``, the typical call ``latency_ms_adjusted`` (the
+host-adjusted median), the statistics of every call (``latency_ms_median``, ``latency_ms_iqr``, ...,
+``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the
+fingerprint), ``latency_ms_samples`` (every timed call the statistics come from, in milliseconds),
+``turn_sizes``, ``turn_started_unix``, ``turn_host_factors`` (the host factor of each turn's pass, which
+the typical figure divides out) and ``latency_ms_discarded`` (calls set aside as contended). A row whose
+backend failed or computed something else has ``error`` set and no latency. The version is bumped when a
+key is renamed or removed or changes meaning; adding keys keeps it. Version 3: the headline became
+``latency_ms_p10``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
+``throughput_ips`` and the GFLOP/s follow it instead of the host-adjusted median (version 2's headline,
+still there as the typical figure). Version 2: the headline became the host-adjusted median instead of
+the median. An older file is refused with the command that re-measures it (its noisy flags and rates
+belong to another headline).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ __all__ = [
     "results_records",
 ]
 
-RESULTS_SCHEMA_VERSION = 2
+RESULTS_SCHEMA_VERSION = 3
 RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
@@ -80,7 +81,7 @@ def read_results(path: Path) -> dict[str, Any]:
             f"{path} is not a mnprof results file (kind {kind!r}, expected {RESULTS_KIND!r}); {REGENERATE}"
         )
     found = document.get("schema_version")
-    if type(found) is not int or found != RESULTS_SCHEMA_VERSION:  # 2.0 and true are not version 2
+    if type(found) is not int or found != RESULTS_SCHEMA_VERSION:  # 3.0 and true are not version 3
         raise MnprofError(
             f"results file {path} has schema version {found!r}; this mnprof reads version {RESULTS_SCHEMA_VERSION}; "
             f"{REGENERATE}, or read it with the mnprof that wrote it"

@@ -132,21 +132,21 @@ HOVER_FIELDS = (
 
 
 def _statistic_name(frame: pd.DataFrame) -> str:
-    statistic = frame["statistic"].iloc[0] if "statistic" in frame.columns and len(frame) else "adjusted"
+    statistic = frame["statistic"].iloc[0] if "statistic" in frame.columns and len(frame) else "p10"
     return STATISTIC_LABEL[Statistic(statistic)]
 
 
 def _bars_name(frame: pd.DataFrame) -> str:
-    return "95% CI" if _adjusted(frame) else "IQR"
+    return "95% CI" if _headline(frame) else "IQR"
 
 
-def _adjusted(frame: pd.DataFrame) -> bool:
-    return "statistic" not in frame.columns or (frame["statistic"] == "adjusted").all()
+def _headline(frame: pd.DataFrame) -> bool:
+    return "statistic" not in frame.columns or (frame["statistic"] == Statistic.P10.value).all()
 
 
 def _interval(part: pd.DataFrame) -> dict[str, Any]:
     """Error bars: the headline's 95% CI where the headline is shown, else the IQR of every call."""
-    if _adjusted(part) and {"latency_ms_ci_low", "latency_ms_ci_high"} <= set(part.columns):
+    if _headline(part) and {"latency_ms_ci_low", "latency_ms_ci_high"} <= set(part.columns):
         high = (part["latency_ms_ci_high"] - part["latency_ms"]).fillna(0)
         low = (part["latency_ms"] - part["latency_ms_ci_low"]).fillna(0)
         return {"type": "data", "symmetric": False, "array": high, "arrayminus": low, "visible": True}
