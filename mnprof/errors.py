@@ -1,5 +1,6 @@
 """The one exception type that the command line turns into a one-line error and exit code 2, and the fence
-around the user's own code (an import, a factory, a forward pass) that turns whatever it raises into one."""
+around the user's own code (an import, a factory, a forward pass) that turns whatever it raises into one, and
+holds the Python warnings it issues so that they never come ahead of that line."""
 
 from __future__ import annotations
 
@@ -9,14 +10,17 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 
 __all__ = [
     "USER_CODE_LIMIT_ENV",
     "MnprofError",
+    "held_warnings",
     "one_line",
     "stdout_to_stderr",
+    "take_held_warnings",
     "time_limit",
     "user_code",
     "user_code_limit_s",
@@ -25,6 +29,7 @@ __all__ = [
 USER_CODE_LIMIT_ENV = "MNPROF_USER_CODE_TIMEOUT"
 DEFAULT_USER_CODE_LIMIT_S = 300.0
 MAX_USER_CODE_LIMIT_S = 86_400.0  # a day; the timer cannot take much more than a C time_t
+MAX_SHOWN_WARNINGS = 10  # distinct held warnings shown after a command; the rest are counted
 
 
 class MnprofError(ValueError):
@@ -110,16 +115,53 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+_HELD: list[warnings.WarningMessage] = []  # what held_warnings() caught, until take_held_warnings()
+
+
+@contextmanager
+def held_warnings() -> Iterator[None]:
+    """Hold the Python warnings issued in the block (the user's code, and torch's warnings about it: a
+    ``UserWarning`` from a factory, a ``TracerWarning`` from tracing its model) instead of printing them as they
+    come: a one-line error must be alone on stderr, and whether there will be one is known only when the command
+    ends. The command line shows them after a command that succeeded, each once, one line each
+    (:func:`take_held_warnings`), and drops them with an error. The filters stay as they are: ``-W error`` (or
+    ``PYTHONWARNINGS=error``) still turns a warning into an error, the way to see one that a failure dropped."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            _HELD.extend(caught)
+
+
+def take_held_warnings() -> list[str]:
+    """The warnings :func:`held_warnings` held, as ``file:line: Category: message`` lines (each distinct one
+    once, at most :data:`MAX_SHOWN_WARNINGS`, then how many more), and forget them."""
+    lines = []
+    for held in _HELD:
+        where = held.filename
+        with suppress(ValueError):  # another drive (Windows)
+            relative = os.path.relpath(where)
+            where = where if relative.startswith(os.pardir) else relative
+        lines.append(f"{where}:{held.lineno}: {held.category.__name__}: {' '.join(str(held.message).split())}")
+    _HELD.clear()
+    distinct = list(dict.fromkeys(lines))
+    shown = distinct[:MAX_SHOWN_WARNINGS]
+    if len(distinct) > len(shown):
+        shown.append(f"and {len(distinct) - len(shown)} more distinct warnings")
+    return shown
+
+
 @contextmanager
 def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
     """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
-    into mnprof's machine-readable stdout; it gets :func:`user_code_limit_s` seconds; and anything it raises,
+    into mnprof's machine-readable stdout; its Python warnings are held (:func:`held_warnings`); it gets
+    :func:`user_code_limit_s` seconds; and anything it raises,
     ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a one-line :class:`MnprofError`: ``what`` and the
     error (the gate never passes by exiting, nor hangs on a factory that never returns). ``limited=False``: no
     time limit (timing a user's model, which takes as long as its budget says)."""
     limit = user_code_limit_s()
     try:
-        with stdout_to_stderr(), time_limit(limit) if limited else nullcontext():
+        with stdout_to_stderr(), held_warnings(), time_limit(limit) if limited else nullcontext():
             yield
     except MnprofError:
         raise

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,32 @@ def test_a_chatty_factory_stays_out_of_the_json(capsys, tmp_path):
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["passed"] is True
     assert "loading weights" in captured.err
+
+
+@pytest.fixture
+def warnings_on_stderr(monkeypatch):
+    """Warnings printed to stderr as Python prints them (pytest's own capture would keep them for its summary)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    monkeypatch.setattr(warnings, "showwarning", show)
+
+
+@pytest.mark.usefixtures("warnings_on_stderr")
+@pytest.mark.parametrize("factory", ["warning_not_a_module", "warning_forward_raises"])
+def test_the_warnings_of_failing_user_code_do_not_come_before_its_error(capsys, factory):
+    err = refused(capsys, "layers", "--no-timing", *TINY, "--model", f"tests.regression_models:{factory}")
+    assert "Warning" not in err and ("not a torch.nn.Module" in err or "head expects 7x7 features" in err)
+
+
+@pytest.mark.usefixtures("warnings_on_stderr")
+def test_the_warnings_of_user_code_that_works_follow_its_output_once_each(capsys):
+    code = main(["layers", "--no-timing", *TINY, "--model", "tests.regression_models:warning_tiny"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Warning" not in captured.out
+    assert captured.err.count("UserWarning") == 1
+    assert "mnprof: warning: tests/regression_models.py:" in captured.err and "weights are stale" in captured.err
 
 
 # ---------------------------------------------------------------- 5. configuration of the wrong shape

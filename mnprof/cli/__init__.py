@@ -1,7 +1,9 @@
 """The command line: the only place that parses arguments, prints, and picks exit codes.
 
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one
-line on stderr, no traceback); 130 interrupted.
+line on stderr, no traceback); 130 interrupted. The Python warnings the user's code issues are held until the
+command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line each, and
+dropped with an error, whose one line stays alone on stderr.
 
 Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
 mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
@@ -17,8 +19,8 @@ from collections.abc import Sequence
 import click
 
 from mnprof import __version__
-from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, error_line
-from mnprof.errors import MnprofError
+from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_REGRESSION, EXIT_USAGE, Interrupted, error_line, warn
+from mnprof.errors import MnprofError, take_held_warnings
 
 __all__ = ["COMMANDS", "cli", "main", "summary_line"]
 
@@ -98,8 +100,19 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (errors become one line on stderr)."""
+    """Run the command line and return its exit code (errors become one line on stderr; the warnings the user's
+    code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    take_held_warnings()  # an earlier run's in this process (a test, an embedding host): not this command's
+    code = _run(args)
+    held = take_held_warnings()
+    if code in (0, EXIT_REGRESSION):
+        for line in held:
+            warn(line)
+    return code
+
+
+def _run(args: list[str]) -> int:
     try:
         # As click's main without its handlers: click's own prints a blank line on Ctrl-C before it gives up.
         with cli.make_context("mnprof", args) as ctx:
