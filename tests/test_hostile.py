@@ -264,6 +264,49 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
     ResultsStore.open(path, {}, resume=True)  # free again once the other process has gone
 
 
+# ---------------------------------------------------------------- 9. an option that takes one value, given twice
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["layers", "--no-timing", *TINY, "--model", "mobilenetv1", "--model=mobilenetv2"], "--model is given more"),
+        (["paper", "--model", "mobilenetv2", "--model", "mobilenetv1"], "one --model for mnprof paper (table, memory"),
+        (["layers", "--no-timing", "--alpha", "0.25", "--alpha", "0.5", "--resolution", "32"], "--alpha is given"),
+        (["table", "--no-timing", *TINY, "--out", "a.md", "--out", "b.md"], "one --out for mnprof table"),
+        (["table", *TINY, "--batch-size", "1", "--batch-size", "8"], "--batch-size is given more than once"),
+    ],
+)
+def test_an_option_that_takes_one_value_is_refused_twice(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert message in refused(capsys, *args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeatable_options_settings_and_help_are_left_alone(capsys):
+    args = ["table", "-q", "--no-timing", *TINY, "--model", "mobilenetv1", "--model", "mobilenetv2"]
+    assert main([*args, "--format", "json", "--format", "csv"]) == 0  # a setting: the last one wins, as in click
+    out = capsys.readouterr().out
+    assert out.startswith("id,alpha") and "v2-0.25-32" in out
+    assert main(["layers", "--model", "mobilenetv1", "--model", "mobilenetv2", "--help"]) == 0
+    assert "--model SPEC" in capsys.readouterr().out
+
+
+def test_the_options_chosen_once_are_the_commands_own():
+    import importlib
+
+    import click
+
+    from mnprof.cli import CHOSEN_ONCE, COMMANDS
+
+    declared = set()
+    for name, (module, _) in COMMANDS.items():
+        for param in getattr(importlib.import_module(module), name).params:
+            if isinstance(param, click.Option) and not param.multiple:
+                declared.update(param.opts)
+    assert declared >= CHOSEN_ONCE  # a renamed option would silently leave the check
+
+
 # ---------------------------------------------------------------- latency statistic and reference (issue 10)
 
 
