@@ -191,6 +191,52 @@ def test_the_warnings_of_user_code_that_works_follow_its_output_once_each(capsys
     assert "mnprof: warning: tests/regression_models.py:" in captured.err and "weights are stale" in captured.err
 
 
+def test_a_factory_that_defeats_the_time_limit_is_ended_with_one_line(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "MNPROF_USER_CODE_TIMEOUT": "0.3"}
+    runs = {}
+    for factory in ["stopping_the_timer", "taking_sigalrm_over"]:  # run side by side: each takes a second or two
+        out = tmp_path / factory / "layers.md"
+        out.parent.mkdir()
+        out.write_text("keep")
+        command = [sys.executable, "-m", "mnprof", "layers", "--no-timing", *TINY, "--out", str(out),
+                   "--model", f"tests.tiny_family:{factory}"]  # fmt: skip
+        runs[factory] = out, subprocess.Popen(command, cwd=root, env=environment, stderr=subprocess.PIPE, text=True)
+    for factory, (out, run) in runs.items():
+        try:
+            _, err = run.communicate(timeout=60)  # a hang guard only: the watchdog ends it well before
+        finally:
+            run.kill()
+        assert run.returncode == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"mnprof: error: model tests.tiny_family:{factory}: factory did not finish within 0.3 s")
+        assert out.read_text() == "keep" and list(out.parent.iterdir()) == [out]  # no temporary file left
+
+
+def test_the_watchdog_lets_a_file_being_written_finish_first(monkeypatch, tmp_path):
+    import signal
+    import threading
+
+    from mnprof.errors import ended_on_overrun, user_code
+    from mnprof.files import atomic_write
+
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "0.1")
+    ended = threading.Event()
+
+    def slow(handle):
+        handle.write(b"half ")
+        assert not ended.wait(1.0)  # the watchdog is due after 0.1 + 0.5 s, and waits for the write
+        handle.write(b"whole")
+
+    with ended_on_overrun(lambda message: ended.set()), user_code("model m: factory raised"):
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the timer stopped: only the watchdog is left
+        atomic_write(tmp_path / "f", slow)
+        assert ended.wait(60)  # then it ends the run (here: says so)
+    assert (tmp_path / "f").read_text() == "half whole"
+
+
 # ---------------------------------------------------------------- 5. configuration of the wrong shape
 
 

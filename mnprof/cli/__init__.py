@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one
 line on stderr, no traceback); 130 interrupted. The Python warnings the user's code issues are held until the
 command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line each, and
-dropped with an error, whose one line stays alone on stderr.
+dropped with an error, whose one line stays alone on stderr. User code that stops or takes over the timer of
+its time limit is ended by a watchdog: the one-line error, exit 2 (:func:`mnprof.errors.ended_on_overrun`).
 
 Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
 mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
@@ -19,8 +20,16 @@ from collections.abc import Sequence
 import click
 
 from mnprof import __version__
-from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_REGRESSION, EXIT_USAGE, Interrupted, error_line, warn
-from mnprof.errors import MnprofError, take_held_warnings
+from mnprof.cli.output import (
+    EXIT_INTERRUPTED,
+    EXIT_REGRESSION,
+    EXIT_USAGE,
+    Interrupted,
+    error_line,
+    exit_with_error,
+    warn,
+)
+from mnprof.errors import MnprofError, ended_on_overrun, take_held_warnings
 
 __all__ = ["COMMANDS", "cli", "main", "refuse_repeated", "summary_line"]
 
@@ -147,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
     take_held_warnings()  # an earlier run's in this process (a test, an embedding host): not this command's
-    code = _run(args)
+    with ended_on_overrun(exit_with_error):  # user code that defeats its time limit ends the process, exit 2
+        code = _run(args)
     held = take_held_warnings()
     if code in (0, EXIT_REGRESSION):
         for line in held:
