@@ -81,6 +81,93 @@ def test_what_cannot_fit_is_refused_before_allocating(monkeypatch):
     sweep.check_memory([TimingKey(ModelConfig(0.25, 32), Backend.EAGER, 1, 1, Device.CPU)])  # fits
 
 
+GiB = 2**30
+
+
+def fake_host(tmp_path: Path, cgroup: str, files: dict[str, object], available_gib: int = 16) -> dict[str, Path]:
+    """A /proc/meminfo, /proc/self/cgroup and /sys/fs/cgroup of files, for available_memory()."""
+    (tmp_path / "meminfo").write_text(f"MemTotal: 33554432 kB\nMemAvailable: {available_gib * 2**20} kB\n")
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{text}\n")
+    (tmp_path / "fs").mkdir(exist_ok=True)
+    return {"meminfo": tmp_path / "meminfo", "cgroup": tmp_path / "cgroup", "cgroup_root": tmp_path / "fs"}
+
+
+V1_NO_LIMIT = 9223372036854771712
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "files", "expected"),
+    [
+        # v2: the limit less the usage, less the file cache the kernel can take back
+        (
+            "0::/app.slice/run.scope\n",
+            {
+                "app.slice/run.scope/memory.max": 4 * GiB,
+                "app.slice/run.scope/memory.current": 3 * GiB,
+                "app.slice/run.scope/memory.stat": f"anon {GiB}\ninactive_file {GiB // 2}",
+            },
+            3 * GiB // 2,
+        ),
+        # v2: no limit of its own ('max'), its parent's
+        (
+            "0::/app.slice/run.scope\n",
+            {
+                "app.slice/run.scope/memory.max": "max",
+                "app.slice/run.scope/memory.current": GiB,
+                "app.slice/memory.max": 2 * GiB,
+                "app.slice/memory.current": 3 * GiB // 2,
+            },
+            GiB // 2,
+        ),
+        # v2 in a cgroup namespace: a path the mount does not show is read at its top
+        ("0::/../../elsewhere\n", {"memory.max": 8 * GiB, "memory.current": 7 * GiB}, GiB),
+        # v2 without any limit: MemAvailable
+        ("0::/\n", {"memory.max": "max", "memory.current": 5 * GiB}, 16 * GiB),
+        # v1 (a hybrid host: the memory controller on v1, the v2 line empty)
+        (
+            "4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/\n",
+            {
+                "memory/docker/abc/memory.limit_in_bytes": GiB,
+                "memory/docker/abc/memory.usage_in_bytes": GiB // 2,
+                "memory/docker/abc/memory.stat": f"inactive_file 0\ntotal_inactive_file {GiB // 4}",
+                "memory.max": "max",
+            },
+            3 * GiB // 4,
+        ),
+        # v1's "no limit" is an absurdly large number
+        (
+            "4:memory:/docker/abc\n",
+            {"memory/docker/abc/memory.limit_in_bytes": V1_NO_LIMIT, "memory/docker/abc/memory.usage_in_bytes": GiB},
+            16 * GiB,
+        ),
+        # a usage over the limit leaves nothing; unreadable files leave the level out
+        ("0::/a\n", {"a/memory.max": GiB, "a/memory.current": 2 * GiB}, 0),
+        ("0::/a\n", {"a/memory.max": "lots", "a/memory.current": GiB}, 16 * GiB),
+        ("", {}, 16 * GiB),  # no cgroups (or not Linux): MemAvailable
+    ],
+)
+def test_available_memory_is_the_smaller_of_mem_available_and_the_cgroup_room(tmp_path, cgroup, files, expected):
+    from mnprof.timing.host import available_memory
+
+    assert available_memory(**fake_host(tmp_path, cgroup, files)) == expected
+
+
+def test_a_container_limit_refuses_what_the_host_could_hold(tmp_path, monkeypatch):
+    import functools
+
+    from mnprof.timing import host
+
+    paths = fake_host(tmp_path, "0::/\n", {"memory.max": 2 * GiB, "memory.current": GiB}, available_gib=64)
+    monkeypatch.setattr(sweep, "available_memory", functools.partial(host.available_memory, **paths))
+    key = TimingKey(ModelConfig(1.0, 2048), Backend.EAGER, 64, 1, Device.CPU)
+    with pytest.raises(MnprofError, match=r"1.0-2048 eager batch 64 needs at least .* and 1.0 GiB are available"):
+        sweep.check_memory([key])
+
+
 # ---------------------------------------------------------------- 3. files that parse but are wrong
 
 
