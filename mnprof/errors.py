@@ -21,10 +21,10 @@ __all__ = [
     "held_warnings",
     "one_line",
     "stdout_to_stderr",
-    "take_held_warnings",
     "time_limit",
     "user_code",
     "user_code_limit_s",
+    "warnings_held_for_run",
     "whole_write",
 ]
 
@@ -178,40 +178,57 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-_HELD: list[warnings.WarningMessage] = []  # what held_warnings() caught, until take_held_warnings()
+_held: list[warnings.WarningMessage] | None = None  # what held_warnings() caught; None: nothing is held
+
+
+@contextmanager
+def warnings_held_for_run() -> Iterator[Callable[[], list[str]]]:
+    """For the block (the command line's run), :func:`held_warnings` holds what it catches; the function it
+    yields gives them, as ``file:line: Category: message`` lines, each distinct one once, at most
+    :data:`MAX_SHOWN_WARNINGS` and then how many more. Outside it (mnprof as a library) warnings are shown as
+    Python shows them."""
+    global _held
+    previous, _held = _held, []
+    held = _held
+
+    def lines() -> list[str]:
+        shown = []
+        for message in held:
+            where = message.filename
+            with suppress(ValueError):  # another drive (Windows)
+                relative = os.path.relpath(where)
+                where = where if relative.startswith(os.pardir) else relative
+            text = " ".join(str(message.message).split())
+            shown.append(f"{where}:{message.lineno}: {message.category.__name__}: {text}")
+        distinct = list(dict.fromkeys(shown))
+        shown = distinct[:MAX_SHOWN_WARNINGS]
+        if len(distinct) > len(shown):
+            shown.append(f"and {len(distinct) - len(shown)} more distinct warnings")
+        return shown
+
+    try:
+        yield lines
+    finally:
+        _held = previous
 
 
 @contextmanager
 def held_warnings() -> Iterator[None]:
     """Hold the Python warnings issued in the block (the user's code, and torch's warnings about it: a
     ``UserWarning`` from a factory, a ``TracerWarning`` from tracing its model) instead of printing them as they
-    come: a one-line error must be alone on stderr, and whether there will be one is known only when the command
-    ends. The command line shows them after a command that succeeded, each once, one line each
-    (:func:`take_held_warnings`), and drops them with an error. The filters stay as they are: ``-W error`` (or
+    come, within :func:`warnings_held_for_run`: a one-line error must be alone on stderr, and whether there will be
+    one is known only when the command ends. The command line shows them after a command that succeeded, each
+    once, one line each, and drops them with an error. The filters stay as they are: ``-W error`` (or
     ``PYTHONWARNINGS=error``) still turns a warning into an error, the way to see one that a failure dropped."""
+    held = _held
+    if held is None:
+        yield
+        return
     with warnings.catch_warnings(record=True) as caught:
         try:
             yield
         finally:
-            _HELD.extend(caught)
-
-
-def take_held_warnings() -> list[str]:
-    """The warnings :func:`held_warnings` held, as ``file:line: Category: message`` lines (each distinct one
-    once, at most :data:`MAX_SHOWN_WARNINGS`, then how many more), and forget them."""
-    lines = []
-    for held in _HELD:
-        where = held.filename
-        with suppress(ValueError):  # another drive (Windows)
-            relative = os.path.relpath(where)
-            where = where if relative.startswith(os.pardir) else relative
-        lines.append(f"{where}:{held.lineno}: {held.category.__name__}: {' '.join(str(held.message).split())}")
-    _HELD.clear()
-    distinct = list(dict.fromkeys(lines))
-    shown = distinct[:MAX_SHOWN_WARNINGS]
-    if len(distinct) > len(shown):
-        shown.append(f"and {len(distinct) - len(shown)} more distinct warnings")
-    return shown
+            held.extend(caught)
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from mnprof.cli.output import (
     exit_with_error,
     warn,
 )
-from mnprof.errors import MnprofError, ended_on_overrun, take_held_warnings
+from mnprof.errors import MnprofError, ended_on_overrun, warnings_held_for_run
 
 __all__ = ["COMMANDS", "cli", "main", "refuse_repeated", "summary_line"]
 
@@ -155,13 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (errors become one line on stderr; the warnings the user's
     code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
-    take_held_warnings()  # an earlier run's in this process (a test, an embedding host): not this command's
-    with ended_on_overrun(exit_with_error):  # user code that defeats its time limit ends the process, exit 2
+    # User code that defeats its time limit ends the process (exit 2); its warnings wait for the outcome.
+    with ended_on_overrun(exit_with_error), warnings_held_for_run() as held:
         code = _run(args)
-    held = take_held_warnings()
-    if code in (0, EXIT_REGRESSION):
-        for line in held:
-            warn(line)
+        if code in (0, EXIT_REGRESSION):
+            for line in held():
+                warn(line)
     return code
 
 
