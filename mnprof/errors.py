@@ -1,5 +1,6 @@
 """The one exception type that the command line turns into a one-line error and exit code 2, and the fence
-around the user's own code (an import, a factory, a forward pass) that turns whatever it raises into one."""
+around the user's own code (an import, a factory, a forward pass) that turns whatever it raises into one, and
+holds the Python warnings it issues so that they never come ahead of that line."""
 
 from __future__ import annotations
 
@@ -9,22 +10,29 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 
 __all__ = [
     "USER_CODE_LIMIT_ENV",
     "MnprofError",
+    "ended_on_overrun",
+    "held_warnings",
     "one_line",
     "stdout_to_stderr",
     "time_limit",
     "user_code",
     "user_code_limit_s",
+    "warnings_held_for_run",
+    "whole_write",
 ]
 
 USER_CODE_LIMIT_ENV = "MNPROF_USER_CODE_TIMEOUT"
 DEFAULT_USER_CODE_LIMIT_S = 300.0
 MAX_USER_CODE_LIMIT_S = 86_400.0  # a day; the timer cannot take much more than a C time_t
+GRACE_S = (0.5, 10.0)  # the watchdog's grace after a limit: as long as the limit, within these bounds
+MAX_SHOWN_WARNINGS = 10  # distinct held warnings shown after a command; the rest are counted
 
 
 class MnprofError(ValueError):
@@ -84,6 +92,66 @@ def time_limit(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3), 1.0)
 
 
+_on_overrun: Callable[[str], object] | None = None  # ends the process for the command line; None: a library
+_ending = threading.RLock()  # held while mnprof writes a file, and by the watchdog as it ends the process
+_running = threading.local()  # the messages of the limited blocks a thread is in (see _watchdog)
+
+
+@contextmanager
+def ended_on_overrun(end: Callable[[str], object]) -> Iterator[None]:
+    """For the block (the command line's whole run), user code that outlives its time limit by a grace (as long
+    as the limit, 0.5 to 10 s) because it defeated the timer -- it stopped it (``signal.alarm(0)``,
+    ``setitimer(ITIMER_REAL, 0)``), took SIGALRM over, or swallows what is raised into it -- is ended by a watchdog
+    thread: it calls ``end(message)``, which must end the process (the command line writes the one-line error and
+    calls ``os._exit(2)``). Not while a file is being written (:func:`whole_write`): that finishes first, so that
+    nothing is left half-written. Outside the block (mnprof as a library) only the timer applies: a library does
+    not end its host's process. Code that holds the GIL inside one C call is beyond both (an outer timeout's)."""
+    global _on_overrun
+    previous, _on_overrun = _on_overrun, end
+    try:
+        yield
+    finally:
+        _on_overrun = previous
+
+
+@contextmanager
+def whole_write() -> Iterator[None]:
+    """A file being written (a temporary file, then its rename): the watchdog of :func:`ended_on_overrun` waits
+    for the block to finish before it ends the process."""
+    with _ending:
+        yield
+
+
+@contextmanager
+def _watchdog(seconds: float, message: str) -> Iterator[None]:
+    """Call the :func:`ended_on_overrun` function with ``message`` if the block is still running after
+    ``seconds`` plus the grace (nothing where there is none)."""
+    end = _on_overrun
+    if end is None:
+        yield
+        return
+    finished = False
+    running = _running.__dict__.setdefault("blocks", [])  # this thread's limited blocks, innermost last
+    running.append(message)
+
+    def expire() -> None:
+        with _ending:
+            if not finished:
+                end(running[-1])  # the innermost block is the one that does not return (a factory in a forward)
+
+    grace = min(max(seconds, GRACE_S[0]), GRACE_S[1])
+    timer = threading.Timer(seconds + grace, expire)
+    timer.name, timer.daemon = "mnprof-user-code-watchdog", True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with _ending:  # a watchdog already ending the process holds it: nothing runs after this block
+            finished = True
+            running.pop()
+
+
 @contextmanager
 def stdout_to_stderr() -> Iterator[None]:
     """Send everything written to standard output to standard error for the block: ``print`` and
@@ -110,26 +178,84 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+_held: list[warnings.WarningMessage] | None = None  # what held_warnings() caught; None: nothing is held
+
+
+@contextmanager
+def warnings_held_for_run() -> Iterator[Callable[[], list[str]]]:
+    """For the block (the command line's run), :func:`held_warnings` holds what it catches; the function it
+    yields gives them, as ``file:line: Category: message`` lines, each distinct one once, at most
+    :data:`MAX_SHOWN_WARNINGS` and then how many more. Outside it (mnprof as a library) warnings are shown as
+    Python shows them."""
+    global _held
+    previous, _held = _held, []
+    held = _held
+
+    def lines() -> list[str]:
+        shown = []
+        for message in held:
+            where = message.filename
+            with suppress(ValueError):  # another drive (Windows)
+                relative = os.path.relpath(where)
+                where = where if relative.startswith(os.pardir) else relative
+            text = " ".join(str(message.message).split())
+            shown.append(f"{where}:{message.lineno}: {message.category.__name__}: {text}")
+        distinct = list(dict.fromkeys(shown))
+        shown = distinct[:MAX_SHOWN_WARNINGS]
+        if len(distinct) > len(shown):
+            shown.append(f"and {len(distinct) - len(shown)} more distinct warnings")
+        return shown
+
+    try:
+        yield lines
+    finally:
+        _held = previous
+
+
+@contextmanager
+def held_warnings() -> Iterator[None]:
+    """Hold the Python warnings issued in the block (the user's code, and torch's warnings about it: a
+    ``UserWarning`` from a factory, a ``TracerWarning`` from tracing its model) instead of printing them as they
+    come, within :func:`warnings_held_for_run`: a one-line error must be alone on stderr, and whether there will be
+    one is known only when the command ends. The command line shows them after a command that succeeded, each
+    once, one line each, and drops them with an error. The filters stay as they are: ``-W error`` (or
+    ``PYTHONWARNINGS=error``) still turns a warning into an error, the way to see one that a failure dropped."""
+    held = _held
+    if held is None:
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            held.extend(caught)
+
+
 @contextmanager
 def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
     """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
-    into mnprof's machine-readable stdout; it gets :func:`user_code_limit_s` seconds; and anything it raises,
-    ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a one-line :class:`MnprofError`: ``what`` and the
-    error (the gate never passes by exiting, nor hangs on a factory that never returns). ``limited=False``: no
-    time limit (timing a user's model, which takes as long as its budget says)."""
+    into mnprof's machine-readable stdout; its Python warnings are held (:func:`held_warnings`); it gets
+    :func:`user_code_limit_s` seconds; and anything it raises, ``SystemExit`` and ``KeyboardInterrupt`` included,
+    becomes a one-line :class:`MnprofError`: ``what`` and the error (the gate never passes by exiting, nor hangs
+    on a factory that never returns, even one that stops the timer: see :func:`ended_on_overrun`).
+    ``limited=False``: no time limit (timing a user's model, which takes as long as its budget says)."""
     limit = user_code_limit_s()
+    doing = what.removesuffix(":").removesuffix(" raised").removesuffix(" failed").replace("cannot import", "import")
+    late = (
+        f"{doing} did not finish within {limit:g} s; accepted: user code that does, or a longer limit in "
+        f"${USER_CODE_LIMIT_ENV} (seconds)"
+    )
     try:
-        with stdout_to_stderr(), time_limit(limit) if limited else nullcontext():
+        with (
+            stdout_to_stderr(),
+            held_warnings(),
+            time_limit(limit) if limited else nullcontext(),
+            _watchdog(limit, late) if limited else nullcontext(),  # for code that defeats the timer
+        ):
             yield
     except MnprofError:
         raise
     except _TimeLimit:
-        doing = (
-            what.removesuffix(":").removesuffix(" raised").removesuffix(" failed").replace("cannot import", "import")
-        )
-        raise MnprofError(
-            f"{doing} did not finish within {limit:g} s; accepted: user code that does, or a longer limit in "
-            f"${USER_CODE_LIMIT_ENV} (seconds)"
-        ) from None
+        raise MnprofError(late) from None
     except BaseException as error:  # SystemExit, KeyboardInterrupt, GeneratorExit, a BaseException of its own
         raise MnprofError(f"{what} {one_line(error)}") from None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnprof.errors import MnprofError
+from mnprof.errors import MnprofError, whole_write
 from mnprof.provenance import count_provenance
 
 __all__ = [
@@ -101,7 +101,11 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 
     Only a regular file (or a new path) is ever replaced: see :func:`check_regular`.
     """
-    path = Path(path)
+    with whole_write():  # the user-code watchdog does not end the process half-way (mnprof.errors)
+        _atomic_write(Path(path), write)
+
+
+def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
     check_regular(path)
     try:
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -6,6 +6,9 @@ Each follows the factory contract of ``mnprof check --model``:
 
 from __future__ import annotations
 
+import warnings
+
+import torch
 from torch import nn
 
 
@@ -88,3 +91,23 @@ def printing(alpha: float, num_classes: int) -> nn.Module:
 def tiny_at(alpha: float, num_classes: int, resolution: int) -> nn.Module:
     """The factory contract's optional third argument: a network that depends on the input size."""
     return _net(alpha, num_classes, hidden=16 if resolution <= 32 else 32)
+
+
+def warning_not_a_module(alpha: float, num_classes: int) -> object:
+    warnings.warn("weights are stale", stacklevel=1)  # then a broken factory: the error must be stderr's one line
+    return {"alpha": alpha}
+
+
+class _WarnsThenFails(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        torch.tensor(images)  # torch's own UserWarning (copy-construct from a tensor), from its C++ side
+        raise RuntimeError("head expects 7x7 features")
+
+
+def warning_forward_raises(alpha: float, num_classes: int) -> nn.Module:
+    return _WarnsThenFails()
+
+
+def warning_tiny(alpha: float, num_classes: int) -> nn.Module:
+    warnings.warn("weights are stale", stacklevel=1)  # a model that works: its warning is shown once, after
+    return tiny(alpha, num_classes)

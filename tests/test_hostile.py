@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -77,6 +79,93 @@ def test_what_cannot_fit_is_refused_before_allocating(monkeypatch):
     with pytest.raises(MnprofError, match=r"1.0-2048 eager batch 64 needs at least .* GiB .* 1.0 GiB are available"):
         sweep.check_memory([key])
     sweep.check_memory([TimingKey(ModelConfig(0.25, 32), Backend.EAGER, 1, 1, Device.CPU)])  # fits
+
+
+GiB = 2**30
+
+
+def fake_host(tmp_path: Path, cgroup: str, files: dict[str, object], available_gib: int = 16) -> dict[str, Path]:
+    """A /proc/meminfo, /proc/self/cgroup and /sys/fs/cgroup of files, for available_memory()."""
+    (tmp_path / "meminfo").write_text(f"MemTotal: 33554432 kB\nMemAvailable: {available_gib * 2**20} kB\n")
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{text}\n")
+    (tmp_path / "fs").mkdir(exist_ok=True)
+    return {"meminfo": tmp_path / "meminfo", "cgroup": tmp_path / "cgroup", "cgroup_root": tmp_path / "fs"}
+
+
+V1_NO_LIMIT = 9223372036854771712
+
+
+@pytest.mark.parametrize(
+    ("cgroup", "files", "expected"),
+    [
+        # v2: the limit less the usage, less the file cache the kernel can take back
+        (
+            "0::/app.slice/run.scope\n",
+            {
+                "app.slice/run.scope/memory.max": 4 * GiB,
+                "app.slice/run.scope/memory.current": 3 * GiB,
+                "app.slice/run.scope/memory.stat": f"anon {GiB}\ninactive_file {GiB // 2}",
+            },
+            3 * GiB // 2,
+        ),
+        # v2: no limit of its own ('max'), its parent's
+        (
+            "0::/app.slice/run.scope\n",
+            {
+                "app.slice/run.scope/memory.max": "max",
+                "app.slice/run.scope/memory.current": GiB,
+                "app.slice/memory.max": 2 * GiB,
+                "app.slice/memory.current": 3 * GiB // 2,
+            },
+            GiB // 2,
+        ),
+        # v2 in a cgroup namespace: a path the mount does not show is read at its top
+        ("0::/../../elsewhere\n", {"memory.max": 8 * GiB, "memory.current": 7 * GiB}, GiB),
+        # v2 without any limit: MemAvailable
+        ("0::/\n", {"memory.max": "max", "memory.current": 5 * GiB}, 16 * GiB),
+        # v1 (a hybrid host: the memory controller on v1, the v2 line empty)
+        (
+            "4:memory:/docker/abc\n1:cpu,cpuacct:/docker/abc\n0::/\n",
+            {
+                "memory/docker/abc/memory.limit_in_bytes": GiB,
+                "memory/docker/abc/memory.usage_in_bytes": GiB // 2,
+                "memory/docker/abc/memory.stat": f"inactive_file 0\ntotal_inactive_file {GiB // 4}",
+                "memory.max": "max",
+            },
+            3 * GiB // 4,
+        ),
+        # v1's "no limit" is an absurdly large number
+        (
+            "4:memory:/docker/abc\n",
+            {"memory/docker/abc/memory.limit_in_bytes": V1_NO_LIMIT, "memory/docker/abc/memory.usage_in_bytes": GiB},
+            16 * GiB,
+        ),
+        # a usage over the limit leaves nothing; unreadable files leave the level out
+        ("0::/a\n", {"a/memory.max": GiB, "a/memory.current": 2 * GiB}, 0),
+        ("0::/a\n", {"a/memory.max": "lots", "a/memory.current": GiB}, 16 * GiB),
+        ("", {}, 16 * GiB),  # no cgroups (or not Linux): MemAvailable
+    ],
+)
+def test_available_memory_is_the_smaller_of_mem_available_and_the_cgroup_room(tmp_path, cgroup, files, expected):
+    from mnprof.timing.host import available_memory
+
+    assert available_memory(**fake_host(tmp_path, cgroup, files)) == expected
+
+
+def test_a_container_limit_refuses_what_the_host_could_hold(tmp_path, monkeypatch):
+    import functools
+
+    from mnprof.timing import host
+
+    paths = fake_host(tmp_path, "0::/\n", {"memory.max": 2 * GiB, "memory.current": GiB}, available_gib=64)
+    monkeypatch.setattr(sweep, "available_memory", functools.partial(host.available_memory, **paths))
+    key = TimingKey(ModelConfig(1.0, 2048), Backend.EAGER, 64, 1, Device.CPU)
+    with pytest.raises(MnprofError, match=r"1.0-2048 eager batch 64 needs at least .* and 1.0 GiB are available"):
+        sweep.check_memory([key])
 
 
 # ---------------------------------------------------------------- 3. files that parse but are wrong
@@ -164,6 +253,78 @@ def test_a_chatty_factory_stays_out_of_the_json(capsys, tmp_path):
     assert "loading weights" in captured.err
 
 
+@pytest.fixture
+def warnings_on_stderr(monkeypatch):
+    """Warnings printed to stderr as Python prints them (pytest's own capture would keep them for its summary)."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    monkeypatch.setattr(warnings, "showwarning", show)
+
+
+@pytest.mark.usefixtures("warnings_on_stderr")
+@pytest.mark.parametrize("factory", ["warning_not_a_module", "warning_forward_raises"])
+def test_the_warnings_of_failing_user_code_do_not_come_before_its_error(capsys, factory):
+    err = refused(capsys, "layers", "--no-timing", *TINY, "--model", f"tests.regression_models:{factory}")
+    assert "Warning" not in err and ("not a torch.nn.Module" in err or "head expects 7x7 features" in err)
+
+
+@pytest.mark.usefixtures("warnings_on_stderr")
+def test_the_warnings_of_user_code_that_works_follow_its_output_once_each(capsys):
+    code = main(["layers", "--no-timing", *TINY, "--model", "tests.regression_models:warning_tiny"])
+    captured = capsys.readouterr()
+    assert code == 0 and "Warning" not in captured.out
+    assert captured.err.count("UserWarning") == 1
+    assert "mnprof: warning: tests/regression_models.py:" in captured.err and "weights are stale" in captured.err
+
+
+def test_a_factory_that_defeats_the_time_limit_is_ended_with_one_line(tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "MNPROF_USER_CODE_TIMEOUT": "0.3"}
+    runs = {}
+    for factory in ["stopping_the_timer", "taking_sigalrm_over"]:  # run side by side: each takes a second or two
+        out = tmp_path / factory / "layers.md"
+        out.parent.mkdir()
+        out.write_text("keep")
+        command = [sys.executable, "-m", "mnprof", "layers", "--no-timing", *TINY, "--out", str(out),
+                   "--model", f"tests.tiny_family:{factory}"]  # fmt: skip
+        runs[factory] = out, subprocess.Popen(command, cwd=root, env=environment, stderr=subprocess.PIPE, text=True)
+    for factory, (out, run) in runs.items():
+        try:
+            _, err = run.communicate(timeout=60)  # a hang guard only: the watchdog ends it well before
+        finally:
+            run.kill()
+        assert run.returncode == 2, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"mnprof: error: model tests.tiny_family:{factory}: factory did not finish within 0.3 s")
+        assert out.read_text() == "keep" and list(out.parent.iterdir()) == [out]  # no temporary file left
+
+
+def test_the_watchdog_lets_a_file_being_written_finish_first(monkeypatch, tmp_path):
+    import signal
+    import threading
+
+    from mnprof.errors import ended_on_overrun, user_code
+    from mnprof.files import atomic_write
+
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "0.1")
+    ended = threading.Event()
+
+    def slow(handle):
+        handle.write(b"half ")
+        assert not ended.wait(1.0)  # the watchdog is due after 0.1 + 0.5 s, and waits for the write
+        handle.write(b"whole")
+
+    with ended_on_overrun(lambda message: ended.set()), user_code("model m: factory raised"):
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the timer stopped: only the watchdog is left
+        atomic_write(tmp_path / "f", slow)
+        assert ended.wait(60)  # then it ends the run (here: says so)
+    assert (tmp_path / "f").read_text() == "half whole"
+
+
 # ---------------------------------------------------------------- 5. configuration of the wrong shape
 
 
@@ -235,6 +396,49 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
         holder.kill()
         holder.wait()
     ResultsStore.open(path, {}, resume=True)  # free again once the other process has gone
+
+
+# ---------------------------------------------------------------- 9. an option that takes one value, given twice
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["layers", "--no-timing", *TINY, "--model", "mobilenetv1", "--model=mobilenetv2"], "--model is given more"),
+        (["paper", "--model", "mobilenetv2", "--model", "mobilenetv1"], "one --model for mnprof paper (table, memory"),
+        (["layers", "--no-timing", "--alpha", "0.25", "--alpha", "0.5", "--resolution", "32"], "--alpha is given"),
+        (["table", "--no-timing", *TINY, "--out", "a.md", "--out", "b.md"], "one --out for mnprof table"),
+        (["table", *TINY, "--batch-size", "1", "--batch-size", "8"], "--batch-size is given more than once"),
+    ],
+)
+def test_an_option_that_takes_one_value_is_refused_twice(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert message in refused(capsys, *args)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeatable_options_settings_and_help_are_left_alone(capsys):
+    args = ["table", "-q", "--no-timing", *TINY, "--model", "mobilenetv1", "--model", "mobilenetv2"]
+    assert main([*args, "--format", "json", "--format", "csv"]) == 0  # a setting: the last one wins, as in click
+    out = capsys.readouterr().out
+    assert out.startswith("id,alpha") and "v2-0.25-32" in out
+    assert main(["layers", "--model", "mobilenetv1", "--model", "mobilenetv2", "--help"]) == 0
+    assert "--model SPEC" in capsys.readouterr().out
+
+
+def test_the_options_chosen_once_are_the_commands_own():
+    import importlib
+
+    import click
+
+    from mnprof.cli import CHOSEN_ONCE, COMMANDS
+
+    declared = set()
+    for name, (module, _) in COMMANDS.items():
+        for param in getattr(importlib.import_module(module), name).params:
+            if isinstance(param, click.Option) and not param.multiple:
+                declared.update(param.opts)
+    assert declared >= CHOSEN_ONCE  # a renamed option would silently leave the check
 
 
 # ---------------------------------------------------------------- latency statistic and reference (issue 10)

@@ -204,3 +204,32 @@ class Valued(nn.Module):
 
 def valued(alpha: float, num_classes: int) -> nn.Module:
     return Valued(num_classes).eval()
+
+
+def _stubborn() -> None:
+    import time
+
+    while True:  # swallows whatever is raised into it, and waits again
+        try:  # noqa: SIM105 - the point: a factory that swallows everything
+            time.sleep(0.01)
+        except BaseException:  # noqa: S110
+            pass
+
+
+def stopping_the_timer(alpha: float, num_classes: int) -> nn.Module:
+    """A factory that stops mnprof's timer (as a library's own timeout might) and then never returns."""
+    import signal
+
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.alarm(0)
+    _stubborn()
+    return tiny(alpha, num_classes)
+
+
+def taking_sigalrm_over(alpha: float, num_classes: int) -> nn.Module:
+    """A factory that installs its own SIGALRM handler (which ignores mnprof's alarm) and then never returns."""
+    import signal
+
+    signal.signal(signal.SIGALRM, lambda _signum, _frame: None)
+    _stubborn()
+    return tiny(alpha, num_classes)

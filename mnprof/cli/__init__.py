@@ -1,7 +1,10 @@
 """The command line: the only place that parses arguments, prints, and picks exit codes.
 
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one
-line on stderr, no traceback); 130 interrupted.
+line on stderr, no traceback); 130 interrupted. The Python warnings the user's code issues are held until the
+command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line each, and
+dropped with an error, whose one line stays alone on stderr. User code that stops or takes over the timer of
+its time limit is ended by a watchdog: the one-line error, exit 2 (:func:`mnprof.errors.ended_on_overrun`).
 
 Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
 mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
@@ -17,10 +20,18 @@ from collections.abc import Sequence
 import click
 
 from mnprof import __version__
-from mnprof.cli.output import EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, error_line
-from mnprof.errors import MnprofError
+from mnprof.cli.output import (
+    EXIT_INTERRUPTED,
+    EXIT_REGRESSION,
+    EXIT_USAGE,
+    Interrupted,
+    error_line,
+    exit_with_error,
+    warn,
+)
+from mnprof.errors import MnprofError, ended_on_overrun, warnings_held_for_run
 
-__all__ = ["COMMANDS", "cli", "main", "summary_line"]
+__all__ = ["COMMANDS", "cli", "main", "refuse_repeated", "summary_line"]
 
 # name -> (module, the first paragraph of the command's docstring)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,12 +88,55 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), name)
         return command if isinstance(command, click.Command) else None
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None and name is not None and not ctx.resilient_parsing:
+            refuse_repeated(command, click.Context(command, info_name=name, parent=ctx), rest)
+        return name, command, rest
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click's, from the summaries above, without importing any command."""
         limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
         rows = [(name, summary_line(name, limit)) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+# The options that choose what is measured, shown or written, where a second value reads as "this one too":
+# given twice, each is refused (click would keep the last one silently). The settings of how (--threads, --budget,
+# --format, --tolerance, ...) keep click's rule, the last one wins, so that a wrapper's defaults can be overridden.
+CHOSEN_ONCE = frozenset(
+    ["--model", "--alpha", "--resolution", "--classes", "--variant", "--rounding", "--backend", "--batch-size",
+     "--table", "--view", "--out", "--results", "--baseline", "--config"]
+)  # fmt: skip
+# Where --model is refused twice: the commands whose --model is repeatable (several models side by side).
+SEVERAL_MODELS = "table, memory, baseline, check, report and plot take several"
+
+
+def refuse_repeated(command: click.Command, ctx: click.Context, args: list[str]) -> None:
+    """Refuse an option of :data:`CHOSEN_ONCE` that takes one value given more than once: ``--model a --model b``
+    would measure b alone, ``--out x --out y`` write y alone. Repeatable options are left alone; so is
+    everything when --help (or another eager option) is asked for."""
+    try:
+        _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    except click.UsageError:  # the command's own parsing says what is wrong
+        return
+    options = [param for param in order if isinstance(param, click.Option)]
+    if any(option.is_eager for option in options):
+        return
+    seen: set[str] = set()
+    for option in options:
+        flag = next((opt for opt in option.opts if opt in CHOSEN_ONCE), None)
+        if flag is None or option.multiple or option.count or option.is_flag:
+            continue
+        if flag in seen:
+            hint = f" ({SEVERAL_MODELS})" if flag == "--model" else ""
+            raise click.UsageError(
+                f"{flag} is given more than once; accepted: one {flag} for mnprof {ctx.info_name}{hint}", ctx
+            )
+        seen.add(flag)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -98,8 +152,19 @@ def cli() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (errors become one line on stderr)."""
+    """Run the command line and return its exit code (errors become one line on stderr; the warnings the user's
+    code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    # User code that defeats its time limit ends the process (exit 2); its warnings wait for the outcome.
+    with ended_on_overrun(exit_with_error), warnings_held_for_run() as held:
+        code = _run(args)
+        if code in (0, EXIT_REGRESSION):
+            for line in held():
+                warn(line)
+    return code
+
+
+def _run(args: list[str]) -> int:
     try:
         # As click's main without its handlers: click's own prints a blank line on Ctrl-C before it gives up.
         with cli.make_context("mnprof", args) as ctx:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -20,6 +22,8 @@ __all__ = [
     "emit",
     "output_width",
     "error_line",
+    "error_text",
+    "exit_with_error",
     "progress",
     "warn",
 ]
@@ -36,9 +40,30 @@ class Interrupted(KeyboardInterrupt):
 TERMINAL_WIDTH_WHEN_PIPED = 240
 
 
+def error_text(message: str) -> str:
+    """``message`` as the one line ``mnprof: error: ...`` (without its newline)."""
+    return f"mnprof: error: {' '.join(message.split())}"
+
+
 def error_line(message: str) -> None:
     """Print ``message`` as the one line ``mnprof: error: ...`` on stderr."""
-    click.echo(f"mnprof: error: {' '.join(message.split())}", err=True)
+    click.echo(error_text(message), err=True)
+
+
+def exit_with_error(message: str) -> NoReturn:
+    """End the process now, from any thread, with ``message`` as the one-line error and exit code 2: what the
+    user-code watchdog calls (:func:`mnprof.errors.ended_on_overrun`) when the main thread will not stop. What is
+    buffered is flushed first; no file is being written (the watchdog waits for a write to finish)."""
+    for stream in (sys.stdout, sys.__stdout__, sys.stderr, sys.__stderr__):
+        with suppress(Exception):  # a stream the user's code closed or replaced
+            if stream is not None:
+                stream.flush()
+    line = error_text(message) + "\n"
+    if os.isatty(2):  # over a progress bar left on the terminal, and its hidden cursor shown again
+        line = "\r\x1b[2K" + line + "\x1b[?25h"
+    with suppress(OSError):
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+    os._exit(EXIT_USAGE)
 
 
 def warn(message: str) -> None:

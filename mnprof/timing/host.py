@@ -27,6 +27,7 @@ __all__ = [
     "CpuInfo",
     "available_cores",
     "available_memory",
+    "cgroup_memory_room",
     "cpu_info",
     "host_environment",
     "git_commit",
@@ -74,8 +75,20 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """Bytes of memory available to new allocations now (Linux's MemAvailable), or ``None`` where unknown."""
+def available_memory(
+    meminfo: Path = Path("/proc/meminfo"),
+    *,
+    cgroup: Path = Path("/proc/self/cgroup"),
+    cgroup_root: Path = Path("/sys/fs/cgroup"),
+) -> int | None:
+    """Bytes of memory available to new allocations now, or ``None`` where unknown: the smaller of Linux's
+    MemAvailable and the room this process's cgroup memory limits leave (:func:`cgroup_memory_room`; a container
+    sees the host's MemAvailable, not its own limit)."""
+    known = [room for room in (_mem_available(meminfo), cgroup_memory_room(cgroup, cgroup_root)) if room is not None]
+    return min(known) if known else None
+
+
+def _mem_available(meminfo: Path) -> int | None:
     try:
         for line in meminfo.read_text(encoding="utf-8").splitlines():
             if line.startswith("MemAvailable:"):
@@ -83,6 +96,74 @@ def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+# cgroup v1 writes "no limit" as the largest page-aligned 64-bit count (9223372036854771712); v2 as "max".
+NO_CGROUP_LIMIT = 2**60
+# Per version: the limit, the usage, and the memory.stat keys of the file cache it can reclaim (v1: the
+# hierarchy's, total_*, where the kernel gives it; v2's are the hierarchy's already).
+_CGROUP_FILES = {
+    1: ("memory.limit_in_bytes", "memory.usage_in_bytes", ("total_inactive_file", "inactive_file")),
+    2: ("memory.max", "memory.current", ("inactive_file",)),
+}
+
+
+def cgroup_memory_room(cgroup: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int | None:
+    """Bytes the memory limits of this process's cgroup and its ancestors leave for new allocations now: at each
+    level with a limit, the limit less the usage, the usage less its inactive file cache (which the kernel
+    reclaims before it kills, and which MemAvailable counts as available too); the smallest. ``None`` where no
+    level has a limit ('max', or an absurdly large number) or there is no cgroup file system (not Linux).
+
+    ``cgroup`` is ``/proc/self/cgroup`` (``ID:controllers:path`` lines): the v1 ``memory`` controller's path, under
+    ``root/memory``, else the v2 path (``0::path``), under ``root``. A path the mount does not show (a cgroup
+    namespace) is read at the mount's top, which is then the process's own cgroup."""
+    try:
+        lines = cgroup.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    paths = {}
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if "memory" in controllers.split(","):
+            paths[1] = path
+        elif hierarchy == "0" and not controllers:
+            paths[2] = path
+    version = 1 if 1 in paths else 2 if 2 in paths else None  # hybrid hosts keep the memory controller on v1
+    if version is None:
+        return None
+    top = root / "memory" if version == 1 else root
+    limit_file, usage_file, cache_keys = _CGROUP_FILES[version]
+    directory = Path(os.path.normpath(top / paths[version].lstrip("/")))
+    if top not in (directory, *directory.parents) or not directory.is_dir():
+        directory = top
+    rooms = []
+    while True:
+        limit = _cgroup_number(directory / limit_file)
+        usage = _cgroup_number(directory / usage_file)
+        if limit is not None and limit < NO_CGROUP_LIMIT and usage is not None:
+            cache = _cgroup_stat(directory / "memory.stat", cache_keys)
+            rooms.append(max(limit - max(usage - cache, 0), 0))
+        if directory == top:
+            return min(rooms) if rooms else None
+        directory = directory.parent
+
+
+def _cgroup_number(path: Path) -> int | None:
+    """A cgroup file's one number; ``None`` for 'max', or where it cannot be read."""
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _cgroup_stat(path: Path, keys: tuple[str, ...]) -> int:
+    """The first of ``keys`` that ``memory.stat`` (``key value`` lines) gives, else 0."""
+    try:
+        stats = dict(line.split(maxsplit=1) for line in path.read_text(encoding="ascii").splitlines() if " " in line)
+        return next((int(stats[key]) for key in keys if key in stats), 0)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return 0
 
 
 def cpu_info(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuInfo:

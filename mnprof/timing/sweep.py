@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, stdout_to_stderr, user_code
+from mnprof.errors import MnprofError, held_warnings, stdout_to_stderr, user_code
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends, quantized
@@ -303,13 +303,18 @@ def _run_sweep(
                 with torch.inference_mode(), fence:
                     reference = model(inputs)
                 agreed = None
+                # A user's model is traced, compiled or exported here: torch's warnings about it are held too.
+                held = nullcontext() if key.config.builtin else held_warnings()
                 try:
-                    placed = model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
-                    runner = backends.prepare(
-                        key.backend, placed, inputs.to(settings.device.value), threads=settings.threads
-                    )
-                    check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
-                    agreed = {**(agreed or {}), "model_bytes": runner.model_bytes}
+                    with held:
+                        placed = (
+                            model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
+                        )
+                        runner = backends.prepare(
+                            key.backend, placed, inputs.to(settings.device.value), threads=settings.threads
+                        )
+                        check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
+                        agreed = {**(agreed or {}), "model_bytes": runner.model_bytes}
                 except Exception as failure:  # a runtime failing on one configuration is recorded on its row
                     check, problem = (math.inf, 0.0), f"{key.backend.value} failed: {type(failure).__name__}: "
                     problem += " ".join(str(failure).split())[:300]
