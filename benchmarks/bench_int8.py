@@ -56,10 +56,10 @@ def main() -> int:
         cosines.append(int8.get("output_cosine"))
 
         def ms(row: dict) -> str:
-            value = row.get("latency_ms_p10")
+            value = row.get("latency_ms_p5")
             return f"{value:.2f}" if value else "-"
 
-        ratio = ort["latency_ms_p10"] / int8["latency_ms_p10"] if int8.get("latency_ms_p10") else None
+        ratio = ort["latency_ms_p5"] / int8["latency_ms_p5"] if int8.get("latency_ms_p5") else None
         cosine, top1 = int8.get("output_cosine"), int8.get("output_top1_agreement")
         print(
             f"{config_id:9} {ms(eager):>9} {ms(ort):>7} {ms(int8):>8} {f'{ratio:.2f}x' if ratio else '-':>8} "
@@ -68,8 +68,8 @@ def main() -> int:
         )
     if "1.0-224" in rows:
         eager, ort, int8 = (rows["1.0-224"].get(b, {}) for b in BACKENDS)
-        timed = {b: rows["1.0-224"][b]["latency_ms_p10"] for b in BACKENDS if rows["1.0-224"].get(b, {}).get(
-            "latency_ms_p10")}  # fmt: skip
+        timed = {b: rows["1.0-224"][b]["latency_ms_p5"] for b in BACKENDS if rows["1.0-224"].get(b, {}).get(
+            "latency_ms_p5")}  # fmt: skip
         fastest = min(timed, key=timed.get)
         print(f"1.0-224: fastest {fastest} {timed['eager'] / timed[fastest]:.2f}x eager float32 (target >= 3x)")
         if "onnxruntime_int8" in timed:

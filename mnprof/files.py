@@ -30,7 +30,7 @@ __all__ = [
 # Bump when a key is renamed or removed or its meaning changes; adding keys keeps the version.
 # 2: timed rows' noisy, ci_halfwidth_pct, throughput_ips and the GFLOP/s follow the headline latency (the
 # host-adjusted median, latency_ms_adjusted) instead of the median.
-# 3: the headline latency is the 10th percentile of the calls (latency_ms_p10); noisy, ci_halfwidth_pct,
+# 3: the headline latency is the 5th percentile of the calls (latency_ms_p5); noisy, ci_halfwidth_pct,
 # the rates and the default latency_ms follow it.
 TABLE_SCHEMA_VERSION = 3
 

@@ -218,7 +218,7 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
     [
         ("latency_ms_median", "fast", 'latency_ms_median is "fast"; accepted: a number or null'),
         ("latency_ms_adjusted", -1.0, "latency_ms_adjusted is -1.0"),
-        ("latency_ms_p10", -2.0, "latency_ms_p10 is -2.0"),
+        ("latency_ms_p5", -2.0, "latency_ms_p5 is -2.0"),
         ("samples", -3, "samples is -3"),
     ],
 )

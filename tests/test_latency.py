@@ -254,21 +254,21 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
         assert r["error"] is None and r["threads"] == 1 and r["batch_size"] == 1 and r["device"] == "cpu"
         assert r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
         if r["turns"] >= 6:  # the headline's CI, each turn a cluster of calls
-            assert r["latency_ms_ci_low"] <= r["latency_ms_p10"] <= r["latency_ms_ci_high"]
+            assert r["latency_ms_ci_low"] <= r["latency_ms_p5"] <= r["latency_ms_ci_high"]
         else:  # a very busy host: too few turns within the budget
             assert r["latency_ms_ci_low"] is None and r["noisy"]
         assert r["samples"] == len(r["latency_ms_samples"]) >= r["turns"] >= 1
         assert len(r["turn_host_factors"]) == r["turns"]
-        # the headline recomputed from the raw samples: their 10th percentile (numpy's linear method)
-        assert r["latency_ms_p10"] == pytest.approx(float(np.percentile(r["latency_ms_samples"], 10)), rel=1e-9)
+        # the headline recomputed from the raw samples: their 5th percentile (numpy's linear method)
+        assert r["latency_ms_p5"] == pytest.approx(float(np.percentile(r["latency_ms_samples"], 5)), rel=1e-9)
         # the typical figure: each turn's median over its pass's host factor, the median of those
         turns, first = [], 0
         for size, factor in zip(r["turn_sizes"], r["turn_host_factors"], strict=True):
             turns.append(statistics.median(r["latency_ms_samples"][first : first + size]) / factor)
             first += size
         assert r["latency_ms_adjusted"] == pytest.approx(statistics.median(turns), rel=1e-5)
-        assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_p10"])  # the rates follow the headline
-        assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_p10"] / 1e3) / 1e9)
+        assert r["throughput_ips"] == pytest.approx(1000 / r["latency_ms_p5"])  # the rates follow the headline
+        assert r["gflops_achieved"] == pytest.approx(2 * r["macs_analytic"] / (r["latency_ms_p5"] / 1e3) / 1e9)
         assert r["peak_fraction"] == pytest.approx(r["gflops_achieved"] / 100.0)
         assert r["output_max_abs_error"] <= r["output_tolerance"]
         starts = r["turn_started_unix"]  # when each turn began: the host's drift is read from these
@@ -519,11 +519,11 @@ def test_grid_view_marks_noisy_and_failed_timings():
         return TimingRecord.from_row({**base, **row})
 
     timings = [
-        record("eager", latency_ms_p10=2.0, latency_ms_median=2.1, latency_ms_iqr=0.5, noisy=True,
+        record("eager", latency_ms_p5=2.0, latency_ms_median=2.1, latency_ms_iqr=0.5, noisy=True,
                throughput_ips=500.0, gflops_achieved=1.0, peak_fraction=0.01, gemm_peak_gflops=100.0, error=None),
-        record("fused", latency_ms_p10=1.0, latency_ms_median=1.1, latency_ms_iqr=0.1, noisy=False,
+        record("fused", latency_ms_p5=1.0, latency_ms_median=1.1, latency_ms_iqr=0.1, noisy=False,
                throughput_ips=1000.0, gflops_achieved=2.0, peak_fraction=0.02, gemm_peak_gflops=100.0, error=None),
-        record("onnxruntime", latency_ms_p10=None, latency_ms_median=None, latency_ms_iqr=None,
+        record("onnxruntime", latency_ms_p5=None, latency_ms_median=None, latency_ms_iqr=None,
                throughput_ips=None, error="output differs from eager PyTorch"),
     ]  # fmt: skip
     frame = grid_frame([count(TINY)], timings)
@@ -544,7 +544,7 @@ def test_a_grid_where_no_row_has_a_time_renders_in_every_format():
     from mnprof.views.render import Format
 
     base = timing_record(TINY, "torch_int8", threads=1, host="h", cpu_model="CPU").to_row()
-    failed = TimingRecord.from_row({**base, "latency_ms_p10": None, "error": "output does not agree"})
+    failed = TimingRecord.from_row({**base, "latency_ms_p5": None, "error": "output does not agree"})
     frame = grid_frame([count(TINY)], [failed])
     for fmt in Format:
         assert render(frame, View.GRID, fmt, width=200) is not None
@@ -557,7 +557,7 @@ def test_grid_view_names_the_gpu_and_its_math_for_gpu_timings():
     from mnprof.views.render import Format
 
     base = timing_record(TINY, "eager", 64, threads=1, device="cuda", host="h", cpu_model="CPU", gpu="Test GPU")
-    row = {**base.to_row(), "latency_ms_p10": 2.0, "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
+    row = {**base.to_row(), "latency_ms_p5": 2.0, "latency_ms_median": 2.0, "latency_ms_iqr": 0.5, "noisy": False,
            "throughput_ips": 32000.0, "gflops_achieved": 1.0, "peak_fraction": 0.01, "gemm_peak_gflops": 100.0,
            "error": None}  # fmt: skip
     text = render(grid_frame([count(TINY)], [TimingRecord.from_row(row)]), View.GRID, Format.MARKDOWN)

@@ -116,10 +116,10 @@ def test_measurement_keeps_raw_samples_and_derives_statistics():
     assert measurement.samples == samples
     assert measurement.stats.median == pytest.approx(0.01005)
     assert measurement.meets_target() and not measurement.noisy
-    assert measurement.headline[0] == 0.0100  # the 10th percentile: the low end, settled however the rest spreads
+    assert measurement.headline[0] == 0.0100  # the 5th percentile: the low end, settled however the rest spreads
     spread = tuple(1 + i / 19 for i in range(20))  # every call its own turn, 1.0 to 2.0 evenly
     wide = Measurement("k", spread, (), True, Stop.BUDGET, 2.0, 0.02)
-    assert wide.headline[0] == pytest.approx(1.1) and wide.noisy  # the low end itself spreads by ±12%
+    assert wide.headline[0] == pytest.approx(1.05) and wide.noisy  # the low end itself spreads by ±10%
 
 
 @pytest.mark.parametrize(
@@ -143,24 +143,26 @@ def test_stop_rule_needs_min_turns_and_a_narrow_ci_of_the_headline():
     assert not rule.converged([[1.0] * 10] * 5)  # narrow, too few turns
     assert rule.converged([[1.0] * 10] * 6)
     assert rule.converged([[1.0] * 2 + [1.5] * 8] * 6)  # calls spread by 50%, but every turn's low end agrees
-    assert not rule.converged([[1.0] * 10] * 3 + [[1.1] * 10] * 3)  # the host was 10% faster in half the turns
+    assert rule.converged([[1.0] * 10] * 3 + [[1.1] * 10] * 3)  # 10% faster in half the turns: the low end is that
+    assert not rule.converged([[1.0] * 10] + [[1.1] * 10] * 5)  # in one turn of six: which turns catch it decides
     assert not rule.converged([[1.0] * 10] * 5 + [[]] * 3)  # empty turns do not count toward min_turns
     assert not StopRule(target_rel_ci=0.02, min_turns=8).converged([[1.0] * 10] * 7)
 
 
 def test_quantile_ci_is_woodruffs_interval_with_turns_as_clusters():
-    # Six identical turns of 1..10: the 10th percentile of the 60 calls is 1.9 (position 5.9, between the
+    # (the 10th percentile here, for round numbers; the headline is the 5th: HEADLINE_QUANTILE)
+    # Six identical turns of 1..10: the 5th percentile of the 60 calls is 1.9 (position 5.9, between the
     # sixth 1 and the first 2). Every turn has one call at or below it, so the share varies not at all from
     # turn to turn and the binomial floor holds: SE = sqrt(0.1 x 0.9 / 60) = 0.03873, and the interval is
     # the pooled quantiles at 0.1 -/+ 1.96 x 0.03873 = 0.0241 and 0.1759: positions 1.42 and 10.38 (1 and 2).
-    value, low, high, half = quantile_ci([[float(v) for v in range(1, 11)]] * 6)
+    value, low, high, half = quantile_ci([[float(v) for v in range(1, 11)]] * 6, 0.1)
     assert (value, low, high) == (pytest.approx(1.9), 1.0, 2.0)
     assert half == pytest.approx(0.9 / 1.9)
     # Three turns at 1.0 and three at 2.0: the share at or below 1.0 is 1 in three turns and 0 in the others,
     # variance 6/5 x 6 x (10 - 5)^2 / 60^2 = 0.05, SE 0.2236: the interval reaches the 54th percentile (2.0).
-    assert quantile_ci([[1.0] * 10] * 3 + [[2.0] * 10] * 3) == (1.0, 1.0, 2.0, 1.0)
+    assert quantile_ci([[1.0] * 10] * 3 + [[2.0] * 10] * 3, 0.1) == (1.0, 1.0, 2.0, 1.0)
     # Calls that cluster by turn widen it even where the pooled calls look tight.
-    value, low, high, half = quantile_ci([[1.0, 1.0], [1.1, 1.1]] * 3)
+    value, low, high, half = quantile_ci([[1.0, 1.0], [1.1, 1.1]] * 3, 0.1)
     assert value == 1.0 and low == 1.0 and high == pytest.approx(1.092087, abs=1e-6)  # 0.1 + 1.96 x 0.2236
     assert quantile_ci([[1.0]] * 5) == (1.0, None, None, math.inf)  # fewer than six turns: no interval
     with pytest.raises(ValueError):
@@ -210,7 +212,7 @@ def test_measurement_ci_comes_from_its_turns():
     steady = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02, turn_sizes=(2,) * 6)
     assert [len(turn) for turn in steady.turns] == [2] * 6
     assert steady.ci[2] == pytest.approx(quantile_ci([[1.0, 1.0], [1.1, 1.1]] * 3)[3])  # turns as clusters
-    assert steady.ci[2] > 0.09 and not steady.meets_target()
+    assert not steady.meets_target()
     calls = Measurement("k", samples, (), True, Stop.CONVERGED, 1.0, 0.02)  # every call its own turn
     assert calls.ci[2] < steady.ci[2]  # the same calls taken as independent give a narrower interval
 
@@ -238,12 +240,12 @@ def test_warm_up_gives_up_after_its_time_limit():
 
 
 def turn_by_turn(clock: FakeClock, log: list, name: str):
-    """A sampler whose calls take 10 ms in one turn and 20 ms in the next (the host's speed by turns)."""
-    speed = [0.02]
+    """A sampler whose calls take 10 ms in every sixth turn and 20 ms in the others (the host's speed by turns)."""
+    turns, speed = itertools.count(), [0.02]
 
     def sample() -> float:
         if not log or log[-1] != name:  # the first call of a turn
-            speed[0] = 0.03 - speed[0]
+            speed[0] = 0.01 if next(turns) % 6 == 0 else 0.02
         clock.now += speed[0]
         log.append(name)
         return speed[0]
@@ -256,7 +258,7 @@ def test_round_robin_visits_every_task_in_every_pass_until_all_have_stopped():
     rule = StopRule(budget_s=0.6, block_s=0.05, warmup_max_s=0, rewarm=False)
     tasks = [
         Task("a", sampler(clock, [0.01], log, "a"), "a"),  # constant: converges after min_turns
-        Task("b", turn_by_turn(clock, log, "b"), "b"),  # alternate turns 2x slower: the low end never settles
+        Task("b", turn_by_turn(clock, log, "b"), "b"),  # one turn in six 2x faster: the low end never settles
         Task("c", sampler(clock, [0.01, 0.03], log, "c"), "c"),  # turns of 2 calls: every turn's median 0.02
     ]
     finished = []

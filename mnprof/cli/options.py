@@ -263,7 +263,7 @@ def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[
     return click.option(
         "--statistic",
         type=click.Choice([s.value for s in Statistic]),
-        default=Statistic.P10.value,
+        default=Statistic.P5.value,
         show_default=True,
         help=help_text,
     )
@@ -350,7 +350,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
-            "10th percentile of its calls, see --statistic) is within this percentage of it...",
+            "5th percentile of its calls, see --statistic) is within this percentage of it...",
         ),
         click.option(
             "--budget",
@@ -363,8 +363,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             "are flagged noisy).",
         ),
         statistic_option(
-            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p10 = the "
-            "headline, the 10th percentile of the timed calls (one call in ten was at least this fast: the "
+            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p5 = the "
+            "headline, the 5th percentile of the timed calls (one call in twenty was at least this fast: the "
             "latency this host reaches when nothing else interferes; noise on a shared machine only slows "
             "calls down, so the low end is what reproduces from run to run); adjusted = the typical call, "
             "the median of each turn's median divided by the host's speed factor in its round-robin pass (the "

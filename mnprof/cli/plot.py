@@ -48,9 +48,9 @@ SUFFIXES = (".html", ".png", ".svg")
     "when nothing was timed]",
 )
 @statistic_option(
-    "The latency plotted: p10 (the headline: the 10th percentile of the calls, bars its 95% CI), adjusted "
+    "The latency plotted: p5 (the headline: the 5th percentile of the calls, bars its 95% CI), adjusted "
     "(the typical call at the run's median host speed), median (every call as it came) or min; bars are "
-    "the IQR except for p10; see mnprof table --help."
+    "the IQR except for p5; see mnprof table --help."
 )
 @reference_option(
     "The configuration relative latency (in the hover) divides by. [default: the geometric mean of the "

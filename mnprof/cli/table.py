@@ -76,7 +76,7 @@ def table(
     every column; Markdown, CSV and JSON always carry every column.
 
     Timing: warm-up until timings settle, then round-robin passes over the grid. The headline latency
-    (ms) is the 10th percentile of each configuration's calls: one call in ten was at least this fast,
+    (ms) is the 5th percentile of each configuration's calls: one call in twenty was at least this fast,
     the latency this host reaches when nothing else interferes. A shared machine's speed moves by 20-60%
     within a minute and other processes only ever slow a call down, so the low end is what reproduces
     from run to run. Timing stops when every headline's 95% CI (each turn a cluster of calls) is within

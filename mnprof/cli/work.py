@@ -131,7 +131,7 @@ def report_drift(outcome: SweepOutcome) -> float | None:
     if drift.spread > DRIFT_WARNING:
         warn(
             f"the host's speed changed by {drift.spread:.0%} during this sweep, every configuration together (a "
-            "cause outside them): the headline (10th percentile) reads the faster moments, and a run that "
+            "cause outside them): the headline (5th percentile) reads the faster moments, and a run that "
             "never reaches them reads slower; compare rel (relative latency), not ms, across runs"
         )
     return drift.spread

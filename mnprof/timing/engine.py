@@ -18,8 +18,8 @@ Method, per task (one configuration x backend x batch size):
    multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
    no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
    task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
-4. The headline is the 10th percentile of the clean calls (:data:`mnprof.timing.stats.HEADLINE_QUANTILE`):
-   one call in ten was at least this fast, the latency this host reaches when nothing else interferes.
+4. The headline is the 5th percentile of the clean calls (:data:`mnprof.timing.stats.HEADLINE_QUANTILE`):
+   one call in twenty was at least this fast, the latency this host reaches when nothing else interferes.
    Noise on a shared machine only ever slows a call down, and the host's speed moves (by 20-60% within
    a minute on the VMs this was built on, every task together), so the low end is what reproduces from
    run to run; the median moves with the host (measured: benchmarks/rel_statistics.py, README "Latency
@@ -121,7 +121,7 @@ class StopRule:
             raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
     def converged(self, turns: Sequence[Sequence[float]]) -> bool:
-        """Enough clean turns, and the 95% CI of the headline (the calls' 10th percentile) within the target."""
+        """Enough clean turns, and the 95% CI of the headline (the calls' 5th percentile) within the target."""
         turns = [turn for turn in turns if turn]
         return len(turns) >= self.min_turns and quantile_ci(turns, min_turns=self.min_turns)[3] <= self.target_rel_ci
 
@@ -187,7 +187,7 @@ class Measurement:
 
     @cached_property
     def headline(self) -> tuple[float, float | None, float | None, float]:
-        """``(value, low, high, relative half-width)``: the calls' 10th percentile with its 95% CI over turns."""
+        """``(value, low, high, relative half-width)``: the calls' 5th percentile with its 95% CI over turns."""
         return quantile_ci(self.turns)
 
     @cached_property

@@ -35,7 +35,7 @@ def measure_gemm_peak(
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
     Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
-    models, and summarised by the same headline statistic (the 10th percentile of the calls: a model's
+    models, and summarised by the same headline statistic (the 5th percentile of the calls: a model's
     fraction of the peak compares like with like); the peak is the best rate, ``2 n^3 / headline``.
     ``with_onnxruntime`` adds onnxruntime's own GEMM (when its backend is timed, its fraction of the peak
     stays meaningful).
@@ -75,7 +75,7 @@ def measure_gemm_peak(
 
 def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
     """Memory bandwidth in GB/s: ``2 x bytes / headline time`` of ``dst.copy_(src)`` (one read, one write; the
-    headline as for the models, the 10th percentile of the calls)."""
+    headline as for the models, the 5th percentile of the calls)."""
     elements = mib * 2**20 // 4
     source = torch.rand(elements)
     target = torch.empty_like(source)

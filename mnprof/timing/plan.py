@@ -56,7 +56,7 @@ class TimingRequest:
     results: Path
     resume: bool
     from_results: tuple[Path, ...]
-    statistic: str = Statistic.P10.value
+    statistic: str = Statistic.P5.value
     reference: str | None = None
 
 
@@ -69,7 +69,7 @@ class TimingPlan:
     settings: TimingSettings | None = None
     store: ResultsStore | None = None
     documents: tuple[dict[str, Any], ...] = ()
-    statistic: Statistic = Statistic.P10
+    statistic: Statistic = Statistic.P5
     reference: str | None = None
 
 

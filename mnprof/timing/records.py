@@ -76,14 +76,14 @@ class Device(StrEnum):
 class Statistic(StrEnum):
     """What a latency column shows (``--statistic``); every one is kept, the choice is only the view's."""
 
-    P10 = "p10"  # the headline: the 10th percentile of the clean calls (one call in ten was at least this fast)
+    P5 = "p5"  # the headline: the 5th percentile of the clean calls (one call in twenty was at least this fast)
     ADJUSTED = "adjusted"  # the typical call: the median of the turn medians, each over its pass's host factor
     MEDIAN = "median"  # the median of every timed call as it came, host drift included
     MIN = "min"  # the fastest timed call
 
 
 STATISTIC_MEANING = {
-    Statistic.P10: "10th percentile of the timed calls: one call in ten was at least this fast, the latency this "
+    Statistic.P5: "5th percentile of the timed calls: one call in twenty was at least this fast, the latency this "
     "host reaches when nothing else interferes (what reproduces from run to run on a shared machine)",
     Statistic.ADJUSTED: "host-adjusted median: each turn's median over its pass's host factor, the median of those "
     "(the typical call at the run's median host speed)",
@@ -92,7 +92,7 @@ STATISTIC_MEANING = {
 }
 
 STATISTIC_LABEL = {
-    Statistic.P10: "10th percentile",
+    Statistic.P5: "5th percentile",
     Statistic.ADJUSTED: "host-adjusted median",
     Statistic.MEDIAN: "median",
     Statistic.MIN: "fastest call",
@@ -164,14 +164,14 @@ class Provenance:
 class LatencyStats:
     """The headline and the order statistics of the clean calls, in milliseconds per call.
 
-    ``p10`` is the headline: the 10th percentile of the clean calls (see :mod:`mnprof.timing.engine`);
+    ``p5`` is the headline: the 5th percentile of the clean calls (see :mod:`mnprof.timing.engine`);
     ``ci_low`` and ``ci_high`` bound it (95%, each turn a cluster of calls). ``adjusted`` is the typical
     call at the run's median host speed: the median over turns of each turn's median divided by the host
     factor of its pass. ``median`` and the quartiles describe every timed call as it came, host drift
     included.
     """
 
-    p10: float
+    p5: float
     adjusted: float
     median: float
     iqr: float
@@ -210,7 +210,7 @@ class Rates:
 
     throughput_ips: float  # images per second
     macs_analytic: int  # for one image
-    gflops_achieved: float  # 2 x MACs x batch size / headline latency (the 10th percentile)
+    gflops_achieved: float  # 2 x MACs x batch size / headline latency (the 5th percentile)
     gemm_peak_gflops: float
     peak_fraction: float
     theoretical_peak_gflops: float | None
@@ -287,7 +287,7 @@ class TimingRecord:
             )
         if self.latency is None or self.quality is None or self.rates is None:
             row.update(
-                latency_ms_p10=None,
+                latency_ms_p5=None,
                 latency_ms_adjusted=None,
                 latency_ms_median=None,
                 latency_ms_iqr=None,
@@ -376,7 +376,7 @@ class TimingRecord:
             "quantization": _settings(row.get("quantization")),
             "model_bytes": _bytes(row.get("model_bytes")),
         }
-        if row.get("error") or row.get("latency_ms_p10") is None:
+        if row.get("error") or row.get("latency_ms_p5") is None:
             return cls(key, provenance, **checks, error=row.get("error"))
         latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})
         quality = Quality(**{name: row.get(name) for name in Quality.__dataclass_fields__})

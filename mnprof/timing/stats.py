@@ -28,9 +28,9 @@ __all__ = [
 CONFIDENCE = 0.95
 # A pass's host factor needs at least this many tasks timed in it (a median of fewer says nothing common).
 MIN_PEERS = 3
-# The headline latency is this quantile of the clean calls: one call in ten was at least this fast (see
+# The headline latency is this quantile of the clean calls: one call in twenty was at least this fast (see
 # :func:`quantile_ci` and the README's "Latency on a shared machine: what reproduces").
-HEADLINE_QUANTILE = 0.1
+HEADLINE_QUANTILE = 0.05
 # Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
 EXACT_CI_LIMIT = 1000
 
@@ -141,7 +141,7 @@ def quantile_ci(
     quantile under cluster sampling). The share of calls at or below the estimate is q; its standard error
     comes from how that share varies from turn to turn (the cluster-robust variance of a ratio, never
     below the binomial one of independent calls), and the interval is the pooled quantiles at
-    ``q -/+ z x that error``. A host that was faster in some turns than others widens it: the low end then
+    ``q -/+ z x that error``. A host that was faster in a few turns only widens it: the low end then
     depends on which turns caught the faster moments. ``low``/``high`` are ``None`` and the half-width
     ``inf`` with fewer than ``min_turns`` non-empty turns.
     """

@@ -13,8 +13,8 @@ Schema (version 3, ``kind`` ``mnprof.results``)::
 
 A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the configuration
 (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``, ``batch_size``, ``threads``,
-``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_p10``
-(the 10th percentile of the clean calls, see :mod:`mnprof.timing.engine`) with its 95% CI
+``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_p5``
+(the 5th percentile of the clean calls, see :mod:`mnprof.timing.engine`) with its 95% CI
 ``latency_ms_ci_low`` and ``latency_ms_ci_high``, the typical call ``latency_ms_adjusted`` (the
 host-adjusted median), the statistics of every call (``latency_ms_median``, ``latency_ms_iqr``, ...,
 ``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the
@@ -23,7 +23,7 @@ fingerprint), ``latency_ms_samples`` (every timed call the statistics come from,
 the typical figure divides out) and ``latency_ms_discarded`` (calls set aside as contended). A row whose
 backend failed or computed something else has ``error`` set and no latency. The version is bumped when a
 key is renamed or removed or changes meaning; adding keys keeps it. Version 3: the headline became
-``latency_ms_p10``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
+``latency_ms_p5``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
 ``throughput_ips`` and the GFLOP/s follow it instead of the host-adjusted median (version 2's headline,
 still there as the typical figure). Version 2: the headline became the host-adjusted median instead of
 the median. An older file is refused with the command that re-measures it (its noisy flags and rates

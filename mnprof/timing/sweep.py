@@ -156,7 +156,7 @@ def measured_record(
     stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
     achieved = 2 * macs * key.batch_size / headline / 1e9
     milliseconds = {
-        "p10": headline,
+        "p5": headline,
         "adjusted": measurement.adjusted_median,
         "median": stats.median,
         "iqr": stats.iqr,

@@ -94,7 +94,7 @@ def grid_frame(
     reports: Sequence[CountReport],
     timings: Sequence[TimingRecord] | None = None,
     *,
-    statistic: Statistic = Statistic.P10,
+    statistic: Statistic = Statistic.P5,
     reference: str | None = None,
 ) -> pd.DataFrame:
     """One row per configuration: exact counts, then the published columns and deltas.
@@ -122,7 +122,7 @@ def with_timings(
     frame: pd.DataFrame,
     timings: Sequence[TimingRecord],
     *,
-    statistic: Statistic = Statistic.P10,
+    statistic: Statistic = Statistic.P5,
     reference: str | None = None,
 ) -> pd.DataFrame:
     """Join timing rows to count rows by ``id``: one row per configuration and timing (counts repeated).

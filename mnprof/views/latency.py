@@ -1,7 +1,7 @@
 """How latency is shown: the cells and notes the compact and the wide grid share.
 
 A timed grid row (:func:`mnprof.views.grid.with_timings`) has ``latency_ms``, the statistic chosen with
-``--statistic`` (the headline, the 10th percentile of the calls, by default), ``latency_relative`` over
+``--statistic`` (the headline, the 5th percentile of the calls, by default), ``latency_relative`` over
 ``reference_id``, and the median and IQR of every timed call as the typical figure.
 """
 
@@ -21,7 +21,7 @@ def latency_cell(row: pd.Series) -> str:
         return "error"
     if is_missing(row.get("latency_ms")):
         return "-"
-    noisy = "!" if row.get("noisy") is True and row.get("statistic") == Statistic.P10.value else ""
+    noisy = "!" if row.get("noisy") is True and row.get("statistic") == Statistic.P5.value else ""
     return f"{row['latency_ms']:.2f}{noisy}"
 
 
@@ -39,7 +39,7 @@ def relative_cell(row: pd.Series) -> str:
 def latency_notes(frame: pd.DataFrame, *, detailed: bool = False) -> list[str]:
     """What the latency columns mean: the statistic shown, the reference, the typical figure, noisy."""
     measured = frame[frame["latency_ms"].notna()]
-    statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.P10
+    statistic = Statistic(measured["statistic"].iloc[0]) if not measured.empty else Statistic.P5
     chosen = {str(r) for r in measured["reference_id"].dropna()} - {GEOMETRIC_MEAN}
     reference = ", ".join(sorted(chosen)) + "'s" if chosen else f"the {GEOMETRIC_MEAN} of the configurations"
     meaning = STATISTIC_MEANING[statistic] if detailed else f"{STATISTIC_LABEL[statistic]} (mnprof table --help)"
@@ -48,11 +48,11 @@ def latency_notes(frame: pd.DataFrame, *, detailed: bool = False) -> list[str]:
         "run), what transfers across runs; median (IQR): every call as it came"
     ]
     noisy = "noisy" in measured.columns and bool((measured["noisy"] == True).any())  # noqa: E712 - pandas mask
-    if statistic is Statistic.P10 and noisy:
+    if statistic is Statistic.P5 and noisy:
         target = measured["target_ci_pct"].dropna()
         bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
         notes.append(
             f"! noisy: its 95% CI was wider than {bound} when the budget ran out (the low end did not settle: "
-            "the host was faster in some turns than in others)"
+            "the host was faster in a few turns only)"
         )
     return notes

@@ -75,7 +75,7 @@ def plot_inputs(
     count: Callable[[Sequence[ModelConfig]], list[CountReport]],
     grid_configs: Sequence[ModelConfig] = (),
     *,
-    statistic: Statistic = Statistic.P10,
+    statistic: Statistic = Statistic.P5,
     reference: str | None = None,
 ) -> PlotInputs:
     """Read results files and count with ``count``: the grid holds ``grid_configs`` (the paper's 16 when
@@ -87,7 +87,7 @@ def plot_inputs(
     timed = [
         dict(record.to_row(with_samples=False), series=series_label(record, len(documents), families))
         for record in records
-        if record.latency is not None and record.latency.p10
+        if record.latency is not None and record.latency.p5
     ]
     # A user family read back from a file is known by name only: the --model that names it says how to build it.
     given = {str(config.family): config.family for config in grid_configs}

@@ -132,7 +132,7 @@ HOVER_FIELDS = (
 
 
 def _statistic_name(frame: pd.DataFrame) -> str:
-    statistic = frame["statistic"].iloc[0] if "statistic" in frame.columns and len(frame) else "p10"
+    statistic = frame["statistic"].iloc[0] if "statistic" in frame.columns and len(frame) else "p5"
     return STATISTIC_LABEL[Statistic(statistic)]
 
 
@@ -141,7 +141,7 @@ def _bars_name(frame: pd.DataFrame) -> str:
 
 
 def _headline(frame: pd.DataFrame) -> bool:
-    return "statistic" not in frame.columns or (frame["statistic"] == Statistic.P10.value).all()
+    return "statistic" not in frame.columns or (frame["statistic"] == Statistic.P5.value).all()
 
 
 def _interval(part: pd.DataFrame) -> dict[str, Any]:

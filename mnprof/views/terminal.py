@@ -1,7 +1,7 @@
 """``mnprof table``'s default on a terminal: the trade-off in a table that fits the terminal people have.
 
 One row per configuration (and timing): params, MACs, the published top-1, the computed MACs' delta to
-the published Mult-Adds, and, when timed, the headline latency (the 10th percentile of the calls), the latency
+the published Mult-Adds, and, when timed, the headline latency (the 5th percentile of the calls), the latency
 relative to the reference configuration's, the median of every call with its spread, and the throughput.
 Cells never wrap: where the terminal is narrower than the table, columns are left out in a stated order
 (``Column.drop``: typical median, speed-up, delta, throughput, top-1, params, relative latency) and a note
