@@ -7,11 +7,13 @@ Reads the pairs of results files ``pairN-a.json`` / ``pairN-b.json`` that ``benc
 with each candidate statistic, divides by the run's geometric mean over the configurations (rel), and
 prints, per statistic, run a vs run b: the median and the largest |difference| of rel in each pair, in
 how many pairs both are within the latency issue's target 1 (2.5% and 8%), and the median |difference| of
-the absolute figure in each pair. No timing happens here.
+the absolute figure in each pair; then, for a few quantiles, how many configurations of each run would end
+noisy (their quantile's CI wider than the default --target-ci) on the calls the run kept. No timing
+happens here.
 
-Candidates: the headline as mnprof computes it (the 10th percentile of all calls, through
+Candidates: the headline as mnprof computes it (the 5th percentile of all calls, through
 :func:`mnprof.timing.stats.quantile_ci`), the host-adjusted median (the headline of results schema 2, the
-typical figure since), the median, minimum, 5th and 20th percentile of all calls, the median over turns of
+typical figure since), the median, minimum, 10th and 20th percentile of all calls, the median over turns of
 each turn's 10th percentile over its pass's host factor, the minimum and 25th percentile of the turn
 medians, rel computed pass by pass (each turn over its pass's geometric mean) and then combined, and a
 sensitivity model (log time = a_c + b_c x the pass's host state, so that large configurations may slow
@@ -45,6 +47,7 @@ class Row:
 
 
 Run = dict[str, Row]
+NOISY_PCT = 5.0  # mnprof's default --target-ci
 Statistic = Callable[[Run], dict[str, float]]
 
 
@@ -129,11 +132,11 @@ def sensitivity(turn_statistic: Callable[[np.ndarray], float], percentile: float
 
 
 STATISTICS: dict[str, Statistic] = {
-    "headline: 10th percentile of all calls": per_config(lambda r: quantile_ci([c for _, c in r.raw.turns()])[0]),
+    "headline: 5th percentile of all calls": per_config(lambda r: quantile_ci([c for _, c in r.raw.turns()])[0]),
     "host-adjusted median (schema 2 headline)": per_config(lambda r: r.adjusted),
     "median of all calls": per_config(lambda r: float(np.median(r.raw.latency_ms))),
     "minimum of all calls": per_config(lambda r: min(r.raw.latency_ms)),
-    "5th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 5))),
+    "10th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 10))),
     "20th percentile of all calls": per_config(lambda r: float(np.percentile(r.raw.latency_ms, 20))),
     "host-adjusted turn p10s, median": host_adjusted_turns(lambda calls: quantile(calls, 0.1)),
     "minimum of turn medians": per_config(lambda r: min(float(np.median(t)) for t in turns(r))),
@@ -187,6 +190,18 @@ def main() -> int:
             + " ".join(f"{x:4.1f}" for x in maxima)
             + "; absolute "
             + " ".join(f"{x:4.1f}" for x in absolute)
+        )
+    runs = [run for pair in pairs for run in pair]
+    print(
+        f"\nunsettled low ends: per run, configurations whose quantile's 95% CI (turns as clusters, "
+        f"mnprof.timing.stats.quantile_ci) is wider than ±{NOISY_PCT:g}% over the calls kept"
+    )
+    for q in (0.02, 0.05, 0.1, 0.2):
+        counts = [sum(quantile_ci([c for _, c in r.raw.turns()], q)[3] * 100 > NOISY_PCT for r in run.values())
+                  for run in runs]  # fmt: skip
+        print(
+            f"quantile {q:<4g} runs with at most 2 unsettled: {sum(c <= 2 for c in counts)}/{len(runs)}; "
+            + " ".join(f"{c:2d}" for c in counts)
         )
     return 0
 

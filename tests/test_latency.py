@@ -611,3 +611,54 @@ def test_ctrl_c_during_a_sweep_says_what_was_kept_in_one_line(tmp_path, fake_pea
     assert code == 130 and out == ""
     assert err.splitlines() == [f"mnprof: error: interrupted: 1 measurements kept in {results}; add --resume to "
                                 "finish the rest"]  # fmt: skip
+
+
+def _run_of(run_id: str, when: str, latencies: dict[str, float]) -> list[TimingRecord]:
+    """Records of one run: each configuration's headline as given, one run id and start time."""
+    import dataclasses
+
+    return [
+        dataclasses.replace(
+            record := timing_record(config, headline_ms=ms, threads=1),
+            provenance=dataclasses.replace(record.provenance, run_id=run_id, measured_at=when),
+        )
+        for config, ms in latencies.items()
+    ]
+
+
+def test_runs_whose_headlines_differ_overall_are_told_apart():
+    from mnprof.timing.plan import RUNS_APART, run_shifts
+
+    base = {"1.0-224": 12.0, "0.5-160": 5.0, "0.25-128": 2.5}
+    first = _run_of("aaaa", "2026-01-01T10:00:00+00:00", base)
+    slower = _run_of("bbbb", "2026-01-01T10:05:00+00:00", {c: ms * 1.10 for c, ms in base.items()})
+    close = _run_of("cccc", "2026-01-01T10:10:00+00:00", {c: ms * 1.02 for c, ms in base.items()})
+    shifts = {(s.first[:4], s.second[:4]): s for s in run_shifts(first + slower + close)}
+    assert set(shifts) == {("aaaa", "bbbb"), ("aaaa", "cccc"), ("bbbb", "cccc")}  # in the order they ran
+    assert shifts["aaaa", "bbbb"].shift == pytest.approx(0.10) and shifts["aaaa", "bbbb"].apart
+    assert shifts["aaaa", "cccc"].shift == pytest.approx(0.02) and not shifts["aaaa", "cccc"].apart
+    assert shifts["bbbb", "cccc"].shift == pytest.approx(1.02 / 1.10 - 1) and shifts["bbbb", "cccc"].apart
+    assert shifts["aaaa", "bbbb"].configurations == 3 and RUNS_APART == 0.04
+    two = _run_of("dddd", "2026-01-01T11:00:00+00:00", {"1.0-224": 24.0, "0.5-160": 10.0})
+    assert not [s for s in run_shifts(first + two) if "dddd" in s.second]  # two configurations in common: too few
+    unlabelled = [timing_record(c, headline_ms=ms * 2, threads=1) for c, ms in base.items()]  # files without run ids
+    assert len(run_shifts(first + unlabelled)) == 0
+
+
+def test_table_from_results_warns_when_the_runs_saw_the_host_in_different_states(capsys, tmp_path):
+    from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
+
+    base = {"1.0-224": 12.0, "0.5-160": 5.0, "0.25-128": 2.5}
+    paths = []
+    for name, run_id, factor in (("a", "aaaa", 1.0), ("b", "bbbb", 1.3)):
+        rows = [r.to_row() for r in _run_of(run_id, f"2026-01-01T10:0{len(paths)}:00+00:00",
+                                            {c: ms * factor for c, ms in base.items()})]  # fmt: skip
+        document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                    "gemm_peaks": [], "measurements": rows}  # fmt: skip
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(document))
+    code, out, err = run(capsys, "table", "-q", "--from-results", str(paths[0]), "--from-results", str(paths[1]),
+                         "--alpha", "1.0,0.5,0.25", "--resolution", "224,160,128")  # fmt: skip
+    assert code == 0, err
+    assert "run bbbb (2026-01-01T10:01) measured +30% vs run aaaa (2026-01-01T10:00) over the 3 configurations" in err
+    assert "compare rel within a run, or rerun" in err and "rel" in out

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import configs_from, grid_options, reference_option, statistic_option
-from mnprof.cli.work import count_with_progress, measure_with_progress
+from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
 from mnprof.timing import plan as timing
@@ -125,5 +125,6 @@ def plot(
     else:
         image = static_image(chosen[0].figure, suffix.lstrip("."))
         atomic_write(out, lambda handle: handle.write(image))
+    report_runs_apart(inputs.records)  # after the work: a failing command's one line stays alone
     if not quiet:
         click.echo(f"mnprof plot: wrote {out} ({', '.join(f.key for f in chosen)})", err=True)

@@ -10,11 +10,11 @@ import click
 from mnprof.cli.output import Interrupted, progress, warn
 from mnprof.counting.count import CountReport, count_many
 from mnprof.model.config import ModelConfig
-from mnprof.timing.plan import DRIFT_WARNING, SweepOutcome, TimingPlan, measure
+from mnprof.timing.plan import DRIFT_WARNING, RUNS_APART, SweepOutcome, TimingPlan, measure, run_shifts
 from mnprof.timing.records import TimingRecord
 from mnprof.timing.store import RESULTS_SCHEMA_VERSION
 
-__all__ = ["count_with_progress", "measure_with_progress", "report_drift", "report_quality"]
+__all__ = ["count_with_progress", "measure_with_progress", "report_drift", "report_quality", "report_runs_apart"]
 
 
 def count_with_progress(
@@ -62,7 +62,26 @@ def measure_with_progress(
                 f"(schema version {RESULTS_SCHEMA_VERSION}){varied}",
                 err=True,
             )
+    report_runs_apart(outcome.records, verbose)
     return outcome
+
+
+def report_runs_apart(records: Sequence[TimingRecord], verbose: bool = False) -> None:
+    """Warn when runs shown together measured the host in different states (their headlines differ by more than
+    :data:`mnprof.timing.plan.RUNS_APART` overall): rel did not reproduce between such runs on this project's
+    host. One warning with the worst pair; ``verbose`` lists every one."""
+    apart = sorted((shift for shift in run_shifts(records) if shift.apart), key=lambda shift: -abs(shift.shift))
+    if not apart:
+        return
+    shown = apart if verbose else apart[:1]
+    for shift in shown:
+        more = f" ({len(apart) - 1} more pairs of runs; --verbose lists them)" if len(apart) > 1 and not verbose else ""
+        warn(
+            f"run {shift.second} measured {shift.shift:+.0%} vs run {shift.first} over the {shift.configurations} "
+            f"configurations both timed ({shift.series}): the host was in another state, and rel does not carry "
+            f"over between such runs (on a shared VM it reproduced within 2.5% only between runs within "
+            f"{RUNS_APART:.0%} of each other); compare rel within a run, or rerun{more}"
+        )
 
 
 def _noisy_label(record: TimingRecord) -> str:

@@ -10,6 +10,8 @@ busy host, the host's drift). Wording it for people is the command line's job.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,8 @@ from mnprof.timing.sweep import MAX_THREADS, TimingSettings, parse_batch_sizes, 
 
 __all__ = [
     "DRIFT_WARNING",
+    "RUNS_APART",
+    "RunShift",
     "SweepOutcome",
     "TimingPlan",
     "TimingRequest",
@@ -34,10 +38,16 @@ __all__ = [
     "measure",
     "measure_into",
     "plan",
+    "run_shifts",
 ]
 
 # Above this spread of the host's speed during one sweep (see mnprof.timing.engine.host_drift), say so.
 DRIFT_WARNING = 0.10
+
+# Two runs whose headlines differ by more than this overall saw the host in different states. In the README's
+# twenty pairs of back-to-back runs ("Latency on a shared machine: what reproduces"), the 10 pairs within 4%
+# all reproduced rel (median |difference| <= 2.5%, max <= 8%), and the 10 beyond it (4.3 to 45%) all did not.
+RUNS_APART = 0.04
 
 Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)
 
@@ -146,7 +156,7 @@ class SweepOutcome:
 
     @property
     def noisy(self) -> tuple[TimingRecord, ...]:
-        """Measurements whose median's 95% CI was still wider than the target when the budget ran out."""
+        """Measurements whose headline's 95% CI was still wider than the target when the budget ran out."""
         return tuple(
             r
             for r in self.records
@@ -192,3 +202,54 @@ def measure_into(
 ) -> SweepOutcome:
     """Time ``configs`` with the default method (batch 1, all available cores) into the results file ``path``."""
     return measure(default_plan(path, backends), configs, on_progress)
+
+
+@dataclass(frozen=True)
+class RunShift:
+    """How much slower ``second`` measured than ``first`` overall: the geometric mean over the configurations
+    both timed (same runtime, batch size, threads, device and host) of the ratio of their headlines, minus one."""
+
+    first: str  # a run: its run_id and when it started
+    second: str
+    series: str  # runtime, batch size, threads
+    shift: float
+    configurations: int
+
+    @property
+    def apart(self) -> bool:
+        return abs(self.shift) > RUNS_APART
+
+
+def run_shifts(records: Sequence[TimingRecord], minimum: int = 3) -> list[RunShift]:
+    """Every pair of runs (sweeps) that timed at least ``minimum`` of the same configurations alike, with how far
+    their headlines differ overall: the host's state in each run, which decides whether ``rel`` reproduces
+    between them (see :data:`RUNS_APART`). Records of files without run ids are left out."""
+    groups: dict[tuple[Any, ...], dict[str, dict[str, float]]] = {}
+    started: dict[str, str] = {}
+    for record in records:
+        run = record.provenance.run_id
+        if run is None or record.latency is None or record.error or not record.latency.p5:
+            continue
+        key = record.key
+        series = (key.backend.value, key.batch_size, key.threads, key.device.value, record.provenance.host)
+        groups.setdefault(series, {}).setdefault(run, {})[key.config.id] = record.latency.p5
+        when = record.provenance.measured_at or ""
+        started[run] = min(started.get(run, when), when)
+    shifts = []
+    for (backend, batch, threads, device, _), runs in groups.items():
+        ordered = sorted(runs, key=lambda run: (started[run], run))
+        for first, second in itertools.combinations(ordered, 2):
+            common = sorted(set(runs[first]) & set(runs[second]))
+            if len(common) < minimum:
+                continue
+            logs = [math.log(runs[second][c] / runs[first][c]) for c in common]
+            shifts.append(
+                RunShift(
+                    f"{first} ({started[first][:16]})",
+                    f"{second} ({started[second][:16]})",
+                    f"{backend} batch {batch}, {threads} threads, {device}",
+                    math.exp(math.fsum(logs) / len(logs)) - 1,
+                    len(common),
+                )
+            )
+    return shifts

@@ -63,11 +63,12 @@ def provenance_lines(documents: Sequence[dict[str, Any]], paths: Sequence[Path])
 @dataclass(frozen=True)
 class PlotInputs:
     """The grid (counts and published values), the timed rows with a ``series`` label (None when nothing was
-    timed), and the provenance lines."""
+    timed), the provenance lines, and the records read."""
 
     grid: pd.DataFrame
     latency: pd.DataFrame | None
     provenance: list[str]
+    records: tuple[TimingRecord, ...] = ()
 
 
 def plot_inputs(
@@ -110,4 +111,4 @@ def plot_inputs(
         latency["latency_ms"] = latency[f"latency_ms_{statistic.value}"]
         latency["throughput_ips"] = latency["batch_size"] / (latency["latency_ms"] / 1e3)  # follows the statistic
         latency = add_relative(latency, ["backend", *TIMING_SERIES], reference)
-    return PlotInputs(grid, latency, provenance_lines(documents, paths))
+    return PlotInputs(grid, latency, provenance_lines(documents, paths), tuple(records))
