@@ -139,8 +139,8 @@ def timer_sampler(model: torch.nn.Module, inputs: torch.Tensor, threads: int):
 def target_timer_agreement(workdir: Path) -> None:
     """mnprof's sampler and Timer's, one task each per configuration, interleaved in the same passes.
 
-    Both go through the engine (same passes, same host factors), so the headline is computed the same way
-    from both: what differs is only how one call is timed.
+    Both go through the engine (same passes, same stop rule), so the headline is computed the same way from
+    both: what differs is only how one call is timed.
     """
     print(f"== target 4: against torch.utils.benchmark.Timer, interleaved in one process ({load()})")
     threads = available_cores()

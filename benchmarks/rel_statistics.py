@@ -18,7 +18,7 @@ each turn's 10th percentile over its pass's host factor, the minimum and 25th pe
 medians, rel computed pass by pass (each turn over its pass's geometric mean) and then combined, and a
 sensitivity model (log time = a_c + b_c x the pass's host state, so that large configurations may slow
 down more than small ones), evaluated at the mean and at the fast end of the host states. Results files
-of schema 2 (before the headline became the 10th percentile) are read too: both keep every call.
+of schema 2 (before the headline became the 5th percentile) are read too: both keep every call.
 """
 
 from __future__ import annotations

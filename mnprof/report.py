@@ -17,7 +17,7 @@ import pandas as pd
 from mnprof.check import ModelSpec, baseline_document, builtin_entries
 from mnprof.counting.count import CountReport, count_many
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write, atomic_write_text, dumps
+from mnprof.files import TABLE_SCHEMA_VERSION, atomic_write, atomic_write_text, dumps
 from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid, grid
 from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables
@@ -117,7 +117,7 @@ def count_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...]
                    f"mnprof table{models} --no-timing --format markdown"),
         ReportFile("table.csv", "the same rows as CSV (exact integers)",
                    f"mnprof table{models} --no-timing --format csv"),
-        ReportFile("table.json", "the same rows as versioned JSON (schema_version 2)",
+        ReportFile("table.json", f"the same rows as versioned JSON (schema_version {TABLE_SCHEMA_VERSION})",
                    f"mnprof table{models} --no-timing --format json"),
         ReportFile("paper.md", "every computable table of the paper (published, computed, delta) with findings",
                    "mnprof paper --format markdown"),
@@ -252,7 +252,8 @@ def index_markdown(out: Path, families: Families = DEFAULT_FAMILIES) -> str:
     provenance = timing_provenance(out)
     if present and provenance:
         lines += [
-            f"Measured on {provenance}. Latencies are medians with their spread; on another host they differ.",
+            f"Measured on {provenance}. Latencies are the 5th percentile of the timed calls, with the median "
+            "and its spread beside; on another host they differ.",
             "",
             "| file | what | regenerate one with |",
             "|---|---|---|",

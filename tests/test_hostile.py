@@ -219,6 +219,7 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
         ("latency_ms_median", "fast", 'latency_ms_median is "fast"; accepted: a number or null'),
         ("latency_ms_adjusted", -1.0, "latency_ms_adjusted is -1.0"),
         ("latency_ms_p5", -2.0, "latency_ms_p5 is -2.0"),
+        ("latency_ms_p5", None, "a timed measurement lacks latency_ms_p5 (the headline)"),
         ("samples", -3, "samples is -3"),
     ],
 )

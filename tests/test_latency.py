@@ -253,10 +253,10 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
     for r in rows:
         assert r["error"] is None and r["threads"] == 1 and r["batch_size"] == 1 and r["device"] == "cpu"
         assert r["latency_ms_min"] <= r["latency_ms_median"] <= r["latency_ms_p90"] <= r["latency_ms_max"]
-        if r["turns"] >= 6:  # the headline's CI, each turn a cluster of calls
-            assert r["latency_ms_ci_low"] <= r["latency_ms_p5"] <= r["latency_ms_ci_high"]
-        else:  # a very busy host: too few turns within the budget
-            assert r["latency_ms_ci_low"] is None and r["noisy"]
+        if r["latency_ms_ci_low"] is not None:  # the headline's CI, each turn a cluster of calls
+            assert r["turns"] >= 6 and r["latency_ms_ci_low"] <= r["latency_ms_p5"] <= r["latency_ms_ci_high"]
+        else:  # too few turns, or calls, within the budget to bound the low end (a busy host)
+            assert r["latency_ms_ci_high"] is None and r["noisy"]
         assert r["samples"] == len(r["latency_ms_samples"]) >= r["turns"] >= 1
         assert len(r["turn_host_factors"]) == r["turns"]
         # the headline recomputed from the raw samples: their 5th percentile (numpy's linear method)
@@ -627,11 +627,14 @@ def _run_of(run_id: str, when: str, latencies: dict[str, float]) -> list[TimingR
 
 
 def test_runs_whose_headlines_differ_overall_are_told_apart():
+    import dataclasses
+
     from mnprof.timing.plan import RUNS_APART, run_shifts
 
     base = {"1.0-224": 12.0, "0.5-160": 5.0, "0.25-128": 2.5}
     first = _run_of("aaaa", "2026-01-01T10:00:00+00:00", base)
-    slower = _run_of("bbbb", "2026-01-01T10:05:00+00:00", {c: ms * 1.10 for c, ms in base.items()})
+    ratios = {"1.0-224": 1.21, "0.5-160": 1.10, "0.25-128": 1.0}  # geometric mean 1.10 (arithmetic 1.103)
+    slower = _run_of("bbbb", "2026-01-01T10:05:00+00:00", {c: ms * ratios[c] for c, ms in base.items()})
     close = _run_of("cccc", "2026-01-01T10:10:00+00:00", {c: ms * 1.02 for c, ms in base.items()})
     shifts = {(s.first[:4], s.second[:4]): s for s in run_shifts(first + slower + close)}
     assert set(shifts) == {("aaaa", "bbbb"), ("aaaa", "cccc"), ("bbbb", "cccc")}  # in the order they ran
@@ -639,6 +642,13 @@ def test_runs_whose_headlines_differ_overall_are_told_apart():
     assert shifts["aaaa", "cccc"].shift == pytest.approx(0.02) and not shifts["aaaa", "cccc"].apart
     assert shifts["bbbb", "cccc"].shift == pytest.approx(1.02 / 1.10 - 1) and shifts["bbbb", "cccc"].apart
     assert shifts["aaaa", "bbbb"].configurations == 3 and RUNS_APART == 0.04
+    # 4% apart either way alike: 1/1.0416 is 4% faster, as 1.0416 is 4% slower (and 0.9615 is not apart)
+    for factor, apart in ((1.0416, True), (1 / 1.0416, True), (1.039, False), (1 / 1.039, False)):
+        later = _run_of("eeee", "2026-01-01T12:00:00+00:00", {c: ms * factor for c, ms in base.items()})
+        (shift,) = run_shifts(first + later)
+        assert shift.apart is apart, factor
+    other = [dataclasses.replace(r, key=dataclasses.replace(r.key, batch_size=8)) for r in slower]
+    assert len(run_shifts(first + other)) == 0  # another batch size is another series: never compared
     two = _run_of("dddd", "2026-01-01T11:00:00+00:00", {"1.0-224": 24.0, "0.5-160": 10.0})
     assert not [s for s in run_shifts(first + two) if "dddd" in s.second]  # two configurations in common: too few
     unlabelled = [timing_record(c, headline_ms=ms * 2, threads=1) for c, ms in base.items()]  # files without run ids
@@ -660,5 +670,5 @@ def test_table_from_results_warns_when_the_runs_saw_the_host_in_different_states
     code, out, err = run(capsys, "table", "-q", "--from-results", str(paths[0]), "--from-results", str(paths[1]),
                          "--alpha", "1.0,0.5,0.25", "--resolution", "224,160,128")  # fmt: skip
     assert code == 0, err
-    assert "run bbbb (2026-01-01T10:01) measured +30% vs run aaaa (2026-01-01T10:00) over the 3 configurations" in err
+    assert "run bbbb (2026-01-01T10:01) measured +30.0% vs run aaaa (2026-01-01T10:00) over the 3 configurations" in err
     assert "compare rel within a run, or rerun" in err and "rel" in out

@@ -8,7 +8,7 @@ import click
 
 from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
 from mnprof.cli.output import emit, output_width
-from mnprof.cli.work import count_with_progress, measure_with_progress
+from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family
 from mnprof.timing import plan as timing
@@ -123,6 +123,7 @@ def table(
         records = measure_with_progress(timing_plan, configs, quiet, verbose).records
         frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
+        report_runs_apart(records, verbose)  # after the output: a failing command's one line stays alone
         return
     frame = {
         tables.View.GRID: tables.grid_frame,

@@ -62,7 +62,6 @@ def measure_with_progress(
                 f"(schema version {RESULTS_SCHEMA_VERSION}){varied}",
                 err=True,
             )
-    report_runs_apart(outcome.records, verbose)
     return outcome
 
 
@@ -77,7 +76,7 @@ def report_runs_apart(records: Sequence[TimingRecord], verbose: bool = False) ->
     for shift in shown:
         more = f" ({len(apart) - 1} more pairs of runs; --verbose lists them)" if len(apart) > 1 and not verbose else ""
         warn(
-            f"run {shift.second} measured {shift.shift:+.0%} vs run {shift.first} over the {shift.configurations} "
+            f"run {shift.second} measured {shift.shift:+.1%} vs run {shift.first} over the {shift.configurations} "
             f"configurations both timed ({shift.series}): the host was in another state, and rel does not carry "
             f"over between such runs (on a shared VM it reproduced within 2.5% only between runs within "
             f"{RUNS_APART:.0%} of each other); compare rel within a run, or rerun{more}"

@@ -164,6 +164,7 @@ class Measurement:
     turn_starts: tuple[float, ...] = ()  # clock reading at the start of each turn of ``samples``, in order
     turn_factors: tuple[float, ...] = ()  # host factor of each turn's pass, in order; () = all 1.0
     turn_passes: tuple[int, ...] = ()  # the round-robin pass of each turn, in order
+    min_turns: int = 6  # the stop rule's: no interval (so noisy) with fewer turns
 
     @cached_property
     def stats(self) -> SampleStats:
@@ -188,7 +189,7 @@ class Measurement:
     @cached_property
     def headline(self) -> tuple[float, float | None, float | None, float]:
         """``(value, low, high, relative half-width)``: the calls' 5th percentile with its 95% CI over turns."""
-        return quantile_ci(self.turns)
+        return quantile_ci(self.turns, min_turns=self.min_turns)
 
     @cached_property
     def adjusted_median(self) -> float:
@@ -311,6 +312,7 @@ class _Running:
             stop=stop,
             spent_s=self.spent_s,
             target_rel_ci=rule.target_rel_ci,
+            min_turns=rule.min_turns,
             turn_sizes=tuple(len(block.samples) for block in used),
             turn_starts=tuple(block.started for block in used),
             discarded=() if fell_back else tuple(dropped),
@@ -346,9 +348,10 @@ def interleave(
         on_finish: called with each :class:`Measurement` when timing ends (to save it at once).
         on_progress: called as ``(label, budget_seconds_done, budget_seconds_total)`` after each turn.
 
-    Every pass visits every task, so each pass's host factor (:func:`mnprof.timing.stats.pass_factors`) is
-    estimated from the same tasks; after each pass every task's verdict is taken with the factors of all
-    passes so far, and timing ends when every task has one (its CI within the target, or its budget spent).
+    Every pass visits every task, so each pass's host factor (:func:`mnprof.timing.stats.pass_factors`, for
+    the typical figure) is estimated from the same tasks; after each pass every task's verdict is taken on
+    its clean turns so far, and timing ends when every task has one (its headline's CI within the target,
+    or its budget spent).
 
     Returns:
         The measurements in the order of ``tasks``.
@@ -403,8 +406,8 @@ def _pass(
     total: float,
 ) -> tuple[int, list[list[float]], list[Stop | None]]:
     """One round-robin pass: a turn for every task; returns the passes done, each task's host factors (fitted
-    from the other tasks: a task's own turns must not help fit the factors divided out of it, or its interval
-    narrows by construction), and the verdicts."""
+    from the other tasks: a task's own turns must not help fit the factors divided out of its typical figure),
+    and the verdicts."""
     for run in running:
         calls = run.calls_per_block(rule)
         switch_to(run.task)

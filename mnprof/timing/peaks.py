@@ -35,8 +35,9 @@ def measure_gemm_peak(
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
     Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
-    models, and summarised by the same headline statistic (the 5th percentile of the calls: a model's
-    fraction of the peak compares like with like); the peak is the best rate, ``2 n^3 / headline``.
+    models and summarised by the same headline statistic, the 5th percentile of the calls (with the few
+    calls a large GEMM gets within its budget, about its fastest call: a peak rate); the peak is the best
+    rate, ``2 n^3 / headline``.
     ``with_onnxruntime`` adds onnxruntime's own GEMM (when its backend is timed, its fraction of the peak
     stays meaningful).
     ``with_int8`` also times onnxruntime's integer GEMM (MatMulInteger), recorded apart as ``int8_gops``

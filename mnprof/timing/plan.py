@@ -209,7 +209,7 @@ class RunShift:
     """How much slower ``second`` measured than ``first`` overall: the geometric mean over the configurations
     both timed (same runtime, batch size, threads, device and host) of the ratio of their headlines, minus one."""
 
-    first: str  # a run: its run_id and when it started
+    first: str  # a run: its run_id and when its first measurement was written (runs in that order)
     second: str
     series: str  # runtime, batch size, threads
     shift: float
@@ -217,7 +217,8 @@ class RunShift:
 
     @property
     def apart(self) -> bool:
-        return abs(self.shift) > RUNS_APART
+        """More than :data:`RUNS_APART` apart either way (in ratio: 4% faster or 4% slower alike)."""
+        return abs(math.log1p(self.shift)) > math.log1p(RUNS_APART)
 
 
 def run_shifts(records: Sequence[TimingRecord], minimum: int = 3) -> list[RunShift]:
@@ -233,7 +234,7 @@ def run_shifts(records: Sequence[TimingRecord], minimum: int = 3) -> list[RunShi
         key = record.key
         series = (key.backend.value, key.batch_size, key.threads, key.device.value, record.provenance.host)
         groups.setdefault(series, {}).setdefault(run, {})[key.config.id] = record.latency.p5
-        when = record.provenance.measured_at or ""
+        when = record.provenance.measured_at or "an unknown time"
         started[run] = min(started.get(run, when), when)
     shifts = []
     for (backend, batch, threads, device, _), runs in groups.items():

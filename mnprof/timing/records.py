@@ -376,6 +376,10 @@ class TimingRecord:
             "quantization": _settings(row.get("quantization")),
             "model_bytes": _bytes(row.get("model_bytes")),
         }
+        if not row.get("error") and row.get("latency_ms_p5") is None and row.get("latency_ms_samples"):
+            raise MnprofError(  # timed (its calls are there) but without the headline: not what mnprof writes
+                "a timed measurement lacks latency_ms_p5 (the headline); accepted: a row mnprof table wrote"
+            )
         if row.get("error") or row.get("latency_ms_p5") is None:
             return cls(key, provenance, **checks, error=row.get("error"))
         latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})

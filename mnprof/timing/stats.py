@@ -138,12 +138,17 @@ def quantile_ci(
 
     The calls of one turn are not independent (they share the host's state while the turn ran), so the
     interval treats each turn as a cluster: Woodruff's method (Woodruff 1952, the standard interval for a
-    quantile under cluster sampling). The share of calls at or below the estimate is q; its standard error
-    comes from how that share varies from turn to turn (the cluster-robust variance of a ratio, never
-    below the binomial one of independent calls), and the interval is the pooled quantiles at
-    ``q -/+ z x that error``. A host that was faster in a few turns only widens it: the low end then
+    quantile under cluster sampling). The share of calls at or below the estimate (q, or more where calls
+    tie) has a standard error from how that share varies from turn to turn (the cluster-robust variance of
+    a ratio, never below the binomial one of independent calls), and the interval is the pooled quantiles
+    at ``q -/+ z x that error``. A host that was faster in a few turns only widens it: the low end then
     depends on which turns caught the faster moments. ``low``/``high`` are ``None`` and the half-width
-    ``inf`` with fewer than ``min_turns`` non-empty turns.
+    ``inf`` with fewer than ``min_turns`` non-empty turns, and where ``q - z x that error`` falls below 0:
+    the calls cannot bound the low end then (they are worth fewer than about 73 independent calls for the
+    5th percentile, ``q (1 - q) / variance``: fewer when turns disagree; and the fastest of n independent
+    calls lies above the 5th percentile with probability 0.95^n, over 2.5% below 72), and an interval that
+    stopped at the fastest call would cover far less than 95%. Calls of exactly equal duration (which
+    timing hardly ever gives) raise the share at the estimate and so the error.
     """
     turns = [turn for turn in turns if turn]
     pooled = sorted(value for turn in turns for value in turn)
@@ -158,7 +163,9 @@ def quantile_ci(
     spread = sum((hits - share * len(turn)) ** 2 for hits, turn in zip(at_or_below, turns, strict=True))
     variance = max(len(turns) / (len(turns) - 1) * spread / count**2, q * (1 - q) / count)
     margin = NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(variance)
-    low, high = quantile(pooled, max(0.0, q - margin)), quantile(pooled, min(1.0, q + margin))
+    if q - margin < 0:  # too few calls, or turns that disagree too much, to bound the low end
+        return value, None, None, math.inf
+    low, high = quantile(pooled, q - margin), quantile(pooled, min(1.0, q + margin))
     return value, low, high, max(value - low, high - value) / value
 
 
