@@ -232,6 +232,8 @@ def _accepted(error: Any) -> str:
         return json.dumps(value)
     if keyword in ("minItems", "minLength"):
         return f"at least {value} item(s)"
+    if keyword == "minProperties":
+        return f"an object with at least {value} key(s)"
     if keyword == "pattern":
         return f"text matching {value}"
     if keyword == "additionalProperties" and value is False:

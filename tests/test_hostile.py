@@ -190,7 +190,15 @@ def baseline(tmp_path: Path, **changes) -> Path:
         ),
         (
             lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["thop"].update(params="12"),
-            'thop.params is "12"; accepted: an integer or an object',
+            'thop.params is "12"; accepted: an integer',
+        ),
+        (  # an emptied count compared as "not in the baseline": every metric "added", and the gate passed
+            lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["analytic"].update(macs={}),
+            "analytic.macs is an object; accepted: an integer",
+        ),
+        (
+            lambda d: d["entries"]["mobilenetv1@0.25-32"]["counts"]["fvcore"].update(macs_by_operator={}),
+            "fvcore.macs_by_operator is an object; accepted: an object with at least 1 key(s)",
         ),
         (lambda d: d.update(schema_version=True), "schema version True"),
         (lambda d: d["entries"].update(x=[]), '$.entries has the key "x"; accepted: keys matching ^[^@]+@[^@]+$'),
