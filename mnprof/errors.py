@@ -20,6 +20,7 @@ __all__ = [
     "ended_on_overrun",
     "held_warnings",
     "one_line",
+    "sigint_noted",
     "stdout_to_stderr",
     "time_limit",
     "user_code",
@@ -40,8 +41,42 @@ class MnprofError(ValueError):
 
 
 def one_line(error: BaseException) -> str:
-    """An exception as ``Type: message`` on one line (for errors raised by the user's code)."""
-    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+    """An exception as ``Type: message`` on one line (for errors raised by the user's code, whose ``str`` may
+    itself fail)."""
+    try:
+        text = str(error)
+    except Exception as failure:  # noqa: BLE001 - the user's __str__ can raise anything
+        text = f"(its message cannot be shown: its str() raised {type(failure).__name__})"
+    return f"{type(error).__name__}: {' '.join(text.split())}"
+
+
+_sigint_seen = threading.Event()  # a real Ctrl-C arrived during sigint_noted()
+
+
+@contextmanager
+def sigint_noted() -> Iterator[None]:
+    """For the block (the command line's run), a real Ctrl-C (SIGINT) is noted before it raises
+    ``KeyboardInterrupt`` as Python's own handler does, so that :func:`user_code` tells it from a
+    ``KeyboardInterrupt`` the user's code raises: the first interrupts mnprof (exit 130, even while mnprof runs a
+    model's forward pass inside the fence), the second is an error of that code (exit 2). Only where Python's
+    default handler is installed, in the main thread."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def noted(signum: int, frame: object) -> None:
+        _sigint_seen.set()
+        signal.default_int_handler(signum, frame)
+
+    _sigint_seen.clear()
+    previous = signal.signal(signal.SIGINT, noted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _TimeLimit(BaseException):
@@ -257,5 +292,9 @@ def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
         raise
     except _TimeLimit:
         raise MnprofError(late) from None
-    except BaseException as error:  # SystemExit, KeyboardInterrupt, GeneratorExit, a BaseException of its own
+    except KeyboardInterrupt as error:
+        if _sigint_seen.is_set():  # a real Ctrl-C: the command line's interruption, not the user's code's error
+            raise
+        raise MnprofError(f"{what} {one_line(error)}") from None
+    except BaseException as error:  # SystemExit, GeneratorExit, a BaseException of its own
         raise MnprofError(f"{what} {one_line(error)}") from None

@@ -495,3 +495,26 @@ def test_a_latency_baseline_of_the_old_method_is_refused_before_timing(capsys, t
     capsys.readouterr()
     err = refused(capsys, "check", "-q", *TINY, "--baseline", str(path), "--latency")
     assert "recorded by an older mnprof (method None" in err and "mnprof baseline --latency" in err
+
+
+def test_a_real_ctrl_c_in_user_code_interrupts_and_one_it_raises_is_its_error():
+    import signal
+
+    from mnprof.errors import sigint_noted, user_code
+
+    with sigint_noted():
+        with pytest.raises(MnprofError, match="factory raised KeyboardInterrupt"), user_code("factory raised"):
+            raise KeyboardInterrupt  # the user's code raised it: an error of that code (exit 2)
+        with pytest.raises(KeyboardInterrupt), user_code("factory raised"):
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, even inside the fence: an interruption (exit 130)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_an_exception_whose_str_raises_is_still_one_line():
+    from mnprof.errors import one_line
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    assert one_line(Unprintable()) == "Unprintable: (its message cannot be shown: its str() raised RuntimeError)"

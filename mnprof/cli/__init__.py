@@ -29,7 +29,7 @@ from mnprof.cli.output import (
     exit_with_error,
     warn,
 )
-from mnprof.errors import MnprofError, ended_on_overrun, warnings_held_for_run
+from mnprof.errors import MnprofError, ended_on_overrun, sigint_noted, warnings_held_for_run
 
 __all__ = ["COMMANDS", "cli", "main", "refuse_repeated", "summary_line"]
 
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
     # User code that defeats its time limit ends the process (exit 2); its warnings wait for the outcome.
-    with ended_on_overrun(exit_with_error), warnings_held_for_run() as held:
+    with ended_on_overrun(exit_with_error), warnings_held_for_run() as held, sigint_noted():
         code = _run(args)
         if code in (0, EXIT_REGRESSION):
             for line in held():
