@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import stat
 import tempfile
@@ -47,10 +48,11 @@ def table_document(
 
 
 def dumps(document: Mapping[str, Any]) -> str:
-    """Stable, diff-friendly JSON (sorted keys, two-space indent, trailing newline); NaN becomes null."""
+    """Stable, diff-friendly JSON (sorted keys, two-space indent, trailing newline); NaN and infinities (a rate
+    divided by a zero peak, a latency that underflowed) become null: JSON has no such numbers."""
 
     def clean(value: Any) -> Any:
-        if isinstance(value, float) and value != value:
+        if isinstance(value, float) and not math.isfinite(value):
             return None
         if isinstance(value, dict):
             return {key: clean(item) for key, item in value.items()}

@@ -518,3 +518,67 @@ def test_an_exception_whose_str_raises_is_still_one_line():
             raise RuntimeError("no")
 
     assert one_line(Unprintable()) == "Unprintable: (its message cannot be shown: its str() raised RuntimeError)"
+
+
+def _results(path: Path, rows: list[dict]) -> Path:
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": rows}  # fmt: skip
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_table_json_of_results_with_infinite_derived_figures_writes_null(capsys, tmp_path):
+    row = dict(timing_record().to_row(), gemm_peak_gflops=0, theoretical_peak_gflops=0)  # fractions: x / 0
+    row.update(latency_ms_p5=1e-310, latency_ms_ci_low=1e-310, latency_ms_ci_high=1e-310)  # throughput: inf
+    path = _results(tmp_path / "r.json", [row])
+    assert main(["table", "-q", *TINY, "--from-results", str(path), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows[0]["throughput_ips"] is None  # JSON has no infinity
+
+
+def test_a_latency_beyond_any_budget_is_refused(capsys, tmp_path):
+    path = _results(tmp_path / "r.json", [dict(timing_record().to_row(), latency_ms_p5=1e300)])
+    assert "latency_ms_p5 is 1e+300; accepted: a number <= 1000000000.0" in refused(
+        capsys, "table", "-q", *TINY, "--from-results", str(path)
+    )
+
+
+def test_runs_whose_headlines_are_floating_point_extremes_apart_warn_without_a_traceback(capsys, tmp_path):
+    import dataclasses
+
+    paths = []
+    for run, scale in (("runA", 1e5), ("runB", 1e-300)):
+        rows = []
+        for alpha in (0.25, 0.5, 0.75):
+            record = timing_record(f"{alpha:g}-32", headline_ms=scale, threads=1)
+            when = "2026-01-01T00:00:00+00:00" if run == "runA" else "2026-01-02T00:00:00+00:00"
+            rows.append(dataclasses.replace(record, provenance=dataclasses.replace(
+                record.provenance, run_id=run, measured_at=when)).to_row())  # fmt: skip
+        paths += ["--from-results", str(_results(tmp_path / f"{run}.json", rows))]
+    code = main(["table", "-q", "--alpha", "0.25,0.5,0.75", "--resolution", "32", *paths])
+    assert code == 0
+    assert "run runB (2026-01-02T00:00) measured -100.0% vs run runA" in capsys.readouterr().err
+
+
+def test_a_plot_of_a_statistic_no_row_has_is_one_line(capsys, tmp_path):
+    path = _results(tmp_path / "r.json", [dict(timing_record().to_row(), latency_ms_adjusted=None)])
+    err = refused(capsys, "plot", "-q", *TINY, "--results", str(path), "--statistic", "adjusted",
+                  "--out", str(tmp_path / "p.html"))  # fmt: skip
+    assert "holds no measured latency" in err and not (tmp_path / "p.html").exists()
+
+
+def test_the_table_never_replaces_the_results_it_was_made_from(capsys, tmp_path):
+    path = _results(tmp_path / "r.json", [timing_record().to_row()])
+    before = path.read_bytes()
+    for option in ("--from-results", "--results"):
+        err = refused(capsys, "table", "-q", *TINY, option, str(path), "--format", "json", "--out", str(path))
+        assert "is the results file the measurements are kept in" in err and path.read_bytes() == before
+
+
+def test_python_m_mnprof_is_not_shadowed_by_a_module_in_the_working_directory(tmp_path):
+    import subprocess
+
+    (tmp_path / "click.py").write_text("raise SystemExit('a scratch click.py was imported')\n")
+    done = subprocess.run([sys.executable, "-m", "mnprof", "--version"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "mnprof" in done.stdout, done.stderr

@@ -104,6 +104,12 @@ def table(
     """
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     fmt = resolve_output(fmt, out)
+    if out is not None:  # the table would replace the measurements it was made from
+        kept = {Path(p).resolve(): p for p in (timing_request.results, *timing_request.from_results)}
+        if Path(out).resolve() in kept:
+            raise MnprofError(
+                f"--out {out} is the results file the measurements are kept in; accepted: another path for the table"
+            )
     chosen = tables.View(view)
     if chosen in (tables.View.PAPER, tables.View.SEED) and any(c.family is not Family.MOBILENETV1 for c in configs):
         raise MnprofError(

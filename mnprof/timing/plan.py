@@ -212,13 +212,18 @@ class RunShift:
     first: str  # a run: its run_id and when its first measurement was written (runs in that order)
     second: str
     series: str  # runtime, batch size, threads
-    shift: float
+    log_ratio: float  # the mean over the configurations of log(second's headline / first's)
     configurations: int
+
+    @property
+    def shift(self) -> float:
+        """How much slower ``second`` measured overall (0.1 = 10% slower; -0.1 = 10% faster)."""
+        return math.expm1(min(self.log_ratio, 700.0))  # a ratio beyond floating point's range reads as huge
 
     @property
     def apart(self) -> bool:
         """More than :data:`RUNS_APART` apart either way (in ratio: 4% faster or 4% slower alike)."""
-        return abs(math.log1p(self.shift)) > math.log1p(RUNS_APART)
+        return abs(self.log_ratio) > math.log1p(RUNS_APART)
 
 
 def run_shifts(records: Sequence[TimingRecord], minimum: int = 3) -> list[RunShift]:
@@ -243,13 +248,16 @@ def run_shifts(records: Sequence[TimingRecord], minimum: int = 3) -> list[RunShi
             common = sorted(set(runs[first]) & set(runs[second]))
             if len(common) < minimum:
                 continue
-            logs = [math.log(runs[second][c] / runs[first][c]) for c in common]
+            ratios = [runs[second][c] / runs[first][c] for c in common]
+            if not all(0 < ratio < math.inf for ratio in ratios):  # headlines beyond floating point's range
+                continue
+            logs = [math.log(ratio) for ratio in ratios]
             shifts.append(
                 RunShift(
                     f"{first} ({started[first][:16]})",
                     f"{second} ({started[second][:16]})",
                     f"{backend} batch {batch}, {threads} threads, {device}",
-                    math.exp(math.fsum(logs) / len(logs)) - 1,
+                    math.fsum(logs) / len(logs),
                     len(common),
                 )
             )

@@ -109,6 +109,10 @@ def plot_inputs(
         latency = pd.DataFrame(timed)
         latency["statistic"] = statistic.value
         latency["latency_ms"] = latency[f"latency_ms_{statistic.value}"]
+        latency = latency[latency["latency_ms"].notna()].copy()  # rows without this statistic are not drawn
+    if latency is not None and len(latency):
         latency["throughput_ips"] = latency["batch_size"] / (latency["latency_ms"] / 1e3)  # follows the statistic
         latency = add_relative(latency, ["backend", *TIMING_SERIES], reference)
+    else:
+        latency = None
     return PlotInputs(grid, latency, provenance_lines(documents, paths), tuple(records))

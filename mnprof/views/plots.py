@@ -162,7 +162,7 @@ def _layout(figure: Any, title: str, x_title: str, y_title: str) -> None:
 def _hover(row: pd.Series) -> str:
     lines = []
     for key, label, fmt in HOVER_FIELDS:
-        if key in row and not (isinstance(row[key], float) and math.isnan(row[key])):
+        if key in row and row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
             lines.append(f"{label}: {_esc(fmt.format(row[key]))}")
     return "<br>".join(lines)
 
