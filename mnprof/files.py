@@ -123,6 +123,12 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
             os.umask(umask)
             os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a file-size limit (EFBIG), a quota: the old file is untouched
+        Path(temporary).unlink(missing_ok=True)
+        reason = error.strerror or str(error)
+        raise MnprofError(
+            f"cannot write {path}: {reason} (it is left as it was); accepted: a path with room to write"
+        ) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

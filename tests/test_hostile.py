@@ -54,6 +54,21 @@ def test_report_validates_everything_before_writing_anything(capsys, tmp_path):
     assert not out.exists()
 
 
+def test_a_write_the_os_refuses_is_one_line_and_keeps_the_old_file(capsys, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "p.json"
+    out.write_text("keep")
+
+    def too_large(_descriptor):  # what ``ulimit -f`` does to a write (Python ignores SIGXFSZ)
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(os, "fsync", too_large)
+    err = refused(capsys, "paper", "--format", "json", "--out", str(out))
+    assert f"cannot write {out}: File too large" in err
+    assert out.read_text() == "keep" and list(tmp_path.iterdir()) == [out]
+
+
 # ---------------------------------------------------------------- 2. sizes
 
 
