@@ -352,6 +352,21 @@ def test_pyproject_of_the_wrong_shape_is_one_line(capsys, tmp_path, text):
     assert "[tool.mnprof] is not a table" in err
 
 
+def test_an_unreadable_pyproject_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.mnprof]\n")
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "pyproject.toml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    err = refused(capsys, "check", "-q", *TINY)
+    assert "pyproject.toml cannot be read (Permission denied)" in err
+
+
 # ---------------------------------------------------------------- 6. text from files
 
 
