@@ -403,6 +403,24 @@ def test_only_plain_numbers_are_numbers(capsys, args, message):
     assert message in refused(capsys, *args)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "-5"], "--budget -5 is invalid"),
+        (["--batch-size", "0"], "batch size 0 is invalid"),
+        (["--backend", "nope"], "unknown backend 'nope'"),
+        (["--target-ci", "500"], "--target-ci 500 is out of range"),
+        (["--threads", "0"], "--threads 0 is invalid"),
+    ],
+)
+def test_timing_options_are_validated_with_from_results_too(capsys, tmp_path, args, message):
+    path = tmp_path / "r.json"
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [timing_record().to_row()]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    assert message in refused(capsys, "table", "-q", *TINY, "--from-results", str(path), *args)
+
+
 # ---------------------------------------------------------------- 8. concurrent writers
 
 

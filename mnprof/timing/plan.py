@@ -92,17 +92,15 @@ def check_reference(reference: str | None, ids: Sequence[str]) -> None:
 
 
 def plan(request: TimingRequest) -> TimingPlan | None:
-    """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`."""
+    """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`.
+
+    With ``--from-results`` nothing is measured, but the timing options are validated all the same (a
+    ``--budget -5`` is wrong whatever is read); only whether this host could run them (a runtime not installed,
+    no GPU) is left unchecked, since reading another host's results needs neither."""
     if not request.enabled:
         return None
     statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
     shown = {"statistic": statistic, "reference": request.reference}
-    if request.from_results:
-        files = [Path(path).resolve() for path in request.from_results]
-        twice = next((path for index, path in enumerate(files) if path in files[:index]), None)
-        if twice is not None:
-            raise MnprofError(f"--from-results {twice} is given twice; accepted: each results file once")
-        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
     if not 0 < request.target_ci_pct < 100:
         raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
     if not request.budget_s > 0:
@@ -110,11 +108,20 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     threads = available_cores() if request.threads is None else request.threads
     if not 1 <= threads <= MAX_THREADS:
         raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
+    backends = parse_backends(request.backends)
+    batch_sizes = parse_batch_sizes(request.batch_sizes)
+    device = parse_choice(request.device, Device, "--device")
+    if request.from_results:
+        files = [Path(path).resolve() for path in request.from_results]
+        twice = next((path for index, path in enumerate(files) if path in files[:index]), None)
+        if twice is not None:
+            raise MnprofError(f"--from-results {twice} is given twice; accepted: each results file once")
+        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
     settings = TimingSettings(
-        backends=parse_backends(request.backends),
-        batch_sizes=parse_batch_sizes(request.batch_sizes),
+        backends=backends,
+        batch_sizes=batch_sizes,
         threads=threads,
-        device=Device(request.device),
+        device=device,  # type: ignore[arg-type]
         rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
     )
     store = ResultsStore.open(request.results, host_environment(), resume=request.resume)
