@@ -87,6 +87,20 @@ def test_sizes_are_bounded(capsys, tmp_path, monkeypatch, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "1e308"], "--budget 1e+308 is invalid; accepted: seconds in (0, 3600]"),
+        (["--budget", "inf"], "--budget inf is invalid"),
+        (["--target-ci", "1e-9"], "--target-ci 1e-09 is out of range; accepted: a percentage in [0.1, 100)"),
+    ],
+)
+def test_timing_cannot_be_asked_to_run_forever(capsys, tmp_path, args, message):
+    results = tmp_path / "r.json"
+    assert message in refused(capsys, "table", "-q", *TINY, "--results", str(results), *args)
+    assert not results.exists()
+
+
 def test_what_cannot_fit_is_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(sweep, "available_memory", lambda: 2**30)
     key = TimingKey(ModelConfig(1.0, 2048), Backend.EAGER, 64, 1, Device.CPU)

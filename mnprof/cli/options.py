@@ -30,7 +30,7 @@ from mnprof.model.config import (
     parse_alphas,
     parse_resolutions,
 )
-from mnprof.timing.engine import StopRule
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
 from mnprof.timing.sweep import MAX_THREADS
@@ -350,7 +350,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
-            "5th percentile of its calls, see --statistic) is within this percentage of it...",
+            f"5th percentile of its calls, see --statistic) is within this percentage of it (at least "
+            f"{MIN_TARGET_CI_PCT:g})...",
         ),
         click.option(
             "--budget",
@@ -359,8 +360,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=StopRule().budget_s,
             show_default=True,
             metavar="SECONDS",
-            help="...or once this many seconds of timing are spent on each (those that did not reach the target "
-            "are flagged noisy).",
+            help=f"...or once this many seconds of timing are spent on each, at most {MAX_BUDGET_S:g} (those that "
+            "did not reach the target are flagged noisy).",
         ),
         statistic_option(
             "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p5 = the "

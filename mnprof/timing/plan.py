@@ -20,7 +20,7 @@ from typing import Any
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.timing.backends import parse_backends
-from mnprof.timing.engine import Drift, StopRule
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule
 from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, results_records
@@ -101,10 +101,13 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         return None
     statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
     shown = {"statistic": statistic, "reference": request.reference}
-    if not 0 < request.target_ci_pct < 100:
-        raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
-    if not request.budget_s > 0:
-        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds > 0")
+    if not MIN_TARGET_CI_PCT <= request.target_ci_pct < 100:
+        raise MnprofError(
+            f"--target-ci {request.target_ci_pct:g} is out of range; "
+            f"accepted: a percentage in [{MIN_TARGET_CI_PCT:g}, 100)"
+        )
+    if not 0 < request.budget_s <= MAX_BUDGET_S:
+        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
     threads = available_cores() if request.threads is None else request.threads
     if not 1 <= threads <= MAX_THREADS:
         raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
