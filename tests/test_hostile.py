@@ -435,6 +435,20 @@ def test_timing_options_are_validated_with_from_results_too(capsys, tmp_path, ar
     assert message in refused(capsys, "table", "-q", *TINY, "--from-results", str(path), *args)
 
 
+@pytest.mark.parametrize("tolerance", ["５%", "1_0", "0_5%"])
+def test_a_tolerance_is_a_plain_number(capsys, tolerance):
+    err = refused(capsys, "check", "-q", *TINY, "--tolerance", tolerance)
+    assert f"tolerance {tolerance!r} " in err and ("plain ASCII" in err or "digit separator" in err)
+
+
+def test_the_user_code_time_limit_is_a_plain_number(monkeypatch):
+    from mnprof.errors import user_code_limit_s
+
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "1_0")
+    with pytest.raises(MnprofError, match=r"MNPROF_USER_CODE_TIMEOUT='1_0' is invalid"):
+        user_code_limit_s()
+
+
 # ---------------------------------------------------------------- 8. concurrent writers
 
 
