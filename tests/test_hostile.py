@@ -250,6 +250,7 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
         ("latency_ms_p5", -2.0, "latency_ms_p5 is -2.0"),
         ("latency_ms_p5", None, "a timed measurement lacks latency_ms_p5 (the headline)"),
         ("samples", -3, "samples is -3"),
+        ("turn_sizes", [], "latency_ms_samples holds 2 calls but turn_sizes is empty"),
     ],
 )
 def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message):
