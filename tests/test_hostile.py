@@ -262,6 +262,15 @@ def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message
     assert message in refused(capsys, "table", "-q", "--from-results", str(path))
 
 
+def test_a_number_that_overflows_to_infinity_is_refused(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    row = dict(timing_record().to_row(), latency_ms_samples=["INF", 1.1])
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
+    path.write_text(json.dumps(document).replace('"INF"', "1e400"))  # json.loads reads 1e400 as inf
+    assert "1e400 is too large" in refused(capsys, "table", "-q", "--from-results", str(path))
+
+
 # ---------------------------------------------------------------- 4. user code
 
 
