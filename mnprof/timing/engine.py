@@ -46,7 +46,6 @@ Method, per task (one configuration x backend x batch size):
 from __future__ import annotations
 
 import gc
-import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -117,7 +116,8 @@ class StopRule:
     def __post_init__(self) -> None:
         if not MIN_TARGET_CI_PCT / 100 <= self.target_rel_ci < 1:
             raise MnprofError(
-                f"CI target {self.target_rel_ci:g} is out of range; accepted: a fraction in [{MIN_TARGET_CI_PCT / 100:g}, 1)"
+                f"CI target {self.target_rel_ci:g} is out of range; "
+                f"accepted: a fraction in [{MIN_TARGET_CI_PCT / 100:g}, 1)"
             )
         if not 0 < self.budget_s <= MAX_BUDGET_S:
             raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
