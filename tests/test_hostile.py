@@ -48,6 +48,14 @@ def test_a_fifo_or_a_symlink_is_never_replaced(capsys, tmp_path):
     assert link.is_symlink() and target.read_text() == "keep"
 
 
+@pytest.mark.parametrize("option", ["--out", "--results"])
+def test_a_path_ending_in_a_separator_is_not_written_as_a_file(capsys, tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    err = refused(capsys, "table", "-q", *TINY, "--budget", "0.1", option, "newdir/")
+    assert f"{option} newdir/ ends in '/', a directory; accepted: a file path" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_validates_everything_before_writing_anything(capsys, tmp_path):
     out = tmp_path / "reports"
     assert "unknown backend 'nope'" in refused(capsys, "report", "-q", "--out", str(out), "--backend", "eager,nope")

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from mnprof.cli.output import OutputPath
 from mnprof.errors import MnprofError
 from mnprof.files import check_writable
 from mnprof.model import families
@@ -201,7 +202,7 @@ def output_options(function: Callable[..., Any] | None = None, *, format_help: s
         return lambda command: output_options(command, format_help=format_help)
     function = click.option(
         "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=OutputPath(),
         default=None,
         help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
     )(function)
@@ -379,7 +380,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--results",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=OutputPath(),
             default=Path("mnprof-results.json"),
             show_default=True,
             help="Results file (versioned JSON) that keeps every measurement with its environment, written "
