@@ -413,6 +413,17 @@ def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
     assert "\x1b" not in out and "Evil\ufffd[2J\ufffd[31mCPU\ufffdsecond line" in out
 
 
+def test_an_ascii_stdout_gets_a_table_not_a_traceback(monkeypatch):
+    import io
+
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # PYTHONIOENCODING=ascii, piped
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["table", "-q", "--no-timing", *TINY]) == 0
+    stdout.flush()
+    text = stdout.buffer.getvalue().decode("ascii")
+    assert "0.25-32" in text and "MACs ?" in text  # the Delta of the header, as "?"
+
+
 def test_a_model_name_with_a_newline_is_refused(capsys):
     err = refused(capsys, "check", "-q", "--model", "a\nb=tests.regression_models:tiny")
     assert "model name 'a\\nb' is invalid; accepted: up to 100 letters, digits and _ . : -" in err

@@ -123,6 +123,7 @@ def emit(rendered: Any, out: Path | None) -> None:
             atomic_write_text(out, rendered)
         return
     if out is None:
+        _replace_what_stdout_cannot_encode()
         console = Console()
         if not console.is_terminal:
             console = Console(width=output_width(None))
@@ -131,6 +132,18 @@ def emit(rendered: Any, out: Path | None) -> None:
     capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
     capture.print(rendered)
     atomic_write_text(out, capture.export_text())
+
+
+def _replace_what_stdout_cannot_encode() -> None:
+    """Where stdout's encoding cannot write every character (``PYTHONIOENCODING=ascii``, a C locale), write ``?``
+    for those it cannot (the Δ of a header) rather than fail half-way through a table; one character each, so
+    that the columns stay aligned. click.echo does the same for the text it prints."""
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    if getattr(stream, "errors", "strict") != "strict" or encoding.lower().replace("_", "-").startswith("utf"):
+        return
+    with suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture), or closed
+        stream.reconfigure(errors="replace")  # type: ignore[union-attr]
 
 
 class _NullFile:
