@@ -91,7 +91,7 @@ def user_code_limit_s() -> float:
     if text is None:
         return DEFAULT_USER_CODE_LIMIT_S
     try:
-        limit = float(text) if text.isascii() else math.nan  # not ٣ or ５
+        limit = float(text) if text.isascii() and "_" not in text else math.nan  # not ٣ or ５, nor 1_0
     except ValueError:
         limit = math.nan
     if not math.isfinite(limit) or not 0 < limit <= MAX_USER_CODE_LIMIT_S:

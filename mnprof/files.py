@@ -125,6 +125,12 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
             os.umask(umask)
             os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
+    except OSError as error:  # a full disk, a file-size limit (EFBIG), a quota: the old file is untouched
+        Path(temporary).unlink(missing_ok=True)
+        reason = error.strerror or str(error)
+        raise MnprofError(
+            f"cannot write {path}: {reason} (it is left as it was); accepted: a path with room to write"
+        ) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
@@ -154,7 +160,7 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise MnprofError(f"{what} {path} cannot be read ({error}); {hint}") from None
     try:
-        return _printable(json.loads(text, parse_constant=_refuse_constant))
+        return _printable(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
     except json.JSONDecodeError as error:
         raise MnprofError(f"{what} {path} is corrupt (invalid JSON at line {error.lineno}); {hint}") from None
     except ValueError as error:  # NaN or Infinity, which JSON does not have and no count or time may be
@@ -181,6 +187,13 @@ def _printable(value: Any) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 overflows to infinity, which no count or time may be
+        raise ValueError(f"{text[:40]} is too large for a number mnprof writes (it overflows to infinity)")
+    return value
 
 
 # ------------------------------------------------------------------------------ published schemas

@@ -56,7 +56,8 @@ def timing_record(
     quality = Quality(None if noisy else 1.0, 2.0, noisy, "budget" if noisy else "converged", len(ordered),
                       len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
     rates = Rates(batch / headline * 1e3, 1_000_000, 1.0, 100.0, 0.01, None, None)
-    raw = RawSamples(tuple(samples_ms), tuple(turn_sizes), tuple(turn_started_unix), (), tuple(turn_host_factors))
+    sizes = tuple(turn_sizes) or ((len(samples_ms),) if samples_ms else ())  # mnprof always writes the turns
+    raw = RawSamples(tuple(samples_ms), sizes, tuple(turn_started_unix), (), tuple(turn_host_factors))
     return TimingRecord(key, provenance, 0.0, 1e-3, latency=latency, quality=quality, rates=rates, raw=raw)
 
 

@@ -48,10 +48,33 @@ def test_a_fifo_or_a_symlink_is_never_replaced(capsys, tmp_path):
     assert link.is_symlink() and target.read_text() == "keep"
 
 
+@pytest.mark.parametrize("option", ["--out", "--results"])
+def test_a_path_ending_in_a_separator_is_not_written_as_a_file(capsys, tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)
+    err = refused(capsys, "table", "-q", *TINY, "--budget", "0.1", option, "newdir/")
+    assert f"{option} newdir/ ends in '/', a directory; accepted: a file path" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_report_validates_everything_before_writing_anything(capsys, tmp_path):
     out = tmp_path / "reports"
     assert "unknown backend 'nope'" in refused(capsys, "report", "-q", "--out", str(out), "--backend", "eager,nope")
     assert not out.exists()
+
+
+def test_a_write_the_os_refuses_is_one_line_and_keeps_the_old_file(capsys, tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "p.json"
+    out.write_text("keep")
+
+    def too_large(_descriptor):  # what ``ulimit -f`` does to a write (Python ignores SIGXFSZ)
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+    monkeypatch.setattr(os, "fsync", too_large)
+    err = refused(capsys, "paper", "--format", "json", "--out", str(out))
+    assert f"cannot write {out}: File too large" in err
+    assert out.read_text() == "keep" and list(tmp_path.iterdir()) == [out]
 
 
 # ---------------------------------------------------------------- 2. sizes
@@ -70,6 +93,20 @@ def test_sizes_are_bounded(capsys, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert message in refused(capsys, *args)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "1e308"], "--budget 1e+308 is invalid; accepted: seconds in (0, 3600]"),
+        (["--budget", "inf"], "--budget inf is invalid"),
+        (["--target-ci", "1e-9"], "--target-ci 1e-09 is out of range; accepted: a percentage in [0.1, 100)"),
+    ],
+)
+def test_timing_cannot_be_asked_to_run_forever(capsys, tmp_path, args, message):
+    results = tmp_path / "r.json"
+    assert message in refused(capsys, "table", "-q", *TINY, "--results", str(results), *args)
+    assert not results.exists()
 
 
 def test_what_cannot_fit_is_refused_before_allocating(monkeypatch):
@@ -229,6 +266,7 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
         ("latency_ms_p5", -2.0, "latency_ms_p5 is -2.0"),
         ("latency_ms_p5", None, "a timed measurement lacks latency_ms_p5 (the headline)"),
         ("samples", -3, "samples is -3"),
+        ("turn_sizes", [], "latency_ms_samples holds 2 calls but turn_sizes is empty"),
     ],
 )
 def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message):
@@ -238,6 +276,15 @@ def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message
                 "gemm_peaks": [], "measurements": [row]}  # fmt: skip
     path.write_text(json.dumps(document))
     assert message in refused(capsys, "table", "-q", "--from-results", str(path))
+
+
+def test_a_number_that_overflows_to_infinity_is_refused(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    row = dict(timing_record().to_row(), latency_ms_samples=["INF", 1.1])
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
+    path.write_text(json.dumps(document).replace('"INF"', "1e400"))  # json.loads reads 1e400 as inf
+    assert "1e400 is too large" in refused(capsys, "table", "-q", "--from-results", str(path))
 
 
 # ---------------------------------------------------------------- 4. user code
@@ -345,6 +392,21 @@ def test_pyproject_of_the_wrong_shape_is_one_line(capsys, tmp_path, text):
     assert "[tool.mnprof] is not a table" in err
 
 
+def test_an_unreadable_pyproject_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.mnprof]\n")
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self.name == "pyproject.toml":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    err = refused(capsys, "check", "-q", *TINY)
+    assert "pyproject.toml cannot be read (Permission denied)" in err
+
+
 # ---------------------------------------------------------------- 6. text from files
 
 
@@ -357,6 +419,17 @@ def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
     assert main(["table", "-q", "--from-results", str(path), *TINY, "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "Evil\ufffd[2J\ufffd[31mCPU\ufffdsecond line" in out
+
+
+def test_an_ascii_stdout_gets_a_table_not_a_traceback(monkeypatch):
+    import io
+
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # PYTHONIOENCODING=ascii, piped
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["table", "-q", "--no-timing", *TINY]) == 0
+    stdout.flush()
+    text = stdout.buffer.getvalue().decode("ascii")
+    assert "0.25-32" in text and "MACs ?" in text  # the Delta of the header, as "?"
 
 
 def test_a_model_name_with_a_newline_is_refused(capsys):
@@ -379,6 +452,38 @@ def test_a_model_name_with_a_newline_is_refused(capsys):
 )
 def test_only_plain_numbers_are_numbers(capsys, args, message):
     assert message in refused(capsys, *args)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--budget", "-5"], "--budget -5 is invalid"),
+        (["--batch-size", "0"], "batch size 0 is invalid"),
+        (["--backend", "nope"], "unknown backend 'nope'"),
+        (["--target-ci", "500"], "--target-ci 500 is out of range"),
+        (["--threads", "0"], "--threads 0 is invalid"),
+    ],
+)
+def test_timing_options_are_validated_with_from_results_too(capsys, tmp_path, args, message):
+    path = tmp_path / "r.json"
+    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
+                "gemm_peaks": [], "measurements": [timing_record().to_row()]}  # fmt: skip
+    path.write_text(json.dumps(document))
+    assert message in refused(capsys, "table", "-q", *TINY, "--from-results", str(path), *args)
+
+
+@pytest.mark.parametrize("tolerance", ["５%", "1_0", "0_5%"])
+def test_a_tolerance_is_a_plain_number(capsys, tolerance):
+    err = refused(capsys, "check", "-q", *TINY, "--tolerance", tolerance)
+    assert f"tolerance {tolerance!r} " in err and ("plain ASCII" in err or "digit separator" in err)
+
+
+def test_the_user_code_time_limit_is_a_plain_number(monkeypatch):
+    from mnprof.errors import user_code_limit_s
+
+    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "1_0")
+    with pytest.raises(MnprofError, match=r"MNPROF_USER_CODE_TIMEOUT='1_0' is invalid"):
+        user_code_limit_s()
 
 
 # ---------------------------------------------------------------- 8. concurrent writers

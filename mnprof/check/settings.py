@@ -106,6 +106,11 @@ SETTINGS_KEYS = ("models", "families", "alphas", "resolutions", "num_classes", "
 def parse_tolerance(value: object) -> float:
     """``"5%"``, ``"5"`` or ``5`` -> 5.0 (percent); must be >= 0."""
     text = str(value).strip().removesuffix("%").strip()
+    accepted = "accepted: a percentage >= 0 such as 0, 0.5%"
+    if not text.isascii():  # float() takes other scripts' digits (５, ١)
+        raise MnprofError(f"tolerance {value!r} is not plain ASCII text; {accepted}")
+    if "_" in text:  # float() also takes digit separators: "1_0" is 10
+        raise MnprofError(f"tolerance {value!r} has a digit separator; {accepted}")
     try:
         tolerance = float(text)
     except ValueError:

@@ -23,7 +23,7 @@ from mnprof.check import (
     render_check,
     usable_baseline,
 )
-from mnprof.cli.output import EXIT_REGRESSION, progress
+from mnprof.cli.output import EXIT_REGRESSION, OutputPath, progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
 from mnprof.model import families
@@ -115,7 +115,7 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
 @settings_options
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(),
     default=None,
     help="Where to write the baseline (atomically). [default: [tool.mnprof] baseline, else reports/baseline.json]",
 )

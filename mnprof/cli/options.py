@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from mnprof.cli.output import OutputPath
 from mnprof.errors import MnprofError
 from mnprof.files import check_writable
 from mnprof.model import families
@@ -30,7 +31,7 @@ from mnprof.model.config import (
     parse_alphas,
     parse_resolutions,
 )
-from mnprof.timing.engine import StopRule
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
 from mnprof.timing.sweep import MAX_THREADS
@@ -201,7 +202,7 @@ def output_options(function: Callable[..., Any] | None = None, *, format_help: s
         return lambda command: output_options(command, format_help=format_help)
     function = click.option(
         "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=OutputPath(),
         default=None,
         help="Write to this file (atomically: an existing file is replaced whole or left untouched).",
     )(function)
@@ -350,7 +351,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
-            "5th percentile of its calls, see --statistic) is within this percentage of it...",
+            f"5th percentile of its calls, see --statistic) is within this percentage of it (at least "
+            f"{MIN_TARGET_CI_PCT:g})...",
         ),
         click.option(
             "--budget",
@@ -359,8 +361,8 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=StopRule().budget_s,
             show_default=True,
             metavar="SECONDS",
-            help="...or once this many seconds of timing are spent on each (those that did not reach the target "
-            "are flagged noisy).",
+            help=f"...or once this many seconds of timing are spent on each, at most {MAX_BUDGET_S:g} (those that "
+            "did not reach the target are flagged noisy).",
         ),
         statistic_option(
             "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p5 = the "
@@ -378,7 +380,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--results",
-            type=click.Path(dir_okay=False, path_type=Path),
+            type=OutputPath(),
             default=Path("mnprof-results.json"),
             show_default=True,
             help="Results file (versioned JSON) that keeps every measurement with its environment, written "

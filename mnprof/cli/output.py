@@ -12,10 +12,12 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text
 
 __all__ = [
     "Interrupted",
+    "OutputPath",
     "EXIT_INTERRUPTED",
     "EXIT_REGRESSION",
     "EXIT_USAGE",
@@ -35,6 +37,21 @@ EXIT_INTERRUPTED = 130
 
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with the one line that says what was kept (the command line prints it, and exits 130)."""
+
+
+class OutputPath(click.Path):
+    """A file mnprof writes: a path that ends in a separator (``newdir/``) names a directory, and ``Path`` would
+    drop the separator and write a file named ``newdir``, so it is refused with the option's name."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        separators = tuple(sep for sep in (os.sep, os.altsep) if sep)
+        if isinstance(value, str) and value.endswith(separators):
+            name = param.opts[0] if param is not None and param.opts else "the output"
+            raise MnprofError(f"{name} {value} ends in {value[-1]!r}, a directory; accepted: a file path")
+        return super().convert(value, param, ctx)
 
 
 TERMINAL_WIDTH_WHEN_PIPED = 240
@@ -106,6 +123,7 @@ def emit(rendered: Any, out: Path | None) -> None:
             atomic_write_text(out, rendered)
         return
     if out is None:
+        _replace_what_stdout_cannot_encode()
         console = Console()
         if not console.is_terminal:
             console = Console(width=output_width(None))
@@ -114,6 +132,18 @@ def emit(rendered: Any, out: Path | None) -> None:
     capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
     capture.print(rendered)
     atomic_write_text(out, capture.export_text())
+
+
+def _replace_what_stdout_cannot_encode() -> None:
+    """Where stdout's encoding cannot write every character (``PYTHONIOENCODING=ascii``, a C locale), write ``?``
+    for those it cannot (the Δ of a header) rather than fail half-way through a table; one character each, so
+    that the columns stay aligned. click.echo does the same for the text it prints."""
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    if getattr(stream, "errors", "strict") != "strict" or encoding.lower().replace("_", "-").startswith("utf"):
+        return
+    with suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture), or closed
+        stream.reconfigure(errors="replace")  # type: ignore[union-attr]
 
 
 class _NullFile:

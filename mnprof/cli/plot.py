@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import configs_from, grid_options, reference_option, statistic_option
+from mnprof.cli.output import OutputPath
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
@@ -25,7 +26,7 @@ SUFFIXES = (".html", ".png", ".svg")
 @click.command()
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(),
     default=Path("pareto.html"),
     show_default=True,
     help="Output: .html (one self-contained page with every figure, works offline), or .png / .svg "

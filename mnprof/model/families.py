@@ -86,6 +86,9 @@ def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
         raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
     except RecursionError:
         raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
+    except OSError as error:  # unreadable (permissions), or a directory or device in its place
+        reason = error.strerror or str(error)
+        raise MnprofError(f"{path} cannot be read ({reason}); accepted: a readable pyproject.toml, or none") from None
     table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")

@@ -46,7 +46,6 @@ Method, per task (one configuration x backend x batch size):
 from __future__ import annotations
 
 import gc
-import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +57,8 @@ from mnprof.errors import MnprofError
 from mnprof.timing.stats import SampleStats, median_ci, pass_factors, quantile_ci
 
 __all__ = [
+    "MAX_BUDGET_S",
+    "MIN_TARGET_CI_PCT",
     "Drift",
     "Measurement",
     "Stop",
@@ -69,6 +70,12 @@ __all__ = [
     "paired_ratios",
     "warm_up",
 ]
+
+# Bounds of --budget and --target-ci: an hour of timing per task is far beyond what any configuration needs to
+# settle, and below 0.1% the CI of a 5th percentile is not reached on any host (the sweep would only ever stop
+# on the budget), so neither can make a run that never ends.
+MAX_BUDGET_S = 3600.0
+MIN_TARGET_CI_PCT = 0.1
 
 
 @dataclass(frozen=True)
@@ -107,10 +114,13 @@ class StopRule:
     max_spent_factor: float = 2.0
 
     def __post_init__(self) -> None:
-        if not 0 < self.target_rel_ci < 1:
-            raise MnprofError(f"CI target {self.target_rel_ci:g} is out of range; accepted: a fraction in (0, 1)")
-        if not self.budget_s > 0 or not math.isfinite(self.budget_s):
-            raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds > 0")
+        if not MIN_TARGET_CI_PCT / 100 <= self.target_rel_ci < 1:
+            raise MnprofError(
+                f"CI target {self.target_rel_ci:g} is out of range; "
+                f"accepted: a fraction in [{MIN_TARGET_CI_PCT / 100:g}, 1)"
+            )
+        if not 0 < self.budget_s <= MAX_BUDGET_S:
+            raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
         if self.min_samples < 1:
             raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 1")
         if self.min_turns < 6:

@@ -20,7 +20,7 @@ from typing import Any
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.timing.backends import parse_backends
-from mnprof.timing.engine import Drift, StopRule
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule
 from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, results_records
@@ -92,29 +92,39 @@ def check_reference(reference: str | None, ids: Sequence[str]) -> None:
 
 
 def plan(request: TimingRequest) -> TimingPlan | None:
-    """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`."""
+    """Validate the request before any work: ``None`` when timing is off; bad input raises :class:`MnprofError`.
+
+    With ``--from-results`` nothing is measured, but the timing options are validated all the same (a
+    ``--budget -5`` is wrong whatever is read); only whether this host could run them (a runtime not installed,
+    no GPU) is left unchecked, since reading another host's results needs neither."""
     if not request.enabled:
         return None
     statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
     shown = {"statistic": statistic, "reference": request.reference}
+    if not MIN_TARGET_CI_PCT <= request.target_ci_pct < 100:
+        raise MnprofError(
+            f"--target-ci {request.target_ci_pct:g} is out of range; "
+            f"accepted: a percentage in [{MIN_TARGET_CI_PCT:g}, 100)"
+        )
+    if not 0 < request.budget_s <= MAX_BUDGET_S:
+        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
+    threads = available_cores() if request.threads is None else request.threads
+    if not 1 <= threads <= MAX_THREADS:
+        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
+    backends = parse_backends(request.backends)
+    batch_sizes = parse_batch_sizes(request.batch_sizes)
+    device = parse_choice(request.device, Device, "--device")
     if request.from_results:
         files = [Path(path).resolve() for path in request.from_results]
         twice = next((path for index, path in enumerate(files) if path in files[:index]), None)
         if twice is not None:
             raise MnprofError(f"--from-results {twice} is given twice; accepted: each results file once")
         return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
-    if not 0 < request.target_ci_pct < 100:
-        raise MnprofError(f"--target-ci {request.target_ci_pct:g} is out of range; accepted: a percentage in (0, 100)")
-    if not request.budget_s > 0:
-        raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds > 0")
-    threads = available_cores() if request.threads is None else request.threads
-    if not 1 <= threads <= MAX_THREADS:
-        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
     settings = TimingSettings(
-        backends=parse_backends(request.backends),
-        batch_sizes=parse_batch_sizes(request.batch_sizes),
+        backends=backends,
+        batch_sizes=batch_sizes,
         threads=threads,
-        device=Device(request.device),
+        device=device,  # type: ignore[arg-type]
         rule=StopRule(target_rel_ci=request.target_ci_pct / 100, budget_s=request.budget_s),
     )
     store = ResultsStore.open(request.results, host_environment(), resume=request.resume)

@@ -395,6 +395,11 @@ class TimingRecord:
             tuple(row.get("latency_ms_discarded") or ()),
             tuple(row.get("turn_host_factors") or ()),
         )
+        if raw.latency_ms and not raw.turn_sizes:  # schema 3 always writes the turns with the calls
+            raise MnprofError(
+                f"latency_ms_samples holds {len(raw.latency_ms)} calls but turn_sizes is empty; "
+                "accepted: the calls of each turn, in order"
+            )
         if raw.turn_sizes and sum(raw.turn_sizes) != len(raw.latency_ms):
             raise MnprofError(
                 f"turn_sizes add up to {sum(raw.turn_sizes)} calls but latency_ms_samples holds "
