@@ -85,7 +85,9 @@ def report_runs_apart(records: Sequence[TimingRecord], verbose: bool = False) ->
 
 def _noisy_label(record: TimingRecord) -> str:
     half = record.quality.ci_halfwidth_pct if record.quality is not None else None
-    return f"{record.key.label} ±{half:.1f}%" if half is not None else f"{record.key.label} (too few turns)"
+    if half is not None:
+        return f"{record.key.label} ±{half:.1f}%"
+    return f"{record.key.label} (no interval: too few turns, or turns too far apart, to bound the low end)"
 
 
 def _share(record: TimingRecord) -> float:
