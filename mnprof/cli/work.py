@@ -87,7 +87,7 @@ def _noisy_label(record: TimingRecord) -> str:
     half = record.quality.ci_halfwidth_pct if record.quality is not None else None
     if half is not None:
         return f"{record.key.label} ±{half:.1f}%"
-    return f"{record.key.label} (low end not bounded)"
+    return f"{record.key.label} (no interval)"
 
 
 def _share(record: TimingRecord) -> float:
