@@ -687,3 +687,18 @@ def test_python_m_mnprof_is_not_shadowed_by_a_module_in_the_working_directory(tm
     done = subprocess.run([sys.executable, "-m", "mnprof", "--version"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0 and "mnprof" in done.stdout, done.stderr
+
+
+def test_a_stdout_the_system_refuses_is_one_line(capsys, monkeypatch):
+    import errno
+
+    import click
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(click, "echo", full)
+    from mnprof.cli.output import emit
+
+    with pytest.raises(MnprofError, match=r"standard output cannot be written \(No space left on device\)"):
+        emit("a table", None)

@@ -115,23 +115,37 @@ def output_width(out: Path | None) -> int:
 
 
 def emit(rendered: Any, out: Path | None) -> None:
-    """Print to stdout, or write ``out`` atomically (a rich renderable as plain text, :func:`output_width` wide)."""
-    if isinstance(rendered, str):
-        if out is None:
+    """Print to stdout, or write ``out`` atomically (a rich renderable as plain text, :func:`output_width` wide).
+
+    A stdout the system refuses to take (a full disk, ``> /dev/full``) is one line, not a traceback."""
+    if out is not None:
+        if isinstance(rendered, str):
+            atomic_write_text(out, rendered)
+            return
+        capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
+        capture.print(rendered)
+        atomic_write_text(out, capture.export_text())
+        return
+    try:
+        if isinstance(rendered, str):
             click.echo(rendered, nl=False)
         else:
-            atomic_write_text(out, rendered)
-        return
-    if out is None:
-        _replace_what_stdout_cannot_encode()
-        console = Console()
-        if not console.is_terminal:
-            console = Console(width=output_width(None))
-        console.print(rendered)
-        return
-    capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
-    capture.print(rendered)
-    atomic_write_text(out, capture.export_text())
+            _replace_what_stdout_cannot_encode()
+            console = Console()
+            if not console.is_terminal:
+                console = Console(width=output_width(None))
+            console.print(rendered)
+        sys.stdout.flush()
+    except OSError as error:
+        with suppress(OSError, ValueError, AttributeError):  # nothing more reaches it, not even the flush at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        if isinstance(error, BrokenPipeError):  # the reader stopped early (| head): nothing is wrong
+            return
+        raise MnprofError(
+            f"standard output cannot be written ({error.strerror or error}); accepted: a stdout with room, "
+            "or --out FILE"
+        ) from None
 
 
 def _replace_what_stdout_cannot_encode() -> None:
