@@ -208,6 +208,14 @@ def test_a_container_limit_refuses_what_the_host_could_hold(tmp_path, monkeypatc
 # ---------------------------------------------------------------- 3. files that parse but are wrong
 
 
+def _results(path: Path, rows: list[dict], version: int = RESULTS_SCHEMA_VERSION) -> Path:
+    """A results file of ``rows`` (the keys a sweep writes) at ``path``."""
+    document = {"schema_version": version, "kind": RESULTS_KIND, "environment": {}, "gemm_peaks": [],
+                "measurements": rows}  # fmt: skip
+    path.write_text(json.dumps(document))
+    return path
+
+
 def baseline(tmp_path: Path, **changes) -> Path:
     path = tmp_path / "baseline.json"
     assert main(["baseline", "-q", *TINY, "--out", str(path)]) == 0
@@ -270,20 +278,13 @@ def test_deeply_nested_json_is_one_line(capsys, tmp_path):
     ],
 )
 def test_a_wrong_results_file_is_refused(capsys, tmp_path, field, value, message):
-    path = tmp_path / "r.json"
-    row = dict(timing_record().to_row(), **{field: value})
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
-    path.write_text(json.dumps(document))
+    path = _results(tmp_path / "r.json", [dict(timing_record().to_row(), **{field: value})])
     assert message in refused(capsys, "table", "-q", "--from-results", str(path))
 
 
 def test_a_number_that_overflows_to_infinity_is_refused(capsys, tmp_path):
-    path = tmp_path / "r.json"
-    row = dict(timing_record().to_row(), latency_ms_samples=["INF", 1.1])
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
-    path.write_text(json.dumps(document).replace('"INF"', "1e400"))  # json.loads reads 1e400 as inf
+    path = _results(tmp_path / "r.json", [dict(timing_record().to_row(), latency_ms_samples=["INF", 1.1])])
+    path.write_text(path.read_text().replace('"INF"', "1e400"))  # json.loads reads 1e400 as inf
     assert "1e400 is too large" in refused(capsys, "table", "-q", "--from-results", str(path))
 
 
@@ -411,11 +412,7 @@ def test_an_unreadable_pyproject_is_one_line(capsys, tmp_path, monkeypatch):
 
 
 def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
-    path = tmp_path / "r.json"
-    row = timing_record(cpu_model="Evil\x1b[2J\x1b[31mCPU\nsecond line").to_row()
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": [row]}  # fmt: skip
-    path.write_text(json.dumps(document))
+    path = _results(tmp_path / "r.json", [timing_record(cpu_model="Evil\x1b[2J\x1b[31mCPU\nsecond line").to_row()])
     assert main(["table", "-q", "--from-results", str(path), *TINY, "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "Evil\ufffd[2J\ufffd[31mCPU\ufffdsecond line" in out
@@ -465,10 +462,7 @@ def test_only_plain_numbers_are_numbers(capsys, args, message):
     ],
 )
 def test_timing_options_are_validated_with_from_results_too(capsys, tmp_path, args, message):
-    path = tmp_path / "r.json"
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": [timing_record().to_row()]}  # fmt: skip
-    path.write_text(json.dumps(document))
+    path = _results(tmp_path / "r.json", [timing_record().to_row()])
     assert message in refused(capsys, "table", "-q", *TINY, "--from-results", str(path), *args)
 
 
@@ -567,10 +561,7 @@ def test_an_unknown_statistic_or_reference_is_one_line_before_any_work(capsys, t
 
 
 def test_a_results_file_of_the_old_schema_is_refused_with_how_to_remeasure(capsys, tmp_path):
-    path = tmp_path / "old.json"
-    row = timing_record().to_row()
-    document = {"schema_version": 1, "kind": RESULTS_KIND, "environment": {}, "gemm_peaks": [], "measurements": [row]}
-    path.write_text(json.dumps(document))
+    path = _results(tmp_path / "old.json", [timing_record().to_row()], version=1)
     before = path.read_bytes()
     err = refused(capsys, "table", *TINY, "--from-results", str(path))
     assert "has schema version 1; this mnprof reads version 3; re-measure with mnprof table --results NEW.json" in err
@@ -579,10 +570,7 @@ def test_a_results_file_of_the_old_schema_is_refused_with_how_to_remeasure(capsy
 
 
 def test_a_plot_reference_that_was_not_measured_is_one_line(capsys, tmp_path):
-    path = tmp_path / "r.json"
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": [timing_record().to_row()]}  # fmt: skip
-    path.write_text(json.dumps(document))
+    path = _results(tmp_path / "r.json", [timing_record().to_row()])
     out = tmp_path / "p.html"
     err = refused(capsys, "plot", "-q", "--results", str(path), "--reference", "1.0-224", "--out", str(out))
     assert "--reference '1.0-224' was not measured in" in err and not out.exists()
@@ -623,13 +611,6 @@ def test_an_exception_whose_str_raises_is_still_one_line():
             raise RuntimeError("no")
 
     assert one_line(Unprintable()) == "Unprintable: (its message cannot be shown: its str() raised RuntimeError)"
-
-
-def _results(path: Path, rows: list[dict]) -> Path:
-    document = {"schema_version": RESULTS_SCHEMA_VERSION, "kind": RESULTS_KIND, "environment": {},
-                "gemm_peaks": [], "measurements": rows}  # fmt: skip
-    path.write_text(json.dumps(document))
-    return path
 
 
 def test_table_json_of_results_with_infinite_derived_figures_writes_null(capsys, tmp_path):
