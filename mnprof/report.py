@@ -134,7 +134,7 @@ def timing_files(families: Families = DEFAULT_FAMILIES) -> tuple[ReportFile, ...
     models = _model_args(families)
     layers = _layers_files(families, timed=True)
     return (
-        ReportFile("results.json", "every latency measurement with its host provenance (mnprof.results, schema 3)",
+        ReportFile("results.json", "every latency measurement with its host provenance (mnprof.results, schema 4)",
                    f"mnprof table{models} --backend eager,fused --results reports/results.json"),
         *layers,
         ReportFile("figures.html", "the figures: accuracy vs MACs and params, latency vs MACs, Pareto front, "

@@ -53,8 +53,8 @@ def timing_record(
     headline = median if headline_ms is None else headline_ms
     latency = LatencyStats(headline, headline, median, 0.1, ordered[0], ordered[-1], ordered[-1], ordered[0],
                            ordered[-1], sum(ordered) / len(ordered), None, None)  # fmt: skip
-    quality = Quality(None if noisy else 1.0, 2.0, noisy, "budget" if noisy else "converged", len(ordered),
-                      len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
+    quality = Quality(None if noisy else 1.0, None if noisy else 0.5, 2.0, noisy, "budget" if noisy else "converged",
+                      len(ordered), len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
     rates = Rates(batch / headline * 1e3, 1_000_000, 1.0, 100.0, 0.01, None, None)
     sizes = tuple(turn_sizes) or ((len(samples_ms),) if samples_ms else ())  # mnprof always writes the turns
     raw = RawSamples(tuple(samples_ms), sizes, tuple(turn_started_unix), (), tuple(turn_host_factors))

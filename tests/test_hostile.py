@@ -564,7 +564,7 @@ def test_a_results_file_of_the_old_schema_is_refused_with_how_to_remeasure(capsy
     path = _results(tmp_path / "old.json", [timing_record().to_row()], version=1)
     before = path.read_bytes()
     err = refused(capsys, "table", *TINY, "--from-results", str(path))
-    assert "has schema version 1; this mnprof reads version 3; re-measure with mnprof table --results NEW.json" in err
+    assert "has schema version 1; this mnprof reads version 4; re-measure with mnprof table --results NEW.json" in err
     err = refused(capsys, "table", *TINY, "--results", str(path))  # and a new sweep does not replace it
     assert "schema version 1" in err and path.read_bytes() == before
 

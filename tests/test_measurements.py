@@ -87,21 +87,21 @@ def test_resume_refuses_another_hosts_file(tmp_path):
         ("[1, 2]", "is not a mnprof results file \\(kind 'list'"),
         (
             json.dumps({"kind": RESULTS_KIND, "schema_version": 1, "environment": {}, "measurements": []}),
-            "has schema version 1; this mnprof reads version 3",
+            "has schema version 1; this mnprof reads version 4",
         ),
         (
-            json.dumps({"kind": RESULTS_KIND, "schema_version": 3}),
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 4}),
             "is corrupt \\(\\$ lacks environment; accepted: an object with kind, schema_version, environment",
         ),
         (
-            json.dumps({"kind": RESULTS_KIND, "schema_version": 3, "environment": {}, "measurements": [{"id": "x"}]}),
+            json.dumps({"kind": RESULTS_KIND, "schema_version": 4, "environment": {}, "measurements": [{"id": "x"}]}),
             "measurements\\[0\\] lacks alpha; accepted: an object with id, alpha, resolution, backend",
         ),
         (
             json.dumps(
                 {
                     "kind": RESULTS_KIND,
-                    "schema_version": 3,
+                    "schema_version": 4,
                     "environment": {},
                     "measurements": [dict(row(), alpha="wide")],
                 }
@@ -112,7 +112,7 @@ def test_resume_refuses_another_hosts_file(tmp_path):
             json.dumps(
                 {
                     "kind": RESULTS_KIND,
-                    "schema_version": 3,
+                    "schema_version": 4,
                     "environment": {},
                     "measurements": [dict(row(), backend="tensorrt")],
                 }

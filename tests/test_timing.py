@@ -19,6 +19,8 @@ from mnprof.timing.stats import (
     pass_factors,
     quantile,
     quantile_ci,
+    relative_quantile_ci,
+    student_t_quantile,
 )
 
 
@@ -185,6 +187,76 @@ def test_quantile_ci_is_woodruffs_interval_with_turns_as_clusters():
     assert quantile_ci([[1.0]] * 5) == (1.0, None, None, math.inf)  # fewer than six turns: no interval
     with pytest.raises(ValueError):
         quantile_ci([[], []])
+
+
+@pytest.mark.parametrize(("df", "exact"), [(4, 2.77645), (5, 2.57058), (10, 2.22814), (30, 2.04227), (120, 1.97993)])
+def test_student_t_quantile_matches_the_tables(df, exact):
+    assert student_t_quantile(0.975, df) == pytest.approx(exact, abs=1e-3)
+
+
+def test_student_t_quantile_refuses_too_few_degrees_of_freedom():
+    with pytest.raises(ValueError, match="df >= 4"):
+        student_t_quantile(0.975, 3)
+
+
+def _run(levels, host, calls=40, shape=lambda k: 0.05 * k / 40, seed=0):
+    """Round-robin calls: ``tasks[task][pass]``, each call level x the pass's host speed x (1 + its own noise)."""
+    rng = random.Random(seed)
+    return [
+        [[level * speed * (1 + shape(rng.randrange(calls))) for _ in range(calls)] for speed in host]
+        for level in levels
+    ]
+
+
+def test_relative_interval_divides_out_what_the_host_does_to_every_task():
+    # The host's speed moves from pass to pass (up to 30% slower): the absolute 5th percentile depends on
+    # which passes caught the fastest state (no interval: the turns disagree), but every task moves alike,
+    # so its ratio to the run settles.
+    host = [1.0, 1.12, 0.95, 1.3, 1.05, 0.9, 1.2, 1.0, 1.15, 0.93]
+    tasks = _run([1.0, 2.0, 4.0, 0.5], host)
+    absolute = [quantile_ci(task)[3] for task in tasks]
+    relative = relative_quantile_ci(tasks)
+    assert all(width == math.inf for width in absolute)
+    assert all(width < 0.015 for width in relative)
+    # One task whose own low end moves (20% faster in two passes only): its ratio does not settle; the others
+    # move a little with the geometric mean it is part of.
+    own = [[call * (0.8 if p in (0, 6) else 1.0) for call in turn] for p, turn in enumerate(tasks[1])]
+    moved = relative_quantile_ci([tasks[0], own, tasks[2], tasks[3]])
+    assert moved[1] > 0.05 and all(width < moved[1] for width in moved[:1] + moved[2:])
+
+
+def test_relative_interval_covers_the_true_ratio():
+    # Tasks that differ only in scale: the true 5th percentile over the geometric mean is level / gm(levels)
+    # whatever the host does. Over 200 simulated runs (host lognormal per pass, exponential call noise), the
+    # 95% interval covers it in at least 90% of cases per task; the absolute interval is mostly not even there.
+    levels = [1.0, 2.0, 3.0, 6.0]
+    truth = np.log(levels) - np.log(levels).mean()
+    rng = np.random.default_rng(7)
+    covered, runs, spans = np.zeros(len(levels)), 200, []
+    for _ in range(runs):
+        host = np.exp(rng.normal(0, 0.2, 8))
+        tasks = [[list(level * h * (1 + rng.exponential(0.05, 25))) for h in host] for level in levels]
+        estimate = np.log([quantile(sorted(c for t in task for c in t), 0.05) for task in tasks])
+        estimate -= estimate.mean()
+        widths = np.log1p(relative_quantile_ci(tasks))
+        covered += np.abs(estimate - truth) <= widths
+        spans.append(widths)
+    assert np.all(covered / runs >= 0.9), covered / runs
+    assert np.median(np.expm1(spans)) < 0.05  # and not by being wide: about 3% here
+
+
+def test_relative_interval_needs_peers_turns_and_enough_calls():
+    host = [1.0] * 8
+    with pytest.raises(ValueError, match="at least 3 tasks"):
+        relative_quantile_ci(_run([1.0, 2.0], host))
+    few_passes = relative_quantile_ci(_run([1.0, 2.0, 3.0], host[:5]))
+    assert few_passes == [math.inf] * 3  # fewer than six passes
+    short = relative_quantile_ci(_run([1.0, 2.0, 3.0], host, calls=7))  # 56 calls cannot bound a 5th percentile
+    assert short == [math.inf] * 3
+    gaps = _run([1.0, 2.0, 3.0], host)
+    gaps[0] = gaps[0][:5] + [[], [], []]  # a task with calls in five passes of eight (turns set aside)
+    widths = relative_quantile_ci(gaps)
+    assert widths[0] == math.inf and all(width < 0.05 for width in widths[1:])
 
 
 def test_median_ci_is_the_distribution_free_interval():

@@ -83,8 +83,16 @@ def report_runs_apart(records: Sequence[TimingRecord], verbose: bool = False) ->
         )
 
 
+def _settling(record: TimingRecord) -> float | None:
+    """The half-width ``noisy`` judged: relative to the run where there was one, else the absolute one."""
+    if record.quality is None:
+        return None
+    relative = record.quality.rel_ci_halfwidth_pct
+    return relative if relative is not None else record.quality.ci_halfwidth_pct
+
+
 def _noisy_label(record: TimingRecord) -> str:
-    half = record.quality.ci_halfwidth_pct if record.quality is not None else None
+    half = _settling(record)
     if half is not None:
         return f"{record.key.label} ±{half:.1f}%"
     return f"{record.key.label} (no interval)"
@@ -135,10 +143,11 @@ def report_quality(outcome: SweepOutcome, verbose: bool = False) -> None:
         if verbose:
             detail = ": " + ", ".join(_noisy_label(record) for record in noisy)
         else:
-            worst = max(noisy, key=lambda r: (r.quality.ci_halfwidth_pct if r.quality else None) or float("inf"))
+            worst = max(noisy, key=lambda r: _settling(r) or float("inf"))
             detail = f"; worst: {_noisy_label(worst)}"
         warn(
-            f"{len(noisy)} of {len(records)} measurements stayed noisy (95% CI wider than ±{target:g}%, marked !)"
+            f"{len(noisy)} of {len(records)} measurements stayed noisy (95% CI relative to the run wider than "
+            f"±{target:g}%, marked !)"
             f"{detail}. Rerun on a quieter machine or raise --budget{more(noisy)}"
         )
 

@@ -23,14 +23,18 @@ Method, per task (one configuration x backend x batch size):
    Noise on a shared machine only ever slows a call down, and the host's speed moves (by 20-60% within
    a minute on the VMs this was built on, every task together), so the low end is what reproduces from
    run to run; the median moves with the host (measured: benchmarks/rel_statistics.py, README "Latency
-   on a shared machine: what reproduces"). Its 95% CI treats each turn as a cluster of calls (Woodruff's
-   interval, :func:`mnprof.timing.stats.quantile_ci`): calls within a turn share the host's state, and an
-   interval that treats them as independent is far too narrow. Timing runs in whole passes over every
-   task and ends when every task's headline CI lies within ``target_rel_ci`` (after at least
+   on a shared machine: what reproduces"). Two 95% intervals go with it. The absolute one treats each
+   turn as a cluster of calls (Woodruff's interval, :func:`mnprof.timing.stats.quantile_ci`): calls within
+   a turn share the host's state. On a host whose speed moves from pass to pass it stays wide however long
+   one times, since which passes caught the fast state decides the figure, and no run can remove that from
+   the next. The relative one is of the headline divided by the geometric mean of the headlines timed
+   together (:func:`mnprof.timing.stats.relative_quantile_ci`, passes as clusters): what the host does to
+   every task in a pass cancels in it, and it is the figure that transfers between runs. The stop rule
+   judges the relative interval (the absolute one with fewer than three tasks): timing runs in whole passes
+   over every task and ends when every task's interval lies within ``target_rel_ci`` (after at least
    ``min_turns`` clean turns) or has spent its ``budget_s``; a task that did not reach the target is
-   flagged noisy: its low end did not settle (typically because the host was faster in some turns than
-   in others, and which turns caught the faster moments decides the figure). Tasks stay in every pass
-   until all stop, so every pass's host factor is estimated from the same tasks.
+   flagged noisy: its own low end moved between passes in a way the other tasks' did not. Tasks stay in
+   every pass until all stop, so every pass's host factor is estimated from the same tasks.
    The typical figure beside it is the host-adjusted median: round-robin makes each pass a block of a
    two-way design (a turn's median = the task's level x the pass's host factor x noise); the factors are
    fitted robustly across all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`),
@@ -46,6 +50,7 @@ Method, per task (one configuration x backend x batch size):
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,7 +59,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from mnprof.errors import MnprofError
-from mnprof.timing.stats import SampleStats, median_ci, pass_factors, quantile_ci
+from mnprof.timing.stats import MIN_PEERS, SampleStats, median_ci, pass_factors, quantile_ci, relative_quantile_ci
 
 __all__ = [
     "MAX_BUDGET_S",
@@ -130,10 +135,15 @@ class StopRule:
         if not 0 < self.contention_ratio <= 1 or not 0 <= self.contended_share <= 1 or self.max_spent_factor < 1:
             raise MnprofError("contention_ratio must be in (0, 1], contended_share in [0, 1], max_spent_factor >= 1")
 
-    def converged(self, turns: Sequence[Sequence[float]]) -> bool:
-        """Enough clean turns, and the 95% CI of the headline (the calls' 5th percentile) within the target."""
+    def converged(self, turns: Sequence[Sequence[float]], relative: float | None = None) -> bool:
+        """Enough clean turns, and the headline's 95% CI within the target: ``relative``, the wider side of its
+        interval relative to the run (:func:`mnprof.timing.stats.relative_quantile_ci`), where the run has one;
+        else the interval of the calls' 5th percentile itself."""
         turns = [turn for turn in turns if turn]
-        return len(turns) >= self.min_turns and quantile_ci(turns, min_turns=self.min_turns)[3] <= self.target_rel_ci
+        if len(turns) < self.min_turns:
+            return False
+        width = quantile_ci(turns, min_turns=self.min_turns)[3] if relative is None else relative
+        return width <= self.target_rel_ci
 
 
 class Stop(StrEnum):
@@ -175,6 +185,9 @@ class Measurement:
     turn_factors: tuple[float, ...] = ()  # host factor of each turn's pass, in order; () = all 1.0
     turn_passes: tuple[int, ...] = ()  # the round-robin pass of each turn, in order
     min_turns: int = 6  # the stop rule's: no interval (so noisy) with fewer turns
+    # The wider side of the headline's 95% CI relative to the run's geometric mean of headlines (inf: none);
+    # None when fewer than three tasks were timed together (nothing to be relative to).
+    relative_halfwidth: float | None = None
 
     @cached_property
     def stats(self) -> SampleStats:
@@ -208,12 +221,18 @@ class Measurement:
 
     @property
     def ci(self) -> tuple[float | None, float | None, float]:
-        """``(low, high, relative half-width)`` of the headline's 95% CI."""
+        """``(low, high, relative half-width)`` of the headline's 95% CI (of the absolute figure)."""
         return self.headline[1], self.headline[2], self.headline[3]
 
+    @property
+    def settling_halfwidth(self) -> float:
+        """The half-width the stop rule judges: the interval relative to the run where there is one, else the
+        absolute one (see :meth:`StopRule.converged`)."""
+        return self.ci[2] if self.relative_halfwidth is None else self.relative_halfwidth
+
     def meets_target(self) -> bool:
-        """Whether the headline's 95% CI is within the target."""
-        return self.ci[2] <= self.target_rel_ci
+        """Whether the headline's 95% CI (relative to the run, where there is one) is within the target."""
+        return self.settling_halfwidth <= self.target_rel_ci
 
     @property
     def noisy(self) -> bool:
@@ -290,6 +309,13 @@ class _Running:
         estimate = SampleStats.of(recent).median if recent else block_s
         return max(1, min(10_000, round(block_s / max(estimate, 1e-9))))
 
+    def calls_by_pass(self, rule: StopRule, passes: int) -> list[list[float]]:
+        """This task's clean calls by pass (empty where a pass's turn was set aside)."""
+        calls: list[list[float]] = [[] for _ in range(passes)]
+        for block in self.clean(rule):
+            calls[block.pass_index] = block.samples
+        return calls
+
     def turn_values(self, rule: StopRule, passes: int) -> list[float | None]:
         """This task's clean turn medians by pass (``None`` where a pass's turn was set aside)."""
         values: list[float | None] = [None] * passes
@@ -297,16 +323,16 @@ class _Running:
             values[block.pass_index] = SampleStats.of(block.samples).median
         return values
 
-    def verdict(self, rule: StopRule) -> Stop | None:
+    def verdict(self, rule: StopRule, relative: float | None) -> Stop | None:
         clean = self.clean(rule)
-        if rule.converged([block.samples for block in clean]):
+        if rule.converged([block.samples for block in clean], relative):
             return Stop.CONVERGED
         clean_s = sum(block.seconds for block in clean)
         if clean_s >= rule.budget_s or self.spent_s >= rule.max_spent_factor * rule.budget_s:
             return Stop.BUDGET
         return None
 
-    def measurement(self, rule: StopRule, stop: Stop, factors: Sequence[float]) -> Measurement:
+    def measurement(self, rule: StopRule, stop: Stop, factors: Sequence[float], relative: float | None) -> Measurement:
         clean = self.clean(rule)
         kept = [sample for block in clean for sample in block.samples]
         clean_ids = {id(block) for block in clean}
@@ -330,6 +356,7 @@ class _Running:
             contended=fell_back or bool(shares and max(shares) < rule.contended_share),
             turn_factors=tuple(factors[block.pass_index] for block in used),
             turn_passes=tuple(block.pass_index for block in used),
+            relative_halfwidth=relative,
         )
 
 
@@ -381,20 +408,22 @@ def interleave(
         switch_to(task)
         warmup, settled = warm_up(task.sample, rule, clock)
         running.append(_Running(task, warmup, settled))
-    passes, factors, verdicts = 0, [[] for _ in running], [None] * len(running)
+    passes, factors, relative, verdicts = 0, [[] for _ in running], _relative(running, rule, 0), [None] * len(running)
     try:
         while running and not all(verdicts):
-            passes, factors, verdicts = _pass(running, rule, passes, clock, cpu_clock, switch_to, on_progress, total)
+            passes, factors, relative, verdicts = _pass(
+                running, rule, passes, clock, cpu_clock, switch_to, on_progress, total
+            )
     except BaseException:  # an interrupt or a failing call: keep what had stopped by the last whole pass
         for run in running:
             run.blocks = [block for block in run.blocks if block.pass_index < passes]
-        for run, verdict, own in zip(running, verdicts, factors, strict=True):
+        for run, verdict, own, width in zip(running, verdicts, factors, relative, strict=True):
             if verdict is not None and on_finish is not None:
-                on_finish(run.measurement(rule, verdict, own))
+                on_finish(run.measurement(rule, verdict, own, width))
         raise
     measurements = [
-        run.measurement(rule, verdict, own)
-        for run, verdict, own in zip(running, verdicts, factors, strict=True)
+        run.measurement(rule, verdict, own, width)
+        for run, verdict, own, width in zip(running, verdicts, factors, relative, strict=True)
         if verdict
     ]
     if on_progress is not None:
@@ -414,10 +443,10 @@ def _pass(
     switch_to: Callable[[Task], None],
     on_progress: Callable[[str, float, float], None] | None,
     total: float,
-) -> tuple[int, list[list[float]], list[Stop | None]]:
+) -> tuple[int, list[list[float]], list[float | None], list[Stop | None]]:
     """One round-robin pass: a turn for every task; returns the passes done, each task's host factors (fitted
     from the other tasks: a task's own turns must not help fit the factors divided out of its typical figure),
-    and the verdicts."""
+    each task's headline interval relative to the run (see :func:`_relative`), and the verdicts."""
     for run in running:
         calls = run.calls_per_block(rule)
         switch_to(run.task)
@@ -435,7 +464,20 @@ def _pass(
     passes += 1
     table = [run.turn_values(rule, passes) for run in running]
     factors = [pass_factors(table[:index] + table[index + 1 :], passes) for index in range(len(running))]
-    return passes, factors, [run.verdict(rule) for run in running]
+    relative = _relative(running, rule, passes)
+    return passes, factors, relative, [run.verdict(rule, width) for run, width in zip(running, relative, strict=True)]
+
+
+def _relative(running: Sequence[_Running], rule: StopRule, passes: int) -> list[float | None]:
+    """Each task's headline interval relative to the run's geometric mean of headlines, from every task's clean
+    calls by pass (:func:`mnprof.timing.stats.relative_quantile_ci`); ``None`` for all with fewer than three
+    tasks (the stop rule then judges the absolute interval)."""
+    if len(running) < MIN_PEERS:
+        return [None] * len(running)
+    if passes == 0:
+        return [math.inf] * len(running)
+    calls = [run.calls_by_pass(rule, passes) for run in running]
+    return list(relative_quantile_ci(calls, min_turns=rule.min_turns))
 
 
 @dataclass(frozen=True)

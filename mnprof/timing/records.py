@@ -106,7 +106,14 @@ GEOMETRIC_MEAN = "geometric mean"
 
 
 # Keys of a row that hold every timed call; dropped where only the statistics are wanted.
-RAW_SAMPLE_KEYS = ("latency_ms_samples", "latency_ms_discarded", "turn_sizes", "turn_started_unix", "turn_host_factors")
+RAW_SAMPLE_KEYS = (
+    "latency_ms_samples",
+    "latency_ms_discarded",
+    "turn_sizes",
+    "turn_started_unix",
+    "turn_host_factors",
+    "turn_passes",
+)
 
 MeasurementKey = tuple[str, str, int, int, str]
 
@@ -190,8 +197,12 @@ class Quality:
     """How timing went: the CI reached, how it stopped, what was set aside, how long it took."""
 
     ci_halfwidth_pct: float | None  # the wider side of the headline's 95% CI, percent of the headline
+    # The wider side of the 95% CI of the headline relative to its run (its ratio to the geometric mean of the
+    # headlines timed together), percent: what ``noisy`` judges; None with fewer than three tasks timed together
+    # (then ``noisy`` judges ci_halfwidth_pct).
+    rel_ci_halfwidth_pct: float | None
     target_ci_pct: float
-    noisy: bool  # the headline's CI was still wider than the target when timing stopped: its low end unsettled
+    noisy: bool  # the headline's CI (relative to its run) was still wider than the target when timing stopped
     stop: str  # "converged" or "budget"
     samples: int
     turns: int
@@ -227,6 +238,7 @@ class RawSamples:
     turn_started_unix: tuple[float, ...]
     discarded_ms: tuple[float, ...]
     turn_host_factors: tuple[float, ...] = ()
+    turn_passes: tuple[int, ...] = ()  # the round-robin pass of each turn (a turn set aside leaves a gap)
 
     def turns(self) -> list[tuple[float, tuple[float, ...]]]:
         """``(start, calls)`` of every turn; empty when the sizes and starts do not line up (older files)."""
@@ -277,7 +289,7 @@ class TimingRecord:
     # --------------------------------------------------------------------- the results file's row
 
     def to_row(self, *, with_samples: bool = True) -> dict[str, Any]:
-        """The flat row of the results file (schema 3): statistics in ms, rates per second, raw samples."""
+        """The flat row of the results file (schema 4): statistics in ms, rates per second, raw samples."""
         row: dict[str, Any] = {**self.config.columns(), **self._base_columns(), "model_bytes": self.model_bytes}
         if self.key.backend in LOSSY:
             row.update(
@@ -309,6 +321,7 @@ class TimingRecord:
                 turn_started_unix=list(self.raw.turn_started_unix),
                 latency_ms_discarded=list(self.raw.discarded_ms),
                 turn_host_factors=list(self.raw.turn_host_factors),  # host factor of each turn's pass, in order
+                turn_passes=list(self.raw.turn_passes),  # the round-robin pass of each turn, in order
             )
         return row
 
@@ -394,8 +407,9 @@ class TimingRecord:
             tuple(row.get("turn_started_unix") or ()),
             tuple(row.get("latency_ms_discarded") or ()),
             tuple(row.get("turn_host_factors") or ()),
+            tuple(row.get("turn_passes") or ()),
         )
-        if raw.latency_ms and not raw.turn_sizes:  # schema 3 always writes the turns with the calls
+        if raw.latency_ms and not raw.turn_sizes:  # schema 3 and 4 always write the turns with the calls
             raise MnprofError(
                 f"latency_ms_samples holds {len(raw.latency_ms)} calls but turn_sizes is empty; "
                 "accepted: the calls of each turn, in order"
@@ -408,6 +422,7 @@ class TimingRecord:
         for name, values in (
             ("turn_started_unix", raw.turn_started_unix),
             ("turn_host_factors", raw.turn_host_factors),
+            ("turn_passes", raw.turn_passes),
         ):
             if values and len(values) != len(raw.turn_sizes):
                 raise MnprofError(

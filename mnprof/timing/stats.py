@@ -23,6 +23,8 @@ __all__ = [
     "pass_factors",
     "quantile",
     "quantile_ci",
+    "relative_quantile_ci",
+    "student_t_quantile",
 ]
 
 CONFIDENCE = 0.95
@@ -167,6 +169,98 @@ def quantile_ci(
         return value, None, None, math.inf
     low, high = quantile(pooled, q - margin), quantile(pooled, min(1.0, q + margin))
     return value, low, high, max(value - low, high - value) / value
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom, by the Cornish-Fisher expansion in the
+    normal quantile (Abramowitz and Stegun 26.7.5): within 0.001 of the exact value at the 97.5% point from
+    ``df = 4`` on (2.5703 for 5, exact 2.5706), which is all mnprof needs (six passes at least); at ``df = 3``
+    it is 0.004 short, so fewer are refused."""
+    if df < 4:
+        raise ValueError(f"Student's t quantile needs df >= 4 here, got {df}")
+    z = NormalDist().inv_cdf(p)
+    terms = (
+        (z**3 + z) / 4,
+        (5 * z**5 + 16 * z**3 + 3 * z) / 96,
+        (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
+        (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160,
+    )
+    return z + sum(term / df ** (power + 1) for power, term in enumerate(terms))
+
+
+def _sparsity_bandwidth(n: int, q: float, confidence: float) -> float:
+    """Hall and Sheather's (1988) bandwidth, in probability, for the difference quotient of the quantile
+    function at ``q`` from ``n`` calls (the rule quantile regression uses to estimate the same slope)."""
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    x = NormalDist().inv_cdf(q)
+    return n ** (-1 / 3) * z ** (2 / 3) * (1.5 * NormalDist().pdf(x) ** 2 / (2 * x**2 + 1)) ** (1 / 3)
+
+
+def relative_quantile_ci(
+    tasks: Sequence[Sequence[Sequence[float]]],
+    q: float = HEADLINE_QUANTILE,
+    confidence: float = CONFIDENCE,
+    min_turns: int = 6,
+) -> list[float]:
+    """The wider side of the 95% CI of each task's ``q`` quantile relative to the run's geometric mean of them.
+
+    ``tasks[task][pass]`` holds the calls a task made in a round-robin pass (empty where it made none, e.g. a
+    turn set aside as contended). Each task's headline is the ``q`` quantile of its calls, as in
+    :func:`quantile_ci`; what is estimated here is log(headline / geometric mean of every task's headline): the
+    figure that transfers between runs. Whatever the host does to every task in a pass (the speed of a shared
+    VM moves by tens of percent within a minute) moves all headlines together and cancels in it; no amount of
+    repetition in one run removes it from the absolute figure, which is why the interval of the absolute
+    headline (:func:`quantile_ci`) stays wide on such a host while rel reproduces.
+
+    Method: the linearisation of a quantile (Bahadur's representation): a task's log headline moves by
+    ``-s x (share of its calls at or below it - q)``, ``s`` the slope of its log quantile function at ``q``,
+    estimated by a difference quotient over Hall and Sheather's bandwidth. Each pass contributes to that
+    share; the task's contribution minus the mean over tasks of theirs is the pass's contribution to the
+    relative figure, and passes are the clusters of a cluster-robust variance (``P/(P-1)`` x the sum of
+    squares), never below the binomial variance of independent calls. The interval is Student's t with
+    ``P - 1`` degrees of freedom (few passes give a rough variance) times its square root, in logarithms;
+    the wider side is returned as a fraction (``expm1``). ``inf`` (no interval) for a task with fewer than
+    ``min_turns`` passes with calls, or whose calls cannot bound the low end (``q - z x`` the binomial error
+    below 0, as in :func:`quantile_ci`). Needs at least :data:`MIN_PEERS` tasks (a geometric mean of fewer
+    says nothing common): ``ValueError`` otherwise.
+    """
+    if len(tasks) < MIN_PEERS:
+        raise ValueError(f"a relative interval needs at least {MIN_PEERS} tasks timed together, got {len(tasks)}")
+    passes = max(len(task) for task in tasks)
+    used = [p for p in range(passes) if any(p < len(task) and task[p] for task in tasks)]
+    z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    influence: list[list[float] | None] = []  # per task, per used pass: the pass's share of the log headline
+    floors: list[float] = []
+    for task in tasks:
+        by_pass = [list(task[p]) if p < len(task) else [] for p in used]
+        pooled = sorted(value for calls in by_pass for value in calls)
+        count = len(pooled)
+        value = quantile(pooled, q) if pooled else 0.0
+        bandwidth = min(_sparsity_bandwidth(count, q, confidence), 0.9 * q, 1 - q) if count else 0.0
+        low, high = (quantile(pooled, q - bandwidth), quantile(pooled, q + bandwidth)) if count else (0.0, 0.0)
+        if count == 0 or value <= 0 or low <= 0:
+            influence.append(None)
+            floors.append(math.inf)
+            continue
+        slope = (math.log(high) - math.log(low)) / (2 * bandwidth)
+        influence.append([-slope * (sum(1 for v in calls if v <= value) - q * len(calls)) / count for calls in by_pass])
+        bounded = sum(1 for calls in by_pass if calls) >= min_turns and q - z * math.sqrt(q * (1 - q) / count) >= 0
+        floors.append(slope**2 * q * (1 - q) / count if bounded else math.inf)
+    known = [row for row in influence if row is not None]
+    common = [math.fsum(row[index] for row in known) / len(known) for index in range(len(used))] if known else []
+    if len(used) < max(min_turns, 4):  # every task has fewer passes than asked: no interval
+        return [math.inf] * len(tasks)
+    degrees = len(used) - 1
+    critical = student_t_quantile(1 - (1 - confidence) / 2, degrees)
+    widths = []
+    for row, floor in zip(influence, floors, strict=True):
+        if row is None or floor == math.inf:
+            widths.append(math.inf)
+            continue
+        spread = math.fsum((own - mean) ** 2 for own, mean in zip(row, common, strict=True))
+        variance = max(len(used) / degrees * spread, floor)
+        widths.append(math.expm1(critical * math.sqrt(variance)))
+    return widths
 
 
 def pass_factors(table: Sequence[Sequence[float | None]], passes: int | None = None, sweeps: int = 10) -> list[float]:

@@ -1,9 +1,9 @@
 """The results file: every measurement with its provenance, versioned, written atomically, resumable.
 
-Schema (version 3, ``kind`` ``mnprof.results``)::
+Schema (version 4, ``kind`` ``mnprof.results``)::
 
     {
-      "schema_version": 3,
+      "schema_version": 4,
       "kind": "mnprof.results",
       "environment": {...},        # mnprof.timing.host.host_environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
@@ -15,19 +15,24 @@ A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the
 (``id``, ``alpha``, ``resolution``, ...), ``backend``, ``device``, ``batch_size``, ``threads``,
 ``cpu_model`` and ``gpu`` (its name where ``device`` is ``cuda``), the headline ``latency_ms_p5``
 (the 5th percentile of the clean calls, see :mod:`mnprof.timing.engine`) with its 95% CI
-``latency_ms_ci_low`` and ``latency_ms_ci_high``, the typical call ``latency_ms_adjusted`` (the
-host-adjusted median), the statistics of every call (``latency_ms_median``, ``latency_ms_iqr``, ...,
-``samples``), ``throughput_ips``, ``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the
-fingerprint), ``latency_ms_samples`` (every timed call the statistics come from, in milliseconds),
-``turn_sizes``, ``turn_started_unix``, ``turn_host_factors`` (the host factor of each turn's pass, which
-the typical figure divides out) and ``latency_ms_discarded`` (calls set aside as contended). A row whose
-backend failed or computed something else has ``error`` set and no latency. The version is bumped when a
-key is renamed or removed or changes meaning; adding keys keeps it. Version 3: the headline became
-``latency_ms_p5``, and ``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``,
-``throughput_ips`` and the GFLOP/s follow it instead of the host-adjusted median (version 2's headline,
-still there as the typical figure). Version 2: the headline became the host-adjusted median instead of
-the median. An older file is refused with the command that re-measures it (its noisy flags and rates
-belong to another headline).
+``latency_ms_ci_low`` and ``latency_ms_ci_high`` (half-width ``ci_halfwidth_pct``), the half-width of
+its interval relative to its run ``rel_ci_halfwidth_pct`` (what ``noisy`` judges), the typical call
+``latency_ms_adjusted`` (the host-adjusted median), the statistics of every call
+(``latency_ms_median``, ``latency_ms_iqr``, ..., ``samples``), ``throughput_ips``,
+``gflops_achieved``, ``peak_fraction``, the output check, ``host`` (the fingerprint),
+``latency_ms_samples`` (every timed call the statistics come from, in milliseconds), ``turn_sizes``,
+``turn_started_unix``, ``turn_host_factors`` (the host factor of each turn's pass, which the typical
+figure divides out), ``turn_passes`` (the round-robin pass of each turn) and ``latency_ms_discarded``
+(calls set aside as contended). A row whose backend failed or computed something else has ``error``
+set and no latency. The version is bumped when a key is renamed or removed or changes meaning; adding
+keys keeps it. Version 4: ``noisy`` judges the headline's interval relative to its run
+(``rel_ci_halfwidth_pct``) where three or more tasks were timed together, instead of the interval of
+the absolute figure. Version 3: the headline became ``latency_ms_p5``, and
+``latency_ms_ci_low``/``latency_ms_ci_high``, ``ci_halfwidth_pct``, ``noisy``, ``throughput_ips`` and
+the GFLOP/s follow it instead of the host-adjusted median (version 2's headline, still there as the
+typical figure). Version 2: the headline became the host-adjusted median instead of the median. An
+older file is refused with the command that re-measures it (its noisy flags and rates belong to
+another headline or interval).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ __all__ = [
     "results_records",
 ]
 
-RESULTS_SCHEMA_VERSION = 3
+RESULTS_SCHEMA_VERSION = 4
 RESULTS_KIND = "mnprof.results"
 DEFAULT_RESULTS_PATH = Path("mnprof-results.json")
 KEY_FIELDS = ("id", "backend", "batch_size", "threads", "device")
@@ -81,7 +86,7 @@ def read_results(path: Path) -> dict[str, Any]:
             f"{path} is not a mnprof results file (kind {kind!r}, expected {RESULTS_KIND!r}); {REGENERATE}"
         )
     found = document.get("schema_version")
-    if type(found) is not int or found != RESULTS_SCHEMA_VERSION:  # 3.0 and true are not version 3
+    if type(found) is not int or found != RESULTS_SCHEMA_VERSION:  # 4.0 and true are not version 4
         raise MnprofError(
             f"results file {path} has schema version {found!r}; this mnprof reads version {RESULTS_SCHEMA_VERSION}; "
             f"{REGENERATE}, or read it with the mnprof that wrote it"

@@ -154,6 +154,7 @@ def measured_record(
     every runtime's ``model_bytes``.
     """
     stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
+    relative = measurement.relative_halfwidth
     achieved = 2 * macs * key.batch_size / headline / 1e9
     milliseconds = {
         "p5": headline,
@@ -177,6 +178,7 @@ def measured_record(
         latency=LatencyStats(**{name: None if v is None else v * 1e3 for name, v in milliseconds.items()}),
         quality=Quality(
             ci_halfwidth_pct=finite(ci_rel * 100),
+            rel_ci_halfwidth_pct=None if relative is None else finite(relative * 100),
             target_ci_pct=rule.target_rel_ci * 100,
             noisy=measurement.noisy,
             stop=measurement.stop.value,
@@ -205,6 +207,7 @@ def measured_record(
             turn_started_unix=tuple(round(start + unix_offset, 3) for start in measurement.turn_starts),
             discarded_ms=tuple(sample * 1e3 for sample in measurement.discarded),
             turn_host_factors=tuple(round(factor, 6) for factor in measurement.turn_factors),
+            turn_passes=measurement.turn_passes,
         ),
         **(agreement or {}),
     )

@@ -52,7 +52,7 @@ def latency_notes(frame: pd.DataFrame, *, detailed: bool = False) -> list[str]:
         target = measured["target_ci_pct"].dropna()
         bound = f"±{target.iloc[0]:g}%" if len(target) else "the target"
         notes.append(
-            f"! noisy: its 95% CI was wider than {bound} when the budget ran out (the low end did not settle: "
-            "the host was faster in a few turns only)"
+            f"! noisy: its 95% CI relative to the run was wider than {bound} when the budget ran out (its low "
+            "end moved from pass to pass unlike the other configurations')"
         )
     return notes
