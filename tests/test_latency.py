@@ -259,6 +259,8 @@ def test_sweep_rows_carry_statistics_provenance_and_samples(tmp_path, fake_peak)
             assert r["latency_ms_ci_high"] is None and r["noisy"]
         assert r["samples"] == len(r["latency_ms_samples"]) >= r["turns"] >= 1
         assert len(r["turn_host_factors"]) == r["turns"]
+        assert r["turn_passes"] == sorted(set(r["turn_passes"])) and len(r["turn_passes"]) == r["turns"]
+        assert r["rel_ci_halfwidth_pct"] is None  # two tasks timed together: nothing to be relative to
         # the headline recomputed from the raw samples: their 5th percentile (numpy's linear method)
         assert r["latency_ms_p5"] == pytest.approx(float(np.percentile(r["latency_ms_samples"], 5)), rel=1e-9)
         # the typical figure: each turn's median over its pass's host factor, the median of those

@@ -397,6 +397,20 @@ def test_a_host_slowdown_in_some_passes_leaves_the_headline_and_the_typical_figu
         assert m.adjusted_median == pytest.approx(level, rel=5e-3)  # the slow passes' factors divided out
         assert m.stats.median == pytest.approx(level, rel=5e-3) and m.stats.maximum > 1.39 * level
         assert {round(factor, 2) for factor in m.turn_factors} == {1.0, 1.4}
+    # What the stop rule judged: each headline relative to the run, from every task's calls by pass.
+    by_pass = [[list(turn) for turn in m.turns] for m in measurements]
+    assert all(m.turn_passes == tuple(range(len(m.turns))) for m in measurements)
+    assert [m.relative_halfwidth for m in measurements] == relative_quantile_ci(by_pass)
+    assert all(m.relative_halfwidth <= rule.target_rel_ci and not m.noisy for m in measurements)
+
+
+def test_with_two_tasks_the_stop_rule_judges_the_absolute_interval():
+    clock = FakeClock()
+    rule = StopRule(target_rel_ci=0.02, budget_s=1.2, block_s=0.1, warmup_max_s=0)
+    steady = [0.010 * (1 + 0.0001 * i) for i in range(10)]  # ten calls a turn, alike in every turn
+    tasks = [Task(name, sampler(clock, steady), name) for name in "ab"]
+    for m in interleave(tasks, rule, clock=clock):
+        assert m.relative_halfwidth is None and m.settling_halfwidth == m.ci[2] <= 0.02 and m.stop is Stop.CONVERGED
 
 
 def test_budget_bounds_a_noisy_task_and_the_ci_target_ends_a_quiet_one_early():
