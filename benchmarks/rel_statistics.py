@@ -8,8 +8,9 @@ with each candidate statistic, divides by the run's geometric mean over the conf
 prints, per statistic, run a vs run b: the median and the largest |difference| of rel in each pair, in
 how many pairs both are within the latency issue's target 1 (2.5% and 8%), and the median |difference| of
 the absolute figure in each pair; then, for a few quantiles, how many configurations of each run would end
-noisy (their quantile's CI wider than the default --target-ci) on the calls the run kept. No timing
-happens here.
+noisy by the absolute interval (their quantile's CI wider than the default --target-ci) on the calls
+the run kept, and how many by the interval relative to the run (what ``noisy`` judges from results schema
+4). No timing happens here.
 
 Candidates: the headline as mnprof computes it (the 5th percentile of all calls, through
 :func:`mnprof.timing.stats.quantile_ci`), the host-adjusted median (the headline of results schema 2, the
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from mnprof.timing.records import RawSamples
-from mnprof.timing.stats import quantile, quantile_ci
+from mnprof.timing.stats import quantile, quantile_ci, relative_quantile_ci
 from mnprof.timing.store import RESULTS_KIND
 
 
@@ -54,8 +55,8 @@ Statistic = Callable[[Run], dict[str, float]]
 def load(path: Path) -> Run:
     """The timed rows of a results file of schema 2 (host-adjusted headline) or 3: both keep every call."""
     document = json.loads(path.read_text())
-    if document.get("kind") != RESULTS_KIND or document.get("schema_version") not in (2, 3):
-        raise SystemExit(f"{path}: not a mnprof results file of schema version 2 or 3")
+    if document.get("kind") != RESULTS_KIND or document.get("schema_version") not in (2, 3, 4):
+        raise SystemExit(f"{path}: not a mnprof results file of schema version 2, 3 or 4")
     return {
         row["id"]: Row(
             RawSamples(
@@ -64,6 +65,7 @@ def load(path: Path) -> Run:
                 tuple(row["turn_started_unix"]),
                 tuple(row.get("latency_ms_discarded") or ()),
                 tuple(row.get("turn_host_factors") or ()),
+                tuple(row.get("turn_passes") or ()),
             ),
             row["latency_ms_adjusted"],
         )
@@ -203,7 +205,26 @@ def main() -> int:
             f"quantile {q:<4g} runs with at most 2 unsettled: {sum(c <= 2 for c in counts)}/{len(runs)}; "
             + " ".join(f"{c:2d}" for c in counts)
         )
+    counts = [sum(width * 100 > NOISY_PCT for width in relative_quantile_ci(by_pass(run))) for run in runs]
+    print(
+        "relative to the run (mnprof.timing.stats.relative_quantile_ci, what noisy judges from schema 4), "
+        f"runs with at most 2 unsettled: {sum(c <= 2 for c in counts)}/{len(runs)}; "
+        + " ".join(f"{c:2d}" for c in counts)
+    )
     return 0
+
+
+def by_pass(run: Run) -> list[list[list[float]]]:
+    """Every configuration's calls by round-robin pass: from ``turn_passes`` (schema 4), else each turn is
+    taken to be its pass (earlier files: true where no turn was set aside as contended)."""
+    tasks = []
+    for record in run.values():
+        passes = record.raw.turn_passes or tuple(range(len(record.raw.turn_sizes)))
+        calls: list[list[float]] = [[] for _ in range(max(passes, default=-1) + 1)]
+        for index, (_, turn) in zip(passes, record.raw.turns(), strict=True):
+            calls[index] = list(turn)
+        tasks.append(calls)
+    return tasks
 
 
 if __name__ == "__main__":
