@@ -146,9 +146,8 @@ def report_quality(outcome: SweepOutcome, verbose: bool = False) -> None:
             worst = max(noisy, key=lambda r: _settling(r) or float("inf"))
             detail = f"; worst: {_noisy_label(worst)}"
         warn(
-            f"{len(noisy)} of {len(records)} measurements stayed noisy (95% CI relative to the run wider than "
-            f"±{target:g}%, marked !)"
-            f"{detail}. Rerun on a quieter machine or raise --budget{more(noisy)}"
+            f"{len(noisy)} of {len(records)} measurements stayed noisy (marked !: rel's 95% CI over "
+            f"±{target:g}%){detail}. Raise --budget or rerun on a quieter host{more(noisy)}"
         )
 
 
