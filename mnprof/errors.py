@@ -17,9 +17,11 @@ from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 __all__ = [
     "USER_CODE_LIMIT_ENV",
     "MnprofError",
+    "end_process",
     "ended_on_overrun",
     "held_warnings",
     "one_line",
+    "process_kept",
     "sigint_noted",
     "stdout_to_stderr",
     "time_limit",
@@ -266,6 +268,53 @@ def held_warnings() -> Iterator[None]:
             held.extend(caught)
 
 
+class _ProcessExit(BaseException):
+    """The user's code called ``os._exit``: raised in its place (see :func:`process_kept`)."""
+
+
+_real_exit = os._exit  # mnprof's own way out (the watchdog's), whatever the user's code does to os._exit
+
+
+def end_process(code: int) -> None:
+    """End the process now with ``code``, without cleanup: ``os._exit`` as it was before any user code ran."""
+    _real_exit(code)
+
+
+@contextmanager
+def process_kept() -> Iterator[None]:
+    """For the block (the user's code), the process stays mnprof's: ``os._exit`` raises instead of ending it (a
+    factory that calls ``os._exit(0)`` must not pass the gate; in a child the code forked it still ends the child),
+    and the working directory is restored after it (a factory that calls ``os.chdir`` must not move where mnprof
+    writes its relative outputs). The code could still end the process by other means (a signal to itself)."""
+    import posix  # the module os._exit comes from; patched too, so that posix._exit is caught as well
+
+    owner = os.getpid()
+
+    def refuse(code: int) -> None:
+        if os.getpid() != owner:  # a forked child ending: let it
+            _real_exit(code)
+        raise _ProcessExit(f"called os._exit({code})")
+
+    try:
+        cwd: str | None = os.getcwd()
+    except OSError:  # already removed: nothing to return to
+        cwd = None
+    saved = os._exit, posix._exit
+    os._exit = posix._exit = refuse  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit, posix._exit = saved  # type: ignore[assignment]
+        if cwd is not None:
+            try:
+                os.chdir(cwd)
+            except OSError as error:
+                raise MnprofError(
+                    f"the user's code removed the working directory {cwd} ({one_line(error)}); accepted: code that "
+                    "leaves it in place"
+                ) from None
+
+
 @contextmanager
 def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
     """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
@@ -282,6 +331,7 @@ def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
     )
     try:
         with (
+            process_kept(),
             stdout_to_stderr(),
             held_warnings(),
             time_limit(limit) if limited else nullcontext(),

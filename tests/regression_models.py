@@ -6,6 +6,7 @@ Each follows the factory contract of ``mnprof check --model``:
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import torch
@@ -81,6 +82,15 @@ NOT_CALLABLE = 3
 
 def exiting(alpha: float, num_classes: int) -> nn.Module:
     raise SystemExit(0)  # a factory that exits must not make the gate pass
+
+
+def hard_exiting(alpha: float, num_classes: int) -> nn.Module:
+    os._exit(0)  # ends a process at once, no cleanup: must not end mnprof's with 0 (the gate would pass)
+
+
+def wandering(alpha: float, num_classes: int) -> nn.Module:
+    os.chdir(os.environ["MNPROF_TEST_WANDER_TO"])  # must not move where mnprof writes a relative --out
+    return tiny(alpha, num_classes)
 
 
 def printing(alpha: float, num_classes: int) -> nn.Module:

@@ -298,6 +298,33 @@ def test_a_factory_that_exits_does_not_pass_the_gate(capsys, tmp_path):
     assert "factory raised SystemExit" in err
 
 
+def test_a_factory_that_calls_os_exit_does_not_end_mnprof(capsys, tmp_path):
+    import subprocess
+
+    path = baseline(tmp_path)
+    capsys.readouterr()
+    command = [sys.executable, "-m", "mnprof", "check", "-q", *TINY, "--model", "tests.regression_models:hard_exiting",
+               "--baseline", str(path)]  # fmt: skip
+    # its own process: were os._exit(0) to end it, the gate would pass (and in-process, the test run would end)
+    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("mnprof: error: ")
+    assert "called os._exit(0)" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_factory_that_changes_directory_does_not_move_relative_outputs(capsys, tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(home)
+    monkeypatch.setenv("MNPROF_TEST_WANDER_TO", str(elsewhere))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    spec = "t=tests.regression_models:wandering"
+    assert main(["baseline", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32", "--out", "b.json"]) == 0
+    assert (home / "b.json").is_file() and not list(elsewhere.iterdir()) and Path.cwd() == home
+
+
 def test_a_chatty_factory_stays_out_of_the_json(capsys, tmp_path):
     path = tmp_path / "b.json"
     spec = "t=tests.regression_models:printing"

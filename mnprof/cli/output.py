@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from mnprof.errors import MnprofError
+from mnprof.errors import MnprofError, end_process
 from mnprof.files import atomic_write_text
 
 __all__ = [
@@ -80,7 +80,7 @@ def exit_with_error(message: str) -> NoReturn:
         line = "\r\x1b[2K" + line + "\x1b[?25h"
     with suppress(OSError):
         os.write(2, line.encode("utf-8", "backslashreplace"))
-    os._exit(EXIT_USAGE)
+    end_process(EXIT_USAGE)  # os._exit as it was: the user code running now may have replaced it
 
 
 def warn(message: str) -> None:
