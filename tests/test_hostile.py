@@ -533,6 +533,23 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
     ResultsStore.open(path, {}, resume=True)  # free again once the other process has gone
 
 
+def test_a_refused_results_file_gets_no_lock_file_and_a_finished_sweep_leaves_none(capsys, tmp_path):
+    import subprocess
+
+    path = baseline(tmp_path)  # not a results file: refused after its lock was taken
+    capsys.readouterr()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert "is not a mnprof results file" in refused(capsys, "table", "-q", *TINY, "--results", str(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    results = tmp_path / "r.json"
+    code = (
+        "from pathlib import Path; from mnprof.timing.store import ResultsStore;"
+        f"ResultsStore.open(Path({str(results)!r}), {{}}, resume=False)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)  # takes the lock; ends holding it
+    assert not (tmp_path / ".r.json.lock").exists()  # released as it ended
+
+
 # ---------------------------------------------------------------- 9. an option that takes one value, given twice
 
 

@@ -49,7 +49,7 @@ def test_store_writes_a_valid_document_after_every_add(tmp_path):
     assert [r["id"] for r in document["measurements"]] == ["0.25-32", "0.25-64"]
     assert document["gemm_peaks"] == [{"device": "cpu", "threads": 2, "gflops": 100.0}]
     assert document["environment"] == ENV
-    # no temporary file left behind; the writer lock's file stays (it is the lock, not a leftover)
+    # no temporary file left behind; the writer lock's file stays while this process holds the lock
     assert sorted(p.name for p in tmp_path.iterdir()) == [".results.json.lock", "results.json"]
 
 

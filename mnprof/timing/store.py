@@ -37,9 +37,11 @@ another headline or interval).
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -119,28 +121,58 @@ def results_records(documents: Iterable[Mapping[str, Any]]) -> list[TimingRecord
     ]
 
 
-_LOCKS: dict[str, int] = {}  # results file -> the descriptor of its lock file, held until the process ends
+_LOCKS: dict[str, tuple[int, Path]] = {}  # results file -> its lock file's descriptor and path, while held
 
 
-def _lock_for_writing(path: Path) -> None:
-    """Take the advisory writer lock of results file ``path`` (once per process), or refuse with one line."""
+def _lock_for_writing(path: Path) -> bool:
+    """Take the advisory writer lock of results file ``path`` (once per process), or refuse with one line;
+    returns whether this call took it (False: this process already held it).
+
+    The lock is ``flock`` on ``.NAME.lock`` beside the file, which :func:`_release` removes (so that nothing is
+    left beside a results file once no sweep writes it). Removing a lock file races with a process that opened it
+    just before: that one would then hold a lock on a file no longer there, while a third creates a new one. So a
+    lock counts only if the path still names the file locked; otherwise it is taken again on the new file."""
     key = str(path.resolve())
     if key in _LOCKS:
-        return
+        return False
     lock = path.with_name(f".{path.name}.lock")
-    try:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as error:
-        raise MnprofError(f"--results {path}: cannot create its lock {lock} ({error.strerror})") from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(descriptor)
-        raise MnprofError(
-            f"--results {path} is being written by another mnprof sweep; accepted: wait for it to finish, or "
-            "another --results file"
-        ) from None
-    _LOCKS[key] = descriptor
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise MnprofError(f"--results {path}: cannot create its lock {lock} ({error.strerror})") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            raise MnprofError(
+                f"--results {path} is being written by another mnprof sweep; accepted: wait for it to finish, or "
+                "another --results file"
+            ) from None
+        held = os.fstat(descriptor)
+        try:
+            named = os.stat(lock)
+        except FileNotFoundError:
+            named = None
+        if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+            _LOCKS[key] = descriptor, lock
+            return True
+        os.close(descriptor)  # its holder removed it as this process opened it: lock the one there now
+
+
+def _release(key: str) -> None:
+    """Give up the writer lock of the results file ``key``: its lock file is removed while still locked."""
+    descriptor, lock = _LOCKS.pop(key)
+    with suppress(OSError):
+        os.unlink(lock)
+    os.close(descriptor)
+
+
+@atexit.register
+def _release_all() -> None:
+    """Every lock this process still holds, when it ends (a sweep's, held until then)."""
+    for key in list(_LOCKS):
+        _release(key)
 
 
 class ResultsStore:
@@ -150,7 +182,8 @@ class ResultsStore:
     An interrupted sweep therefore keeps every measurement already finished, and
     :meth:`open` with ``resume=True`` continues it (on the same host fingerprint only). :meth:`open` also
     takes the file's writer lock (an advisory lock on ``.NAME.lock`` beside it, held until the process
-    ends): a second sweep on the same file is refused instead of dropping the first one's measurements.
+    ends, then removed; a refused :meth:`open` removes it at once): a second sweep on the same file is
+    refused instead of dropping the first one's measurements.
     """
 
     def __init__(
@@ -173,7 +206,16 @@ class ResultsStore:
         """
         path = Path(path)
         check_results_writable(path)
-        _lock_for_writing(path)
+        took = _lock_for_writing(path)
+        try:
+            return cls._open_locked(path, environment, resume=resume)
+        except BaseException:  # refused: nothing of this process's stays beside the file
+            if took:
+                _release(str(path.resolve()))
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, environment: Mapping[str, Any], *, resume: bool) -> ResultsStore:
         if not path.exists():
             return cls(path, environment)
         document = read_results(path)
