@@ -245,6 +245,19 @@ def test_relative_interval_covers_the_true_ratio():
     assert np.median(np.expm1(spans)) < 0.05  # and not by being wide: about 3% here
 
 
+def test_relative_interval_of_calls_tied_by_a_coarse_clock_is_not_zero():
+    # One task's calls on a 0.1 ms clock: 1.0 or 1.1 ms, so every call within the bandwidth is 1.0 and the usual
+    # difference quotient is 0; its headline can still jump by a tick, and the interval says so.
+    tasks = _run([1.0, 2.0, 3.0], [1.0] * 8)
+    tasks[0] = [[1.0 if k % 4 else 1.1 for k in range(40)] if p % 2 else [1.1] * 40 for p in range(8)]
+    tasks[0][0][0] = 1.0  # the slow passes hold one fast call
+    widths = relative_quantile_ci(tasks)
+    assert widths[0] > 0.05  # a 10% tick, and passes that disagree about how often it comes
+    steady = _run([1.0, 2.0, 3.0], [1.0] * 8)
+    steady[0] = [[1.0] * 40 for _ in range(8)]  # truly constant: no spread at all
+    assert relative_quantile_ci(steady)[0] < 0.02
+
+
 def test_relative_interval_needs_peers_turns_and_enough_calls():
     host = [1.0] * 8
     with pytest.raises(ValueError, match="at least 3 tasks"):
@@ -402,6 +415,20 @@ def test_a_host_slowdown_in_some_passes_leaves_the_headline_and_the_typical_figu
     assert all(m.turn_passes == tuple(range(len(m.turns))) for m in measurements)
     assert [m.relative_halfwidth for m in measurements] == relative_quantile_ci(by_pass)
     assert all(m.relative_halfwidth <= rule.target_rel_ci and not m.noisy for m in measurements)
+
+
+def test_the_relative_interval_is_taken_within_each_group_as_the_table_compares():
+    clock = FakeClock()
+    rule = StopRule(target_rel_ci=0.02, budget_s=0.6, block_s=0.05, warmup_max_s=0)
+    levels = {"a1": 0.001, "a2": 0.002, "a3": 0.003, "b1": 0.001, "b2": 0.002}
+    tasks = [
+        Task(name, sampler(clock, [level * (1 + 0.0003 * i) for i in range(10)]), name, group=name[0])
+        for name, level in levels.items()
+    ]
+    measurements = interleave(tasks, rule, clock=clock)
+    in_a = [[list(turn) for turn in m.turns] for m in measurements[:3]]
+    assert [m.relative_halfwidth for m in measurements[:3]] == relative_quantile_ci(in_a)
+    assert [m.relative_halfwidth for m in measurements[3:]] == [None, None]  # two in group b: the absolute decides
 
 
 def test_with_two_tasks_the_stop_rule_judges_the_absolute_interval():

@@ -352,8 +352,9 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
             metavar="PCT",
             help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
             "5th percentile of its calls, see --statistic) relative to the run (its ratio to the geometric mean "
-            "of the configurations timed together, what the host's speed does not move; the absolute figure's "
-            f"with fewer than three) is within this percentage of it (at least {MIN_TARGET_CI_PCT:g})...",
+            "of the configurations timed together on its runtime and batch size, what the host's speed does not "
+            f"move; the absolute figure's with fewer than three) is within this percentage of it (at least "
+            f"{MIN_TARGET_CI_PCT:g})...",
         ),
         click.option(
             "--budget",

@@ -159,6 +159,9 @@ class Task:
     sample: Callable[[], float]
     label: str = ""
     pool: str = ""  # the thread pool the calls run on (torch's OpenMP, onnxruntime's): see interleave's settle
+    # Tasks whose headlines are compared with each other (a runtime at a batch size): the stop rule's interval is
+    # of a headline relative to its group's geometric mean, as the table's rel is.
+    group: Hashable = None
 
 
 @dataclass(frozen=True)
@@ -469,15 +472,24 @@ def _pass(
 
 
 def _relative(running: Sequence[_Running], rule: StopRule, passes: int) -> list[float | None]:
-    """Each task's headline interval relative to the run's geometric mean of headlines, from every task's clean
-    calls by pass (:func:`mnprof.timing.stats.relative_quantile_ci`); ``None`` for all with fewer than three
-    tasks (the stop rule then judges the absolute interval)."""
-    if len(running) < MIN_PEERS:
-        return [None] * len(running)
-    if passes == 0:
-        return [math.inf] * len(running)
-    calls = [run.calls_by_pass(rule, passes) for run in running]
-    return list(relative_quantile_ci(calls, min_turns=rule.min_turns))
+    """Each task's headline interval relative to the geometric mean of its group's headlines (tasks with the same
+    ``Task.group``), from their clean calls by pass (:func:`mnprof.timing.stats.relative_quantile_ci`); ``None``
+    in a group of fewer than three tasks (the stop rule then judges the absolute interval)."""
+    widths: list[float | None] = [None] * len(running)
+    members: dict[Hashable, list[int]] = {}
+    for index, run in enumerate(running):
+        members.setdefault(run.task.group, []).append(index)
+    for indices in members.values():
+        if len(indices) < MIN_PEERS:
+            continue
+        if passes == 0:
+            found = [math.inf] * len(indices)
+        else:
+            calls = [running[index].calls_by_pass(rule, passes) for index in indices]
+            found = relative_quantile_ci(calls, min_turns=rule.min_turns)
+        for index, width in zip(indices, found, strict=True):
+            widths[index] = width
+    return widths
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,16 @@ def _sparsity_bandwidth(n: int, q: float, confidence: float) -> float:
     return n ** (-1 / 3) * z ** (2 / 3) * (1.5 * NormalDist().pdf(x) ** 2 / (2 * x**2 + 1)) ** (1 / 3)
 
 
+def _tied_slope(pooled: Sequence[float], value: float) -> float:
+    """The log quantile function's slope between the nearest calls below and above ``value`` that differ from it
+    (per unit of probability), for calls tied across the usual bandwidth: the headline can jump by a whole tick.
+    ``pooled`` is sorted and not all equal."""
+    below = max((index for index, v in enumerate(pooled) if v < value), default=0)
+    above = min((index for index, v in enumerate(pooled) if v > value), default=len(pooled) - 1)
+    span = (above - below) / max(len(pooled) - 1, 1)
+    return (math.log(pooled[above]) - math.log(pooled[below])) / span if pooled[below] > 0 and span > 0 else 0.0
+
+
 def relative_quantile_ci(
     tasks: Sequence[Sequence[Sequence[float]]],
     q: float = HEADLINE_QUANTILE,
@@ -243,6 +253,8 @@ def relative_quantile_ci(
             floors.append(math.inf)
             continue
         slope = (math.log(high) - math.log(low)) / (2 * bandwidth)
+        if slope == 0 and pooled[0] < pooled[-1]:  # calls tied across the bandwidth (a coarse clock): widen
+            slope = _tied_slope(pooled, value)
         influence.append([-slope * (sum(1 for v in calls if v <= value) - q * len(calls)) / count for calls in by_pass])
         bounded = sum(1 for calls in by_pass if calls) >= min_turns and q - z * math.sqrt(q * (1 - q) / count) >= 0
         floors.append(slope**2 * q * (1 - q) / count if bounded else math.inf)

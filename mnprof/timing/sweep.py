@@ -326,7 +326,8 @@ def _run_sweep(
                     continue
                 checks[key], agreements[key] = check, agreed
                 pool = pool_of(key.backend.value, key.label)
-                tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool))
+                group = (key.backend, key.batch_size)  # what the table's rel compares within
+                tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool, group))
             models.clear()
 
         def finish(measurement: Measurement) -> None:
