@@ -116,11 +116,11 @@ def time_limit(seconds: float) -> Iterator[None]:
         raise _TimeLimit(f"did not finish within {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # an enclosing limit's time left (0: none)
-    if outer:
-        signal.setitimer(signal.ITIMER_REAL, min(seconds, outer), 1.0)
-    started = time.monotonic()
-    try:
+    started, outer = time.monotonic(), 0.0
+    try:  # the timer is armed inside: a limit short enough to expire at once still restores everything
+        outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # an enclosing limit's time left (0: none)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, min(seconds, outer), 1.0)
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

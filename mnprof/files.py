@@ -112,7 +112,8 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
     check_regular(path)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # a short prefix: a name near the 255-byte limit would otherwise make the temporary one too long
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
     except OSError as error:
         raise MnprofError(f"cannot write {path}: {error.strerror}; accepted: a path you can write") from None
     try:
@@ -223,7 +224,10 @@ def _validator(name: str) -> Any:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else type(value).__name__
+    if isinstance(value, (dict, list)):
+        text = type(value).__name__
+    else:  # a TOML date or time is no JSON value: shown as text
+        text = json.dumps(value, ensure_ascii=False, default=str)
     text = {"dict": "an object", "list": "an array"}.get(text, text)
     return text if len(text) <= 40 else text[:37] + "..."
 

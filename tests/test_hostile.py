@@ -727,3 +727,66 @@ def test_a_stdout_the_system_refuses_is_one_line(capsys, monkeypatch):
 
     with pytest.raises(MnprofError, match=r"standard output cannot be written \(No space left on device\)"):
         emit("a table", None)
+
+
+# ---------------------------------------------------------------- 10. the second battery's findings
+
+
+def test_a_path_the_system_refuses_as_too_long_is_one_line(capsys, tmp_path):
+    err = refused(capsys, "report", "--no-timing", "-q", "--out", str(tmp_path / ("r" * 300)))
+    assert "File name too long" in err
+    err = refused(capsys, "check", "-q", "--config", str(tmp_path / ("d" * 300) / "pyproject.toml"))
+    assert "File name too long" in err or "does not exist" in err
+
+
+def test_an_output_name_near_the_limit_is_written(capsys, tmp_path):
+    out = tmp_path / ("n" * 245 + ".json")  # 250 bytes: its temporary file's name must stay within 255
+    assert main(["baseline", "-q", *TINY, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["kind"] == "mnprof.baseline"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+    from mnprof.timing.store import ResultsStore, _release
+
+    results = tmp_path / ("r" * 245 + ".json")
+    ResultsStore.open(results, {}, resume=False)  # its lock's name too
+    _release(str(results.resolve()))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [('"a\\u0000b.json"', "baseline is"), ("1979-05-27", 'baseline is "1979-05-27"; accepted: text')],
+)
+def test_a_baseline_setting_with_a_nul_or_a_toml_date_is_one_line(capsys, tmp_path, monkeypatch, value, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(f"[tool.mnprof]\nbaseline = {value}\n")
+    assert message in refused(capsys, "baseline", "-q", *TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+def test_a_model_that_cannot_be_copied_is_one_line(capsys):
+    err = refused(capsys, "table", "--no-timing", "-q", *TINY, "--model", "tests.tiny_family:unpicklable")
+    assert "cannot be copied" in err and "cannot pickle" in err
+
+
+def test_an_output_that_is_a_file_this_run_reads_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = _results(tmp_path / "r.html", [timing_record().to_row()])  # a results file named like a page
+    kept = results.read_bytes()
+    (tmp_path / "sub").mkdir()
+    assert "a results file to plot" in refused(capsys, "plot", "-q", "--results", "./r.html", "--out", "sub/../r.html")
+    (tmp_path / "pyproject.toml").write_text("[tool.mnprof]\nalphas = [0.25]\n")
+    err = refused(capsys, "baseline", "-q", "--resolution", "32", "--out", "pyproject.toml")
+    assert "the pyproject.toml the settings come from" in err
+    assert results.read_bytes() == kept and (tmp_path / "pyproject.toml").read_text().startswith("[tool.mnprof]")
+
+
+def test_two_copies_of_one_run_are_refused(capsys, tmp_path):
+    row = dict(timing_record().to_row(), run_id="0123456789ab")
+    first = _results(tmp_path / "a.json", [row])
+    second = tmp_path / "b.json"
+    second.write_bytes(first.read_bytes())  # a copy (or a hard link): every row would be shown twice
+    err = refused(capsys, "table", "-q", "--from-results", str(first), "--from-results", str(second))
+    assert "holds run 0123456789ab" in err
+    err = refused(
+        capsys, "plot", "-q", "--results", str(first), "--results", str(second), "--out", str(tmp_path / "p.html")
+    )
+    assert "holds run 0123456789ab" in err and not (tmp_path / "p.html").exists()

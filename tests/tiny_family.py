@@ -233,3 +233,12 @@ def taking_sigalrm_over(alpha: float, num_classes: int) -> nn.Module:
     signal.signal(signal.SIGALRM, lambda _signum, _frame: None)
     _stubborn()
     return tiny(alpha, num_classes)
+
+
+def unpicklable(alpha: float, num_classes: int) -> nn.Module:
+    """A working model that holds a lock: ``copy.deepcopy`` of it fails (counting copies the model it traces)."""
+    import threading
+
+    model = tiny(alpha, num_classes)
+    model.guard = threading.Lock()  # type: ignore[assignment]
+    return model

@@ -187,6 +187,10 @@ def _run(args: list[str]) -> int:
     except Interrupted as interrupted:
         error_line(str(interrupted))
         return EXIT_INTERRUPTED
+    except OSError as error:  # a path the system refuses where mnprof only asked about it (a name too long)
+        where = f"{error.filename}: " if error.filename else ""
+        error_line(f"{where}{error.strerror or error}; accepted: a path this system can use")
+        return EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
         error_line("interrupted; files already written are complete, nothing was half-written")
         return EXIT_INTERRUPTED

@@ -23,7 +23,7 @@ from mnprof.check import (
     render_check,
     usable_baseline,
 )
-from mnprof.cli.output import EXIT_REGRESSION, OutputPath, progress
+from mnprof.cli.output import EXIT_REGRESSION, OutputPath, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
 from mnprof.model import families
@@ -150,6 +150,9 @@ def baseline(
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
     settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
+    config = pyproject if pyproject is not None else Path("pyproject.toml")
+    if config.is_file():  # the settings this run read
+        refuse_overwriting(settings.baseline, {config: "the pyproject.toml the settings come from"})
     check_writable(settings.baseline)
     entries = _measure(settings, quiet)
     timed = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
@@ -52,6 +53,22 @@ class OutputPath(click.Path):
             name = param.opts[0] if param is not None and param.opts else "the output"
             raise MnprofError(f"{name} {value} ends in {value[-1]!r}, a directory; accepted: a file path")
         return super().convert(value, param, ctx)
+
+
+def refuse_overwriting(out: Path | str, inputs: Mapping[Path | str, str], option: str = "--out") -> None:
+    """Refuse an output that is one of the files this run reads (``inputs``: path -> what it is), by any spelling
+    (``./a``, ``sub/../a``, a symlink) or a hard link to it, before anything is written."""
+    target = Path(out)
+    for path, what in inputs.items():
+        source = Path(path)
+        try:
+            same = target.resolve() == source.resolve() or (
+                target.exists() and source.exists() and os.path.samefile(target, source)
+            )
+        except (OSError, RuntimeError):  # a path too long, a symlink loop: not the same readable file
+            same = False
+        if same:
+            raise MnprofError(f"{option} {out} is {what}, which this run reads; accepted: another path")
 
 
 TERMINAL_WIDTH_WHEN_PIPED = 240

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import configs_from, grid_options, reference_option, statistic_option
-from mnprof.cli.output import OutputPath
+from mnprof.cli.output import OutputPath, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
@@ -92,6 +92,7 @@ def plot(
     check_writable(out)
     grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
+    refuse_overwriting(out, {path: "a results file to plot" for path in paths})
     if not results_paths and not DEFAULT_RESULTS_PATH.exists():
         measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)
     inputs = plot_inputs(

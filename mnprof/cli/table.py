@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
-from mnprof.cli.output import emit, output_width
+from mnprof.cli.output import emit, output_width, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family
@@ -105,11 +105,8 @@ def table(
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     fmt = resolve_output(fmt, out)
     if out is not None:  # the table would replace the measurements it was made from
-        kept = {Path(p).resolve(): p for p in (timing_request.results, *timing_request.from_results)}
-        if Path(out).resolve() in kept:
-            raise MnprofError(
-                f"--out {out} is the results file the measurements are kept in; accepted: another path for the table"
-            )
+        kept = [timing_request.results, *timing_request.from_results]
+        refuse_overwriting(out, {path: "the results file the measurements are kept in" for path in kept})
     chosen = tables.View(view)
     if chosen in (tables.View.PAPER, tables.View.SEED) and any(c.family is not Family.MOBILENETV1 for c in configs):
         raise MnprofError(

@@ -232,7 +232,9 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
             raise
     # A forward that reads values (``if x.sum() > 0``, numpy) cannot run on the meta device: the same trace on a
     # CPU copy, with arithmetic (zeros in, one image), still counts from shapes only.
-    return _trace(copy.deepcopy(model).to("cpu"), config, "cpu")
+    with user_code(f"model {config.family}: its model cannot be copied to be counted (copy.deepcopy):"):
+        cpu = copy.deepcopy(model).to("cpu")
+    return _trace(cpu, config, "cpu")
 
 
 def _trace(meta: nn.Module, config: ModelConfig, device: str) -> AnalyticCount:

@@ -23,7 +23,7 @@ from mnprof.timing.backends import parse_backends
 from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule
 from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, Statistic, TimingRecord
-from mnprof.timing.store import ResultsStore, read_results, results_records
+from mnprof.timing.store import ResultsStore, read_results, refuse_copies, results_records
 from mnprof.timing.sweep import MAX_THREADS, TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
 
 __all__ = [
@@ -119,7 +119,9 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         twice = next((path for index, path in enumerate(files) if path in files[:index]), None)
         if twice is not None:
             raise MnprofError(f"--from-results {twice} is given twice; accepted: each results file once")
-        return TimingPlan(documents=tuple(read_results(path) for path in request.from_results), **shown)
+        documents = tuple(read_results(path) for path in request.from_results)
+        refuse_copies(request.from_results, documents)
+        return TimingPlan(documents=documents, **shown)
     settings = TimingSettings(
         backends=backends,
         batch_sizes=batch_sizes,

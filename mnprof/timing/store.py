@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
@@ -56,6 +57,7 @@ __all__ = [
     "ResultsStore",
     "check_results_writable",
     "read_results",
+    "refuse_copies",
     "results_records",
 ]
 
@@ -121,6 +123,24 @@ def results_records(documents: Iterable[Mapping[str, Any]]) -> list[TimingRecord
     ]
 
 
+def refuse_copies(paths: Sequence[Path], documents: Sequence[dict[str, Any]]) -> None:
+    """Refuse results files that hold the same measurement of the same run (a copy, a hard link): each would be
+    shown, counted and compared twice."""
+    seen: dict[tuple[Any, ...], Path] = {}
+    for path, document in zip(paths, documents, strict=True):
+        host = document["environment"].get("host_fingerprint")
+        for row in document["measurements"]:
+            if not isinstance(row.get("run_id"), str):
+                continue
+            key = (row["run_id"], row.get("host", host), *(row.get(name) for name in KEY_FIELDS))
+            first = seen.setdefault(key, path)
+            if first != path:
+                raise MnprofError(
+                    f"results file {path} holds run {row['run_id']} that {first} holds too (a copy of the same "
+                    "measurements); accepted: each run once"
+                )
+
+
 _LOCKS: dict[str, tuple[int, Path]] = {}  # results file -> its lock file's descriptor and path, while held
 
 
@@ -135,7 +155,10 @@ def _lock_for_writing(path: Path) -> bool:
     key = str(path.resolve())
     if key in _LOCKS:
         return False
-    lock = path.with_name(f".{path.name}.lock")
+    name = (
+        path.name if len(path.name) <= 64 else f"{path.name[:48]}.{hashlib.sha256(path.name.encode()).hexdigest()[:12]}"
+    )
+    lock = path.with_name(f".{name}.lock")  # a long name is shortened: the lock's own must stay within 255 bytes
     while True:
         try:
             descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)

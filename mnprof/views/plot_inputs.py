@@ -15,7 +15,7 @@ from mnprof.counting.count import CountReport
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, default_grid
 from mnprof.timing.records import Device, Statistic, TimingRecord
-from mnprof.timing.store import read_results, results_records
+from mnprof.timing.store import read_results, refuse_copies, results_records
 from mnprof.views.grid import TIMING_SERIES, add_relative, grid_frame
 from mnprof.views.render import FAMILY_NAMES
 
@@ -83,6 +83,7 @@ def plot_inputs(
     empty) and every configuration measured in the files. The timed rows' ``latency_ms`` is ``statistic``;
     ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid.add_relative`)."""
     documents = [read_results(path) for path in paths]
+    refuse_copies(paths, documents)
     records = results_records(documents)
     families = len({record.config.family for record in records})
     timed = [
