@@ -790,3 +790,21 @@ def test_two_copies_of_one_run_are_refused(capsys, tmp_path):
         capsys, "plot", "-q", "--results", str(first), "--results", str(second), "--out", str(tmp_path / "p.html")
     )
     assert "holds run 0123456789ab" in err and not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["table", "--no-timing", "-q", *TINY, "--classes", "１０"],
+        ["table", "--no-timing", "-q", *TINY, "--classes", "1_000"],
+        ["table", "-q", *TINY, "--threads", "١"],
+        ["table", "-q", *TINY, "--budget", "٠.3"],
+        ["table", "-q", *TINY, "--target-ci", "５"],
+        ["layers", "-q", *TINY, "--repeats", "３"],
+        ["layers", "-q", *TINY, "--warmup", "٠"],
+    ],
+)
+def test_numbers_of_other_scripts_or_with_separators_are_refused(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    assert "is not a plain number" in refused(capsys, *args)
+    assert list(tmp_path.iterdir()) == []

@@ -23,7 +23,7 @@ from mnprof.check import (
     render_check,
     usable_baseline,
 )
-from mnprof.cli.output import EXIT_REGRESSION, OutputPath, progress, refuse_overwriting
+from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
 from mnprof.model import families
@@ -59,7 +59,7 @@ def settings_options(function: Any) -> Any:
         click.option(
             "--classes",
             "num_classes",
-            type=click.IntRange(min=1, max=MAX_CLASSES),
+            type=PlainInt(min=1, max=MAX_CLASSES),
             default=None,
             help="Classifier outputs passed to each factory. [default: from pyproject, else 1000]",
         ),
@@ -128,7 +128,7 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=PlainInt(min=1),
     default=None,
     help="Threads for --latency. [default: the cores this process may use]",
 )

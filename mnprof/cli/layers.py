@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mnprof.cli.options import config_from, config_options, output_options, resolve_output, threads_option
-from mnprof.cli.output import emit, progress
+from mnprof.cli.output import PlainFloat, PlainInt, emit, progress
 from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
@@ -44,15 +44,15 @@ from mnprof.views.render import Format
 )
 @click.option(
     "--repeats",
-    type=click.IntRange(min=3),
+    type=PlainInt(min=3),
     default=50,
     show_default=True,
     help="Timed forward passes at most (each layer's time is the median over them).",
 )
-@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed passes first.")
+@click.option("--warmup", type=PlainInt(min=0), default=5, show_default=True, help="Untimed passes first.")
 @click.option(
     "--budget",
-    type=click.FloatRange(min=0, min_open=True),
+    type=PlainFloat(min=0, min_open=True),
     default=20.0,
     show_default=True,
     help="Seconds of timed passes at most (at least 3 passes are always run).",

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mnprof.cli.output import OutputPath
+from mnprof.cli.output import OutputPath, PlainFloat, PlainInt
 from mnprof.errors import MnprofError
 from mnprof.files import check_writable
 from mnprof.model import families
@@ -116,7 +116,7 @@ def _classes_variant_rounding() -> list[Callable[[Callable[..., Any]], Callable[
         click.option(
             "--classes",
             "num_classes",
-            type=click.IntRange(min=1, max=MAX_CLASSES),
+            type=PlainInt(min=1, max=MAX_CLASSES),
             default=1000,
             show_default=True,
             help="Classifier outputs.",
@@ -272,7 +272,7 @@ def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[
 
 def threads_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--threads N`` for a command that measures one thing at a time (default 1; bounded like the sweep's)."""
-    return click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=1, show_default=True, help=help_text)
+    return click.option("--threads", type=PlainInt(1, MAX_THREADS), default=1, show_default=True, help=help_text)
 
 
 def reference_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -331,7 +331,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--threads",
-            type=int,
+            type=PlainInt(),
             default=None,
             help="Intra-op threads for torch and onnxruntime, >= 1 (recorded). "
             "[default: the cores this process may use]",
@@ -346,7 +346,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--target-ci",
             "target_ci_pct",
-            type=float,
+            type=PlainFloat(),
             default=StopRule().target_rel_ci * 100,
             show_default=True,
             metavar="PCT",
@@ -359,7 +359,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--budget",
             "budget_s",
-            type=float,
+            type=PlainFloat(),
             default=StopRule().budget_s,
             show_default=True,
             metavar="SECONDS",

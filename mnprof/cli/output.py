@@ -55,6 +55,24 @@ class OutputPath(click.Path):
         return super().convert(value, param, ctx)
 
 
+class _Plain(click.ParamType):
+    """A number as people type it into a command: ASCII digits only. click's own types take what ``int()`` and
+    ``float()`` take, other scripts' digits (``١``, ``３``) and digit separators (``1_0``) included."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and (not value.isascii() or "_" in value):
+            self.fail(f"{value!r} is not a plain number: accepted: ASCII digits, without '_'", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class PlainInt(_Plain, click.IntRange):
+    """:class:`click.IntRange` (bounds optional) of ASCII digits only."""
+
+
+class PlainFloat(_Plain, click.FloatRange):
+    """:class:`click.FloatRange` (bounds optional) of ASCII digits only."""
+
+
 def refuse_overwriting(out: Path | str, inputs: Mapping[Path | str, str], option: str = "--out") -> None:
     """Refuse an output that is one of the files this run reads (``inputs``: path -> what it is), by any spelling
     (``./a``, ``sub/../a``, a symlink) or a hard link to it, before anything is written."""
