@@ -19,6 +19,7 @@ from mnprof.provenance import count_provenance
 __all__ = [
     "TABLE_SCHEMA_VERSION",
     "atomic_write",
+    "atomic_write_all",
     "atomic_write_text",
     "check_regular",
     "check_writable",
@@ -107,6 +108,52 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
     """
     with whole_write():  # the user-code watchdog does not end the process half-way (mnprof.errors)
         _atomic_write(Path(path), write)
+
+
+def atomic_write_all(texts: Mapping[Path, str]) -> None:
+    """Write several text files all or none: every one to a temporary file beside it first, and only when all
+    are written (a full disk or a file-size limit stops it before any is replaced) moved into place."""
+    with whole_write():
+        staged: list[tuple[str, Path]] = []
+        try:
+            for path, text in texts.items():
+                staged.append((_staged(Path(path), lambda handle, text=text: handle.write(text.encode("utf-8"))), path))
+            for temporary, path in staged:
+                os.replace(temporary, path)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            failed = getattr(error, "filename", None) or "a file"
+            raise MnprofError(
+                f"cannot write {failed}: {reason} (nothing was replaced); accepted: a path with room to write"
+            ) from None
+        finally:
+            for temporary, _ in staged:
+                Path(temporary).unlink(missing_ok=True)
+
+
+def _staged(path: Path, write: Callable[[Any], object]) -> str:
+    """A temporary file beside ``path`` holding what ``write`` wrote, with ``path``'s mode (or the umask's)."""
+    check_regular(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        error.filename = str(path)
+        raise
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return temporary
 
 
 def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:

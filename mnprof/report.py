@@ -17,7 +17,7 @@ import pandas as pd
 from mnprof.check import ModelSpec, baseline_document, builtin_entries
 from mnprof.counting.count import CountReport, count_many
 from mnprof.errors import MnprofError
-from mnprof.files import TABLE_SCHEMA_VERSION, atomic_write, atomic_write_text, dumps
+from mnprof.files import TABLE_SCHEMA_VERSION, atomic_write, atomic_write_all, atomic_write_text, dumps
 from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid, grid
 from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables
@@ -208,8 +208,8 @@ def write_counts(
     """Write the count-only files of ``families`` (``texts`` if already rendered) into ``out``, atomically each;
     returns their names."""
     texts = texts if texts is not None else render_counts(families)
-    for name, text in texts.items():
-        atomic_write_text(out / name, text)
+    atomic_write_all({out / name: text for name, text in texts.items()})  # all or none
+    for name in texts:
         if on_file is not None:
             on_file(name)
     return list(texts)

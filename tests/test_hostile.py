@@ -808,3 +808,38 @@ def test_numbers_of_other_scripts_or_with_separators_are_refused(capsys, tmp_pat
     monkeypatch.chdir(tmp_path)
     assert "is not a plain number" in refused(capsys, *args)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_checks_every_file_it_will_write_before_the_first(capsys, tmp_path):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "table.md").write_text("old")
+    os.mkfifo(out / "baseline.json")  # one target of many is a FIFO: refused before table.md is replaced
+    assert "baseline.json is not a regular file" in refused(capsys, "report", "--no-timing", "-q", "--out", str(out))
+    assert (out / "table.md").read_text() == "old"
+    assert sorted(p.name for p in out.iterdir()) == ["baseline.json", "table.md"]
+
+
+def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
+    import errno
+
+    from mnprof import files
+
+    first, second = tmp_path / "a.md", tmp_path / "b.md"
+    first.write_text("old a")
+    second.write_text("old b")
+    real = files._staged
+
+    def full_on_b(path, write):
+        if path.name == "b.md":
+            raise OSError(errno.EFBIG, "File too large", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(files, "_staged", full_on_b)
+    with pytest.raises(MnprofError, match="cannot write .*b.md: File too large \\(nothing was replaced\\)"):
+        files.atomic_write_all({first: "new a", second: "new b"})
+    assert first.read_text() == "old a" and second.read_text() == "old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.md"]  # no temporary file left
+    monkeypatch.setattr(files, "_staged", real)
+    files.atomic_write_all({first: "new a", second: "new b"})
+    assert first.read_text() == "new a" and second.read_text() == "new b"

@@ -10,7 +10,7 @@ from mnprof.cli.options import FAMILY_HELP, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
-from mnprof.report import index_markdown, render_counts, write_counts, write_timing
+from mnprof.report import count_files, index_markdown, render_counts, timing_files, write_counts, write_timing
 from mnprof.timing import plan as timing
 from mnprof.timing.backends import check_available, parse_backends
 from mnprof.timing.records import Device
@@ -60,6 +60,10 @@ def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], q
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")
+    if out.is_dir():  # every file it will hold, before the first is written: none a link, FIFO or directory
+        written = [*count_files(families), *(() if no_timing else timing_files(families))]
+        for name in [*(f.name for f in written), "README.md"]:
+            check_writable(out / name)
     if not no_timing:  # every option is validated before the directory or any file is written
         for backend in parse_backends(backends):
             check_available(backend, Device.CPU)
