@@ -13,7 +13,7 @@ import sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     sys.path.append(sys.path.pop(0))
 
-from mnprof.cli import main  # noqa: E402 - after the path is set
+from mnprof.cli import console_main  # noqa: E402 - after the path is set
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

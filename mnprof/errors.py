@@ -284,8 +284,10 @@ def end_process(code: int) -> None:
 def process_kept() -> Iterator[None]:
     """For the block (the user's code), the process stays mnprof's: ``os._exit`` raises instead of ending it (a
     factory that calls ``os._exit(0)`` must not pass the gate; in a child the code forked it still ends the child),
-    and the working directory is restored after it (a factory that calls ``os.chdir`` must not move where mnprof
-    writes its relative outputs). The code could still end the process by other means (a signal to itself)."""
+    and the working directory and the umask are restored after it (a factory that calls ``os.chdir`` must not
+    move where mnprof writes its relative outputs). The code could still end the process by other means (a
+    signal to itself, ``os.exec*``); an exit handler it registers cannot turn a failure into success (see
+    :func:`mnprof.cli.console_main`)."""
     import posix  # the module os._exit comes from; patched too, so that posix._exit is caught as well
 
     owner = os.getpid()
@@ -300,11 +302,14 @@ def process_kept() -> Iterator[None]:
     except OSError:  # already removed: nothing to return to
         cwd = None
     saved = os._exit, posix._exit
+    umask = os.umask(0o022)
+    os.umask(umask)
     os._exit = posix._exit = refuse  # type: ignore[assignment]
     try:
         yield
     finally:
         os._exit, posix._exit = saved  # type: ignore[assignment]
+        os.umask(umask)  # a factory's os.umask(0o777) would make every file mnprof writes unreadable
         if cwd is not None:
             try:
                 os.chdir(cwd)

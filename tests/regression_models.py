@@ -88,6 +88,13 @@ def hard_exiting(alpha: float, num_classes: int) -> nn.Module:
     os._exit(0)  # ends a process at once, no cleanup: must not end mnprof's with 0 (the gate would pass)
 
 
+def widened_exiting_at_exit(alpha: float, num_classes: int) -> nn.Module:
+    import atexit
+
+    atexit.register(lambda: os._exit(0))  # at the end, exit 0 whatever the gate said: must not pass a regression
+    return tiny_widened(alpha, num_classes)
+
+
 def wandering(alpha: float, num_classes: int) -> nn.Module:
     os.chdir(os.environ["MNPROF_TEST_WANDER_TO"])  # must not move where mnprof writes a relative --out
     return tiny(alpha, num_classes)

@@ -313,6 +313,22 @@ def test_a_factory_that_calls_os_exit_does_not_end_mnprof(capsys, tmp_path):
     assert "called os._exit(0)" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_an_exit_handler_of_a_factory_cannot_pass_a_failing_gate(capsys, tmp_path):
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    path = tmp_path / "b.json"
+    spec = "net=tests.regression_models:tiny"
+    assert main(["baseline", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32", "--out", str(path)]) == 0
+    capsys.readouterr()
+    command = [sys.executable, "-m", "mnprof", "check", "-q", "--model",
+               "net=tests.regression_models:widened_exiting_at_exit", "--alpha", "1.0", "--resolution", "32",
+               "--baseline", str(path)]  # fmt: skip
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done  # the regression, whatever the factory's exit handler says
+    assert "net" in done.stdout + done.stderr
+
+
 def test_a_factory_that_changes_directory_does_not_move_relative_outputs(capsys, tmp_path, monkeypatch):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()

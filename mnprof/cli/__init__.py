@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from contextlib import suppress
+from typing import NoReturn
 
 import click
 
@@ -29,9 +31,9 @@ from mnprof.cli.output import (
     exit_with_error,
     warn,
 )
-from mnprof.errors import MnprofError, ended_on_overrun, sigint_noted, warnings_held_for_run
+from mnprof.errors import MnprofError, end_process, ended_on_overrun, sigint_noted, warnings_held_for_run
 
-__all__ = ["COMMANDS", "cli", "main", "refuse_repeated", "summary_line"]
+__all__ = ["COMMANDS", "cli", "console_main", "main", "refuse_repeated", "summary_line"]
 
 # name -> (module, the first paragraph of the command's docstring)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -162,6 +164,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in held():
                 warn(line)
     return code
+
+
+def console_main() -> NoReturn:
+    """The ``mnprof`` command (and ``python -m mnprof``): :func:`main`, then the process ends with its code.
+
+    A failing code ends the process at once, after the output is flushed and the results lock released: exit
+    handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
+    passing one. A command that succeeded ends as Python programs do."""
+    code = main()
+    if code != 0:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):  # a stream closed under us
+                stream.flush()
+        store = sys.modules.get("mnprof.timing.store")
+        if store is not None:
+            store._release_all()
+        end_process(code)
+    sys.exit(code)
 
 
 def _run(args: list[str]) -> int:
