@@ -134,18 +134,9 @@ def atomic_write_all(texts: Mapping[Path, str]) -> None:
 def _staged(path: Path, write: Callable[[Any], object]) -> str:
     """A temporary file beside ``path`` holding what ``write`` wrote, with ``path``'s mode (or the umask's)."""
     check_regular(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+    descriptor, temporary = _temporary(path)
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
+        _fill(descriptor, temporary, path, write)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
         error.filename = str(path)
@@ -156,24 +147,33 @@ def _staged(path: Path, write: Callable[[Any], object]) -> str:
     return temporary
 
 
+def _temporary(path: Path) -> tuple[int, str]:
+    # a short prefix: a name near the 255-byte limit would otherwise make the temporary one too long
+    return tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+
+
+def _fill(descriptor: int, temporary: str, path: Path, write: Callable[[Any], object]) -> None:
+    """Write through ``write`` into the open temporary file, to disk, and give it ``path``'s mode (or the umask's)."""
+    with os.fdopen(descriptor, "wb") as handle:
+        write(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if path.exists():
+        os.chmod(temporary, path.stat().st_mode & 0o777)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+
+
 def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
     check_regular(path)
     try:
-        # a short prefix: a name near the 255-byte limit would otherwise make the temporary one too long
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name[:64]}.", suffix=".tmp", dir=path.parent)
+        descriptor, temporary = _temporary(path)
     except OSError as error:
         raise MnprofError(f"cannot write {path}: {error.strerror}; accepted: a path you can write") from None
     try:
-        with os.fdopen(descriptor, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
+        _fill(descriptor, temporary, path, write)
         os.replace(temporary, path)
     except OSError as error:  # a full disk, a file-size limit (EFBIG), a quota: the old file is untouched
         Path(temporary).unlink(missing_ok=True)
