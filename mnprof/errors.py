@@ -20,6 +20,7 @@ __all__ = [
     "end_process",
     "ended_on_overrun",
     "held_warnings",
+    "interrupted_by",
     "one_line",
     "process_kept",
     "sigint_noted",
@@ -61,24 +62,37 @@ def sigint_noted() -> Iterator[None]:
     ``KeyboardInterrupt`` as Python's own handler does, so that :func:`user_code` tells it from a
     ``KeyboardInterrupt`` the user's code raises: the first interrupts mnprof (exit 130, even while mnprof runs a
     model's forward pass inside the fence), the second is an error of that code (exit 2). Only where Python's
-    default handler is installed, in the main thread."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    default handler is installed, in the main thread. SIGTERM (``timeout``, a CI runner ending a job), where its
+    default applies, interrupts the same way, so that what was finished is kept and no temporary or lock file is
+    left behind; :func:`interrupted_by` then says which signal it was (the exit code is 128 + its number)."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    handled = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        handled.append(signal.SIGTERM)
 
     def noted(signum: int, frame: object) -> None:
         _sigint_seen.set()
-        signal.default_int_handler(signum, frame)
+        _interrupting[0] = signum
+        signal.default_int_handler(signal.SIGINT, frame)
 
     _sigint_seen.clear()
-    previous = signal.signal(signal.SIGINT, noted)
+    _interrupting[0] = signal.SIGINT
+    previous = {signum: signal.signal(signum, noted) for signum in handled}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+_interrupting = [signal.SIGINT]  # the signal that interrupted the run (see sigint_noted)
+
+
+def interrupted_by() -> int:
+    """The number of the signal that interrupted the command line's run (SIGINT unless it was SIGTERM)."""
+    return int(_interrupting[0])
 
 
 class _TimeLimit(BaseException):

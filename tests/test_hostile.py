@@ -655,12 +655,17 @@ def test_a_real_ctrl_c_in_user_code_interrupts_and_one_it_raises_is_its_error():
 
     from mnprof.errors import sigint_noted, user_code
 
-    with sigint_noted():
-        with pytest.raises(MnprofError, match="factory raised KeyboardInterrupt"), user_code("factory raised"):
-            raise KeyboardInterrupt  # the user's code raised it: an error of that code (exit 2)
-        with pytest.raises(KeyboardInterrupt), user_code("factory raised"):
-            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, even inside the fence: an interruption (exit 130)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # Python's own handler, as the command line has it (another test's event loop may have left its own)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with sigint_noted():
+            with pytest.raises(MnprofError, match="factory raised KeyboardInterrupt"), user_code("factory raised"):
+                raise KeyboardInterrupt  # the user's code raised it: an error of that code (exit 2)
+            with pytest.raises(KeyboardInterrupt), user_code("factory raised"):
+                signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, even inside the fence: an interruption (130)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_exception_whose_str_raises_is_still_one_line():
@@ -859,3 +864,26 @@ def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
     monkeypatch.setattr(files, "_staged", real)
     files.atomic_write_all({first: "new a", second: "new b"})
     assert first.read_text() == "new a" and second.read_text() == "new b"
+
+
+def test_sigterm_interrupts_like_ctrl_c_and_leaves_no_lock_or_temporary_file(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    results = tmp_path / "r.json"
+    command = [sys.executable, "-m", "mnprof", "table", "-q", "--alpha", "0.25,0.5", "--resolution", "32,64",
+               "--budget", "5", "--results", str(results)]  # fmt: skip
+    run = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stderr=subprocess.PIPE, text=True,
+                           stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / ".r.json.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the sweep has begun once it holds the results file's lock
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1 and err.startswith("mnprof: error: interrupted (SIGTERM)")
+    assert [p.name for p in tmp_path.iterdir() if p.name != "r.json"] == []  # no lock, no temporary file

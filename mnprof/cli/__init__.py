@@ -14,6 +14,7 @@ The summaries ``mnprof --help`` lists are kept here; a test holds them equal to 
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 from contextlib import suppress
@@ -23,7 +24,6 @@ import click
 
 from mnprof import __version__
 from mnprof.cli.output import (
-    EXIT_INTERRUPTED,
     EXIT_REGRESSION,
     EXIT_USAGE,
     Interrupted,
@@ -31,7 +31,14 @@ from mnprof.cli.output import (
     exit_with_error,
     warn,
 )
-from mnprof.errors import MnprofError, end_process, ended_on_overrun, sigint_noted, warnings_held_for_run
+from mnprof.errors import (
+    MnprofError,
+    end_process,
+    ended_on_overrun,
+    interrupted_by,
+    sigint_noted,
+    warnings_held_for_run,
+)
 
 __all__ = ["COMMANDS", "cli", "console_main", "main", "refuse_repeated", "summary_line"]
 
@@ -166,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _by_signal(message: str) -> str:
+    """``message``, naming SIGTERM where it was that (Ctrl-C goes without saying)."""
+    return message.replace("interrupted", "interrupted (SIGTERM)", 1) if interrupted_by() == signal.SIGTERM else message
+
+
 def console_main() -> NoReturn:
     """The ``mnprof`` command (and ``python -m mnprof``): :func:`main`, then the process ends with its code.
 
@@ -205,15 +217,15 @@ def _run(args: list[str]) -> int:
         error_line(str(error))
         return EXIT_USAGE
     except Interrupted as interrupted:
-        error_line(str(interrupted))
-        return EXIT_INTERRUPTED
+        error_line(_by_signal(str(interrupted)))
+        return 128 + interrupted_by()
     except OSError as error:  # a path the system refuses where mnprof only asked about it (a name too long)
         where = f"{error.filename}: " if error.filename else ""
         error_line(f"{where}{error.strerror or error}; accepted: a path this system can use")
         return EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
-        error_line("interrupted; files already written are complete, nothing was half-written")
-        return EXIT_INTERRUPTED
+        error_line(_by_signal("interrupted; files already written are complete, nothing was half-written"))
+        return 128 + interrupted_by()
     return result if isinstance(result, int) else 0
 
 
