@@ -185,6 +185,9 @@ def console_main() -> NoReturn:
     handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
     passing one. A command that succeeded ends as Python programs do."""
     code = main()
+    # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
+    # (the interrupting handler is gone), and there is nothing left to interrupt.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if code != 0:
         for stream in (sys.stdout, sys.stderr):
             with suppress(Exception):  # a stream closed under us
