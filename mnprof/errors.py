@@ -21,7 +21,9 @@ __all__ = [
     "ended_on_overrun",
     "held_warnings",
     "interrupted_by",
+    "keep_unwritten",
     "one_line",
+    "read_by_this_run",
     "process_kept",
     "sigint_noted",
     "stdout_to_stderr",
@@ -280,6 +282,24 @@ def held_warnings() -> Iterator[None]:
             yield
         finally:
             held.extend(caught)
+
+
+_UNWRITTEN: dict[str, str] = {}  # files this run reads and must never replace (resolved path -> what each is)
+
+
+def keep_unwritten(path: str, what: str) -> None:
+    """From now on, no output of this run may replace ``path`` (by any spelling): a file it reads, such as the source
+    of a user's module it imported (``--out`` naming it would overwrite the code being run)."""
+    with suppress(OSError, RuntimeError):
+        _UNWRITTEN[os.path.realpath(path)] = what
+
+
+def read_by_this_run(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` is, if it is a file :func:`keep_unwritten` protects; else ``None``."""
+    try:
+        return _UNWRITTEN.get(os.path.realpath(path))
+    except (OSError, RuntimeError, ValueError):
+        return None
 
 
 class _ProcessExit(BaseException):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnprof.errors import MnprofError, whole_write
+from mnprof.errors import MnprofError, read_by_this_run, whole_write
 from mnprof.provenance import count_provenance
 
 __all__ = [
@@ -133,6 +133,7 @@ def atomic_write_all(texts: Mapping[Path, str]) -> None:
 
 def _staged(path: Path, write: Callable[[Any], object]) -> str:
     """A temporary file beside ``path`` holding what ``write`` wrote, with ``path``'s mode (or the umask's)."""
+    _check_unwritten(path)
     check_regular(path)
     descriptor, temporary = _temporary(path)
     try:
@@ -166,7 +167,14 @@ def _fill(descriptor: int, temporary: str, path: Path, write: Callable[[Any], ob
         os.chmod(temporary, 0o666 & ~umask)
 
 
+def _check_unwritten(path: Path) -> None:
+    what = read_by_this_run(path)
+    if what is not None:
+        raise MnprofError(f"--out {path} is {what}, which this run reads; accepted: another path")
+
+
 def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
+    _check_unwritten(path)
     check_regular(path)
     try:
         descriptor, temporary = _temporary(path)

@@ -887,3 +887,13 @@ def test_sigterm_interrupts_like_ctrl_c_and_leaves_no_lock_or_temporary_file(tmp
     assert run.returncode == 128 + signal.SIGTERM, err
     assert err.count("\n") == 1 and err.startswith("mnprof: error: interrupted (SIGTERM)")
     assert [p.name for p in tmp_path.iterdir() if p.name != "r.json"] == []  # no lock, no temporary file
+
+
+def test_an_output_over_the_users_own_module_is_refused(capsys, tmp_path, monkeypatch):
+    source = Path(__file__).resolve().parent / "tiny_family.py"
+    module = tmp_path / "hostile_own_module.py"
+    module.write_text(source.read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["layers", "--no-timing", "-q", *TINY, "--model", "t=hostile_own_module:tiny", "--out", str(module)]
+    assert "the source of hostile_own_module" in refused(capsys, *args)
+    assert module.read_text() == source.read_text()

@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-from mnprof.errors import MnprofError, user_code
+from mnprof.errors import MnprofError, keep_unwritten, user_code
 from mnprof.model.config import Family, ModelConfig, UserFamily
 
 __all__ = [
@@ -169,6 +169,9 @@ def import_factory(target: str) -> Factory:
         factory = getattr(module, attribute, None)  # a module's own __getattr__ is the user's code too
     if not callable(factory):
         raise MnprofError(f"model {target}: {module_name} has no callable {attribute!r}")
+    source = getattr(module, "__file__", None)
+    if isinstance(source, str):  # mnprof never writes over the code it runs (--out naming the factory's module)
+        keep_unwritten(source, f"the source of {module_name}, the module of --model {target}")
     return factory  # type: ignore[no-any-return]
 
 
