@@ -4,6 +4,7 @@ holds the Python warnings it issues so that they never come ahead of that line."
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
+from typing import Any
 
 __all__ = [
     "USER_CODE_LIMIT_ENV",
@@ -25,6 +27,7 @@ __all__ = [
     "one_line",
     "read_by_this_run",
     "process_kept",
+    "reserve_stdout",
     "sigint_noted",
     "stdout_to_stderr",
     "time_limit",
@@ -231,6 +234,95 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+class _MainThreadStdout(io.TextIOBase):
+    """``sys.stdout`` for the command line's whole run (see :func:`reserve_stdout`): what the thread that runs
+    mnprof writes goes to the real standard output, what any other thread writes (one the user's code started, still
+    printing after its factory returned) goes to standard error."""
+
+    def __init__(self, own: io.TextIOWrapper, thread: threading.Thread) -> None:
+        super().__init__()
+        self._own, self._thread = own, thread
+
+    def _target(self) -> Any:
+        if threading.current_thread() is self._thread:
+            return self._own
+        other = sys.stderr if sys.stderr is not self else None
+        return other if other is not None else sys.__stderr__
+
+    def write(self, text: str) -> int:
+        target = self._target()
+        return target.write(text) if target is not None else len(text)
+
+    def flush(self) -> None:
+        target = self._target()
+        if target is not None:
+            target.flush()
+
+    def fileno(self) -> int:
+        target = self._target()
+        return int(target.fileno()) if target is not None else 2
+
+    def isatty(self) -> bool:
+        target = self._target()
+        return bool(target is not None and target.isatty())
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._own.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._own.errors
+
+    @property
+    def line_buffering(self) -> bool:
+        return self._own.line_buffering
+
+    @property
+    def buffer(self) -> Any:
+        target = self._target()
+        return target.buffer if target is not None else None
+
+    def reconfigure(self, **options: Any) -> None:
+        self._own.reconfigure(**options)
+
+
+def reserve_stdout() -> None:
+    """For the rest of the process (the command line's run), standard output is mnprof's alone: its descriptor is
+    kept privately and ``sys.stdout`` writes there from the thread that calls this; file descriptor 1 itself, and
+    ``sys.stdout`` in any other thread, go to standard error. A thread the user's code started that prints after
+    its factory returned (``print``, ``os.write(1, ...)``, a C library) then cannot put its text into ``--format
+    json``; :func:`stdout_to_stderr` covers the user's code in mnprof's own thread. Nothing happens where there is
+    no descriptor 1 or 2 (closed: ``>&-``), or ``sys.stdout`` is not the process's own stream."""
+    stdout = sys.stdout
+    if not isinstance(stdout, io.TextIOWrapper) or stdout is not sys.__stdout__:
+        return
+    try:
+        if stdout.fileno() != 1:
+            return
+        stdout.flush()
+        own = os.dup(1)
+    except (OSError, ValueError):
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:
+        os.close(own)
+        return
+    stream = io.TextIOWrapper(
+        open(own, "wb"),  # noqa: SIM115 - kept open for the rest of the process
+        encoding=stdout.encoding,
+        errors=stdout.errors,
+        newline=None,
+        line_buffering=stdout.line_buffering,
+        write_through=stdout.write_through,
+    )
+    sys.stdout = _MainThreadStdout(stream, threading.current_thread())
+
+
 _held: list[warnings.WarningMessage] | None = None  # what held_warnings() caught; None: nothing is held
 
 
@@ -314,15 +406,54 @@ def end_process(code: int) -> None:
     _real_exit(code)
 
 
+_EXECS = ("execv", "execve")  # what os.execl, execlp, execvp, ... call in the end (os.py looks them up each time)
+
+
+def _child_code(error: BaseException | None) -> int:
+    """The exit code of a child process the user's code forked and that came back into mnprof's code."""
+    if error is None:
+        return 0
+    if isinstance(error, SystemExit):
+        return error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
+    return 1
+
+
+@contextmanager
+def _standard_streams_kept() -> Iterator[None]:
+    """Standard input, output and error as they were before the block, for mnprof's own lines after it: the file
+    descriptors 0-2 (code that closes or redirects one, ``os.close(2)``, must not leave mnprof unable to say
+    what went wrong) and the ``sys`` stream objects (reassigned, or closed: a new stream on the same
+    descriptor)."""
+    kept = {}
+    for descriptor in (0, 1, 2):
+        with suppress(OSError):  # closed before the block: nothing to restore
+            kept[descriptor] = os.dup(descriptor)
+    streams = sys.stdin, sys.stdout, sys.stderr
+    try:
+        yield
+    finally:
+        for descriptor, copy in kept.items():
+            with suppress(OSError):
+                os.dup2(copy, descriptor)
+            os.close(copy)
+        sys.stdin, sys.stdout, sys.stderr = streams
+        if sys.stderr is not None and getattr(sys.stderr, "closed", False) and 2 in kept:
+            with suppress(OSError, ValueError):
+                sys.stderr = open(os.dup(2), "w", encoding="utf-8", errors="backslashreplace", buffering=1)  # noqa: SIM115
+
+
 @contextmanager
 def process_kept() -> Iterator[None]:
     """For the block (the user's code), the process stays mnprof's: ``os._exit`` raises instead of ending it (a
-    factory that calls ``os._exit(0)`` must not pass the gate; in a child the code forked it still ends the child),
-    and the working directory and the umask are restored after it (a factory that calls ``os.chdir`` must not
-    move where mnprof writes its relative outputs). The code could still end the process by other means (a
-    signal to itself, ``os.exec*``); an exit handler it registers cannot turn a failure into success (see
-    :func:`mnprof.cli.console_main`)."""
-    import posix  # the module os._exit comes from; patched too, so that posix._exit is caught as well
+    factory that calls ``os._exit(0)`` must not pass the gate), and so does ``os.exec*`` (which would replace
+    mnprof by another program: the gate would end with that program's exit code and no output); the working
+    directory, the umask and the standard streams are restored after it (a factory that calls ``os.chdir`` must
+    not move where mnprof writes its relative outputs, nor one that closes stderr silence mnprof's error). In a
+    child process the code forked, ``os._exit`` and ``os.exec*`` work as ever, and a child that returns into
+    mnprof's code ends there, silently (its exit code: 0, or its ``SystemExit``'s), instead of running on as a
+    second mnprof. The code could still end the process by other means (a signal to itself); an exit handler it
+    registers cannot turn a failure into success (see :func:`mnprof.cli.console_main`)."""
+    import posix  # the module os._exit and os.exec* come from; patched too, so that posix._exit is caught as well
 
     owner = os.getpid()
 
@@ -331,18 +462,43 @@ def process_kept() -> Iterator[None]:
             _real_exit(code)
         raise _ProcessExit(f"called os._exit({code})")
 
+    def refused_exec(name: str) -> Callable[..., None]:
+        real = getattr(posix, name)
+
+        def refused(path: object, *args: object) -> None:
+            if os.getpid() != owner:  # a forked child running another program: as ever
+                real(path, *args)
+            raise _ProcessExit(f"called os.{name}({path!r}, ...), which would replace mnprof by another program")
+
+        return refused
+
     try:
         cwd: str | None = os.getcwd()
     except OSError:  # already removed: nothing to return to
         cwd = None
-    saved = os._exit, posix._exit
+    saved = os._exit, posix._exit, *(getattr(os, name) for name in _EXECS), *(getattr(posix, name) for name in _EXECS)
     umask = os.umask(0o022)
     os.umask(umask)
     os._exit = posix._exit = refuse  # type: ignore[assignment]
+    for name in _EXECS:
+        setattr(os, name, refused_exec(name))
+        setattr(posix, name, getattr(os, name))
+    failure: BaseException | None = None
     try:
-        yield
+        with _standard_streams_kept():
+            yield
+    except BaseException as error:
+        failure = error
+        raise
     finally:
-        os._exit, posix._exit = saved  # type: ignore[assignment]
+        if os.getpid() != owner:  # a forked child that returned into mnprof's code (or raised into it)
+            with suppress(Exception):
+                sys.stderr.flush()
+            _real_exit(_child_code(failure))
+        os._exit, posix._exit = saved[:2]  # type: ignore[assignment]
+        for index, name in enumerate(_EXECS):
+            setattr(os, name, saved[2 + index])
+            setattr(posix, name, saved[2 + len(_EXECS) + index])
         os.umask(umask)  # a factory's os.umask(0o777) would make every file mnprof writes unreadable
         if cwd is not None:
             try:

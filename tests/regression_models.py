@@ -88,6 +88,38 @@ def hard_exiting(alpha: float, num_classes: int) -> nn.Module:
     os._exit(0)  # ends a process at once, no cleanup: must not end mnprof's with 0 (the gate would pass)
 
 
+def executing(alpha: float, num_classes: int) -> nn.Module:
+    os.execv("/bin/true", ["true"])  # would replace mnprof by a program that exits 0 with no output: the gate passes
+
+
+def forking(alpha: float, num_classes: int) -> nn.Module:
+    """Forks a child that returns too (a user's bug): it must end there, not carry on as a second mnprof."""
+    pid = os.fork()
+    if pid:
+        os.waitpid(pid, 0)  # the child, were it to run on, would print its whole table before the parent goes on
+    return tiny(alpha, num_classes)
+
+
+def printing_from_a_thread(alpha: float, num_classes: int) -> nn.Module:
+    """Starts a thread that keeps printing after the factory returned, in Python and to file descriptor 1."""
+    import threading
+    import time
+
+    def chatter() -> None:
+        for _ in range(300):
+            print("chatter from a thread", flush=True)  # noqa: T201
+            os.write(1, b"raw chatter from a thread\n")
+            time.sleep(0.01)
+
+    threading.Thread(target=chatter, daemon=True).start()
+    return tiny(alpha, num_classes)
+
+
+def closing_stderr(alpha: float, num_classes: int) -> nn.Module:
+    os.close(2)  # then fails: mnprof must still be able to say so
+    raise RuntimeError("failed after closing stderr")
+
+
 def widened_exiting_at_exit(alpha: float, num_classes: int) -> nn.Module:
     import atexit
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from mnprof.timing.records import Backend, Device, TimingKey
 from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 TINY = ["--alpha", "0.25", "--resolution", "32"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def refused(capsys, *args: str) -> str:
@@ -329,6 +331,42 @@ def test_an_exit_handler_of_a_factory_cannot_pass_a_failing_gate(capsys, tmp_pat
     assert "net" in done.stdout + done.stderr
 
 
+def _mnprof(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -m mnprof ARGS`` in its own process, from the repository (the user code here may end or fork it)."""
+    command = [sys.executable, "-m", "mnprof", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_factory_that_execs_another_program_does_not_pass_the_gate(capsys, tmp_path):
+    path = baseline(tmp_path)
+    capsys.readouterr()
+    done = _mnprof("check", "-q", *TINY, "--model", "tests.regression_models:executing", "--baseline", str(path))
+    assert done.returncode == 2, done  # /bin/true in mnprof's place would exit 0: the gate would pass
+    assert done.stderr.count("\n") == 1 and "which would replace mnprof by another program" in done.stderr
+
+
+def test_a_forked_child_that_returns_ends_instead_of_running_on_as_a_second_mnprof():
+    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "t=tests.regression_models:forking",
+                   "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["rows"][0]["family"] == "t"  # one document: the child printed none
+    assert done.stderr == ""
+
+
+def test_a_thread_the_factory_started_never_prints_into_the_json():
+    done = _mnprof("table", "--no-timing", "-q", "--alpha", "0.25,0.5", "--resolution", "32,64", "--model",
+                   "t=tests.regression_models:printing_from_a_thread", "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done
+    assert len(json.loads(done.stdout)["rows"]) == 4  # nothing but the JSON on stdout
+    assert "chatter from a thread" in done.stderr and "raw chatter from a thread" in done.stderr
+
+
+def test_a_factory_that_closes_stderr_still_gets_its_one_line():
+    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "tests.regression_models:closing_stderr")
+    assert done.returncode == 2, done
+    assert done.stderr.count("\n") == 1 and "RuntimeError: failed after closing stderr" in done.stderr
+
+
 def test_a_factory_that_changes_directory_does_not_move_relative_outputs(capsys, tmp_path, monkeypatch):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
@@ -434,6 +472,30 @@ def test_pyproject_of_the_wrong_shape_is_one_line(capsys, tmp_path, text):
     pyproject.write_text(text)
     err = refused(capsys, "check", "-q", "--config", str(pyproject))
     assert "[tool.mnprof] is not a table" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["paper", "--table", "1"], ["table", "--no-timing", "-q", *TINY], ["check", "-q", *TINY],
+     ["layers", "--no-timing", "-q", *TINY], ["plot", "--help"]],
+)  # fmt: skip
+def test_every_command_refuses_a_wrong_setting_alike(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.mnprof]\nmodels = ['mobilenetv1']\n[tool.mnprof.extra]\nx = 1\n")
+    if "--help" in args:  # help is there whatever the settings say
+        assert main(args) == 0
+        return
+    assert "pyproject.toml [tool.mnprof]: unknown key 'extra'" in refused(capsys, *args)
+
+
+@pytest.mark.parametrize("args", [["paper", "--table", "1", "--format", "markdown"], ["table", "--no-timing", "-q",
+                                  *TINY, "--format", "json"], ["layers", "--no-timing", "-q", *TINY]])  # fmt: skip
+def test_no_command_writes_over_the_settings_file(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    text = "[project]\nname = 'theirs'\n[tool.mnprof]\nalphas = [0.25]\n"
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert "which this run reads" in refused(capsys, *args, "--out", "./pyproject.toml")
+    assert (tmp_path / "pyproject.toml").read_text() == text
 
 
 def test_an_unreadable_pyproject_is_one_line(capsys, tmp_path, monkeypatch):

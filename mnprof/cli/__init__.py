@@ -36,6 +36,7 @@ from mnprof.errors import (
     end_process,
     ended_on_overrun,
     interrupted_by,
+    reserve_stdout,
     sigint_noted,
     warnings_held_for_run,
 )
@@ -183,7 +184,9 @@ def console_main() -> NoReturn:
 
     A failing code ends the process at once, after the output is flushed and the results lock released: exit
     handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
-    passing one. A command that succeeded ends as Python programs do."""
+    passing one. A command that succeeded ends as Python programs do. Standard output is mnprof's alone for the
+    whole run (:func:`mnprof.errors.reserve_stdout`): a thread the user's code started prints to stderr."""
+    reserve_stdout()
     code = main()
     # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
     # (the interrupting handler is gone), and there is nothing left to interrupt.

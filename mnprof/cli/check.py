@@ -23,6 +23,7 @@ from mnprof.check import (
     render_check,
     usable_baseline,
 )
+from mnprof.cli.options import Command
 from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
@@ -111,7 +112,7 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
         return measure(settings, on_done=lambda key: bar.update(task, advance=1, current=key))
 
 
-@click.command()
+@click.command(cls=Command)
 @settings_options
 @click.option(
     "--out",
@@ -162,7 +163,7 @@ def baseline(
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
 
 
-@click.command()
+@click.command(cls=Command)
 @settings_options
 @click.option(
     "--baseline",

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import config_from, config_options, output_options, resolve_output, threads_option
+from mnprof.cli.options import Command, config_from, config_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import PlainFloat, PlainInt, emit, progress
 from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
 
 
-@click.command()
+@click.command(cls=Command)
 @config_options
 @click.option(
     "--backend",

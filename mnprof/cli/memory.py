@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, threads_option
+from mnprof.cli.options import Command, configs_from, grid_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import emit, output_width, progress
 from mnprof.timing.backends import check_available, check_device
 from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
@@ -16,7 +16,7 @@ from mnprof.views.memory import MemoryView, render_memory
 from mnprof.views.render import Format
 
 
-@click.command()
+@click.command(cls=Command)
 @grid_options
 @click.option(
     "--backend",

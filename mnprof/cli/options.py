@@ -31,12 +31,14 @@ from mnprof.model.config import (
     parse_alphas,
     parse_resolutions,
 )
+from mnprof.project import tool_table
 from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
 from mnprof.timing.sweep import MAX_THREADS
 
 __all__ = [
+    "Command",
     "config_from",
     "config_options",
     "configs_from",
@@ -50,6 +52,18 @@ __all__ = [
     "statistic_option",
     "timing_options",
 ]
+
+
+class Command(click.Command):
+    """An mnprof command: before it runs, the project's settings file is read and checked
+    (:func:`mnprof.project.tool_table`: ./pyproject.toml, or the one ``--config`` names), so that a wrong
+    ``[tool.mnprof]`` is the same error in every command and no output replaces the file."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        config = ctx.params.get("pyproject")
+        tool_table(config if isinstance(config, Path) and config.is_file() else None)
+        return super().invoke(ctx)
+
 
 SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json", ".txt": "table"}
 

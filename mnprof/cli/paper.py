@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import family_from, model_option, output_options, resolve_output
+from mnprof.cli.options import Command, family_from, model_option, output_options, resolve_output
 from mnprof.cli.output import emit
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family, UserFamily
@@ -16,7 +16,7 @@ from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--table",
     "table_keys",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import configs_from, grid_options, reference_option, statistic_option
+from mnprof.cli.options import Command, configs_from, grid_options, reference_option, statistic_option
 from mnprof.cli.output import OutputPath, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
@@ -23,7 +23,7 @@ LATENCY_FIGURES = ("latency-macs", "latency-activations", "latency-memory", "par
 SUFFIXES = (".html", ".png", ".svg")
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--out",
     type=OutputPath(),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import FAMILY_HELP, families_from, model_option
+from mnprof.cli.options import FAMILY_HELP, Command, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
@@ -16,7 +16,7 @@ from mnprof.timing.backends import check_available, parse_backends
 from mnprof.timing.records import Device
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

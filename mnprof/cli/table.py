@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import configs_from, grid_options, output_options, resolve_output, timing_options
+from mnprof.cli.options import Command, configs_from, grid_options, output_options, resolve_output, timing_options
 from mnprof.cli.output import emit, output_width, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
@@ -16,7 +16,7 @@ from mnprof.views import grid as tables
 from mnprof.views.render import Format
 
 
-@click.command()
+@click.command(cls=Command)
 @grid_options
 @click.option(
     "--view",

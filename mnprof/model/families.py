@@ -22,16 +22,15 @@ import importlib
 import inspect
 import os
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from mnprof.errors import MnprofError, keep_unwritten, user_code
 from mnprof.model.config import Family, ModelConfig, UserFamily
+from mnprof.project import PYPROJECT, tool_table
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -51,7 +50,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "mnprof.models"
-PYPROJECT = Path("pyproject.toml")
 Factory = Callable[..., nn.Module]
 
 
@@ -73,26 +71,6 @@ def parse_spec(text: str) -> UserFamily:
     if equals and not name:
         raise MnprofError(f"model {text!r} has an empty name before '='; accepted: NAME=package.module:factory")
     return UserFamily(name or target, target)
-
-
-def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
-    """``[tool.mnprof]`` of ``pyproject`` (default ./pyproject.toml): empty where there is no such file or table."""
-    path = pyproject if pyproject is not None else PYPROJECT
-    if not path.is_file():
-        return {}
-    try:
-        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
-    except RecursionError:
-        raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
-    except OSError as error:  # unreadable (permissions), or a directory or device in its place
-        reason = error.strerror or str(error)
-        raise MnprofError(f"{path} cannot be read ({reason}); accepted: a readable pyproject.toml, or none") from None
-    table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
-    if not isinstance(table, dict):
-        raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
-    return table
 
 
 def declared_families(table: Mapping[str, Any], where: str = "pyproject.toml") -> dict[str, UserFamily]:

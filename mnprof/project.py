@@ -1,0 +1,46 @@
+"""The project's settings file: ``[tool.mnprof]`` of ``./pyproject.toml``, read and validated in one place.
+
+Every command reads it before it starts (:class:`mnprof.cli.options.Command`), so that a wrong setting is the same
+one-line error whichever command meets it first, and no output of the run may replace the file (``--out
+pyproject.toml``). What the settings mean is :mod:`mnprof.check.settings`' (the gate's defaults) and
+:mod:`mnprof.model.families`' (``[tool.mnprof.families]``); their shape is ``mnprof/schemas/settings.schema.json``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from mnprof.errors import MnprofError, keep_unwritten
+from mnprof.files import schema_problem
+
+__all__ = ["PYPROJECT", "tool_table"]
+
+PYPROJECT = Path("pyproject.toml")
+
+
+def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
+    """``[tool.mnprof]`` of ``pyproject`` (default ./pyproject.toml), checked against the settings schema: empty
+    where there is no such file or table. From then on no output of this run may replace the file."""
+    path = pyproject if pyproject is not None else PYPROJECT
+    if not path.is_file():
+        return {}
+    try:
+        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
+    except RecursionError:
+        raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
+    except OSError as error:  # unreadable (permissions), or a directory or device in its place
+        reason = error.strerror or str(error)
+        raise MnprofError(f"{path} cannot be read ({reason}); accepted: a readable pyproject.toml, or none") from None
+    keep_unwritten(str(path), f"the {path.name} mnprof reads its settings from")
+    table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
+    if not isinstance(table, dict):
+        raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
+    problem = schema_problem(table, "settings")  # mnprof/schemas/settings.schema.json
+    if problem is not None:
+        where = problem.removeprefix("$.").removeprefix("$: ").removeprefix("$ ")  # the table itself is no key
+        raise MnprofError(f"{path} [tool.mnprof]: {where}")
+    return table
