@@ -220,7 +220,7 @@ def test_pyproject_settings_and_override(tmp_path, capsys):
 def test_pyproject_unknown_key_is_rejected(tmp_path):
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text("[tool.mnprof]\nthreshold = 3\n")
-    with pytest.raises(Exception, match="unknown key 'threshold'; accepted: models, families, alphas"):
+    with pytest.raises(Exception, match="unknown key 'threshold'; accepted: only models, families, alphas"):
         load_settings(pyproject)
 
 

@@ -29,7 +29,6 @@ from mnprof.check.render import render_check, summary
 from mnprof.check.settings import (
     BUILTIN,
     DEFAULT_BASELINE,
-    SETTINGS_KEYS,
     CheckSettings,
     ModelSpec,
     load_settings,
@@ -42,7 +41,6 @@ __all__ = [
     "BASELINE_SCHEMA_VERSION",
     "BUILTIN",
     "DEFAULT_BASELINE",
-    "SETTINGS_KEYS",
     "CheckResult",
     "CheckSettings",
     "Finding",

@@ -23,7 +23,6 @@ __all__ = [
     "BUILTIN",
     "BUILTINS",
     "DEFAULT_BASELINE",
-    "SETTINGS_KEYS",
     "CheckSettings",
     "Factory",
     "ModelSpec",
@@ -97,9 +96,6 @@ class CheckSettings:
 
     def keys(self) -> list[tuple[ModelSpec, float, int]]:
         return [(model, alpha, res) for model in self.models for alpha in self.alphas for res in self.resolutions]
-
-
-SETTINGS_KEYS = ("models", "families", "alphas", "resolutions", "num_classes", "baseline", "tolerance")
 
 
 def parse_tolerance(value: object) -> float:
