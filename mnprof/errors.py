@@ -17,6 +17,7 @@ from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 from typing import Any
 
 __all__ = [
+    "ENDING_SIGNALS",
     "USER_CODE_LIMIT_ENV",
     "MnprofError",
     "end_process",
@@ -67,15 +68,15 @@ def sigint_noted() -> Iterator[None]:
     ``KeyboardInterrupt`` as Python's own handler does, so that :func:`user_code` tells it from a
     ``KeyboardInterrupt`` the user's code raises: the first interrupts mnprof (exit 130, even while mnprof runs a
     model's forward pass inside the fence), the second is an error of that code (exit 2). Only where Python's
-    default handler is installed, in the main thread. SIGTERM (``timeout``, a CI runner ending a job), where its
-    default applies, interrupts the same way, so that what was finished is kept and no temporary or lock file is
-    left behind; :func:`interrupted_by` then says which signal it was (the exit code is 128 + its number)."""
+    default handler is installed, in the main thread. SIGTERM (``timeout``, a CI runner ending a job) and SIGHUP (the
+    terminal closed), where their default applies, interrupt the same way, so that what was finished is kept and
+    no temporary or lock file is left behind; :func:`interrupted_by` then says which signal it was (the exit code
+    is 128 + its number)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     handled = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        handled.append(signal.SIGTERM)
+    handled += [signum for signum in ENDING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL]
 
     def noted(signum: int, frame: object) -> None:
         _sigint_seen.set()
@@ -93,10 +94,12 @@ def sigint_noted() -> Iterator[None]:
 
 
 _interrupting = [signal.SIGINT]  # the signal that interrupted the run (see sigint_noted)
+# Signals that end a process by default and interrupt mnprof's run instead (SIGHUP where the system has it).
+ENDING_SIGNALS = (signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
 def interrupted_by() -> int:
-    """The number of the signal that interrupted the command line's run (SIGINT unless it was SIGTERM)."""
+    """The number of the signal that interrupted the command line's run (SIGINT, or one of :data:`ENDING_SIGNALS`)."""
     return int(_interrupting[0])
 
 

@@ -928,10 +928,12 @@ def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
     assert first.read_text() == "new a" and second.read_text() == "new b"
 
 
-def test_sigterm_interrupts_like_ctrl_c_and_leaves_no_lock_or_temporary_file(tmp_path):
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_or_sighup_interrupts_like_ctrl_c_and_leaves_no_lock_or_temporary_file(tmp_path, name):
     import signal
-    import subprocess
     import time
+
+    signum = getattr(signal, name)
 
     results = tmp_path / "r.json"
     command = [sys.executable, "-m", "mnprof", "table", "-q", "--alpha", "0.25,0.5", "--resolution", "32,64",
@@ -942,12 +944,12 @@ def test_sigterm_interrupts_like_ctrl_c_and_leaves_no_lock_or_temporary_file(tmp
         deadline = time.monotonic() + 60
         while not (tmp_path / ".r.json.lock").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # the sweep has begun once it holds the results file's lock
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(signum)
         _, err = run.communicate(timeout=60)
     finally:
         run.kill()
-    assert run.returncode == 128 + signal.SIGTERM, err
-    assert err.count("\n") == 1 and err.startswith("mnprof: error: interrupted (SIGTERM)")
+    assert run.returncode == 128 + signum, err
+    assert err.count("\n") == 1 and err.startswith(f"mnprof: error: interrupted ({name})")
     assert [p.name for p in tmp_path.iterdir() if p.name != "r.json"] == []  # no lock, no temporary file
 
 

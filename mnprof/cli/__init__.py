@@ -1,10 +1,10 @@
 """The command line: the only place that parses arguments, prints, and picks exit codes.
 
-Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one
-line on stderr, no traceback); 130 interrupted. The Python warnings the user's code issues are held until the
-command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line each, and
-dropped with an error, whose one line stays alone on stderr. User code that stops or takes over the timer of
-its time limit is ended by a watchdog: the one-line error, exit 2 (:func:`mnprof.errors.ended_on_overrun`).
+Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one line on stderr, no
+traceback); 130 interrupted (143 by SIGTERM, 129 by SIGHUP). The Python warnings the user's code issues are held
+until the command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line
+each, and dropped with an error, whose one line stays alone on stderr. User code that stops or takes over the timer
+of its time limit is ended by a watchdog: the one-line error, exit 2 (:func:`mnprof.errors.ended_on_overrun`).
 
 Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
 mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
@@ -32,6 +32,7 @@ from mnprof.cli.output import (
     warn,
 )
 from mnprof.errors import (
+    ENDING_SIGNALS,
     MnprofError,
     end_process,
     ended_on_overrun,
@@ -175,8 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _by_signal(message: str) -> str:
-    """``message``, naming SIGTERM where it was that (Ctrl-C goes without saying)."""
-    return message.replace("interrupted", "interrupted (SIGTERM)", 1) if interrupted_by() == signal.SIGTERM else message
+    """``message``, naming the signal where it was not Ctrl-C (which goes without saying): SIGTERM, SIGHUP."""
+    signum = interrupted_by()
+    if signum == signal.SIGINT:
+        return message
+    return message.replace("interrupted", f"interrupted ({signal.Signals(signum).name})", 1)
 
 
 def console_main() -> NoReturn:
@@ -190,7 +194,8 @@ def console_main() -> NoReturn:
     code = main()
     # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
     # (the interrupting handler is gone), and there is nothing left to interrupt.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in ENDING_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     if code != 0:
         for stream in (sys.stdout, sys.stderr):
             with suppress(Exception):  # a stream closed under us
