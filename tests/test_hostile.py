@@ -523,10 +523,11 @@ def test_escape_sequences_from_a_results_file_stay_text(capsys, tmp_path):
     assert "\x1b" not in out and "Evil\ufffd[2J\ufffd[31mCPU\ufffdsecond line" in out
 
 
-def test_an_ascii_stdout_gets_a_table_not_a_traceback(monkeypatch):
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])  # the second: the C locale without UTF-8 mode
+def test_an_ascii_stdout_gets_a_table_not_a_traceback(monkeypatch, errors):
     import io
 
-    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii")  # PYTHONIOENCODING=ascii, piped
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors=errors)  # PYTHONIOENCODING=ascii, piped
     monkeypatch.setattr(sys, "stdout", stdout)
     assert main(["table", "-q", "--no-timing", *TINY]) == 0
     stdout.flush()

@@ -189,7 +189,9 @@ def _replace_what_stdout_cannot_encode() -> None:
     that the columns stay aligned. click.echo does the same for the text it prints."""
     stream = sys.stdout
     encoding = getattr(stream, "encoding", None) or "utf-8"
-    if getattr(stream, "errors", "strict") != "strict" or encoding.lower().replace("_", "-").startswith("utf"):
+    # surrogateescape (what Python takes in the C locale) still fails on a character the encoding lacks
+    replaces = getattr(stream, "errors", "strict") not in ("strict", "surrogateescape", "surrogatepass")
+    if replaces or encoding.lower().replace("_", "-").startswith("utf"):
         return
     with suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture), or closed
         stream.reconfigure(errors="replace")  # type: ignore[union-attr]
