@@ -26,6 +26,7 @@ __all__ = [
     "dumps",
     "printable",
     "read_json_file",
+    "read_text_file",
     "table_document",
 ]
 
@@ -197,9 +198,9 @@ def _atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 MAX_READ_BYTES = 512 * 2**20  # a results file of every configuration, runtime and raw sample is a few MiB
 
 
-def read_json_file(path: Path, what: str, hint: str) -> Any:
-    """The parsed JSON of ``path``, every string made :func:`printable`; a missing, unreadable or corrupt file
-    (NaN or Infinity included) is a one-line :class:`MnprofError`.
+def read_text_file(path: Path, what: str, hint: str) -> str:
+    """The text of ``path`` (UTF-8): a missing or unreadable file, one that is not a regular file (a device, FIFO or
+    directory, by a link too) or is over :data:`MAX_READ_BYTES` is a one-line :class:`MnprofError`.
 
     ``what`` names the file in the message ("baseline", "results file"), ``hint`` says what to do about it.
     """
@@ -212,11 +213,19 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
                 f"{what} {path} is {status.st_size / 2**20:,.0f} MiB, more than mnprof reads "
                 f"({MAX_READ_BYTES / 2**20:,.0f} MiB); {hint}"
             )
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MnprofError(f"{what} {path} does not exist; {hint}") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise MnprofError(f"{what} {path} cannot be read ({error}); {hint}") from None
+    except OSError as error:  # permissions, a link loop, a name too long
+        raise MnprofError(f"{what} {path} cannot be read ({error.strerror or error}); {hint}") from None
+
+
+def read_json_file(path: Path, what: str, hint: str) -> Any:
+    """The parsed JSON of ``path`` (read by :func:`read_text_file`), every string made :func:`printable`; a
+    corrupt file (NaN or Infinity included) is a one-line :class:`MnprofError` too."""
+    text = read_text_file(path, what, hint)
     try:
         return _printable(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
     except json.JSONDecodeError as error:

@@ -8,12 +8,13 @@ pyproject.toml``). What the settings mean is :mod:`mnprof.check.settings`' (the 
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError, keep_unwritten
-from mnprof.files import schema_problem
+from mnprof.files import read_text_file, schema_problem
 
 __all__ = ["PYPROJECT", "tool_table"]
 
@@ -24,17 +25,16 @@ def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
     """``[tool.mnprof]`` of ``pyproject`` (default ./pyproject.toml), checked against the settings schema: empty
     where there is no such file or table. From then on no output of this run may replace the file."""
     path = pyproject if pyproject is not None else PYPROJECT
-    if not path.is_file():
+    if not os.path.lexists(path):
         return {}
+    # a directory, FIFO or device in its place, a dangling link or a loop: refused, not taken for "no settings"
+    text = read_text_file(path, "settings file", "accepted: a readable pyproject.toml, or none")
     try:
-        tool = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {})
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        tool = tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError as error:
         raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
     except RecursionError:
         raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
-    except OSError as error:  # unreadable (permissions), or a directory or device in its place
-        reason = error.strerror or str(error)
-        raise MnprofError(f"{path} cannot be read ({reason}); accepted: a readable pyproject.toml, or none") from None
     keep_unwritten(str(path), f"the {path.name} mnprof reads its settings from")
     table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):

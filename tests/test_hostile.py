@@ -218,9 +218,10 @@ def _results(path: Path, rows: list[dict], version: int = RESULTS_SCHEMA_VERSION
     return path
 
 
-def baseline(tmp_path: Path, **changes) -> Path:
+def baseline(tmp_path: Path, *models: str, **changes) -> Path:
+    """A baseline of ``models`` (default mnprof's MobileNetV1) on the tiny grid, edited by ``changes``."""
     path = tmp_path / "baseline.json"
-    assert main(["baseline", "-q", *TINY, "--out", str(path)]) == 0
+    assert main(["baseline", "-q", *TINY, *(arg for m in models for arg in ("--model", m)), "--out", str(path)]) == 0
     document = json.loads(path.read_text())
     document.update(changes)
     path.write_text(json.dumps(document))
@@ -262,6 +263,17 @@ def test_a_wrong_baseline_never_passes_the_gate(capsys, tmp_path, edit, message)
     assert path.read_text() == before
 
 
+@pytest.mark.parametrize("change", ["empty", "another model", "another grid"])
+def test_a_baseline_that_holds_nothing_checked_is_refused_not_passed(capsys, tmp_path, change):
+    path = baseline(tmp_path, **({"entries": {}} if change == "empty" else {}))
+    capsys.readouterr()
+    args = {"empty": TINY, "another model": [*TINY, "--model", "t=tests.regression_models:tiny"],
+            "another grid": ["--alpha", "0.5", "--resolution", "32"]}[change]  # fmt: skip
+    err = refused(capsys, "check", "-q", *args, "--baseline", str(path))
+    assert "so nothing would be compared" in err
+    assert ("it holds none" if change == "empty" else "it holds 1: mobilenetv1@0.25-32") in err
+
+
 def test_deeply_nested_json_is_one_line(capsys, tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
@@ -294,19 +306,19 @@ def test_a_number_that_overflows_to_infinity_is_refused(capsys, tmp_path):
 
 
 def test_a_factory_that_exits_does_not_pass_the_gate(capsys, tmp_path):
-    path = baseline(tmp_path)
+    path = baseline(tmp_path, "t=tests.regression_models:tiny")
     capsys.readouterr()
-    err = refused(capsys, "check", "-q", *TINY, "--model", "tests.regression_models:exiting", "--baseline", str(path))
+    err = refused(capsys, "check", "-q", *TINY, "--model", "t=tests.regression_models:exiting", "--baseline", str(path))
     assert "factory raised SystemExit" in err
 
 
 def test_a_factory_that_calls_os_exit_does_not_end_mnprof(capsys, tmp_path):
     import subprocess
 
-    path = baseline(tmp_path)
+    path = baseline(tmp_path, "t=tests.regression_models:tiny")
     capsys.readouterr()
-    command = [sys.executable, "-m", "mnprof", "check", "-q", *TINY, "--model", "tests.regression_models:hard_exiting",
-               "--baseline", str(path)]  # fmt: skip
+    command = [sys.executable, "-m", "mnprof", "check", "-q", *TINY, "--model",
+               "t=tests.regression_models:hard_exiting", "--baseline", str(path)]  # fmt: skip
     # its own process: were os._exit(0) to end it, the gate would pass (and in-process, the test run would end)
     done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
@@ -338,9 +350,9 @@ def _mnprof(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
 
 
 def test_a_factory_that_execs_another_program_does_not_pass_the_gate(capsys, tmp_path):
-    path = baseline(tmp_path)
+    path = baseline(tmp_path, "t=tests.regression_models:tiny")
     capsys.readouterr()
-    done = _mnprof("check", "-q", *TINY, "--model", "tests.regression_models:executing", "--baseline", str(path))
+    done = _mnprof("check", "-q", *TINY, "--model", "t=tests.regression_models:executing", "--baseline", str(path))
     assert done.returncode == 2, done  # /bin/true in mnprof's place would exit 0: the gate would pass
     assert done.stderr.count("\n") == 1 and "which would replace mnprof by another program" in done.stderr
 
@@ -496,6 +508,23 @@ def test_no_command_writes_over_the_settings_file(capsys, tmp_path, monkeypatch,
     (tmp_path / "pyproject.toml").write_text(text)
     assert "which this run reads" in refused(capsys, *args, "--out", "./pyproject.toml")
     assert (tmp_path / "pyproject.toml").read_text() == text
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "device", "dangling link", "link loop"])
+def test_a_pyproject_that_is_not_a_readable_file_is_refused_not_ignored(capsys, tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pyproject.toml"
+    make = {
+        "directory": path.mkdir,
+        "fifo": lambda: os.mkfifo(path),  # read as a file, it would block
+        "device": lambda: path.symlink_to("/dev/zero"),  # read as a file, it would never end
+        "dangling link": lambda: path.symlink_to(tmp_path / "gone.toml"),
+        "link loop": lambda: path.symlink_to(path),
+    }
+    make[kind]()
+    err = refused(capsys, "table", "--no-timing", "-q", *TINY)
+    assert err.startswith("mnprof: error: settings file pyproject.toml ")
+    assert "accepted: a readable pyproject.toml, or none" in err
 
 
 def test_an_unreadable_pyproject_is_one_line(capsys, tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from mnprof.check.baseline import (
     entry_macs,
     load_baseline,
     measure,
+    refuse_unrelated,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
 from mnprof.check.latency import DEFAULT_LATENCY_TOLERANCE_PCT, compare_latency, measure_latency, usable_baseline
@@ -55,6 +56,7 @@ __all__ = [
     "load_settings",
     "measure",
     "measure_latency",
+    "refuse_unrelated",
     "usable_baseline",
     "parse_tolerance",
     "render_check",

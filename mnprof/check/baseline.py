@@ -32,6 +32,7 @@ __all__ = [
     "iter_modules",
     "load_baseline",
     "measure",
+    "refuse_unrelated",
 ]
 
 BASELINE_SCHEMA_VERSION = 1
@@ -174,3 +175,23 @@ def load_baseline(path: Path) -> dict[str, Any]:
     if problem is not None:
         raise MnprofError(f"baseline {path} is corrupt ({problem}); {regenerate}")
     return document
+
+
+def refuse_unrelated(document: Mapping[str, Any], settings: CheckSettings, path: Path) -> None:
+    """Refuse a baseline that holds none of the configurations checked: every one would be "added", nothing
+    compared, and a gate that compares nothing passes whatever the models do (an empty baseline, a renamed model,
+    another grid)."""
+    keys = [entry_key(*key) for key in settings.keys()]  # noqa: SIM118 - a method of CheckSettings, not a dict
+    entries = sorted(document["entries"])
+    if set(keys) & set(entries):
+        return
+    held = (
+        f"it holds {len(entries)}: {', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}"
+        if entries
+        else ("it holds none")
+    )
+    raise MnprofError(
+        f"baseline {path} has none of the {len(keys)} configurations checked ({', '.join(keys[:3])}"
+        f"{', ...' if len(keys) > 3 else ''}; {held}), so nothing would be compared; accepted: a baseline of these "
+        f"models and grid (mnprof baseline --out {path}), or --model/--alpha/--resolution it holds"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from mnprof.check import (
     measure,
     measure_latency,
     parse_tolerance,
+    refuse_unrelated,
     render_check,
     usable_baseline,
 )
@@ -86,7 +88,7 @@ def _settings(
     pyproject: Path | None,
     **overrides: Any,
 ) -> Any:
-    if pyproject is not None and not pyproject.is_file():
+    if pyproject is not None and not os.path.lexists(pyproject):  # what is there but unreadable: tool_table says
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
     settings = load_settings(pyproject)
     changes: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
@@ -243,6 +245,7 @@ def check(
     if latency_gate and latency_pct is None:
         latency_pct = DEFAULT_LATENCY_TOLERANCE_PCT
     document = load_baseline(settings.baseline)
+    refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
     current = _measure(settings, quiet)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ class Command(click.Command):
 
     def invoke(self, ctx: click.Context) -> Any:
         config = ctx.params.get("pyproject")
-        tool_table(config if isinstance(config, Path) and config.is_file() else None)
+        tool_table(config if isinstance(config, Path) and os.path.lexists(config) else None)
         return super().invoke(ctx)
 
 
