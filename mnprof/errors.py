@@ -4,6 +4,7 @@ holds the Python warnings it issues so that they never come ahead of that line."
 
 from __future__ import annotations
 
+import atexit
 import io
 import math
 import os
@@ -19,6 +20,7 @@ from typing import Any
 __all__ = [
     "ENDING_SIGNALS",
     "USER_CODE_LIMIT_ENV",
+    "contain_threads",
     "MnprofError",
     "end_process",
     "ended_on_overrun",
@@ -28,6 +30,7 @@ __all__ = [
     "one_line",
     "read_by_this_run",
     "process_kept",
+    "release_stdout",
     "reserve_stdout",
     "sigint_noted",
     "stdout_to_stderr",
@@ -54,7 +57,9 @@ def one_line(error: BaseException) -> str:
     itself fail)."""
     try:
         text = str(error)
-    except Exception as failure:  # noqa: BLE001 - the user's __str__ can raise anything
+    except BaseException as failure:  # noqa: BLE001 - the user's __str__ can raise anything, SystemExit included
+        if isinstance(failure, KeyboardInterrupt) and _sigint_seen.is_set():
+            raise  # a real Ctrl-C that arrived meanwhile
         text = f"(its message cannot be shown: its str() raised {type(failure).__name__})"
     return f"{type(error).__name__}: {' '.join(text.split())}"
 
@@ -242,9 +247,17 @@ class _MainThreadStdout(io.TextIOBase):
     mnprof writes goes to the real standard output, what any other thread writes (one the user's code started, still
     printing after its factory returned) goes to standard error."""
 
+    _thread: threading.Thread | None
+
     def __init__(self, own: io.TextIOWrapper, thread: threading.Thread) -> None:
         super().__init__()
         self._own, self._thread = own, thread
+
+    def release(self) -> None:
+        """The output is complete: from now on every thread's text goes to stderr (exit handlers, ``__del__``)."""
+        with suppress(OSError, ValueError):
+            self._own.flush()
+        self._thread = None
 
     def _target(self) -> Any:
         if threading.current_thread() is self._thread:
@@ -324,6 +337,32 @@ def reserve_stdout() -> None:
         write_through=stdout.write_through,
     )
     sys.stdout = _MainThreadStdout(stream, threading.current_thread())
+
+
+def release_stdout() -> None:
+    """The run's output is complete (after :func:`reserve_stdout`): what is printed from now on -- by an exit handler
+    or a finaliser of the user's code as the process ends -- goes to stderr, after mnprof's output, never into it."""
+    stdout = sys.stdout
+    if isinstance(stdout, _MainThreadStdout):
+        stdout.release()
+
+
+def _thread_failed(failure: threading.ExceptHookArgs) -> None:
+    """A thread (the user's code's: mnprof's own do not raise) ended by an exception: one warning line, not the
+    traceback Python prints."""
+    if failure.exc_type is SystemExit:  # a thread's way to end, as Python's own hook takes it
+        return
+    name = failure.thread.name if failure.thread is not None else "?"
+    error = failure.exc_value if failure.exc_value is not None else failure.exc_type()
+    line = f"mnprof: warning: thread {name!r} of the user's code raised {one_line(error)}\n"
+    with suppress(OSError):
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+
+
+def contain_threads() -> None:
+    """For the rest of the process (the command line's run), a thread that raises is one warning line on stderr
+    (:func:`_thread_failed`) instead of a traceback."""
+    threading.excepthook = _thread_failed
 
 
 _held: list[warnings.WarningMessage] | None = None  # what held_warnings() caught; None: nothing is held
@@ -421,6 +460,36 @@ def _child_code(error: BaseException | None) -> int:
     return 1
 
 
+_real_register, _real_unregister = atexit.register, atexit.unregister
+_exit_handlers: dict[int, list[Callable[[], None]]] = {}  # id of a handler the user's code registered -> wrappers
+
+
+def _contained_exit_handler(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """``atexit.register`` while the user's code runs: the handler runs at exit all the same, but what it raises
+    (``sys.exit(0)`` included) is one warning line instead of a traceback; what it prints goes to stderr (see
+    :func:`release_stdout`). A failing run ends without exit handlers (:func:`mnprof.cli.console_main`)."""
+
+    def contained() -> None:
+        try:
+            function(*args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - anything the user's handler raises
+            name = getattr(function, "__qualname__", None) or type(function).__name__
+            line = f"mnprof: warning: exit handler {name} of the user's code raised {one_line(error)}\n"
+            with suppress(OSError):
+                os.write(2, line.encode("utf-8", "backslashreplace"))
+
+    _exit_handlers.setdefault(id(function), []).append(contained)
+    _real_register(contained)
+    return function
+
+
+def _unregister_contained(function: Callable[..., Any]) -> None:
+    """``atexit.unregister`` while the user's code runs: the handlers it registered through mnprof's wrapper too."""
+    for contained in _exit_handlers.pop(id(function), []):
+        _real_unregister(contained)
+    _real_unregister(function)
+
+
 @contextmanager
 def _standard_streams_kept() -> Iterator[None]:
     """Standard input, output and error as they were before the block, for mnprof's own lines after it: the file
@@ -480,12 +549,14 @@ def process_kept() -> Iterator[None]:
     except OSError:  # already removed: nothing to return to
         cwd = None
     saved = os._exit, posix._exit, *(getattr(os, name) for name in _EXECS), *(getattr(posix, name) for name in _EXECS)
+    registered = atexit.register, atexit.unregister
     umask = os.umask(0o022)
     os.umask(umask)
     os._exit = posix._exit = refuse  # type: ignore[assignment]
     for name in _EXECS:
         setattr(os, name, refused_exec(name))
         setattr(posix, name, getattr(os, name))
+    atexit.register, atexit.unregister = _contained_exit_handler, _unregister_contained  # type: ignore[assignment]
     failure: BaseException | None = None
     try:
         with _standard_streams_kept():
@@ -499,6 +570,7 @@ def process_kept() -> Iterator[None]:
                 sys.stderr.flush()
             _real_exit(_child_code(failure))
         os._exit, posix._exit = saved[:2]  # type: ignore[assignment]
+        atexit.register, atexit.unregister = registered  # type: ignore[assignment]
         for index, name in enumerate(_EXECS):
             setattr(os, name, saved[2 + index])
             setattr(posix, name, saved[2 + len(_EXECS) + index])

@@ -8,6 +8,7 @@ pyproject.toml``). What the settings mean is :mod:`mnprof.check.settings`' (the 
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -39,8 +40,23 @@ def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
     table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise MnprofError(f"{path}: [tool.mnprof] is not a table; accepted: a [tool.mnprof] table of settings")
+    where = _not_finite(table, "")
+    if where is not None:  # TOML has nan and inf; a schema's bounds do not catch NaN (no comparison holds)
+        raise MnprofError(f"{path} [tool.mnprof]: {where} is not a finite number; accepted: finite numbers")
     problem = schema_problem(table, "settings")  # mnprof/schemas/settings.schema.json
     if problem is not None:
         where = problem.removeprefix("$.").removeprefix("$: ").removeprefix("$ ")  # the table itself is no key
         raise MnprofError(f"{path} [tool.mnprof]: {where}")
     return table
+
+
+def _not_finite(value: Any, where: str) -> str | None:
+    """Where in ``value`` (a TOML table) a NaN or infinity is, as ``key[index]``, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _not_finite(item, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))
+        if found is not None:
+            return found
+    return None

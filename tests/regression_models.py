@@ -115,6 +115,27 @@ def printing_from_a_thread(alpha: float, num_classes: int) -> nn.Module:
     return tiny(alpha, num_classes)
 
 
+def leaving_noise(alpha: float, num_classes: int) -> nn.Module:
+    """Leaves an exit handler that prints to stdout and then exits 0, and a thread that raises: neither may put text
+    into the JSON, print a traceback or change the exit code."""
+    import atexit
+    import sys
+    import threading
+
+    def goodbye() -> None:
+        print("goodbye from an exit handler")  # noqa: T201
+        sys.exit(0)
+
+    def fail() -> None:
+        raise RuntimeError("a thread failed")
+
+    atexit.register(goodbye)
+    thread = threading.Thread(target=fail, name="worker")
+    thread.start()
+    thread.join()
+    return tiny(alpha, num_classes)
+
+
 def closing_stderr(alpha: float, num_classes: int) -> nn.Module:
     os.close(2)  # then fails: mnprof must still be able to say so
     raise RuntimeError("failed after closing stderr")

@@ -373,6 +373,18 @@ def test_a_thread_the_factory_started_never_prints_into_the_json():
     assert "chatter from a thread" in done.stderr and "raw chatter from a thread" in done.stderr
 
 
+def test_exit_handlers_and_threads_of_user_code_leave_the_output_and_exit_code_alone():
+    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "t=tests.regression_models:leaving_noise",
+                   "--format", "json")  # fmt: skip
+    assert done.returncode == 0, done
+    assert json.loads(done.stdout)["rows"][0]["family"] == "t"
+    assert "goodbye from an exit handler" in done.stderr and "Traceback" not in done.stderr
+    assert "mnprof: warning: thread 'worker' of the user's code raised RuntimeError: a thread failed" in done.stderr
+    assert "mnprof: warning: exit handler leaving_noise.<locals>.goodbye of the user's code raised SystemExit" in (
+        done.stderr
+    )
+
+
 def test_a_factory_that_closes_stderr_still_gets_its_one_line():
     done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "tests.regression_models:closing_stderr")
     assert done.returncode == 2, done
@@ -498,6 +510,17 @@ def test_every_command_refuses_a_wrong_setting_alike(capsys, tmp_path, monkeypat
         assert main(args) == 0
         return
     assert "pyproject.toml [tool.mnprof]: unknown key 'extra'" in refused(capsys, *args)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("alphas = [0.5, nan]", "alphas[1] is not a finite number"), ("tolerance = inf", "tolerance is not a finite"),
+     ('models = ["a\\u0007b"]', 'models[0] is "a\\u0007b"; accepted: text matching')],
+)  # fmt: skip
+def test_settings_no_bound_can_catch_are_refused_too(capsys, tmp_path, monkeypatch, setting, message):
+    monkeypatch.chdir(tmp_path)  # NaN passes every bound (no comparison holds); a BEL would reach a terminal
+    (tmp_path / "pyproject.toml").write_text(f"[tool.mnprof]\n{setting}\n")
+    assert message in refused(capsys, "paper", "--table", "1")
 
 
 @pytest.mark.parametrize("args", [["paper", "--table", "1", "--format", "markdown"], ["table", "--no-timing", "-q",
@@ -760,14 +783,16 @@ def test_a_real_ctrl_c_in_user_code_interrupts_and_one_it_raises_is_its_error():
         signal.signal(signal.SIGINT, before)
 
 
-def test_an_exception_whose_str_raises_is_still_one_line():
+@pytest.mark.parametrize("raised", [RuntimeError("no"), SystemExit(0)])  # the second would end mnprof with 0
+def test_an_exception_whose_str_raises_is_still_one_line(raised):
     from mnprof.errors import one_line
 
     class Unprintable(Exception):
         def __str__(self) -> str:
-            raise RuntimeError("no")
+            raise raised
 
-    assert one_line(Unprintable()) == "Unprintable: (its message cannot be shown: its str() raised RuntimeError)"
+    name = type(raised).__name__
+    assert one_line(Unprintable()) == f"Unprintable: (its message cannot be shown: its str() raised {name})"
 
 
 def test_table_json_of_results_with_infinite_derived_figures_writes_null(capsys, tmp_path):

@@ -34,9 +34,11 @@ from mnprof.cli.output import (
 from mnprof.errors import (
     ENDING_SIGNALS,
     MnprofError,
+    contain_threads,
     end_process,
     ended_on_overrun,
     interrupted_by,
+    release_stdout,
     reserve_stdout,
     sigint_noted,
     warnings_held_for_run,
@@ -191,7 +193,9 @@ def console_main() -> NoReturn:
     passing one. A command that succeeded ends as Python programs do. Standard output is mnprof's alone for the
     whole run (:func:`mnprof.errors.reserve_stdout`): a thread the user's code started prints to stderr."""
     reserve_stdout()
+    contain_threads()
     code = main()
+    release_stdout()  # complete: an exit handler or finaliser that prints from here on prints to stderr
     # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
     # (the interrupting handler is gone), and there is nothing left to interrupt.
     for signum in ENDING_SIGNALS:
