@@ -136,6 +136,23 @@ def leaving_noise(alpha: float, num_classes: int) -> nn.Module:
     return tiny(alpha, num_classes)
 
 
+class _Unhashable(nn.Sequential):
+    __hash__ = None  # type: ignore[assignment] - torch keeps modules in sets: every walk over it raises TypeError
+
+
+def unhashable(alpha: float, num_classes: int) -> nn.Module:
+    return _Unhashable(*tiny(alpha, num_classes))
+
+
+class _ExitingWalk(nn.Sequential):
+    def named_modules(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise SystemExit(0)  # outside any forward pass: must not end mnprof with 0
+
+
+def exiting_walk(alpha: float, num_classes: int) -> nn.Module:
+    return _ExitingWalk(*tiny(alpha, num_classes))
+
+
 def closing_stderr(alpha: float, num_classes: int) -> nn.Module:
     os.close(2)  # then fails: mnprof must still be able to say so
     raise RuntimeError("failed after closing stderr")

@@ -385,6 +385,17 @@ def test_exit_handlers_and_threads_of_user_code_leave_the_output_and_exit_code_a
     )
 
 
+@pytest.mark.parametrize(
+    "command", [["table", "--no-timing"], ["memory", "--batch-size", "1"], ["layers", "--no-timing"]]
+)
+@pytest.mark.parametrize(
+    ("factory", "message"), [("unhashable", "TypeError: unhashable type"), ("exiting_walk", "SystemExit")]
+)
+def test_a_model_whose_own_methods_fail_outside_its_forward_is_one_line(capsys, command, factory, message):
+    err = refused(capsys, *command, "-q", *TINY, "--model", f"t=tests.regression_models:{factory}")
+    assert message in err
+
+
 def test_a_factory_that_closes_stderr_still_gets_its_one_line():
     done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "tests.regression_models:closing_stderr")
     assert done.returncode == 2, done

@@ -38,6 +38,7 @@ from mnprof.errors import (
     end_process,
     ended_on_overrun,
     interrupted_by,
+    one_line,
     release_stdout,
     reserve_stdout,
     sigint_noted,
@@ -237,6 +238,9 @@ def _run(args: list[str]) -> int:
     except OSError as error:  # a path the system refuses where mnprof only asked about it (a name too long)
         where = f"{error.filename}: " if error.filename else ""
         error_line(f"{where}{error.strerror or error}; accepted: a path this system can use")
+        return EXIT_USAGE
+    except SystemExit as exit_:  # mnprof's commands return their codes: this is the user's code, unfenced somewhere
+        error_line(f"the user's code raised {one_line(exit_)}; accepted: a model whose code returns or raises an error")
         return EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
         error_line(_by_signal("interrupted; files already written are complete, nothing was half-written"))

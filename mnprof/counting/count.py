@@ -4,6 +4,7 @@ the shape counter as the plan's independent witness) and sweep a grid into rows:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,14 @@ def _input(config: ModelConfig) -> torch.Tensor:
 def _count_built(
     config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None = None, with_torch: bool = False
 ) -> CountReport:
+    # A user's model is its code all through (named_modules, parameters, __hash__ ...), not only in its forward:
+    # what any of it raises is one line naming the model (a forward's own failure says so first).
+    fence = nullcontext() if config.builtin else user_code(f"model {config.family} at {config.id}: counting failed:")
+    with fence:
+        return _counted(config, model, shapes, with_torch)
+
+
+def _counted(config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None, with_torch: bool) -> CountReport:
     analytic = plan_count(config, model)
     inputs = _input(config)
     with user_code(f"model {config.family} at {config.id}: forward failed:"):  # a user's forward, counted

@@ -316,4 +316,7 @@ def plan_count(config: ModelConfig, model: nn.Module | None = None) -> AnalyticC
     ``model`` (built from its factory if not given, and then kept for the process) for a user family."""
     if config.builtin:
         return analytic_count(config)
-    return traced_count(model, config) if model is not None else _traced(config, getattr(config.family, "target", ""))
+    with user_code(f"model {config.family} at {config.id}: counting failed:"):  # its named_modules, __hash__ ...
+        if model is not None:
+            return traced_count(model, config)
+        return _traced(config, getattr(config.family, "target", ""))
