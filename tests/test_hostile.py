@@ -396,6 +396,16 @@ def test_a_model_whose_own_methods_fail_outside_its_forward_is_one_line(capsys, 
     assert message in err
 
 
+def test_a_system_exit_that_escapes_every_fence_is_still_an_error(capsys, monkeypatch):
+    import mnprof.cli.options
+
+    def exits(*args: object, **kwargs: object) -> None:  # stands for user code some path forgot to fence
+        raise SystemExit(0)
+
+    monkeypatch.setattr(mnprof.cli.options, "tool_table", exits)
+    assert "the user's code raised SystemExit: 0" in refused(capsys, "paper", "--table", "1")
+
+
 def test_a_factory_that_closes_stderr_still_gets_its_one_line():
     done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "tests.regression_models:closing_stderr")
     assert done.returncode == 2, done
