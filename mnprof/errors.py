@@ -30,7 +30,7 @@ __all__ = [
     "one_line",
     "read_by_this_run",
     "process_kept",
-    "release_stdout",
+    "mnprof_output",
     "reserve_stdout",
     "sigint_noted",
     "stdout_to_stderr",
@@ -242,25 +242,19 @@ def stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-class _MainThreadStdout(io.TextIOBase):
-    """``sys.stdout`` for the command line's whole run (see :func:`reserve_stdout`): what the thread that runs
-    mnprof writes goes to the real standard output, what any other thread writes (one the user's code started, still
-    printing after its factory returned) goes to standard error."""
-
-    _thread: threading.Thread | None
+class _ReservedStdout(io.TextIOBase):
+    """``sys.stdout`` for the command line's whole run (see :func:`reserve_stdout`). Text reaches the real standard
+    output only when mnprof's own thread writes inside :func:`mnprof_output`; everything else -- another thread (one
+    the user's code started), a finaliser (``__del__``) that garbage collection runs at any moment, an exit handler
+    -- goes to standard error. What mnprof asks of its stdout (``isatty``, ``encoding``, ``fileno``) is answered
+    for the real one."""
 
     def __init__(self, own: io.TextIOWrapper, thread: threading.Thread) -> None:
         super().__init__()
-        self._own, self._thread = own, thread
-
-    def release(self) -> None:
-        """The output is complete: from now on every thread's text goes to stderr (exit handlers, ``__del__``)."""
-        with suppress(OSError, ValueError):
-            self._own.flush()
-        self._thread = None
+        self._own, self._thread, self.writing = own, thread, False
 
     def _target(self) -> Any:
-        if threading.current_thread() is self._thread:
+        if self.writing and threading.current_thread() is self._thread:
             return self._own
         other = sys.stderr if sys.stderr is not self else None
         return other if other is not None else sys.__stderr__
@@ -270,17 +264,16 @@ class _MainThreadStdout(io.TextIOBase):
         return target.write(text) if target is not None else len(text)
 
     def flush(self) -> None:
-        target = self._target()
-        if target is not None:
-            target.flush()
+        for stream in (self._own, self._target()):
+            with suppress(OSError, ValueError, AttributeError):
+                if stream is not None:
+                    stream.flush()
 
     def fileno(self) -> int:
-        target = self._target()
-        return int(target.fileno()) if target is not None else 2
+        return self._own.fileno()
 
     def isatty(self) -> bool:
-        target = self._target()
-        return bool(target is not None and target.isatty())
+        return self._own.isatty()
 
     def writable(self) -> bool:
         return True
@@ -308,11 +301,12 @@ class _MainThreadStdout(io.TextIOBase):
 
 def reserve_stdout() -> None:
     """For the rest of the process (the command line's run), standard output is mnprof's alone: its descriptor is
-    kept privately and ``sys.stdout`` writes there from the thread that calls this; file descriptor 1 itself, and
-    ``sys.stdout`` in any other thread, go to standard error. A thread the user's code started that prints after
-    its factory returned (``print``, ``os.write(1, ...)``, a C library) then cannot put its text into ``--format
-    json``; :func:`stdout_to_stderr` covers the user's code in mnprof's own thread. Nothing happens where there is
-    no descriptor 1 or 2 (closed: ``>&-``), or ``sys.stdout`` is not the process's own stream."""
+    kept privately, and only what mnprof writes inside :func:`mnprof_output` reaches it; file descriptor 1 itself,
+    and ``sys.stdout`` at any other moment or in any other thread, are standard error. Text the user's code prints
+    -- from a thread it started, a finaliser, an exit handler, ``os.write(1, ...)``, a C library -- then cannot get
+    into ``--format json``. Nothing happens where there is no descriptor 1 or 2 (closed: ``>&-``), or
+    ``sys.stdout`` is not the process's own stream (a test's capture): :func:`stdout_to_stderr` still covers the
+    user's code while it runs."""
     stdout = sys.stdout
     if not isinstance(stdout, io.TextIOWrapper) or stdout is not sys.__stdout__:
         return
@@ -336,15 +330,24 @@ def reserve_stdout() -> None:
         line_buffering=stdout.line_buffering,
         write_through=stdout.write_through,
     )
-    sys.stdout = _MainThreadStdout(stream, threading.current_thread())
+    sys.stdout = _ReservedStdout(stream, threading.current_thread())
 
 
-def release_stdout() -> None:
-    """The run's output is complete (after :func:`reserve_stdout`): what is printed from now on -- by an exit handler
-    or a finaliser of the user's code as the process ends -- goes to stderr, after mnprof's output, never into it."""
+@contextmanager
+def mnprof_output() -> Iterator[None]:
+    """mnprof writes its own output (a table, a JSON document, help): within the block, ``sys.stdout`` in mnprof's
+    thread is the real standard output (after :func:`reserve_stdout`; always, without it). Keep the block to the
+    write itself: render first."""
     stdout = sys.stdout
-    if isinstance(stdout, _MainThreadStdout):
-        stdout.release()
+    if not isinstance(stdout, _ReservedStdout):
+        yield
+        return
+    previous, stdout.writing = stdout.writing, True
+    try:
+        yield
+    finally:
+        stdout.flush()
+        stdout.writing = previous
 
 
 def _thread_failed(failure: threading.ExceptHookArgs) -> None:
@@ -467,7 +470,7 @@ _exit_handlers: dict[int, list[Callable[[], None]]] = {}  # id of a handler the 
 def _contained_exit_handler(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
     """``atexit.register`` while the user's code runs: the handler runs at exit all the same, but what it raises
     (``sys.exit(0)`` included) is one warning line instead of a traceback; what it prints goes to stderr (see
-    :func:`release_stdout`). A failing run ends without exit handlers (:func:`mnprof.cli.console_main`)."""
+    :func:`reserve_stdout`). A failing run ends without exit handlers (:func:`mnprof.cli.console_main`)."""
 
     def contained() -> None:
         try:

@@ -51,6 +51,11 @@ def table_document(
     return {**document, "environment": count_provenance(), "rows": [dict(row) for row in rows]}
 
 
+# Bound when mnprof is imported: a user's module that replaces json.dumps (or json.loads) reaches its own JSON, not
+# the documents mnprof writes or the files it reads.
+_json_dumps, _json_loads = json.dumps, json.loads
+
+
 def dumps(document: Mapping[str, Any]) -> str:
     """Stable, diff-friendly JSON (sorted keys, two-space indent, trailing newline); NaN and infinities (a rate
     divided by a zero peak, a latency that underflowed) become null: JSON has no such numbers."""
@@ -64,7 +69,7 @@ def dumps(document: Mapping[str, Any]) -> str:
             return [clean(item) for item in value]
         return value
 
-    return json.dumps(clean(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    return _json_dumps(clean(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def check_regular(path: Path) -> None:
@@ -227,13 +232,27 @@ def read_json_file(path: Path, what: str, hint: str) -> Any:
     corrupt file (NaN or Infinity included) is a one-line :class:`MnprofError` too."""
     text = read_text_file(path, what, hint)
     try:
-        return _printable(json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float))
+        document = _json_loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
+        return _printable(document)
     except json.JSONDecodeError as error:
         raise MnprofError(f"{what} {path} is corrupt (invalid JSON at line {error.lineno}); {hint}") from None
     except ValueError as error:  # NaN or Infinity, which JSON does not have and no count or time may be
         raise MnprofError(f"{what} {path} is corrupt ({error}); {hint}") from None
     except RecursionError:
         raise MnprofError(f"{what} {path} is corrupt (nested too deeply to be an mnprof file); {hint}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a key given twice (``"params": 9, "params": 3``) would be read
+    as the last one silently, so an edited baseline could hide a count behind another."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"the key {printable(twice)!r} is given twice in one object")
+    return document
 
 
 def printable(text: str) -> str:

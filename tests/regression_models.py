@@ -133,7 +133,14 @@ def leaving_noise(alpha: float, num_classes: int) -> nn.Module:
     thread = threading.Thread(target=fail, name="worker")
     thread.start()
     thread.join()
-    return tiny(alpha, num_classes)
+    model = tiny(alpha, num_classes)
+    model.farewell = _Farewell()  # printed whenever mnprof lets go of the model, outside any fence
+    return model
+
+
+class _Farewell:
+    def __del__(self) -> None:
+        print("farewell from a finaliser")  # noqa: T201
 
 
 class _Unhashable(nn.Sequential):
@@ -189,6 +196,13 @@ class _WarnsThenFails(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         torch.tensor(images)  # torch's own UserWarning (copy-construct from a tensor), from its C++ side
         raise RuntimeError("head expects 7x7 features")
+
+
+def returning_a_coroutine(alpha: float, num_classes: int) -> object:
+    async def build() -> nn.Module:
+        return tiny(alpha, num_classes)
+
+    return build()  # refused; Python warns "never awaited" when mnprof lets go of it, after the fence
 
 
 def warning_forward_raises(alpha: float, num_classes: int) -> nn.Module:

@@ -274,6 +274,20 @@ def test_a_baseline_that_holds_nothing_checked_is_refused_not_passed(capsys, tmp
     assert ("it holds none" if change == "empty" else "it holds 1: mobilenetv1@0.25-32") in err
 
 
+def test_a_key_given_twice_in_a_baseline_is_refused(capsys, tmp_path):
+    path = baseline(tmp_path)
+    text = path.read_text().replace('"kind":', '"kind": "mnprof.baseline", "kind":', 1)  # JSON keeps the last
+    path.write_text(text)
+    capsys.readouterr()
+    err = refused(capsys, "check", "-q", *TINY, "--baseline", str(path))
+    assert "the key 'kind' is given twice in one object" in err
+
+
+def test_help_shows_no_empty_range(capsys):
+    assert main(["table", "--help"]) == 0
+    assert "None]" not in capsys.readouterr().out  # click's "[x<=None]" for an option without bounds
+
+
 def test_deeply_nested_json_is_one_line(capsys, tmp_path):
     path = tmp_path / "baseline.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
@@ -373,12 +387,13 @@ def test_a_thread_the_factory_started_never_prints_into_the_json():
     assert "chatter from a thread" in done.stderr and "raw chatter from a thread" in done.stderr
 
 
-def test_exit_handlers_and_threads_of_user_code_leave_the_output_and_exit_code_alone():
+def test_exit_handlers_finalisers_and_threads_of_user_code_leave_the_output_and_exit_code_alone():
     done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "t=tests.regression_models:leaving_noise",
                    "--format", "json")  # fmt: skip
     assert done.returncode == 0, done
     assert json.loads(done.stdout)["rows"][0]["family"] == "t"
     assert "goodbye from an exit handler" in done.stderr and "Traceback" not in done.stderr
+    assert "farewell from a finaliser" in done.stderr
     assert "mnprof: warning: thread 'worker' of the user's code raised RuntimeError: a thread failed" in done.stderr
     assert "mnprof: warning: exit handler leaving_noise.<locals>.goodbye of the user's code raised SystemExit" in (
         done.stderr
@@ -447,7 +462,7 @@ def warnings_on_stderr(monkeypatch):
 
 
 @pytest.mark.usefixtures("warnings_on_stderr")
-@pytest.mark.parametrize("factory", ["warning_not_a_module", "warning_forward_raises"])
+@pytest.mark.parametrize("factory", ["warning_not_a_module", "warning_forward_raises", "returning_a_coroutine"])
 def test_the_warnings_of_failing_user_code_do_not_come_before_its_error(capsys, factory):
     err = refused(capsys, "layers", "--no-timing", *TINY, "--model", f"tests.regression_models:{factory}")
     assert "Warning" not in err and ("not a torch.nn.Module" in err or "head expects 7x7 features" in err)

@@ -6,11 +6,11 @@ github for workflow commands (``::error ...``), with their data and properties e
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from mnprof.check.baseline import BASELINE_SCHEMA_VERSION
 from mnprof.check.findings import CheckResult, Finding
+from mnprof.files import dumps
 from mnprof.views.render import number
 
 __all__ = ["render_check", "summary"]
@@ -100,7 +100,7 @@ def _json(result: CheckResult, baseline_path: Path) -> str:
             for f in result.findings
         ],
     }
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+    return dumps(document)
 
 
 def _github(result: CheckResult, advice: str | None) -> str:

@@ -37,9 +37,10 @@ from mnprof.errors import (
     contain_threads,
     end_process,
     ended_on_overrun,
+    held_warnings,
     interrupted_by,
+    mnprof_output,
     one_line,
-    release_stdout,
     reserve_stdout,
     sigint_noted,
     warnings_held_for_run,
@@ -91,6 +92,10 @@ def summary_line(name: str, limit: int) -> str:
 
 class LazyGroup(click.Group):
     """A group whose commands are imported from :data:`COMMANDS` when they are run or asked for help."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with mnprof_output():  # --help and --version are mnprof's output (after mnprof.errors.reserve_stdout)
+            return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -171,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(argv) if argv is not None else sys.argv[1:]
     # User code that defeats its time limit ends the process (exit 2); its warnings wait for the outcome.
     with ended_on_overrun(exit_with_error), warnings_held_for_run() as held, sigint_noted():
-        code = _run(args)
+        with held_warnings():  # the whole run: a warning can come from a user's object freed at any moment
+            code = _run(args)
         if code in (0, EXIT_REGRESSION):
             for line in held():
                 warn(line)
@@ -196,7 +202,6 @@ def console_main() -> NoReturn:
     reserve_stdout()
     contain_threads()
     code = main()
-    release_stdout()  # complete: an exit handler or finaliser that prints from here on prints to stderr
     # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
     # (the interrupting handler is gone), and there is nothing left to interrupt.
     for signum in ENDING_SIGNALS:

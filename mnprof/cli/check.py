@@ -26,7 +26,7 @@ from mnprof.check import (
     usable_baseline,
 )
 from mnprof.cli.options import Command
-from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, progress, refuse_overwriting
+from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps
 from mnprof.model import families
@@ -256,5 +256,5 @@ def check(
     result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
     if compared is not None:
         result = dataclasses.replace(result, latency=compared, latency_tolerance_pct=latency_pct)
-    click.echo(render_check(result, fmt, settings.baseline), nl=False)
+    emit(render_check(result, fmt, settings.baseline), None)
     return EXIT_REGRESSION if result.failed else 0

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mnprof.cli.output import OutputPath, PlainFloat, PlainInt
-from mnprof.errors import MnprofError
+from mnprof.errors import MnprofError, mnprof_output
 from mnprof.files import check_writable
 from mnprof.model import families
 from mnprof.model.config import (
@@ -59,6 +59,10 @@ class Command(click.Command):
     """An mnprof command: before it runs, the project's settings file is read and checked
     (:func:`mnprof.project.tool_table`: ./pyproject.toml, or the one ``--config`` names), so that a wrong
     ``[tool.mnprof]`` is the same error in every command and no output replaces the file."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with mnprof_output():  # --help is mnprof's output (after mnprof.errors.reserve_stdout)
+            return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         config = ctx.params.get("pyproject")

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from mnprof.errors import MnprofError, end_process
+from mnprof.errors import MnprofError, end_process, mnprof_output
 from mnprof.files import atomic_write_text
 
 __all__ = [
@@ -63,6 +63,12 @@ class _Plain(click.ParamType):
         if isinstance(value, str) and (not value.isascii() or "_" in value):
             self.fail(f"{value!r} is not a plain number: accepted: ASCII digits, without '_'", param, ctx)
         return super().convert(value, param, ctx)
+
+    def _describe_range(self) -> str:
+        """Nothing for a number without bounds (click would show ``x<=None``)."""
+        if self.min is None and self.max is None:  # type: ignore[attr-defined]
+            return ""
+        return super()._describe_range()  # type: ignore[misc, no-any-return]
 
 
 class PlainInt(_Plain, click.IntRange):
@@ -162,15 +168,18 @@ def emit(rendered: Any, out: Path | None) -> None:
         atomic_write_text(out, capture.export_text())
         return
     try:
-        if isinstance(rendered, str):
-            click.echo(rendered, nl=False)
-        else:
+        text = rendered
+        if not isinstance(rendered, str):
             _replace_what_stdout_cannot_encode()
             console = Console()
             if not console.is_terminal:
                 console = Console(width=output_width(None))
-            console.print(rendered)
-        sys.stdout.flush()
+            with console.capture() as capture:  # rendered first: the output window is the write alone
+                console.print(rendered)
+            text = capture.get()
+        with mnprof_output():
+            click.echo(text, nl=False)
+            sys.stdout.flush()
     except OSError as error:
         with suppress(OSError, ValueError, AttributeError):  # nothing more reaches it, not even the flush at exit
             devnull = os.open(os.devnull, os.O_WRONLY)
