@@ -168,18 +168,19 @@ def emit(rendered: Any, out: Path | None) -> None:
         atomic_write_text(out, capture.export_text())
         return
     try:
-        text = rendered
-        if not isinstance(rendered, str):
+        if isinstance(rendered, str):
+            with mnprof_output():
+                click.echo(rendered, nl=False)
+        else:
             _replace_what_stdout_cannot_encode()
             console = Console()
             if not console.is_terminal:
                 console = Console(width=output_width(None))
             with console.capture() as capture:  # rendered first: the output window is the write alone
                 console.print(rendered)
-            text = capture.get()
-        with mnprof_output():
-            click.echo(text, nl=False)
-            sys.stdout.flush()
+            with mnprof_output():  # as rich writes: to the stream itself (its colours only on a terminal)
+                sys.stdout.write(capture.get())
+        sys.stdout.flush()
     except OSError as error:
         with suppress(OSError, ValueError, AttributeError):  # nothing more reaches it, not even the flush at exit
             devnull = os.open(os.devnull, os.O_WRONLY)
