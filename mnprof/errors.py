@@ -351,13 +351,13 @@ def mnprof_output() -> Iterator[None]:
 
 
 def _thread_failed(failure: threading.ExceptHookArgs) -> None:
-    """A thread (the user's code's: mnprof's own do not raise) ended by an exception: one warning line, not the
-    traceback Python prints."""
+    """A thread (in practice one the user's code started) ended by an exception: one warning line, not the traceback
+    Python prints."""
     if failure.exc_type is SystemExit:  # a thread's way to end, as Python's own hook takes it
         return
     name = failure.thread.name if failure.thread is not None else "?"
     error = failure.exc_value if failure.exc_value is not None else failure.exc_type()
-    line = f"mnprof: warning: thread {name!r} of the user's code raised {one_line(error)}\n"
+    line = f"mnprof: warning: thread {name!r} raised {one_line(error)}\n"
     with suppress(OSError):
         os.write(2, line.encode("utf-8", "backslashreplace"))
 

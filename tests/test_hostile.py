@@ -394,7 +394,7 @@ def test_exit_handlers_finalisers_and_threads_of_user_code_leave_the_output_and_
     assert json.loads(done.stdout)["rows"][0]["family"] == "t"
     assert "goodbye from an exit handler" in done.stderr and "Traceback" not in done.stderr
     assert "farewell from a finaliser" in done.stderr
-    assert "mnprof: warning: thread 'worker' of the user's code raised RuntimeError: a thread failed" in done.stderr
+    assert "mnprof: warning: thread 'worker' raised RuntimeError: a thread failed" in done.stderr
     assert "mnprof: warning: exit handler leaving_noise.<locals>.goodbye of the user's code raised SystemExit" in (
         done.stderr
     )
