@@ -185,11 +185,9 @@ def refuse_unrelated(document: Mapping[str, Any], settings: CheckSettings, path:
     entries = sorted(document["entries"])
     if set(keys) & set(entries):
         return
-    held = (
-        f"it holds {len(entries)}: {', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}"
-        if entries
-        else ("it holds none")
-    )
+    held = f"it holds {len(entries)}: {', '.join(entries[:3])}{', ...' if len(entries) > 3 else ''}"
+    if not entries:
+        held = "it holds none"
     raise MnprofError(
         f"baseline {path} has none of the {len(keys)} configurations checked ({', '.join(keys[:3])}"
         f"{', ...' if len(keys) > 3 else ''}; {held}), so nothing would be compared; accepted: a baseline of these "

@@ -198,7 +198,8 @@ def console_main() -> NoReturn:
     A failing code ends the process at once, after the output is flushed and the results lock released: exit
     handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
     passing one. A command that succeeded ends as Python programs do. Standard output is mnprof's alone for the
-    whole run (:func:`mnprof.errors.reserve_stdout`): a thread the user's code started prints to stderr."""
+    whole run (:func:`mnprof.errors.reserve_stdout`): what the user's code prints, at any moment and from any
+    thread, goes to stderr; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`)."""
     reserve_stdout()
     contain_threads()
     code = main()
