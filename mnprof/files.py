@@ -340,6 +340,8 @@ def _accepted(error: Any) -> str:
         return f"an object with at least {value} key(s)"
     if keyword == "pattern":
         return f"text matching {value}"
+    if keyword == "not" and isinstance(value, dict) and set(value) == {"pattern"}:
+        return f"text with nothing matching {value['pattern']}"
     if keyword == "additionalProperties" and value is False:
         return "only " + ", ".join(error.schema.get("properties", {}))
     return " ".join(str(error.message).split())[:120]

@@ -551,7 +551,8 @@ def test_every_command_refuses_a_wrong_setting_alike(capsys, tmp_path, monkeypat
 @pytest.mark.parametrize(
     ("setting", "message"),
     [("alphas = [0.5, nan]", "alphas[1] is not a finite number"), ("tolerance = inf", "tolerance is not a finite"),
-     ('models = ["a\\u0007b"]', 'models[0] is "a\\u0007b"; accepted: text matching')],
+     ('models = ["a\\u0007b"]', 'models[0] is "a\\u0007b"; accepted: text with nothing matching'),
+     ('models = ["mobilenetv1\\n"]', 'models[0] is "mobilenetv1\\n"; accepted: text with nothing matching')],
 )  # fmt: skip
 def test_settings_no_bound_can_catch_are_refused_too(capsys, tmp_path, monkeypatch, setting, message):
     monkeypatch.chdir(tmp_path)  # NaN passes every bound (no comparison holds); a BEL would reach a terminal
