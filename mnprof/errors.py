@@ -264,10 +264,11 @@ class _ReservedStdout(io.TextIOBase):
         return target.write(text) if target is not None else len(text)
 
     def flush(self) -> None:
-        for stream in (self._own, self._target()):
+        self._own.flush()  # a stdout that cannot take mnprof's output (a full disk) must say so, as the real one would
+        target = self._target()
+        if target is not None and target is not self._own:
             with suppress(OSError, ValueError, AttributeError):
-                if stream is not None:
-                    stream.flush()
+                target.flush()
 
     def fileno(self) -> int:
         return self._own.fileno()

@@ -904,6 +904,19 @@ def test_a_stdout_the_system_refuses_is_one_line(capsys, monkeypatch):
         emit("a table", None)
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("fmt", ["json", "table"])
+def test_a_full_stdout_of_the_real_command_is_one_line(fmt):
+    command = [sys.executable, "-m", "mnprof", "table", "--no-timing", "-q", *TINY, "--format", fmt]
+    with open("/dev/full", "w") as full:  # its own process: the command keeps stdout on a descriptor of its own
+        done = subprocess.run(command, cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 2, done
+    assert done.stderr == (
+        "mnprof: error: standard output cannot be written (No space left on device); accepted: a stdout with room, "
+        "or --out FILE\n"
+    )
+
+
 # ---------------------------------------------------------------- 10. the second battery's findings
 
 
