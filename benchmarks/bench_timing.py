@@ -1,6 +1,7 @@
 """Fidelity and cost of mnprof's timings, against the targets of the latency issue (10).
 
     python benchmarks/bench_timing.py [--targets 1,4,runtimes] [--pairs 5] [--workdir DIR] [--device cpu|cuda]
+                                      [--threads N]
 
 1-3. ``--pairs`` pairs of back-to-back default ``mnprof table`` runs (16 configurations, eager, batch 1),
    each in a new process: relative latency (the headline over the run's geometric mean, and over 1.0-224)
@@ -83,14 +84,16 @@ def host_drift_of(records: list[TimingRecord]) -> float:
     return max(factors) / min(factors) - 1 if factors else 0.0
 
 
-def target_reproducibility(workdir: Path, pairs: int) -> None:
-    print(f"== targets 1, 2 and 3: {pairs} pairs of back-to-back default runs ({load()})")
+def target_reproducibility(workdir: Path, pairs: int, threads: int | None = None) -> None:
+    options = () if threads is None else ("--threads", str(threads))
+    what = "default runs" if threads is None else f"runs with --threads {threads}"
+    print(f"== targets 1, 2 and 3: {pairs} pairs of back-to-back {what} ({load()})")
     ids = [config.id for config in default_grid()]
     summary = []
     for pair in range(pairs):
         walls, runs, drifts = [], [], []
         for name in (f"pair{pair + 1}-a", f"pair{pair + 1}-b"):
-            wall, records = mnprof_table(workdir, name)
+            wall, records = mnprof_table(workdir, name, *options)
             walls.append(wall)
             runs.append({record.config.id: record.latency.p5 for record in records if record.latency})
             drifts.append(host_drift_of(records))
@@ -204,6 +207,9 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=5, help="pairs of back-to-back runs for target 1")
     parser.add_argument("--workdir", type=Path, default=None, help="where results files go [default: a temp dir]")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to time [default: cpu]")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="targets 1-3: mnprof table --threads N [default: its own]"
+    )
     args = parser.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -212,7 +218,7 @@ def main() -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"results files in {workdir}")
     if targets & {"1", "2", "3"}:
-        target_reproducibility(workdir, args.pairs)
+        target_reproducibility(workdir, args.pairs, args.threads)
     if "4" in targets:
         target_timer_agreement(workdir)
     if "runtimes" in targets:
