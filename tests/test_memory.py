@@ -124,9 +124,13 @@ def test_mobilenetv2_workspace_is_oneDNNs_layout_copy_and_channels_last_removes_
     assert nhwc.bytes_of(Cause.OTHER) == 0
 
 
-def test_bfloat16_halves_every_tensor():
+@pytest.mark.parametrize("backend", [Backend.BFLOAT16, Backend.FLOAT16])
+def test_reduced_precision_halves_every_tensor(monkeypatch, backend):
+    from mnprof.timing import backends
+
+    monkeypatch.setattr(backends, f"native_{backend.value}", lambda device: True)  # measured wherever it is run
     config = ModelConfig(alpha=0.5, resolution=128)
-    m = measure_memory(config, 8, Backend.BFLOAT16)
+    m = measure_memory(config, 8, backend)
     assert m.activation_bytes == 2
     assert m.input_bytes == 2 * 8 * 3 * 128 * 128
     assert m.analytic_peak_bytes == 2 * plan_count(config).peak_working_set(8)

@@ -101,14 +101,6 @@ def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
     assert 0 < kept["onnxruntime_int8"]["model_bytes"] < eager["model_bytes"] / 2
 
 
-def test_bfloat16_is_refused_where_the_hardware_would_only_emulate_it(monkeypatch):
-    from mnprof.timing import backends
-
-    monkeypatch.setattr(backends, "native_bfloat16", lambda device: False)
-    with pytest.raises(MnprofError, match="no native bfloat16 arithmetic .* an emulated time is not a result"):
-        TimingSettings(backends=("eager", "bfloat16"))
-
-
 def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_path, monkeypatch):
     from mnprof.timing import backends
     from mnprof.timing import sweep as sweep_module
@@ -126,6 +118,57 @@ def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_
     assert (row["error"] is None) == agrees and (row["latency_ms_p5"] is not None) == agrees
     if not agrees:  # a small random network's logits are close to tied: bfloat16 rounding flips some top-1s
         assert "does not agree with eager float32" in row["error"]
+
+
+@pytest.mark.parametrize(
+    ("backend", "needs"),
+    [("bfloat16", "CPUs need AVX-512 BF16 or AMX"), ("float16", "CPUs need AVX-512 FP16 or AMX-FP16")],
+)
+def test_reduced_precision_is_refused_with_what_it_needs_where_only_emulated(monkeypatch, backend, needs):
+    from mnprof.timing import backends
+
+    monkeypatch.setattr(backends, f"native_{backend}", lambda device: False)
+    with pytest.raises(MnprofError, match=f"no native {backend} arithmetic \\({needs}.*not a result"):
+        TimingSettings(backends=("eager", backend))
+    monkeypatch.setattr(backends, f"native_{backend}", lambda device: True)
+    TimingSettings(backends=("eager", backend))  # accepted where native
+
+
+def test_float16_is_native_on_a_cpu_only_where_onednn_says_so_and_never_without_a_gpu(monkeypatch):
+    from mnprof.timing import backends
+    from mnprof.timing.records import Device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not backends.native_float16(Device.CUDA)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for capability, native in (((5, 2), False), ((5, 3), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda capability=capability: capability)
+        assert backends.native_float16(Device.CUDA) is native
+    assert backends.native_float16(Device.CPU) is bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+
+
+def test_float16_posts_a_time_only_with_its_agreement_and_holds_two_bytes_a_weight(tmp_path, monkeypatch):
+    """Run where the hardware has float16 (here forced: PyTorch's CPU kernels also compute it, by converting)."""
+    from mnprof.timing import backends
+    from mnprof.timing import sweep as sweep_module
+
+    monkeypatch.setattr(backends, "native_float16", lambda device: True)
+    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
+                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
+    path = tmp_path / "r.json"
+    settings = TimingSettings(backends=(Backend.EAGER, Backend.FLOAT16), threads=1, rule=FAST)
+    store = ResultsStore.open(path, host_environment(), resume=False)
+    eager, half = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    assert half["backend"] == "float16" and half["quantization"] is None
+    assert 0.99 < half["output_cosine"] <= 1 and 0 <= half["output_top1_agreement"] <= 1
+    agrees = half["output_cosine"] >= quantized.MIN_COSINE and half["output_top1_agreement"] >= quantized.MIN_TOP1
+    assert (half["error"] is None) == agrees and (half["latency_ms_p5"] is not None) == agrees
+    model = calibrated_model(ModelConfig(0.5, 64))
+    floats = sum(t.numel() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point())
+    batch_norms = sum(1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert half["model_bytes"] == 2 * floats + 8 * batch_norms  # the int64 counters are not converted
+    assert eager["model_bytes"] == 4 * floats + 8 * batch_norms
+    assert {row["backend"] for row in read_results(path)["measurements"]} == {"eager", "float16"}
 
 
 def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from mnprof.views.render import Format
     show_default=True,
     metavar="LIST",
     help="Comma-separated runtimes whose allocations PyTorch's allocator sees: eager, channels_last, fused "
-    "(BatchNorm folded, channels_last), bfloat16 (where the hardware has it). Refused: onnxruntime and "
+    "(BatchNorm folded, channels_last), bfloat16 and float16 (where the hardware has them). Refused: onnxruntime and "
     "onnxruntime_int8 (their own arena, which the profiler does not see), compile and torch_int8 (graphs mnprof "
     "cannot follow module by module).",
 )
@@ -101,7 +101,7 @@ def memory(
     sizes = parse_batch_sizes(batch_sizes)
     chosen_device = Device(device)
     check_device(chosen_device)
-    for backend in chosen_backends:  # bfloat16 where the hardware would only emulate it: refused before any work
+    for backend in chosen_backends:  # bfloat16 or float16 where only emulated: refused before any work
         check_available(backend, chosen_device)
     keys = [
         TimingKey(config, backend, size, threads, chosen_device)

@@ -270,10 +270,11 @@ BACKEND_HELP = (
     "configuration and batch size on a 2-core machine, before any timing), onnxruntime (needs "
     "pip install 'mnprof[onnx]'), onnxruntime_int8 (the same, statically quantised: QDQ, per-channel int8 "
     "weights, uint8 activations calibrated on 16 seeded images), torch_int8 (PyTorch's own static int8: "
-    "torch.ao.quantization in FX graph mode, x86 engine, calibrated on the same images), bfloat16 (eager in "
-    "bfloat16; refused where the hardware has no native bfloat16). Each runtime's output is checked against "
-    "eager PyTorch before it may post a time: equal within 1e-3 of the output's scale, or for int8 and "
-    "bfloat16, agreeing over 32 seeded images (mean cosine similarity of the logits >= 0.999 and the same "
+    "torch.ao.quantization in FX graph mode, oneDNN engine where the CPU has int8 dot products, else x86, "
+    "calibrated on the same images), bfloat16 and float16 (eager in that precision; each refused where the "
+    "hardware would only emulate it). Each runtime's output is checked against eager PyTorch before it may post "
+    "a time: equal within 1e-3 of the output's scale, or for int8, bfloat16 and float16, agreeing over 32 seeded "
+    "images (mean cosine similarity of the logits >= 0.999 and the same "
     "top-1 class for >= 90%); a runtime that does not gets an error row with what it measured."
 )
 

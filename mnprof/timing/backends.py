@@ -1,4 +1,5 @@
-"""Runtimes that run a built model: eager PyTorch, channels_last, BN-folded, torch.compile, onnxruntime.
+"""Runtimes that run a built model: eager PyTorch, channels_last, BN-folded, torch.compile, onnxruntime, int8,
+bfloat16 and float16.
 
 Each backend turns (model, fixed input) into a :class:`Runner`: ``call()`` runs one batch (what is
 timed) and ``output()`` returns the result as a CPU tensor (what is checked against eager PyTorch).
@@ -34,6 +35,7 @@ from mnprof.timing.quantized import quantize_onnx, quantize_torch, quantized_eng
 from mnprof.timing.records import ONNXRUNTIME_POOL, Backend, Device
 
 __all__ = [
+    "REDUCED_PRECISION",
     "Backend",
     "Device",
     "Runner",
@@ -42,6 +44,7 @@ __all__ = [
     "fold_batchnorm",
     "gemm_sampler",
     "native_bfloat16",
+    "native_float16",
     "onnx_export",
     "onnxruntime_session",
     "output_error",
@@ -94,11 +97,10 @@ def check_available(backend: Backend, device: Device) -> None:
             f"{device.value} and the quantized engines {', '.join(engines)}; accepted: --device cpu on an x86 "
             "build of torch"
         )
-    if backend is Backend.BFLOAT16 and not native_bfloat16(device):
+    if backend in REDUCED_PRECISION and not native_precision(backend, device):
         raise MnprofError(
-            f"backend bfloat16: this {device.value.upper()} has no native bfloat16 arithmetic (CPUs need AVX-512 "
-            "BF16 or AMX; GPUs compute capability 8.0 or later), and an emulated time is not a result; accepted: "
-            "another backend or device"
+            f"backend {backend.value}: this {device.value.upper()} has no native {backend.value} arithmetic "
+            f"({NATIVE_NEEDS[backend]}), and an emulated time is not a result; accepted: another backend or device"
         )
     if (
         backend is Backend.COMPILE
@@ -106,6 +108,31 @@ def check_available(backend: Backend, device: Device) -> None:
         and not any(shutil.which(compiler) for compiler in ("g++", "c++", "clang++"))
     ):
         raise MnprofError("backend compile needs a C++ compiler (g++, c++ or clang++) on PATH; none was found")
+
+
+# The reduced-precision runtimes: eager PyTorch on a copy of the weights and the input in this dtype.
+REDUCED_PRECISION = {Backend.BFLOAT16: torch.bfloat16, Backend.FLOAT16: torch.float16}
+NATIVE_NEEDS = {
+    Backend.BFLOAT16: "CPUs need AVX-512 BF16 or AMX; GPUs compute capability 8.0 or later",
+    Backend.FLOAT16: "CPUs need AVX-512 FP16 or AMX-FP16; GPUs compute capability 5.3 or later",
+}
+
+
+def native_precision(backend: Backend, device: Device) -> bool:
+    """Whether ``device`` computes in ``backend``'s reduced precision natively (not by converting to float32)."""
+    check = {Backend.BFLOAT16: native_bfloat16, Backend.FLOAT16: native_float16}[backend]
+    return check(device)
+
+
+def native_float16(device: Device) -> bool:
+    """Whether ``device`` computes in float16 natively: a GPU of compute capability 5.3 or later (half arithmetic;
+    tensor cores from 7.0), or a CPU where oneDNN reports float16 support (AVX-512 FP16 or AMX-FP16)."""
+    if device is Device.CUDA:
+        return bool(torch.cuda.is_available() and torch.cuda.get_device_capability() >= (5, 3))
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN: no way to tell, so no
+        return False
 
 
 def native_bfloat16(device: Device) -> bool:
@@ -144,10 +171,10 @@ class Runner:
     infer: Callable[[Any], Any] | None = None  # runs another input batch of the same shape (lossy runtimes)
     quantization: dict[str, Any] | None = None  # how an int8 runtime was quantised
     # What the runtime holds as its model: the bytes of every parameter and buffer of a PyTorch model as it runs
-    # (bfloat16: halved; fused: BatchNorm folded away), or the serialized ONNX model (int8: quantised weights,
+    # (bfloat16, float16: halved; fused: BatchNorm folded away), or the serialized ONNX model (int8: quantised weights,
     # scales and zero points). None where it is not known (compile: its frozen constants are inductor's).
     model_bytes: int | None = None
-    # The PyTorch module ``call()`` runs (as converted: channels_last, BatchNorm folded, bfloat16); None for a
+    # The PyTorch module ``call()`` runs (as converted: channels_last, BatchNorm folded, bfloat16, float16); None for a
     # runtime that is not a PyTorch module (onnxruntime, compile).
     module: Any = None
 
@@ -182,10 +209,12 @@ def _torch_runner(backend: Backend, model: Any, inputs: Any) -> Runner:
     return Runner(backend, call, lambda: call().float().cpu(), model_bytes=tensor_bytes(model), module=model)
 
 
-def _bfloat16(model: Any, inputs: Any) -> Runner:
-    """Eager PyTorch in bfloat16: a copy of the weights and the input converted (lossy: checked by agreement)."""
-    converted = copy.deepcopy(model).to(torch.bfloat16)
-    batch = inputs.to(torch.bfloat16)
+def _reduced_precision(backend: Backend, model: Any, inputs: Any) -> Runner:
+    """Eager PyTorch in bfloat16 or float16: a copy of the weights and the input converted (lossy: checked by
+    agreement)."""
+    dtype = REDUCED_PRECISION[backend]
+    converted = copy.deepcopy(model).to(dtype)
+    batch = inputs.to(dtype)
 
     def call() -> object:
         with torch.inference_mode():
@@ -193,10 +222,10 @@ def _bfloat16(model: Any, inputs: Any) -> Runner:
 
     def infer(other: Any) -> Any:
         with torch.inference_mode():
-            return converted(other.to(inputs.device, torch.bfloat16)).float().cpu()
+            return converted(other.to(inputs.device, dtype)).float().cpu()
 
     return Runner(
-        Backend.BFLOAT16,  # type: ignore[attr-defined]
+        backend,
         call,
         lambda: call().float().cpu(),
         infer=infer,
@@ -338,8 +367,8 @@ def prepare(backend: Backend, model: Any, inputs: Any, *, threads: int) -> Runne
         return _compiled(model, inputs)
     if backend is Backend.ONNXRUNTIME_INT8:
         return _onnxruntime_int8(model, inputs, threads)
-    if backend is Backend.BFLOAT16:
-        return _bfloat16(model, inputs)
+    if backend in REDUCED_PRECISION:
+        return _reduced_precision(backend, model, inputs)
     if backend is Backend.TORCH_INT8:
         return _torch_int8(model, inputs)
     return _onnxruntime(model, inputs, threads)

@@ -46,6 +46,7 @@ from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.model.seeded import fixed_input
 from mnprof.timing.backends import (
+    REDUCED_PRECISION,
     Runner,
     check_available,
     check_device,
@@ -362,8 +363,8 @@ def measure_runner(
 def _runner_input(config: ModelConfig, batch_size: int, device: Device, backend: Backend) -> Any:
     """The input batch as the runtime takes it (its dtype and memory format), made here so its storage is known."""
     batch = fixed_input(config, batch_size).to(device.value)
-    if backend is Backend.BFLOAT16:
-        return batch.to(torch.bfloat16)
+    if backend in REDUCED_PRECISION:
+        return batch.to(REDUCED_PRECISION[backend])
     if backend in (Backend.CHANNELS_LAST, Backend.FUSED):
         return batch.contiguous(memory_format=torch.channels_last)
     return batch

@@ -60,11 +60,12 @@ class Backend(StrEnum):
     ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
     ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
     BFLOAT16 = "bfloat16"  # eager PyTorch with weights and input in bfloat16 (only where the hardware has it)
-    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 engine)
+    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 or oneDNN)
+    FLOAT16 = "float16"  # eager PyTorch with weights and input in float16 (only where the hardware has it)
 
 
 # Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
-LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16, Backend.TORCH_INT8})
+LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16, Backend.TORCH_INT8, Backend.FLOAT16})
 ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 
@@ -512,7 +513,7 @@ def finite(value: float | None) -> float | None:
 
 
 # Runtimes whose allocations pass through PyTorch's allocator, so that the profiler sees them.
-MEMORY_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED, Backend.BFLOAT16)
+MEMORY_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED, Backend.BFLOAT16, Backend.FLOAT16)
 
 
 class Cause(StrEnum):

@@ -397,7 +397,7 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         *latency_notes(frame, detailed=True),
         *fit_notes(latency_fits(frame, ["backend", *TIMING_SERIES])),
         "model MB: what the runtime holds as its model, measured: every parameter and buffer of the PyTorch model "
-        "as it runs (fused: BatchNorm folded away; bfloat16: 2 bytes each), or the serialized ONNX model "
+        "as it runs (fused: BatchNorm folded away; bfloat16, float16: 2 bytes each), or the serialized ONNX model "
         "(onnxruntime_int8: int8 weights with their scales and zero points), or torch_int8's serialized state "
         "(int8 weights packed for its engine); compile: not known.",
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
