@@ -72,17 +72,22 @@ def test_lossy_fields_survive_the_results_file_and_are_validated():
             TimingRecord.from_row({**row, **bad})
 
 
-def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+def sweep_rows(monkeypatch, path, *runtimes):
+    """Rows of one fast sweep of 0.5-64 over ``runtimes`` (1 thread, the GEMM peak stubbed), kept in ``path``."""
     from mnprof.timing import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
                         "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
-    path = tmp_path / "r.json"
-    settings = TimingSettings(backends=(Backend.EAGER, Backend.ONNXRUNTIME_INT8), threads=1, rule=FAST)
+    settings = TimingSettings(backends=runtimes, threads=1, rule=FAST)
     store = ResultsStore.open(path, host_environment(), resume=False)
-    eager, int8 = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    return [record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store)]
+
+
+def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    path = tmp_path / "r.json"
+    eager, int8 = sweep_rows(monkeypatch, path, Backend.EAGER, Backend.ONNXRUNTIME_INT8)
     assert "output_cosine" not in eager
     assert int8["quantization"]["format"] == "QDQ" and int8["quantization"]["calibration_images"] == 16
     assert -1 <= int8["output_cosine"] <= 1 and 0 <= int8["output_top1_agreement"] <= 1
@@ -103,16 +108,11 @@ def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
 
 def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_path, monkeypatch):
     from mnprof.timing import backends
-    from mnprof.timing import sweep as sweep_module
     from mnprof.timing.records import Device
 
     if not backends.native_bfloat16(Device.CPU):
         pytest.skip("this CPU has no native bfloat16")
-    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
-                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
-    settings = TimingSettings(backends=(Backend.BFLOAT16,), threads=1, rule=FAST)
-    store = ResultsStore.open(tmp_path / "r.json", host_environment(), resume=False)
-    (row,) = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    (row,) = sweep_rows(monkeypatch, tmp_path / "r.json", Backend.BFLOAT16)
     assert row["quantization"] is None and 0.99 < row["output_cosine"] <= 1
     agrees = row["output_cosine"] >= quantized.MIN_COSINE and row["output_top1_agreement"] >= quantized.MIN_TOP1
     assert (row["error"] is None) == agrees and (row["latency_ms_p5"] is not None) == agrees
@@ -150,15 +150,10 @@ def test_float16_is_native_on_a_cpu_only_where_onednn_says_so_and_never_without_
 def test_float16_posts_a_time_only_with_its_agreement_and_holds_two_bytes_a_weight(tmp_path, monkeypatch):
     """Run where the hardware has float16 (here forced: PyTorch's CPU kernels also compute it, by converting)."""
     from mnprof.timing import backends
-    from mnprof.timing import sweep as sweep_module
 
     monkeypatch.setattr(backends, "native_float16", lambda device: True)
-    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
-                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
     path = tmp_path / "r.json"
-    settings = TimingSettings(backends=(Backend.EAGER, Backend.FLOAT16), threads=1, rule=FAST)
-    store = ResultsStore.open(path, host_environment(), resume=False)
-    eager, half = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    eager, half = sweep_rows(monkeypatch, path, Backend.EAGER, Backend.FLOAT16)
     assert half["backend"] == "float16" and half["quantization"] is None
     assert 0.99 < half["output_cosine"] <= 1 and 0 <= half["output_top1_agreement"] <= 1
     agrees = half["output_cosine"] >= quantized.MIN_COSINE and half["output_top1_agreement"] >= quantized.MIN_TOP1
@@ -173,17 +168,11 @@ def test_float16_posts_a_time_only_with_its_agreement_and_holds_two_bytes_a_weig
 
 def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
     """PyTorch's own int8 (torch.ao.quantization, FX graph mode): no extra to install, the same rule."""
-    from mnprof.timing import sweep as sweep_module
-
-    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
-                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
     path = tmp_path / "r.json"
-    settings = TimingSettings(backends=(Backend.EAGER, Backend.TORCH_INT8), threads=1, rule=FAST)
-    store = ResultsStore.open(path, host_environment(), resume=False)
     engine = quantized.torch_int8_engine()
     other = next(e for e in torch.backends.quantized.supported_engines if e not in (engine, "none"))
     monkeypatch.setattr(torch.backends.quantized, "engine", other)  # restored by monkeypatch at the end too
-    eager, int8 = (record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store))
+    eager, int8 = sweep_rows(monkeypatch, path, Backend.EAGER, Backend.TORCH_INT8)
     assert torch.backends.quantized.engine == other  # the engine is set around each call, then restored
     assert int8["quantization"]["format"] == f"PyTorch quantized modules, {engine} engine"
     assert -1 <= int8["output_cosine"] <= 1 and 0 <= int8["output_top1_agreement"] <= 1
