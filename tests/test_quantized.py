@@ -72,15 +72,18 @@ def test_lossy_fields_survive_the_results_file_and_are_validated():
             TimingRecord.from_row({**row, **bad})
 
 
-def sweep_rows(monkeypatch, path, *runtimes):
-    """Rows of one fast sweep of 0.5-64 over ``runtimes`` (1 thread, the GEMM peak stubbed), kept in ``path``."""
+SMALL = ModelConfig(0.5, 64)
+
+
+def sweep_rows(monkeypatch, path, *runtimes, configs=(SMALL,)):
+    """Rows of one fast sweep of ``configs`` over ``runtimes`` (1 thread, the GEMM peak stubbed), kept in ``path``."""
     from mnprof.timing import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
                         "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
     settings = TimingSettings(backends=runtimes, threads=1, rule=FAST)
     store = ResultsStore.open(path, host_environment(), resume=False)
-    return [record.to_row() for record in run_sweep([ModelConfig(0.5, 64)], settings, store)]
+    return [record.to_row() for record in run_sweep(list(configs), settings, store)]
 
 
 def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
@@ -182,6 +185,19 @@ def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeyp
         assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_p5"] is None
     assert 0 < int8["model_bytes"] < eager["model_bytes"] / 2  # int8 weights: a byte each
     assert {row["backend"] for row in read_results(path)["measurements"]} == {"eager", "torch_int8"}
+
+
+def test_a_configurations_agreement_does_not_depend_on_the_others_in_the_sweep(tmp_path, monkeypatch):
+    """The seeded model's BatchNorm is calibrated at its resolution: 0.25-32 timed after 0.25-64 (same width) must
+    be 0.25-32's own model, as when it is timed alone (the sweep once reused 0.25-64's)."""
+
+    def cosines(*configs):
+        rows = sweep_rows(monkeypatch, tmp_path / f"{len(configs)}.json", Backend.TORCH_INT8, configs=configs)
+        return {f"{row['alpha']:g}-{row['resolution']}": row["output_cosine"] for row in rows}
+
+    alone = cosines(ModelConfig(0.25, 32))
+    together = cosines(ModelConfig(0.25, 64), ModelConfig(0.25, 32))
+    assert together["0.25-32"] == alone["0.25-32"]
 
 
 def test_torch_int8_uses_8_bit_activations_only_with_int8_dot_product_instructions(monkeypatch):

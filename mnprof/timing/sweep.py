@@ -294,13 +294,15 @@ def _run_sweep(
         store.set_gemm_peak(peak)
         theoretical, _ = theoretical_peak_gflops(settings.threads) if settings.device is Device.CPU else (None, "GPU")
         tasks, checks, agreements = [], {}, {}
-        models: dict[tuple[Any, ...], Any] = {}
+        models: dict[ModelConfig, Any] = {}
         with backends.torch_threads(settings.threads):
             for index, key in enumerate(todo):
                 progress("preparing", key.label, index, len(todo))
-                model = models.get(key.config.width_key)
+                # One model per configuration, shared by its runtimes and batch sizes only: the seeded model's
+                # BatchNorm is calibrated at the configuration's resolution, so another resolution's is another model.
+                model = models.get(key.config)
                 if model is None:
-                    model = models[key.config.width_key] = calibrated_model(key.config)
+                    model = models[key.config] = calibrated_model(key.config)
                 inputs = fixed_input(key.config, key.batch_size)
                 fence = nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:")
                 with torch.inference_mode(), fence:
