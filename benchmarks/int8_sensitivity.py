@@ -6,8 +6,8 @@ For each configuration, two seeded networks with the same weights:
 
 - ``shipped``: :func:`mnprof.model.seeded.calibrated_model`, what mnprof times (BatchNorm statistics taken on
   random images, then gamma and beta drawn);
-- ``variant``: gamma and beta drawn first, statistics taken after, so that eval mode sees the statistics it
-  was calibrated with (every layer at unit scale).
+- ``variant``: the shipped network's weights, gamma and beta unchanged, with its BatchNorm statistics taken
+  again after them, so that eval mode sees the statistics of what it computes (every layer at unit scale).
 
 and for each: the standard deviation of the last BatchNorm's output (the stem's is about 1), the share of the
 logits' norm that differs from image to image (the rest is the same for every image), the *noise gain* (the
@@ -27,7 +27,6 @@ import torch
 from torch import nn
 
 from mnprof.model.config import ModelConfig, default_grid, parse_alphas, parse_resolutions
-from mnprof.model.networks import build_model
 from mnprof.model.seeded import SEED, calibrated_model, fixed_input, seeded_images
 from mnprof.timing.backends import onnx_export, onnxruntime_session
 from mnprof.timing.quantized import agreement, quantize_onnx
@@ -35,23 +34,19 @@ from mnprof.timing.quantized import agreement, quantize_onnx
 NOISE = 1e-3  # relative to the input's unit standard deviation
 
 
-def statistics_after_affine(config: ModelConfig, seed: int = SEED) -> nn.Module:
-    """The same seeded weights, gamma and beta drawn before the BatchNorm statistics are taken (eval mode)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(config)
-        norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
-        with torch.no_grad():
-            for norm in norms:
-                norm.weight.uniform_(0.5, 1.5)
-                norm.bias.uniform_(-0.2, 0.2)
-                norm.reset_running_stats()
-                norm.momentum = None
-            model.train()
-            model(torch.randn(4, 3, config.resolution, config.resolution))
-        for norm in norms:
-            norm.momentum = 0.1
-        return model.eval()
+def statistics_after_affine(config: ModelConfig) -> nn.Module:
+    """The shipped network with its BatchNorm statistics taken again, on 4 seeded images, after gamma and beta."""
+    model = calibrated_model(config)
+    norms = [module for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(seeded_images(config.resolution, 4, SEED + 3000))
+    for norm in norms:
+        norm.momentum = 0.1
+    return model.eval()
 
 
 def sensitivity(model: nn.Module, resolution: int) -> tuple[float, float, float]:

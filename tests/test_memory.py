@@ -172,6 +172,16 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, args, says):
     assert not out.exists() and text == ""
 
 
+def test_a_reduced_precision_the_hardware_would_emulate_is_one_line(capsys, monkeypatch, tmp_path):
+    from mnprof.timing import backends
+
+    monkeypatch.setattr(backends, "native_float16", lambda device: False)
+    out = tmp_path / "memory.json"
+    code, text, err = run(capsys, "memory", "-q", "--backend", "eager,float16", "--out", str(out))
+    assert code == 2 and "no native float16 arithmetic" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and text == ""
+
+
 def test_a_user_family_is_measured_without_analytic_columns(capsys):
     code, text, err = run(capsys, "memory", "-q", "--model", "tiny=tests.tiny_family:tiny", "--alpha", "1.0",
                           "--resolution", "64", "--batch-size", "1", "--format", "json")  # fmt: skip

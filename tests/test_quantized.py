@@ -80,7 +80,7 @@ def sweep_rows(monkeypatch, path, *runtimes, configs=(SMALL,)):
     from mnprof.timing import sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
-                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})  # fmt: skip
+                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}, "int8_gops": 400.0})  # fmt: skip
     settings = TimingSettings(backends=runtimes, threads=1, rule=FAST)
     store = ResultsStore.open(path, host_environment(), resume=False)
     return [record.to_row() for record in run_sweep(list(configs), settings, store)]
@@ -185,6 +185,20 @@ def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeyp
         assert "does not agree with eager float32" in int8["error"] and int8["latency_ms_p5"] is None
     assert 0 < int8["model_bytes"] < eager["model_bytes"] / 2  # int8 weights: a byte each
     assert {row["backend"] for row in read_results(path)["measurements"]} == {"eager", "torch_int8"}
+
+
+def test_int8_rows_are_a_fraction_of_the_integer_roof_and_reduced_precision_of_the_float32_one(tmp_path, monkeypatch):
+    from mnprof.timing import backends
+
+    monkeypatch.setattr(backends, "native_float16", lambda device: True)
+    monkeypatch.setattr(quantized, "MIN_COSINE", -1.0)  # every lossy row posts a time, whatever it agrees
+    monkeypatch.setattr(quantized, "MIN_TOP1", 0.0)
+    rows = sweep_rows(monkeypatch, tmp_path / "r.json", Backend.EAGER, Backend.FLOAT16, Backend.TORCH_INT8)
+    roofs = {row["backend"]: (row["gemm_peak_gflops"], row["peak_fraction"]) for row in rows}
+    assert {backend: roof for backend, (roof, _) in roofs.items()} == {
+        "eager": 100.0, "float16": 100.0, "torch_int8": 400.0  # the stub's float32 and integer peaks
+    }  # fmt: skip
+    assert all(fraction > 0 for _, fraction in roofs.values())
 
 
 def test_a_configurations_agreement_does_not_depend_on_the_others_in_the_sweep(tmp_path, monkeypatch):

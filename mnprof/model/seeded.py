@@ -29,10 +29,11 @@ def calibrated_model(config: ModelConfig, seed: int = SEED) -> nn.Module:
     statistics are taken before gamma and beta are drawn, so in eval mode each block's input is off
     its statistics and the scale grows block by block (standard deviation about 1 after the stem, 11
     to 64 after the last block), and only 10 to 22% of the logits' norm differs from image to image.
-    Drawing gamma and beta first keeps every layer at unit scale, but that random network is chaotic:
-    0.1% of noise on the input moves its logits by 2.5 to 4.3% (this one's by 0.1 to 0.6%). Lossy
-    runtimes' agreement follows that sensitivity, not the runtime. Kept as is: timing does not depend
-    on the values, and the output check still tells a wrong runtime from a right one.
+    Taking the statistics again after gamma and beta keeps every layer at unit scale, but that random
+    network is chaotic: 0.1% of noise on the input moves its logits by 2.6 to 4.3% (this one's by 0.1
+    to 0.6%). Lossy runtimes' agreement follows that sensitivity, not the runtime. Kept as is: timing
+    does not depend on the values, and the output check still tells a wrong runtime from a right one.
+    The statistics are summed on one thread, so the model is the same whatever the caller's count.
     """
     fence = nullcontext() if config.builtin else user_code(f"model {config.family} at {config.id}: calibration failed:")
     with torch.random.fork_rng(devices=[]), fence:
@@ -44,8 +45,14 @@ def calibrated_model(config: ModelConfig, seed: int = SEED) -> nn.Module:
                 norm.reset_running_stats()
             norm.momentum = None  # a cumulative average over the calibration batch
         model.train()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # the statistics summed in one order, whatever the caller's thread count
+        try:
+            with torch.no_grad():
+                model(torch.randn(4, 3, config.resolution, config.resolution))
+        finally:
+            torch.set_num_threads(threads)
         with torch.no_grad():
-            model(torch.randn(4, 3, config.resolution, config.resolution))
             for norm in norms:
                 norm.momentum = 0.1
                 if norm.affine:  # BatchNorm2d(affine=False) has no gamma and beta to draw

@@ -43,6 +43,7 @@ __all__ = [
     "check_device",
     "fold_batchnorm",
     "gemm_sampler",
+    "kernel_available",
     "native_bfloat16",
     "native_float16",
     "onnx_export",
@@ -421,15 +422,28 @@ def sampler(runner: Runner, device: Device) -> Callable[[], float]:
     return sample_cuda
 
 
+def kernel_available(kernel: str) -> bool:
+    """Whether the integer GEMM ``kernel`` can run here: onnxruntime's needs the ``[onnx]`` extra, PyTorch's a
+    torch whose ``torch._int_mm`` runs on the CPU."""
+    if kernel == "onnxruntime_int8":
+        return all(importlib.util.find_spec(module) is not None for module in ("onnxruntime", "onnx"))
+    try:
+        small = torch.ones(32, 32, dtype=torch.int8)
+        return bool(torch._int_mm(small, small)[0, 0] == 32)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
 def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Callable[[], float]:
     """A sampler timing one float32 matrix product of ``2 size^3`` FLOPs through one GEMM library.
 
     ``kernel``: ``mm`` (``torch.mm``: MKL on CPUs, cuBLAS on GPUs), ``conv1x1`` (a 1x1 convolution on a
     channels_last ``size`` x ``sqrt(size)`` x ``sqrt(size)`` map: oneDNN on CPUs, which some CPUs run
     much faster than MKL's GEMM because MKL does not pick its widest kernels on every vendor's CPUs), or
-    ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS), or
-    ``onnxruntime_int8`` (a MatMulInteger node, uint8 x int8 -> int32, what the int8 runtime's quantised
-    convolutions run on: ``2 size^3`` integer operations).
+    ``onnxruntime`` (a MatMul node in an onnxruntime CPU session with ``threads`` threads: MLAS); or an
+    integer product of ``2 size^3`` integer operations: ``onnxruntime_int8`` (a MatMulInteger node, uint8 x
+    int8 -> int32, what onnxruntime's quantised convolutions run on) or ``torch_int8`` (``torch._int_mm``,
+    int8 x int8 -> int32, PyTorch's own).
     """
     generator = torch.Generator().manual_seed(0)
     if kernel == "mm":
@@ -471,6 +485,14 @@ def gemm_sampler(kernel: str, size: int, device: Device, threads: int = 1) -> Ca
 
         def call() -> object:
             return session.run(None, feed)
+
+    elif kernel == "torch_int8" and device is Device.CPU:
+        left = torch.randint(-128, 128, (size, size), generator=generator, dtype=torch.int8)
+        right = torch.randint(-128, 128, (size, size), generator=generator, dtype=torch.int8)
+
+        def call() -> object:
+            with torch.inference_mode():
+                return torch._int_mm(left, right)
 
     elif kernel == "onnxruntime_int8" and device is Device.CPU:
         from onnx import TensorProto, helper

@@ -9,15 +9,17 @@ from typing import Any
 
 import torch
 
-from mnprof.timing.backends import gemm_sampler
+from mnprof.timing.backends import gemm_sampler, kernel_available
 from mnprof.timing.engine import StopRule, Task
 from mnprof.timing.records import Device
 from mnprof.timing.timer import pool_of, time_tasks
 
-__all__ = ["BANDWIDTH_MIB", "GEMM_KERNELS", "GEMM_RULE", "measure_bandwidth", "measure_gemm_peak"]
+__all__ = ["BANDWIDTH_MIB", "GEMM_KERNELS", "GEMM_RULE", "INTEGER_KERNELS", "measure_bandwidth", "measure_gemm_peak"]
 
 # Float32 matrix products of 2 n^3 FLOPs whose best rate is the measured peak: (kernel, n).
 GEMM_KERNELS = {Device.CPU: (("mm", 2048), ("conv1x1", 1024)), Device.CUDA: (("mm", 8192), ("conv1x1", 4096))}
+# Integer matrix products of 2 n^3 operations, the int8 roof: PyTorch's and onnxruntime's (where installed).
+INTEGER_KERNELS = ("torch_int8", "onnxruntime_int8")
 GEMM_RULE = StopRule(target_rel_ci=0.02, budget_s=0.5, block_s=0.04, warmup_max_s=0.3)
 # Well beyond any last-level cache, so the copy streams from and to DRAM.
 BANDWIDTH_MIB = 256
@@ -40,14 +42,15 @@ def measure_gemm_peak(
     rate, ``2 n^3 / headline``.
     ``with_onnxruntime`` adds onnxruntime's own GEMM (when its backend is timed, its fraction of the peak
     stays meaningful).
-    ``with_int8`` also times onnxruntime's integer GEMM (MatMulInteger), recorded apart as ``int8_gops``
-    (giga integer operations per second): the roof the int8 runtime's rows are a fraction of.
+    ``with_int8`` also times the integer GEMMs (PyTorch's ``torch._int_mm``, int8 x int8, and where the
+    ``[onnx]`` extra is installed onnxruntime's MatMulInteger, uint8 x int8), the best recorded apart as
+    ``int8_gops`` (giga integer operations per second): the roof the int8 runtimes' rows are a fraction of.
     """
     kernels = tuple(kernels or GEMM_KERNELS[device])
     if with_onnxruntime and device is Device.CPU:
         kernels += (("onnxruntime", 1024),)
     if with_int8 and device is Device.CPU:
-        kernels += (("onnxruntime_int8", 1024),)
+        kernels += tuple((kernel, 1024) for kernel in INTEGER_KERNELS if kernel_available(kernel))
     tasks = [
         Task(
             kernel,
@@ -59,7 +62,7 @@ def measure_gemm_peak(
     ]
     measurements = time_tasks(tasks, GEMM_RULE, device=device, threads=threads, clock=clock)
     rates = {m.key: 2 * m.key[1] ** 3 / m.headline[0] / 1e9 for m in measurements}  # type: ignore[index]
-    integer = {key: rate for key, rate in rates.items() if key[0] == "onnxruntime_int8"}  # type: ignore[index]
+    integer = {key: rate for key, rate in rates.items() if key[0] in INTEGER_KERNELS}  # type: ignore[index]
     floats = {key: rate for key, rate in rates.items() if key not in integer}
     best = max(floats, key=floats.__getitem__)
     peak = {
@@ -69,8 +72,9 @@ def measure_gemm_peak(
         "gflops": floats[best],
         "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in floats.items()},  # type: ignore[misc]
     }
-    for (kernel, size), rate in integer.items():  # type: ignore[misc]
-        peak.update(int8_kernel=f"{kernel} n={size}", int8_gops=rate)
+    if integer:
+        kernel, size = max(integer, key=integer.__getitem__)  # type: ignore[misc]
+        peak.update(int8_kernel=f"{kernel} n={size}", int8_gops=integer[kernel, size])
     return peak
 
 

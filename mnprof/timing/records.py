@@ -40,6 +40,7 @@ __all__ = [
     "STATISTIC_MEANING",
     "Statistic",
     "GEOMETRIC_MEAN",
+    "INT8",
     "LOSSY",
     "ONNXRUNTIME_POOL",
     "TimingKey",
@@ -60,12 +61,14 @@ class Backend(StrEnum):
     ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
     ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
     BFLOAT16 = "bfloat16"  # eager PyTorch with weights and input in bfloat16 (only where the hardware has it)
-    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 or oneDNN)
     FLOAT16 = "float16"  # eager PyTorch with weights and input in float16 (only where the hardware has it)
+    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 or oneDNN)
 
 
 # Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
 LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16, Backend.TORCH_INT8, Backend.FLOAT16})
+# The integer runtimes: their rows are a fraction of the integer GEMM's peak, not the float32 one.
+INT8 = frozenset({Backend.ONNXRUNTIME_INT8, Backend.TORCH_INT8})
 ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 

@@ -34,6 +34,7 @@ from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
 from mnprof.timing.host import available_cores, available_memory, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
+    INT8,
     LOSSY,
     ONNXRUNTIME_POOL,
     Backend,
@@ -288,7 +289,7 @@ def _run_sweep(
             settings.device,
             settings.threads,
             with_onnxruntime=bool(ONNXRUNTIME_POOL & set(settings.backends)),
-            with_int8=bool(LOSSY & set(settings.backends)),
+            with_int8=bool(INT8 & set(settings.backends)),
             clock=clock,
         )
         store.set_gemm_peak(peak)
@@ -301,7 +302,8 @@ def _run_sweep(
                 # One model per configuration, shared by its runtimes and batch sizes only: the seeded model's
                 # BatchNorm is calibrated at the configuration's resolution, so another resolution's is another model.
                 model = models.get(key.config)
-                if model is None:
+                if model is None:  # keys come configuration by configuration: the previous one is done with
+                    models.clear()
                     model = models[key.config] = calibrated_model(key.config)
                 inputs = fixed_input(key.config, key.batch_size)
                 fence = nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:")
@@ -338,8 +340,9 @@ def _run_sweep(
                 key,
                 measurement,
                 macs=plan_count(key.config).macs,
-                # int8 rows are a fraction of the integer GEMM's peak, float rows of the float32 one
-                gemm_peak_gflops=peak.get("int8_gops", peak["gflops"]) if key.backend in LOSSY else peak["gflops"],
+                # int8 rows are a fraction of the integer GEMM's peak (the float32 one where no integer GEMM could
+                # be timed: a torch without torch._int_mm and no onnxruntime), every other row of the float32 one
+                gemm_peak_gflops=peak.get("int8_gops", peak["gflops"]) if key.backend in INT8 else peak["gflops"],
                 theoretical_peak=theoretical,
                 check=checks[key],
                 rule=settings.rule,

@@ -27,6 +27,7 @@ from mnprof.model.reference import (
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import (
     GEOMETRIC_MEAN,
+    INT8,
     Backend,
     Statistic,
     TimingRecord,
@@ -401,7 +402,8 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
         "(onnxruntime_int8: int8 weights with their scales and zero points), or torch_int8's serialized state "
         "(int8 weights packed for its engine); compile: not known.",
         "img/s = batch size / latency; GFLOP/s = 2 x analytic MACs x batch size / latency; % peak = of the float32 "
-        "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak)"
+        "GEMM peak measured in the same run (mnprof.timing.peaks.measure_gemm_peak), which bfloat16 and float16 rows "
+        "may exceed; int8 rows: of the integer GEMM's, in integer operations (GOPS)"
         + (
             "; on a GPU under PyTorch's default math, which lets cuDNN convolutions use TF32."
             if "device" in frame.columns and (frame["device"] == "cuda").any()
@@ -410,11 +412,23 @@ def _timing_spec(frame: pd.DataFrame) -> tuple[tuple[Column, ...], tuple[str, ..
     ]
     if not measured.empty:
         first = measured.iloc[0]
-        peaks = ", ".join(f"{peak:.0f}" for peak in measured["gemm_peak_gflops"].dropna().unique())
+        integer = measured["backend"].isin([backend.value for backend in INT8])
+
+        def peaks(rows: pd.DataFrame) -> str:
+            return ", ".join(f"{peak:.0f}" for peak in rows["gemm_peak_gflops"].dropna().unique())
+
+        roofs = "; ".join(
+            text
+            for text in (
+                f"GEMM peak {peaks(measured[~integer])} GFLOP/s" if (~integer).any() else "",
+                f"int8 GEMM peak {peaks(measured[integer])} GOPS" if integer.any() else "",
+            )
+            if text
+        )
         notes.append(
             f"timed on {_processor(first)} ({', '.join(str(h)[:8] for h in hosts)}), "
             f"{', '.join(str(int(t)) for t in measured['threads'].unique())} threads, device "
-            f"{', '.join(measured['device'].unique())}; GEMM peak {peaks} GFLOP/s; every runtime's output matched "
+            f"{', '.join(measured['device'].unique())}; {roofs}; every runtime's output matched "
             "eager PyTorch's on the same input before it could post a time."
         )
     errors = frame[frame["error"].notna()] if "error" in frame.columns else frame.iloc[0:0]
