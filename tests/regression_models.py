@@ -212,3 +212,8 @@ def warning_forward_raises(alpha: float, num_classes: int) -> nn.Module:
 def warning_tiny(alpha: float, num_classes: int) -> nn.Module:
     warnings.warn("weights are stale", stacklevel=1)  # a model that works: its warning is shown once, after
     return tiny(alpha, num_classes)
+
+
+def tiny_widened_at_half(alpha: float, num_classes: int) -> nn.Module:
+    """``tiny``, widened at alpha 0.5 exactly: a regression that only a configuration of its own can show."""
+    return _net(alpha, num_classes, width=48 if alpha == 0.5 else 32)

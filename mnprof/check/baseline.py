@@ -174,6 +174,16 @@ def load_baseline(path: Path) -> dict[str, Any]:
     problem = schema_problem(document, "baseline")  # mnprof/schemas/baseline.schema.json
     if problem is not None:
         raise MnprofError(f"baseline {path} is corrupt ({problem}); {regenerate}")
+    for key, entry in document["entries"].items():  # the key is what check matches: it must say what the entry is
+        if "alpha" not in entry:
+            continue
+        expected = f"{key.rpartition('@')[0]}@{format_alpha(entry['alpha'])}-{entry['resolution']}"
+        if key != expected:
+            raise MnprofError(
+                f"baseline {path}: entry {key!r} holds alpha {entry['alpha']!r} and resolution "
+                f"{entry['resolution']!r}, whose key is {expected!r} (two alphas may have shared one key before "
+                f"mnprof kept every digit of alpha); {regenerate}"
+            )
     return document
 
 

@@ -125,9 +125,10 @@ class Rounding(StrEnum):
 
 
 def format_alpha(alpha: float) -> str:
-    """Alpha as the paper writes it: ``1.0``, ``0.75``, ``0.5``."""
-    text = f"{alpha:g}"
-    return text if "." in text or "e" in text else f"{text}.0"
+    """Alpha as the paper writes it (``1.0``, ``0.75``, ``0.5``), with every digit it needs: the shortest text
+    that reads back as the same number, so that two alphas never share an id (``0.5`` and ``0.4999999`` build
+    different models)."""
+    return repr(float(alpha))
 
 
 @dataclass(frozen=True, order=True)
