@@ -38,9 +38,11 @@ another headline or interval).
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import hashlib
 import os
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -160,10 +162,7 @@ def _lock_for_writing(path: Path) -> bool:
     )
     lock = path.with_name(f".{name}.lock")  # a long name is shortened: the lock's own must stay within 255 bytes
     while True:
-        try:
-            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as error:
-            raise MnprofError(f"--results {path}: cannot create its lock {lock} ({error.strerror})") from None
+        descriptor = _open_lock(path, lock)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -174,13 +173,30 @@ def _lock_for_writing(path: Path) -> bool:
             ) from None
         held = os.fstat(descriptor)
         try:
-            named = os.stat(lock)
+            named = os.lstat(lock)  # a link put there since names another file: taken again, and refused
         except FileNotFoundError:
             named = None
         if named is not None and (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
             _LOCKS[key] = descriptor, lock
             return True
         os.close(descriptor)  # its holder removed it as this process opened it: lock the one there now
+
+
+def _open_lock(path: Path, lock: Path) -> int:
+    """Open (or create) the lock file itself, never what a link there points at: a symbolic link, a FIFO or
+    anything but a regular file where the lock goes is one line, and nothing is created elsewhere."""
+    refuse = f"--results {path}: its lock {lock} is not a regular file"
+    accepted = "accepted: a regular file or nothing there (remove it if no mnprof sweep is running)"
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise MnprofError(f"{refuse} (a symbolic link); {accepted}") from None
+        raise MnprofError(f"--results {path}: cannot create its lock {lock} ({error.strerror})") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise MnprofError(f"{refuse}; {accepted}")
+    return descriptor
 
 
 def _release(key: str) -> None:
