@@ -1,4 +1,8 @@
-"""``python -m mnprof``: the same as the ``mnprof`` command.
+"""The ``mnprof`` command (``mnprof.__main__:main``) and ``python -m mnprof``: the same.
+
+From its first line, before click, rich and torch are imported (a second or more), an interrupt is one line and its
+exit code (:func:`mnprof._startup.install_signal_handlers`), and an environment that cannot import them is one line
+naming why (:func:`mnprof._startup.exit_if_broken`); see :func:`mnprof.cli.console_main` for the rest.
 
 ``python -m`` puts the working directory first on ``sys.path``, where a local ``torch.py`` or ``click.py``
 (a scratch file, a user's module) would shadow the installed package; it goes to the end instead, as for the
@@ -10,10 +14,28 @@ from __future__ import annotations
 import os
 import sys
 
-if sys.path and sys.path[0] in ("", os.getcwd()):
+try:
+    _cwd: str | None = os.getcwd()
+except OSError:  # removed under us: nothing there to shadow anything
+    _cwd = None
+if sys.path and sys.path[0] in ("", _cwd):
     sys.path.append(sys.path.pop(0))
 
-from mnprof.cli import console_main  # noqa: E402 - after the path is set
+from mnprof import _startup  # noqa: E402 - after the path is set; imports nothing heavy
+
+_startup.install_signal_handlers()
+
+try:
+    from mnprof.cli import console_main  # noqa: E402 - after the handlers are installed
+except Exception as error:  # click or rich cannot be imported here (too little memory, one missing)
+    _startup.exit_if_broken(error)  # one line and exit 2 where the environment is the cause
+    raise
+
+
+def main() -> None:
+    """The command line, to its end (:func:`mnprof.cli.console_main` never returns)."""
+    console_main()
+
 
 if __name__ == "__main__":
-    console_main()
+    main()

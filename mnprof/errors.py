@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 from typing import Any
 
+from mnprof import torch_state
+
 __all__ = [
     "ENDING_SIGNALS",
     "USER_CODE_LIMIT_ENV",
     "contain_threads",
     "MnprofError",
+    "MnprofWarning",
+    "TorchStateChanged",
     "end_process",
     "ended_on_overrun",
     "held_warnings",
@@ -31,10 +35,13 @@ __all__ = [
     "read_by_this_run",
     "process_kept",
     "mnprof_output",
+    "note_interruption",
     "reserve_stdout",
     "sigint_noted",
     "stdout_to_stderr",
     "time_limit",
+    "torch_state_kept",
+    "torch_state_kept_each_call",
     "user_code",
     "user_code_limit_s",
     "warnings_held_for_run",
@@ -50,6 +57,36 @@ MAX_SHOWN_WARNINGS = 10  # distinct held warnings shown after a command; the res
 
 class MnprofError(ValueError):
     """Bad input or an unusable file: the message says what was wrong and what is accepted."""
+
+
+class MnprofWarning(UserWarning):
+    """mnprof's own word about the user's code (it changed torch's settings): held like the code's warnings
+    (:func:`held_warnings`), and shown as its message alone, without mnprof's file and line."""
+
+
+class TorchStateChanged(MnprofWarning):
+    """``who`` (``model F at F-0.5-64``) changed torch's settings (``changes``: ``threads 2 -> 1``), set back since;
+    ``timed``: while its own model was timed, whose timing then ran under the change. The command line shows one
+    line per model, every change it made (:func:`warnings_held_for_run`)."""
+
+    def __init__(self, who: str, changes: list[str] | tuple[str, ...], timed: bool = False) -> None:
+        self.who, self.changes, self.timed = who, list(changes), timed
+        super().__init__(self.line(who, self.changes, timed))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.who, self.changes, self.timed)
+
+    @staticmethod
+    def line(who: str, changes: list[str], timed: bool) -> str:
+        listed = ", ".join(changes[:-1]) + f" and {changes[-1]}" if len(changes) > 1 else changes[0]
+        kept = sum("set back" not in change for change in changes)  # the rest say why they are not
+        text = f"{who} changed torch's {listed}"
+        if kept:
+            which = "set back" if kept == len(changes) else "the others set back"
+            text += f"; {which} before {'any other model' if timed else 'anything else'} ran"
+        if timed:
+            text += f"{', but' if kept else ';'} its own timed calls ran under the change from the moment it was made"
+        return text
 
 
 def one_line(error: BaseException) -> str:
@@ -73,24 +110,19 @@ def sigint_noted() -> Iterator[None]:
     ``KeyboardInterrupt`` as Python's own handler does, so that :func:`user_code` tells it from a
     ``KeyboardInterrupt`` the user's code raises: the first interrupts mnprof (exit 130, even while mnprof runs a
     model's forward pass inside the fence), the second is an error of that code (exit 2). Only where Python's
-    default handler is installed, in the main thread. SIGTERM (``timeout``, a CI runner ending a job) and SIGHUP (the
-    terminal closed), where their default applies, interrupt the same way, so that what was finished is kept and
-    no temporary or lock file is left behind; :func:`interrupted_by` then says which signal it was (the exit code
-    is 128 + its number)."""
+    default handler is installed, in the main thread (the ``mnprof`` command's own handlers, installed before it
+    imports anything heavy, call :func:`note_interruption` just the same). SIGTERM (``timeout``, a CI runner
+    ending a job) and SIGHUP (the terminal closed), where their default applies, interrupt the same way, so that
+    what was finished is kept and no temporary or lock file is left behind; :func:`interrupted_by` then says which
+    signal it was (the exit code is 128 + its number)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     handled = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
     handled += [signum for signum in ENDING_SIGNALS if signal.getsignal(signum) is signal.SIG_DFL]
-
-    def noted(signum: int, frame: object) -> None:
-        _sigint_seen.set()
-        _interrupting[0] = signum
-        signal.default_int_handler(signal.SIGINT, frame)
-
     _sigint_seen.clear()
     _interrupting[0] = signal.SIGINT
-    previous = {signum: signal.signal(signum, noted) for signum in handled}
+    previous = {signum: signal.signal(signum, note_interruption) for signum in handled}
     try:
         yield
     finally:
@@ -106,6 +138,16 @@ ENDING_SIGNALS = (signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP")
 def interrupted_by() -> int:
     """The number of the signal that interrupted the command line's run (SIGINT, or one of :data:`ENDING_SIGNALS`)."""
     return int(_interrupting[0])
+
+
+def note_interruption(signum: int, frame: object) -> None:
+    """A signal interrupts the command line's run: noted (:func:`interrupted_by`, and a real Ctrl-C for
+    :func:`user_code`), then raised as ``KeyboardInterrupt`` as Python's own handler does. The handler
+    :func:`sigint_noted` installs, and the one the ``mnprof`` command has from its first line on calls it while the
+    run runs (:func:`mnprof._startup.run_begins`)."""
+    _sigint_seen.set()
+    _interrupting[0] = signum
+    signal.default_int_handler(signal.SIGINT, frame)
 
 
 class _TimeLimit(BaseException):
@@ -384,12 +426,25 @@ def warnings_held_for_run() -> Iterator[Callable[[], list[str]]]:
 
     def lines() -> list[str]:
         shown = []
+        torch_changes: dict[str, tuple[list[str], bool]] = {}  # who -> every change it made, and whether timed
+        for message in held:
+            if isinstance(message.message, TorchStateChanged):
+                change = message.message
+                changes, timed = torch_changes.setdefault(change.who, ([], False))
+                changes.extend(text for text in change.changes if text not in changes)
+                torch_changes[change.who] = (changes, timed or change.timed)
         for message in held:
             where = message.filename
             with suppress(ValueError):  # another drive (Windows)
                 relative = os.path.relpath(where)
                 where = where if relative.startswith(os.pardir) else relative
             text = " ".join(str(message.message).split())
+            if isinstance(message.message, TorchStateChanged):  # one line per model, where it first changed one
+                shown.append(TorchStateChanged.line(message.message.who, *torch_changes[message.message.who]))
+                continue
+            if issubclass(message.category, MnprofWarning):
+                shown.append(text)
+                continue
             shown.append(f"{where}:{message.lineno}: {message.category.__name__}: {text}")
         distinct = list(dict.fromkeys(shown))
         shown = distinct[:MAX_SHOWN_WARNINGS]
@@ -420,6 +475,52 @@ def held_warnings() -> Iterator[None]:
             yield
         finally:
             held.extend(caught)
+
+
+def _torch_state_changed(who: str, changes: list[str], timed: bool, failing: bool) -> None:
+    """The :class:`TorchStateChanged` warning. While the code's own error propagates (``failing``), a warning that
+    ``-W error`` turns into one gives way to it."""
+    with suppress(Warning) if failing else nullcontext():
+        warnings.warn(TorchStateChanged(who, changes, timed), stacklevel=3)
+
+
+@contextmanager
+def torch_state_kept(who: str, *, timed: bool = False) -> Iterator[None]:
+    """Torch's process-wide settings (:mod:`mnprof.torch_state`: default dtype, threads, grad mode ...) as they
+    were before the block, set back after it, with one warning naming ``who`` (``model F at F-0.5-64``) and what
+    changed: no other model is measured under what the user's code changed. ``timed``: the block timed ``who``'s
+    own model, whose timing then ran under the change."""
+    before = torch_state.snapshot()
+    failing = True
+    try:
+        yield
+        failing = False
+    finally:
+        changes = torch_state.restore(before)
+        if changes:
+            _torch_state_changed(who, changes, timed, failing)
+
+
+def torch_state_kept_each_call(call: Callable[[], Any], who: str) -> Callable[[], Any]:
+    """``call`` (one timed call of ``who``'s model, among other models' calls) with torch's settings set back
+    after each call, so that the next call, of whichever model, runs under mnprof's; a change is warned of once.
+    The settings are read and set back outside the call, hence outside the time it measures."""
+    warned: set[str] = set()
+
+    def kept() -> Any:
+        before = torch_state.snapshot()
+        failing = True
+        try:
+            result = call()
+            failing = False
+            return result
+        finally:
+            changes = torch_state.restore(before)
+            if changes and "; ".join(changes) not in warned:
+                warned.add("; ".join(changes))
+                _torch_state_changed(who, changes, True, failing)
+
+    return kept
 
 
 _UNWRITTEN: dict[str, str] = {}  # files this run reads and must never replace (resolved path -> what each is)
@@ -590,14 +691,19 @@ def process_kept() -> Iterator[None]:
 
 
 @contextmanager
-def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
+def user_code(what: str, *, limited: bool = True, who: str | None = None) -> Iterator[None]:
     """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
     into mnprof's machine-readable stdout; its Python warnings are held (:func:`held_warnings`); it gets
     :func:`user_code_limit_s` seconds; and anything it raises, ``SystemExit`` and ``KeyboardInterrupt`` included,
     becomes a one-line :class:`MnprofError`: ``what`` and the error (the gate never passes by exiting, nor hangs
     on a factory that never returns, even one that stops the timer: see :func:`ended_on_overrun`).
-    ``limited=False``: no time limit (timing a user's model, which takes as long as its budget says)."""
+    ``limited=False``: no time limit (timing a user's model, which takes as long as its budget says). Torch's
+    process-wide settings are set back after it, with one warning naming ``who`` (default: ``what`` up to its last
+    colon, ``model F at F-0.5-64``) and what it changed (:func:`torch_state_kept`)."""
     limit = user_code_limit_s()
+    if who is None:
+        owner, colon, _ = what.removesuffix(":").rpartition(": ")
+        who = owner if colon else "the user's code"
     doing = what.removesuffix(":").removesuffix(" raised").removesuffix(" failed").replace("cannot import", "import")
     late = (
         f"{doing} did not finish within {limit:g} s; accepted: user code that does, or a longer limit in "
@@ -608,6 +714,7 @@ def user_code(what: str, *, limited: bool = True) -> Iterator[None]:
             process_kept(),
             stdout_to_stderr(),
             held_warnings(),
+            torch_state_kept(who, timed=not limited),  # set back after the timer stops; its warning held
             time_limit(limit) if limited else nullcontext(),
             _watchdog(limit, late) if limited else nullcontext(),  # for code that defeats the timer
         ):

@@ -99,12 +99,18 @@ def check_writable(path: Path) -> None:
         raise MnprofError(f"--out {path} is not writable; accepted: a path you can write")
 
 
+def _encoded(text: str) -> bytes:
+    """``text`` as UTF-8; a path that is not UTF-8 (its bytes kept as surrogates) is shown as ``\\udcff``, as JSON
+    writes it, instead of failing the write."""
+    return text.encode("utf-8", "backslashreplace")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``.
 
     Readers see the old file or the new one, never a partial one; on failure the old file is untouched.
     """
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(path, lambda handle: handle.write(_encoded(text)))
 
 
 def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
@@ -123,7 +129,7 @@ def atomic_write_all(texts: Mapping[Path, str]) -> None:
         staged: list[tuple[str, Path]] = []
         try:
             for path, text in texts.items():
-                staged.append((_staged(Path(path), lambda handle, text=text: handle.write(text.encode("utf-8"))), path))
+                staged.append((_staged(Path(path), lambda handle, text=text: handle.write(_encoded(text))), path))
             for temporary, path in staged:
                 os.replace(temporary, path)
         except OSError as error:

@@ -36,6 +36,9 @@ def tool_table(pyproject: Path | None = None) -> dict[str, Any]:
         raise MnprofError(f"{path} is not valid TOML ({error}); fix it or remove [tool.mnprof]") from None
     except RecursionError:
         raise MnprofError(f"{path} is nested too deeply to read; fix it or remove [tool.mnprof]") from None
+    except ValueError as error:  # an integer of more digits than Python converts (4,300): no setting needs one
+        problem = f"{path} holds a number mnprof cannot read ({error})"
+        raise MnprofError(f"{problem}; fix it or remove [tool.mnprof]") from None
     keep_unwritten(str(path), f"the {path.name} mnprof reads its settings from")
     table = tool.get("mnprof", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):

@@ -54,7 +54,9 @@ ALLOWED = {
     "mnprof.project": {"mnprof.errors", "mnprof.files"},
     "mnprof.files": {"mnprof.errors", "mnprof.provenance"},
     "mnprof.provenance": set(),
-    "mnprof.errors": set(),
+    "mnprof.errors": {"mnprof.torch_state"},
+    "mnprof.torch_state": set(),  # no torch import either: it keeps torch's settings only where torch is loaded
+    "mnprof._startup": set(),  # the command's first code, before anything heavy: imports nothing of mnprof's
 }
 
 

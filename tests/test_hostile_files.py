@@ -61,3 +61,35 @@ def test_anything_but_a_regular_file_where_the_lock_goes_is_one_line(tmp_path, k
         ResultsStore.open(tmp_path / "r.json", {}, resume=False)  # a FIFO opened to read or write could block
     assert "\n" not in str(refused_.value)
     assert not (tmp_path / "r.json").exists()
+
+
+def test_an_integer_of_thousands_of_digits_in_the_settings_is_one_line(capsys, tmp_path, monkeypatch):
+    settings = tmp_path / "pyproject.toml"
+    settings.write_text("[tool.mnprof]\nnum_classes = " + "9" * 5000 + "\n")  # beyond Python's int() of text
+    monkeypatch.chdir(tmp_path)
+    err = refused(capsys, "table", "--no-timing", "-q", *TINY)
+    assert "pyproject.toml holds a number mnprof cannot read" in err and "5000 digits" in err
+
+
+def test_a_results_file_whose_path_is_not_utf8_is_plotted(capsys, tmp_path):
+    from test_plot_cli import results_document, write
+
+    name = os.fsdecode(b"r\xff.json")  # what the command line makes of such a path: a lone surrogate
+    results = write(tmp_path / name, results_document([(1.0, 224), (0.5, 160)]))
+    out = tmp_path / "p.html"
+    code, _, err = run(capsys, "plot", "--results", str(results), "--out", str(out), "-q")
+    assert code == 0, err
+    assert "r\\udcff.json" in out.read_text(encoding="utf-8")  # shown as JSON would write it, the page stays UTF-8
+
+
+def test_the_schemas_bound_what_mnprof_itself_accepts():
+    from mnprof.files import schema
+    from mnprof.model.config import MAX_CLASSES
+    from mnprof.timing.sweep import MAX_BATCH_SIZE, MAX_THREADS
+
+    measurement = schema("results")["$defs"]["measurement"]["properties"]
+    assert measurement["batch_size"]["maximum"] == MAX_BATCH_SIZE
+    assert measurement["threads"]["maximum"] == MAX_THREADS
+    assert measurement["num_classes"]["maximum"] == MAX_CLASSES
+    baseline = schema("baseline")["$defs"]
+    assert baseline["entry"]["properties"]["num_classes"]["maximum"] == MAX_CLASSES

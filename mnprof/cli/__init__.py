@@ -23,6 +23,7 @@ from typing import NoReturn
 import click
 
 from mnprof import __version__
+from mnprof._startup import INTERRUPTED, broken_environment, install_signal_handlers, run_begins, run_ends
 from mnprof.cli.output import (
     EXIT_REGRESSION,
     EXIT_USAGE,
@@ -32,7 +33,6 @@ from mnprof.cli.output import (
     warn,
 )
 from mnprof.errors import (
-    ENDING_SIGNALS,
     MnprofError,
     contain_threads,
     end_process,
@@ -40,6 +40,7 @@ from mnprof.errors import (
     held_warnings,
     interrupted_by,
     mnprof_output,
+    note_interruption,
     one_line,
     reserve_stdout,
     sigint_noted,
@@ -104,7 +105,14 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, _ = COMMANDS[name]
-        command = getattr(importlib.import_module(module), name)
+        try:  # the command's libraries: torch, and through it every installed distribution's entry points
+            loaded = importlib.import_module(module)
+        except Exception as error:
+            problem = broken_environment(error)  # too little memory, a malformed entry point, a dependency missing
+            if problem is None:  # mnprof's own error: its traceback
+                raise
+            raise MnprofError(problem) from None
+        command = getattr(loaded, name)
         return command if isinstance(command, click.Command) else None
 
     def resolve_command(
@@ -199,14 +207,23 @@ def console_main() -> NoReturn:
     handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
     passing one. A command that succeeded ends as Python programs do. Standard output is mnprof's alone for the
     whole run (:func:`mnprof.errors.reserve_stdout`): what the user's code prints, at any moment and from any
-    thread, goes to stderr; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`)."""
+    thread, goes to stderr; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`).
+
+    An interrupt (SIGINT, SIGTERM, SIGHUP) is one line and exit 128 + its number at any moment: the ``mnprof`` command
+    (:mod:`mnprof.__main__`) handles them from before it imports click and torch (here, where it did not), the run
+    turns them into its one line, and once the output is complete they are ignored (:mod:`mnprof._startup`)."""
+    install_signal_handlers()  # no-op where mnprof.__main__ installed them
     reserve_stdout()
     contain_threads()
-    code = main()
-    # The run is over and its output complete: a SIGTERM from here on would kill the process without a word
-    # (the interrupting handler is gone), and there is nothing left to interrupt.
-    for signum in ENDING_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    try:
+        run_begins(note_interruption)
+        code = main()
+    except KeyboardInterrupt:  # one that came as the run was set up or wound down, outside _run's own handling
+        run_ends()
+        error_line(_by_signal(INTERRUPTED))
+        code = 128 + interrupted_by()
+    else:
+        run_ends()  # the output is complete: nothing is left to interrupt, through the exit handlers too
     if code != 0:
         for stream in (sys.stdout, sys.stderr):
             with suppress(Exception):  # a stream closed under us
@@ -249,7 +266,7 @@ def _run(args: list[str]) -> int:
         error_line(f"the user's code raised {one_line(exit_)}; accepted: a model whose code returns or raises an error")
         return EXIT_USAGE
     except (KeyboardInterrupt, click.exceptions.Abort):
-        error_line(_by_signal("interrupted; files already written are complete, nothing was half-written"))
+        error_line(_by_signal(INTERRUPTED))
         return 128 + interrupted_by()
     return result if isinstance(result, int) else 0
 

@@ -223,8 +223,9 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
     listed as ``add.<i>`` layers). An operator no module stands for (``F.relu``, ``x.mean``) is not seen here;
     the counters that charge for it then show it as unexplained, never hidden.
     """
+    who = f"model {config.family} at {config.id}"  # as a warning about torch's settings it changed names it
     try:
-        with user_code(f"model {config.family}: its model cannot be moved to the meta device:"):
+        with user_code(f"model {config.family}: its model cannot be moved to the meta device:", who=who):
             meta = copy.deepcopy(model).to("meta")
         return _trace(meta, config, "meta")
     except MnprofError as error:
@@ -232,7 +233,7 @@ def traced_count(model: nn.Module, config: ModelConfig) -> AnalyticCount:
             raise
     # A forward that reads values (``if x.sum() > 0``, numpy) cannot run on the meta device: the same trace on a
     # CPU copy, with arithmetic (zeros in, one image), still counts from shapes only.
-    with user_code(f"model {config.family}: its model cannot be copied to be counted (copy.deepcopy):"):
+    with user_code(f"model {config.family}: its model cannot be copied to be counted (copy.deepcopy):", who=who):
         cpu = copy.deepcopy(model).to("cpu")
     return _trace(cpu, config, "cpu")
 

@@ -23,7 +23,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import Distribution, EntryPoint, distributions
 from typing import Any
 
 from torch import nn
@@ -102,11 +102,53 @@ def declared_families(table: Mapping[str, Any], where: str = "pyproject.toml") -
     return declared
 
 
+_SKIPPED: set[str] = set()  # distributions whose unreadable entry points were already warned of
+
+
+def _skip_unreadable(distribution: Distribution, error: Exception) -> None:
+    """One warning line (once per distribution) for an installed distribution whose entry points cannot be read."""
+    try:
+        name = f"{distribution.metadata['Name']} {distribution.version}"
+    except Exception:  # noqa: BLE001 - its metadata as broken as its entry points
+        name = "(unnamed)"
+    where = getattr(distribution, "_path", None)  # its .dist-info directory, where it has one
+    path = os.path.join(str(where), "entry_points.txt") if where is not None else "its entry_points.txt"
+    if path in _SKIPPED:
+        return
+    _SKIPPED.add(path)
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    print(
+        f"mnprof: warning: skipped the installed distribution {name}: its {path} cannot be read ({text}), so no "
+        f"--model it registers is found; accepted: 'name = module:object' lines under '[group]' headers",
+        file=sys.stderr,
+    )
+
+
+def _installed_entry_points(group: str) -> list[EntryPoint]:
+    """The entry points of ``group``, read distribution by distribution (the first of each name, as
+    ``importlib.metadata.entry_points`` reads them): one whose file cannot be read is skipped with a warning,
+    instead of failing the whole lookup."""
+    points: list[EntryPoint] = []
+    seen = set()
+    for distribution in distributions():
+        key = getattr(distribution, "_normalized_name", None)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        try:
+            points.extend(distribution.entry_points.select(group=group))
+        except Exception as error:  # noqa: BLE001 - whatever importlib.metadata's parser raises on a malformed file
+            _skip_unreadable(distribution, error)
+    return points
+
+
 def installed_families() -> dict[str, UserFamily]:
     """The families installed packages register in the ``mnprof.models`` entry-point group (unparseable ones are
-    skipped: a broken plugin must not break every command; naming it with ``--model`` says what is wrong)."""
+    skipped: a broken plugin must not break every command; naming it with ``--model`` says what is wrong; a
+    distribution whose entry points cannot be read at all is skipped with a warning naming it)."""
     found = {}
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for point in _installed_entry_points(ENTRY_POINT_GROUP):
         try:
             if ":" not in point.name:  # --model a:b is read as package.module:factory
                 found[point.name] = parse_spec(f"{point.name}={point.value.split('[')[0].strip()}")
@@ -171,11 +213,14 @@ def takes_resolution(factory: Factory) -> bool:
         return False
 
 
-def call_factory(target: str, alpha: float, num_classes: int, resolution: int | None = None) -> nn.Module:
+def call_factory(
+    target: str, alpha: float, num_classes: int, resolution: int | None = None, *, who: str | None = None
+) -> nn.Module:
     """``factory(alpha, num_classes[, resolution=resolution])`` for the factory ``target`` names, checked to return
-    a module, in eval mode. ``resolution`` is passed only to a factory that takes it."""
+    a module, in eval mode. ``resolution`` is passed only to a factory that takes it. ``who``: the model as a
+    warning about torch's settings the factory changed names it (default: ``model <target>``)."""
     factory = import_factory(target)
-    with user_code(f"model {target}: factory raised"):
+    with user_code(f"model {target}: factory raised", who=who):
         if resolution is not None and takes_resolution(factory):
             module = factory(alpha, num_classes, resolution=resolution)
         else:
@@ -191,4 +236,5 @@ def build_user_model(config: ModelConfig) -> nn.Module:
     """A user family's model for ``config`` (see the factory contract above)."""
     assert isinstance(config.family, UserFamily), "build_user_model builds user families only"
     load_factory(config.family)  # a family known by name only says so
-    return call_factory(config.family.target, config.alpha, config.num_classes, config.resolution)
+    who = f"model {config.family} at {config.id}"
+    return call_factory(config.family.target, config.alpha, config.num_classes, config.resolution, who=who)

@@ -344,7 +344,10 @@ def time_layers(
 
 def _fence(config: ModelConfig) -> Any:
     """A user's model is user code while timed (no time limit: timing runs as long as its budget)."""
-    return nullcontext() if config.builtin else user_code(f"model {config.id}: failed while timed:", limited=False)
+    if config.builtin:
+        return nullcontext()
+    who = f"model {config.family} at {config.id}"
+    return user_code(f"model {config.id}: failed while timed:", limited=False, who=who)
 
 
 def _time_onnx_layers(
@@ -391,8 +394,8 @@ def _time_layers(
     steady = settings.allocator is Allocator.STEADY
     fence = _fence(config)
     with (
-        fence,
         torch_threads(settings.threads),
+        fence,  # inside the thread count: a forward that changes it is seen (and set back, with a warning)
         steady_allocator(steady) as allocator_steady,
         torch.inference_mode(),
         gc_paused(),

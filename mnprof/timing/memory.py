@@ -304,7 +304,8 @@ def measure_memory(
     check_available(backend, device)
     key = TimingKey(config, backend, batch_size, threads, device)
     check_memory([key], activation_copies=EAGER_ACTIVATION_COPIES)
-    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: forward failed:")
+    who = f"model {config.family} at {config.id}"
+    fence = nullcontext() if config.builtin else user_code(f"model {config.id}: forward failed:", who=who)
     try:
         with torch_threads(threads), stdout_to_stderr(), fence:
             model = build_model(config).to(device.value)

@@ -26,7 +26,14 @@ from typing import Any
 import torch
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, held_warnings, stdout_to_stderr, user_code
+from mnprof.errors import (
+    MnprofError,
+    held_warnings,
+    stdout_to_stderr,
+    torch_state_kept,
+    torch_state_kept_each_call,
+    user_code,
+)
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends, quantized
@@ -306,14 +313,19 @@ def _run_sweep(
                     models.clear()
                     model = models[key.config] = calibrated_model(key.config)
                 inputs = fixed_input(key.config, key.batch_size)
-                fence = nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:")
+                who = f"model {key.config.family} at {key.config.id}"  # torch's settings it changes: one line
+                fence = (
+                    nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:", who=who)
+                )
                 with torch.inference_mode(), fence:
                     reference = model(inputs)
                 agreed = None
-                # A user's model is traced, compiled or exported here: torch's warnings about it are held too.
+                # A user's model is traced, compiled or exported here: torch's warnings about it are held too, and
+                # torch's settings it changes are set back.
                 held = nullcontext() if key.config.builtin else held_warnings()
+                kept = nullcontext() if key.config.builtin else torch_state_kept(who)
                 try:
-                    with held:
+                    with held, kept:
                         placed = (
                             model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
                         )
@@ -331,7 +343,10 @@ def _run_sweep(
                 checks[key], agreements[key] = check, agreed
                 pool = pool_of(key.backend.value, key.label)
                 group = (key.backend, key.batch_size)  # what the table's rel compares within
-                tasks.append(Task(key, backends.sampler(runner, settings.device), key.label, pool, group))
+                sample = backends.sampler(runner, settings.device)
+                if not key.config.builtin:  # the calls of every model interleave: each runs under mnprof's settings
+                    sample = torch_state_kept_each_call(sample, who)
+                tasks.append(Task(key, sample, key.label, pool, group))
             models.clear()
 
         def finish(measurement: Measurement) -> None:
