@@ -141,6 +141,7 @@ def test_table_counts_a_user_family_beside_mobilenetv1(capsys):
     assert rows["tiny-0.5-96"]["published_top1_tfslim"] is None
 
 
+@pytest.mark.slow
 def test_every_command_takes_a_user_family(capsys, tmp_path):
     results, page = tmp_path / "results.json", tmp_path / "figures.html"
     timed = ["--budget", "0.05", "--threads", "1", "--results", str(results), "--format", "json", "-q"]

@@ -477,6 +477,7 @@ def test_the_warnings_of_user_code_that_works_follow_its_output_once_each(capsys
     assert "mnprof: warning: tests/regression_models.py:" in captured.err and "weights are stale" in captured.err
 
 
+@pytest.mark.slow
 def test_a_factory_that_defeats_the_time_limit_is_ended_with_one_line(tmp_path):
     import subprocess
 

@@ -71,6 +71,7 @@ def test_an_integer_of_thousands_of_digits_in_the_settings_is_one_line(capsys, t
     assert "pyproject.toml holds a number mnprof cannot read" in err and "5000 digits" in err
 
 
+@pytest.mark.slow
 def test_a_results_file_whose_path_is_not_utf8_is_plotted(capsys, tmp_path):
     from test_plot_cli import results_document, write
 

@@ -123,6 +123,7 @@ def test_onnxruntime_backend_matches_eager():
     assert problem is None and error <= allowed
 
 
+@pytest.mark.slow
 def test_compile_backend_keeps_models_of_equal_shape_apart():
     """Two models of one configuration, different weights: each compiled runner computes its own model."""
     first = calibrated_model(TINY)
@@ -153,6 +154,7 @@ def test_gemm_peak_is_the_best_rate_of_its_kernels():
     assert peak["threads"] == 1 and peak["device"] == "cpu"
 
 
+@pytest.mark.slow
 def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -165,6 +167,7 @@ def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
     assert with_int8["int8_gops"] > 0
 
 
+@pytest.mark.slow
 def test_the_int8_roof_is_pytorchs_integer_gemm_without_the_onnx_extra(monkeypatch):
     """torch_int8 needs no extra, so neither does its roof: torch._int_mm, where onnxruntime is not installed."""
     from mnprof.timing import backends

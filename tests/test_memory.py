@@ -55,6 +55,7 @@ def test_the_measurement_is_deterministic():
 
 
 @pytest.mark.parametrize("backend", [Backend.EAGER, Backend.FUSED])
+@pytest.mark.slow
 def test_every_default_configuration_is_explained_to_the_byte(backend):
     """All 16 default configurations (eager at batch 1 and 8, fused at 1): the tensors the analytic model
     counts at the layer where the peak falls are exactly its working set there, nothing alive is unnamed,

@@ -154,6 +154,7 @@ def test_paper_shows_tfslims_checkpoints(capsys):
     assert "gives the printed number for 22 of 22 checkpoints" in out and "22 of 22 reproduced, 0 differ" in out
 
 
+@pytest.mark.slow
 def test_plot_draws_each_family_as_its_own_series(tmp_path):
     rows = [timing_record(config).to_row() for config in ("1.0-224", "0.5-160")]
     rows += [timing_record(ModelConfig(a, r, family=V2)).to_row() for a, r in ((1.0, 224), (0.5, 160))]
@@ -167,6 +168,7 @@ def test_plot_draws_each_family_as_its_own_series(tmp_path):
     assert set(inputs.grid["family"]) == {"mobilenetv1", "mobilenetv2"}
 
 
+@pytest.mark.slow
 def test_check_guards_the_builtin_mobilenetv2(capsys, tmp_path):
     baseline = tmp_path / "b.json"
     grid = ["--model", "mobilenetv2", "--alpha", "1.0,0.35", "--resolution", "96"]

@@ -48,6 +48,7 @@ def test_html_page_with_every_figure(capsys, tmp_path):
     assert "<script src=" not in page and '<script charset="utf-8" src=' not in page  # plotly.js embedded
 
 
+@pytest.mark.slow
 def test_two_hosts_are_overlaid_and_told_apart(capsys, tmp_path):
     first = write(tmp_path / "a.json", results_document(GRID4, host="aaaaaa1", cpu="CPU A"))
     second = write(tmp_path / "b.json", results_document(GRID4, host="bbbbbb2", cpu="CPU B"))
@@ -57,6 +58,7 @@ def test_two_hosts_are_overlaid_and_told_apart(capsys, tmp_path):
     assert "CPU A (aaaaaa): eager, batch 1, 2 threads" in page and "CPU B (bbbbbb): eager, batch 1, 2 threads" in page
 
 
+@pytest.mark.slow
 def test_gpu_results_are_told_apart_by_their_gpu(capsys, tmp_path):
     cpu = write(tmp_path / "cpu.json", results_document(GRID4, host="aaaaaa1", cpu="CPU A"))
     document = results_document(GRID4, host="bbbbbb2", cpu="CPU B")
@@ -71,6 +73,7 @@ def test_gpu_results_are_told_apart_by_their_gpu(capsys, tmp_path):
     assert "gpu.json: measured 2026-11-27T00:00:00+00:00 on CPU B and GPU B" in page
 
 
+@pytest.mark.slow
 def test_static_png(capsys, tmp_path):
     pytest.importorskip("kaleido")
     results = write(tmp_path / "r.json", results_document(GRID4))

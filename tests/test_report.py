@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from factories import drifting_records
 
 from mnprof.cli import main
@@ -15,6 +16,7 @@ from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 
 
+@pytest.mark.slow
 def test_count_only_reports_are_byte_identical_to_a_fresh_run(tmp_path, capsys):
     out = tmp_path / "reports"
     out.mkdir()

@@ -19,6 +19,7 @@ def table_rows(text: str) -> list[str]:
 
 @pytest.mark.parametrize("width", [80, 100, 120])
 @pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.slow
 def test_default_table_fits_the_terminal_and_no_cell_wraps(golden, capsys, monkeypatch, case, width):
     monkeypatch.setenv("COLUMNS", str(width))
     assert main(["table", "-q", *CASES[case]]) == 0
@@ -32,6 +33,7 @@ def test_default_table_fits_the_terminal_and_no_cell_wraps(golden, capsys, monke
     assert len(notes) < len(rows)  # footnotes shorter than the table
 
 
+@pytest.mark.slow
 def test_narrow_terminals_leave_out_columns_in_the_stated_order_and_say_so(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
     assert main(["table", "-q", "--from-results", str(RESULTS)]) == 0

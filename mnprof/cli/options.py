@@ -266,8 +266,8 @@ def configs_from(
 
 BACKEND_HELP = (
     "Runtimes to time, comma-separated: eager (default), channels_last, fused (BatchNorm folded into the "
-    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes 5 to 40 s per "
-    "configuration and batch size on a 2-core machine, before any timing), onnxruntime (needs "
+    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes tens of seconds per "
+    "configuration and batch size, before any timing), onnxruntime (needs "
     "pip install 'mnprof[onnx]'), onnxruntime_int8 (the same, statically quantised: QDQ, per-channel int8 "
     "weights, uint8 activations calibrated on 16 seeded images), torch_int8 (PyTorch's own static int8: "
     "torch.ao.quantization in FX graph mode, oneDNN engine where the CPU has int8 dot products, else x86, "
@@ -337,9 +337,7 @@ def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
         return function(*args, timing_request=request, **kwargs)
 
     options = [
-        click.option(
-            "--no-timing", is_flag=True, help="Counts only: measure nothing (what CI uses; a few seconds, not ~60)."
-        ),
+        click.option("--no-timing", is_flag=True, help="Counts only: measure nothing (what CI uses)."),
         click.option("--backend", "backends", default="eager", show_default=True, metavar="LIST", help=BACKEND_HELP),
         click.option(
             "--batch-size",

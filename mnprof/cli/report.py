@@ -47,7 +47,7 @@ def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], q
     """Regenerate reports/: the table (Markdown, CSV, JSON), the paper's tables, the layer table for
     1.0-224, the baseline, and (unless --no-timing) the results file, the figures and the roofline.
 
-    Timing takes a few minutes on a 2-core machine (every configuration and runtime, then the layers).
+    Timing takes minutes: every configuration and runtime, then the layers.
     reports/README.md indexes what was written and says which host measured the timing parts, and when.
 
     \b

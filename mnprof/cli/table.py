@@ -77,12 +77,12 @@ def table(
 
     Timing: warm-up until timings settle, then round-robin passes over the grid. The headline latency
     (ms) is the 5th percentile of each configuration's calls: one call in twenty was at least this fast,
-    the latency this host reaches when nothing else interferes. A shared machine's speed moves by 20-60%
-    within a minute and other processes only ever slow a call down, so the low end is what reproduces
+    the latency this host reaches when nothing else interferes. A shared machine's speed moves within a
+    minute and other processes only ever slow a call down, so the low end is what reproduces
     from run to run. rel divides by the geometric mean of the headlines timed together (or
     --reference's): the figure that transfers to another run or host. Timing stops when every rel's 95%
     CI (each pass a cluster of calls) is within --target-ci or --budget runs out (then the row is noisy,
-    marked !); 25 to 55 s for the default grid.
+    marked !); for the default grid, typically under a minute.
     median (IQR) describes every call as it came; --statistic adjusted shows the typical call at the
     run's median host speed. Every call is kept in --results; --no-timing gives
     counts only. Other views do not time.

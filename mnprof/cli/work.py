@@ -67,8 +67,8 @@ def measure_with_progress(
 
 def report_runs_apart(records: Sequence[TimingRecord], verbose: bool = False) -> None:
     """Warn when runs shown together measured the host in different states (their headlines differ by more than
-    :data:`mnprof.timing.plan.RUNS_APART` overall): rel did not reproduce between such runs on this project's
-    host. One warning with the worst pair; ``verbose`` lists every one."""
+    :data:`mnprof.timing.plan.RUNS_APART` overall): rel does not reproduce between such runs. One warning with
+    the worst pair; ``verbose`` lists every one."""
     apart = sorted((shift for shift in run_shifts(records) if shift.apart), key=lambda shift: -abs(shift.shift))
     if not apart:
         return

@@ -20,14 +20,13 @@ Method, per task (one configuration x backend x batch size):
    task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
 4. The headline is the 5th percentile of the clean calls (:data:`mnprof.timing.stats.HEADLINE_QUANTILE`):
    one call in twenty was at least this fast, the latency this host reaches when nothing else interferes.
-   Noise on a shared machine only ever slows a call down, and the host's speed moves (by 20-60% within
-   a minute on the VMs this was built on, every task together), so the low end is what reproduces from
-   run to run; the median moves with the host (measured: benchmarks/rel_statistics.py, README "Latency
-   on a shared machine: what reproduces"). Two 95% intervals go with it. The absolute one treats each
-   turn as a cluster of calls (Woodruff's interval, :func:`mnprof.timing.stats.quantile_ci`): calls within
-   a turn share the host's state. On a host whose speed moves from pass to pass it stays wide however long
-   one times, since which passes caught the fast state decides the figure, and no run can remove that from
-   the next. The relative one is of the headline divided by the geometric mean of the headlines timed
+   Noise on a shared machine only ever slows a call down, and the host's speed moves, every task together,
+   so the low end is what reproduces from run to run while the median moves with the host (docs/timing.md
+   says what reproduces; benchmarks/RESULTS.md holds the runs). Two 95% intervals go with it. The absolute
+   one treats each turn as a cluster of calls (Woodruff's interval, :func:`mnprof.timing.stats.quantile_ci`):
+   calls within a turn share the host's state. On a host whose speed moves from pass to pass it stays wide
+   however long one times, since which passes caught the fast state decides the figure, and no run can
+   remove that from the next. The relative one is of the headline divided by the geometric mean of the headlines timed
    together (:func:`mnprof.timing.stats.relative_quantile_ci`, passes as clusters): what the host does to
    every task in a pass cancels in it, and it is the figure that transfers between runs. The stop rule
    judges the relative interval (the absolute one with fewer than three tasks): timing runs in whole passes

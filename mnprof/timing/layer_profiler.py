@@ -101,7 +101,7 @@ def profiled_passes(
 
     Layers are matched to operators in forward order. The order is checked first, in a separate
     pass, by operator name and recorded input shape; the timed passes run without ``record_shapes``,
-    which inflated one layer of 1.0-224 (blocks.2.dw) about fourfold in this project's runs.
+    which inflated one layer's time several-fold.
     """
     _check_attribution(model, inputs, plan)
 

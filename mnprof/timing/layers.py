@@ -18,14 +18,11 @@ Timing methods (``--method``), both on the CPU, one image, median over many forw
 - ``profiler``: ``torch.profiler``; a layer's time is the CPU time of its top-level aten
   operator, children included (see :mod:`mnprof.timing.layer_profiler`).
 
-Why hooks by default, from side-by-side runs on this project's 2-core machine (1.0-224 and
-0.25-128, 30 passes, 1 thread, three rounds each): the two methods give the same picture
-(depthwise share of time 12.9 to 14.7% at 1.0-224 with either, 59 to 61% at 0.25-128), and the
-hooks' own cost is small (per-layer medians a median 0.6 to 5 microseconds above the profiler's).
-But the profiler's event buffers make the process take 200 to 1,500 page faults per pass (the
-hooks: 0 to 2), and with ``record_shapes`` on, one layer (blocks.2.dw) read 1.4 ms instead of
-0.3 ms, so shapes are recorded in the check pass only. Hooks also attribute by construction. The
-profiler stays available as a cross-check.
+Why hooks by default: side by side, the two methods give the same picture and the hooks' own cost
+is a few microseconds per layer, but the profiler's event buffers cost hundreds of page faults per
+pass (the hooks: almost none), and with ``record_shapes`` on one layer read several times its time,
+so shapes are recorded in the check pass only. Hooks also attribute by construction. The profiler
+stays available as a cross-check (the runs: benchmarks/RESULTS.md).
 
 Memory (``--allocator``): by default glibc serves large blocks with fresh ``mmap`` calls and
 returns freed memory to the system, so an eager forward pass can take thousands of page faults

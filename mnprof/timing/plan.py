@@ -44,9 +44,9 @@ __all__ = [
 # Above this spread of the host's speed during one sweep (see mnprof.timing.engine.host_drift), say so.
 DRIFT_WARNING = 0.10
 
-# Two runs whose headlines differ by more than this overall saw the host in different states. In the README's
-# twenty pairs of back-to-back runs ("Latency on a shared machine: what reproduces"), the 10 pairs within 4%
-# all reproduced rel (median |difference| <= 2.5%, max <= 8%), and the 10 beyond it (4.3 to 45%) all did not.
+# Two runs whose headlines differ by more than this overall saw the host in different states: rel reproduced
+# between runs within it and mostly did not between runs beyond it (docs/timing.md; the runs are in
+# benchmarks/RESULTS.md).
 RUNS_APART = 0.04
 
 Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)

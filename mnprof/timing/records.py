@@ -103,9 +103,8 @@ STATISTIC_LABEL = {
 }
 
 # What relative latency divides by unless --reference names a configuration: the geometric mean of the
-# configurations timed together. One configuration's own run-to-run wobble (1.0-224's moved by 12% between
-# two runs here while the small ones held) would enter every ratio; a geometric mean over the grid averages
-# it out (see the README's "Latency on a shared machine: what reproduces").
+# configurations timed together. One configuration's own run-to-run wobble would enter every ratio; a
+# geometric mean over the grid averages it out (docs/timing.md).
 GEOMETRIC_MEAN = "geometric mean"
 
 

@@ -31,7 +31,7 @@ CONFIDENCE = 0.95
 # A pass's host factor needs at least this many tasks timed in it (a median of fewer says nothing common).
 MIN_PEERS = 3
 # The headline latency is this quantile of the clean calls: one call in twenty was at least this fast (see
-# :func:`quantile_ci` and the README's "Latency on a shared machine: what reproduces").
+# :func:`quantile_ci` and docs/timing.md).
 HEADLINE_QUANTILE = 0.05
 # Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
 EXACT_CI_LIMIT = 1000
