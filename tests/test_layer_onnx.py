@@ -103,15 +103,16 @@ def test_every_layer_is_timed_on_onnxruntime():
 def test_int8_layers_are_timed_only_where_the_outputs_agree(monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    config = ModelConfig(alpha=0.25, resolution=128)  # cosine about 0.9967 here: below the 0.999 needed
+    # cosine 0.9967 on an AVX-512 VNNI host, 0.9895 on an AVX2 one (onnxruntime's u8s8 kernels differ): below 0.999
+    config = ModelConfig(alpha=0.25, resolution=128)
     settings = LayerTimingSettings(backend="onnxruntime_int8", repeats=3, warmup=1, budget_s=0.01)
     with pytest.raises(MnprofError, match="onnxruntime_int8 posts no per-layer times: its output does not agree"):
         time_layers(config, settings)
     code, out, err = run(capsys, "layers", "-q", "--alpha", "0.25", "--resolution", "128",
                          "--backend", "onnxruntime_int8", "--repeats", "3")  # fmt: skip
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
-    monkeypatch.setattr(quantized, "MIN_COSINE", 0.99)
+    monkeypatch.setattr(quantized, "MIN_COSINE", 0.98)
     monkeypatch.setattr(quantized, "MIN_TOP1", 0.5)
     times = time_layers(config, settings)
-    assert 0.99 < times.output_cosine < 0.999
+    assert 0.98 < times.output_cosine < 0.999
     assert all(len(times.op_ns[name]) == 3 for name in V1)
