@@ -88,3 +88,17 @@ def test_a_results_row_whose_id_is_another_configurations_is_refused():
     row["id"] = "0.5-64"  # what an id of six digits made of it
     with pytest.raises(MnprofError, match="is not that of its alpha"):
         TimingRecord.from_row(row)
+
+
+def test_a_baseline_counted_with_other_classes_is_refused_not_compared(capsys, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    code, _, err = run(capsys, "baseline", "--model", "net=tests.regression_models:tiny", "--alpha", "1.0",
+                       "--resolution", "64", "--quiet", "--out", str(baseline))  # fmt: skip
+    assert code == 0, err
+    before = baseline.read_bytes()
+    # A classifier that grew (a hidden layer), checked at 10 classes: against the 1000-class counts it only shrank.
+    code, out, err = run(capsys, "check", "--model", "net=tests.regression_models:tiny_classifier", "--alpha", "1.0",
+                         "--resolution", "64", "--classes", "10", "--baseline", str(baseline))  # fmt: skip
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "net@1.0-64 was counted with 1000 classes, this check counts 10" in err
+    assert baseline.read_bytes() == before

@@ -22,6 +22,7 @@ from mnprof.check.baseline import (
     entry_macs,
     load_baseline,
     measure,
+    refuse_other_models,
     refuse_unrelated,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
@@ -56,6 +57,7 @@ __all__ = [
     "load_settings",
     "measure",
     "measure_latency",
+    "refuse_other_models",
     "refuse_unrelated",
     "usable_baseline",
     "parse_tolerance",

@@ -32,6 +32,7 @@ __all__ = [
     "iter_modules",
     "load_baseline",
     "measure",
+    "refuse_other_models",
     "refuse_unrelated",
 ]
 
@@ -185,6 +186,23 @@ def load_baseline(path: Path) -> dict[str, Any]:
                 f"mnprof kept every digit of alpha); {regenerate}"
             )
     return document
+
+
+def refuse_other_models(document: Mapping[str, Any], settings: CheckSettings, path: Path) -> None:
+    """Refuse a baseline entry whose key is a configuration checked but which was counted with another number of
+    classes: the key does not say it, so two models would be compared as one (a classifier grown at 10 classes,
+    checked against its counts at 1000, would only have "shrunk"). A factory that moved (another ``model`` target)
+    is still compared: whatever it builds now is what the gate guards."""
+    entries = document["entries"]
+    for model, alpha, resolution in settings.keys():  # noqa: SIM118 - a method of CheckSettings, not a dict
+        key = entry_key(model, alpha, resolution)
+        classes = entries.get(key, {}).get("num_classes", settings.num_classes)
+        if classes != settings.num_classes:
+            raise MnprofError(
+                f"baseline {path}: entry {key} was counted with {classes} classes, this check counts "
+                f"{settings.num_classes}; accepted: the baseline's number of classes (--classes {classes}), or a "
+                f"new baseline (mnprof baseline --out {path})"
+            )
 
 
 def refuse_unrelated(document: Mapping[str, Any], settings: CheckSettings, path: Path) -> None:

@@ -21,6 +21,7 @@ from mnprof.check import (
     measure,
     measure_latency,
     parse_tolerance,
+    refuse_other_models,
     refuse_unrelated,
     render_check,
     usable_baseline,
@@ -246,6 +247,7 @@ def check(
         latency_pct = DEFAULT_LATENCY_TOLERANCE_PCT
     document = load_baseline(settings.baseline)
     refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
+    refuse_other_models(document, settings, settings.baseline)  # nor one that compares two models as one
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
     current = _measure(settings, quiet)
