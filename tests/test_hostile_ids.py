@@ -102,3 +102,19 @@ def test_a_baseline_counted_with_other_classes_is_refused_not_compared(capsys, t
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "net@1.0-64 was counted with 1000 classes, this check counts 10" in err
     assert baseline.read_bytes() == before
+
+
+def test_resuming_timings_of_a_model_whose_code_changed_is_refused(capsys, tmp_path):
+    results = tmp_path / "r.json"
+    timed = ["--alpha", "0.25", "--resolution", "32", "--budget", "0.05", "--threads", "1", "--results", str(results),
+             "-q"]  # fmt: skip
+    code, _, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny", *timed)
+    assert code == 0, err
+    before = results.read_bytes()
+    # The same name, another model: its kept time would stand beside the new model's counts.
+    code, out, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny_widened", *timed, "--resume")
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "holds timings of net-0.25-32 measured on a model of" in err
+    assert results.read_bytes() == before
+    code, _, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny", *timed, "--resume")
+    assert code == 0, err  # the same model resumes as before

@@ -256,6 +256,26 @@ def _check_output(
     return (agreed.max_abs_error, None), agreed.problem, details
 
 
+def _refuse_other_models(store: ResultsStore, kept: Sequence[TimingKey]) -> None:
+    """Refuse to resume timings measured on another model: a kept record's MACs differ from those of the
+    configuration's model now (its factory changed), so its time would stand beside another model's counts."""
+    macs_now: dict[ModelConfig, int] = {}
+    for key in kept:
+        record = store.record(key.ident())
+        then = record.rates.macs_analytic if record is not None and record.rates is not None else None
+        if then is None:
+            continue
+        now = macs_now.get(key.config)
+        if now is None:
+            now = macs_now[key.config] = plan_count(key.config).macs
+        if then != now:
+            raise MnprofError(
+                f"--resume: {store.path} holds timings of {key.config.id} measured on a model of {then:,} MACs, "
+                f"and its model now has {now:,} (its code changed); accepted: a new --results file, or the same "
+                "one without --resume (measured again)"
+            )
+
+
 def run_sweep(
     configs: Sequence[ModelConfig],
     settings: TimingSettings,
@@ -286,6 +306,7 @@ def _run_sweep(
     """
     keys = settings.keys(configs)
     done = store.done()
+    _refuse_other_models(store, [key for key in keys if key.ident() in done])
     todo = [key for key in keys if key.ident() not in done]
     check_memory(todo)
     environment = store.environment
