@@ -5,7 +5,8 @@ measured after it; a forward's ``torch.set_num_threads(1)`` would time every lat
 
 Kept: the default dtype and device, inference and grad mode, autocast (CPU and CUDA), torch's intra-op threads,
 deterministic algorithms (and warn-only), cuDNN's and oneDNN's switches, the float32 matmul precision and CUDA's
-reduced-precision switches, anomaly mode, and torch function and dispatch modes left entered (a ``with
+reduced-precision switches, anomaly mode, global module hooks (``register_module_forward_hook`` and its kin: a
+hook runs in every model's forward), and torch function and dispatch modes left entered (a ``with
 torch.device(...)`` never left). The inter-op thread count is compared only: torch sets it once per process.
 Not kept (torch cannot read them back): denormal flushing (``torch.set_flush_denormal``), the random state.
 
@@ -115,6 +116,40 @@ def _pair(first: str, second: str) -> Callable[[Any], Reader]:
     return reader
 
 
+_HOOKS = (  # torch.nn.modules.module's global hooks, each a dict keyed by its handle's id: every module runs them
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_forward_hooks_with_kwargs",
+    "_global_forward_hooks_always_called",
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+    "_global_module_registration_hooks",
+    "_global_parameter_registration_hooks",
+    "_global_buffer_registration_hooks",
+)
+
+
+def _hooks(torch: Any) -> Reader:
+    """The ids of the global module hooks registered (``torch.nn.modules.module.register_module_forward_hook``
+    and its kin): a hook the user's code leaves runs in every other model's forward."""
+    module = torch.nn.modules.module
+    tables = [(name, getattr(module, name)) for name in _HOOKS if isinstance(getattr(module, name, None), dict)]
+    return lambda: tuple((name, tuple(table)) for name, table in tables)
+
+
+def _remove_hooks(torch: Any, value: Any) -> None:
+    """Remove the global module hooks registered since (those removed cannot be put back: mnprof registers none)."""
+    module = torch.nn.modules.module
+    for name, kept in value:
+        table = getattr(module, name)
+        for handle in [handle for handle in table if handle not in kept]:
+            table.pop(handle, None)
+
+
+def _hook_count(value: Any) -> str:
+    return f"{sum(len(kept) for _, kept in value)} registered"
+
+
 _SETTINGS = (  # in the order they are set back: the device before function modes, inference before grad mode
     _Setting(
         "default dtype", lambda torch: torch.get_default_dtype, lambda torch, value: torch.set_default_dtype(value)
@@ -176,6 +211,7 @@ _SETTINGS = (  # in the order they are set back: the device before function mode
         "allow_bf16_reduced_precision_reduction",
         "_get_cublas_allow_bf16_reduced_precision_reduction",
     ),
+    _Setting("global module hooks", _hooks, _remove_hooks, _hook_count),
     _Setting(
         "anomaly mode",
         _pair("is_anomaly_enabled", "is_anomaly_check_nan_enabled"),
