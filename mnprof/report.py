@@ -44,6 +44,7 @@ __all__ = [
     "count_files",
     "index_markdown",
     "layers_name",
+    "refuse_shared_files",
     "render_counts",
     "timing_files",
     "write_counts",
@@ -88,8 +89,22 @@ def families_title_of(families: Families) -> str:
     return families_title(pd.DataFrame({"family": [str(family) for family in families]}))
 
 
+def refuse_shared_files(families: Families) -> None:
+    """Refuse two families whose layer tables would be one file (``a:b`` and ``a_b``: ``:`` is written ``_``)."""
+    named: dict[str, Family | UserFamily] = {}
+    for family in families:
+        name = layers_name(family, timed=False)
+        other = named.setdefault(name, family)
+        if other != family:
+            raise MnprofError(
+                f"models {other} and {family} would share the layer table {name} (a ':' in a name is written '_' "
+                "in file names); accepted: model names that differ in more than ':' and '_'"
+            )
+
+
 def _layers_files(families: Families, *, timed: bool) -> tuple[ReportFile, ...]:
     """One layer table per family, of its 1.0-224: counted, or timed."""
+    refuse_shared_files(families)
     what = (
         "layer by layer, timed: share of MACs vs share of time, GFLOP/s"
         if timed

@@ -94,3 +94,11 @@ def test_the_schemas_bound_what_mnprof_itself_accepts():
     assert measurement["num_classes"]["maximum"] == MAX_CLASSES
     baseline = schema("baseline")["$defs"]
     assert baseline["entry"]["properties"]["num_classes"]["maximum"] == MAX_CLASSES
+
+
+def test_two_models_whose_report_files_would_be_one_are_refused(capsys, tmp_path):
+    out = tmp_path / "reports"
+    models = ["--model", "a:b=tests.regression_models:tiny", "--model", "a_b=tests.regression_models:tiny_widened"]
+    err = refused(capsys, "report", "--no-timing", "-q", "--out", str(out), *models)
+    assert "models a:b and a_b would share the layer table layers-a_b-1.0-224-counts.md" in err
+    assert not out.exists()

@@ -10,7 +10,15 @@ from mnprof.cli.options import FAMILY_HELP, Command, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable
-from mnprof.report import count_files, index_markdown, render_counts, timing_files, write_counts, write_timing
+from mnprof.report import (
+    count_files,
+    index_markdown,
+    refuse_shared_files,
+    render_counts,
+    timing_files,
+    write_counts,
+    write_timing,
+)
 from mnprof.timing import plan as timing
 from mnprof.timing.backends import check_available, parse_backends
 from mnprof.timing.records import Device
@@ -57,6 +65,7 @@ def report(out: Path, no_timing: bool, backends: str, models: tuple[str, ...], q
       mnprof report --out my-reports --model mynet=mypackage.models:build --no-timing
     """
     families = families_from(models)
+    refuse_shared_files(families)  # before anything is counted or written
 
     if out.exists() and not out.is_dir():
         raise MnprofError(f"--out {out} is a file; accepted: a directory")
