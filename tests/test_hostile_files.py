@@ -102,3 +102,22 @@ def test_two_models_whose_report_files_would_be_one_are_refused(capsys, tmp_path
     err = refused(capsys, "report", "--no-timing", "-q", "--out", str(out), *models)
     assert "models a:b and a_b would share the layer table layers-a_b-1.0-224-counts.md" in err
     assert not out.exists()
+
+
+def test_a_long_results_name_that_is_not_utf8_gets_its_lock(tmp_path):
+    name = os.fsdecode(b"r" * 70 + b"\xff.json")  # over 64 characters: the lock's name is shortened by a digest
+    store = ResultsStore.open(tmp_path / name, {}, resume=False)
+    assert store.path.name == name
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")] != []  # held until the process ends
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252"])
+def test_a_stdout_that_cannot_encode_a_delta_gets_a_question_mark_not_a_traceback(tmp_path, encoding):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "mnprof", "table", "--no-timing", "-q", *TINY, "--format", "markdown"]
+    environment = {**os.environ, "PYTHONIOENCODING": encoding}
+    done = subprocess.run(command, capture_output=True, env=environment, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode(errors="replace")[-2000:]
+    assert b"(?)" in done.stdout and b"| 0.25-32 |" in done.stdout  # the header's delta, replaced

@@ -168,11 +168,11 @@ def emit(rendered: Any, out: Path | None) -> None:
         atomic_write_text(out, capture.export_text())
         return
     try:
+        _replace_what_stdout_cannot_encode()
         if isinstance(rendered, str):
             with mnprof_output():
                 click.echo(rendered, nl=False)
         else:
-            _replace_what_stdout_cannot_encode()
             console = Console()
             if not console.is_terminal:
                 console = Console(width=output_width(None))
@@ -195,8 +195,8 @@ def emit(rendered: Any, out: Path | None) -> None:
 
 def _replace_what_stdout_cannot_encode() -> None:
     """Where stdout's encoding cannot write every character (``PYTHONIOENCODING=ascii``, a C locale), write ``?``
-    for those it cannot (the Δ of a header) rather than fail half-way through a table; one character each, so
-    that the columns stay aligned. click.echo does the same for the text it prints."""
+    for those it cannot (the Δ of a header, a ✓ verdict) rather than fail half-way through a table; one character
+    each, so that the columns stay aligned."""
     stream = sys.stdout
     encoding = getattr(stream, "encoding", None) or "utf-8"
     # surrogateescape (what Python takes in the C locale) still fails on a character the encoding lacks

@@ -157,9 +157,8 @@ def _lock_for_writing(path: Path) -> bool:
     key = str(path.resolve())
     if key in _LOCKS:
         return False
-    name = (
-        path.name if len(path.name) <= 64 else f"{path.name[:48]}.{hashlib.sha256(path.name.encode()).hexdigest()[:12]}"
-    )
+    digest = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:12]  # the name's bytes: it may not be UTF-8
+    name = path.name if len(path.name) <= 64 else f"{path.name[:48]}.{digest}"
     lock = path.with_name(f".{name}.lock")  # a long name is shortened: the lock's own must stay within 255 bytes
     while True:
         descriptor = _open_lock(path, lock)
