@@ -269,6 +269,11 @@ def _broken_environment(error: BaseException) -> str | None:
             f"an installed distribution's metadata cannot be read ({_describe(error)}), and {reader} reads it; "
             "accepted: an environment whose distributions' metadata is well formed: repair or remove the broken one"
         )
+    if "TORCH_DEVICE_BACKEND_AUTOLOAD" in str(error):  # torch loads the device backends distributions register
+        return (
+            f"importing torch failed: {_describe(error)}; accepted: TORCH_DEVICE_BACKEND_AUTOLOAD=0, or repair or "
+            "remove the distribution whose 'torch.backends' entry point names that extension"
+        )
     if isinstance(error, (ImportError, OSError)) and package is not None:
         return (
             f"cannot import {package} ({_describe(error)}); accepted: an environment where mnprof's dependencies "

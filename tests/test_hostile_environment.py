@@ -172,6 +172,19 @@ def test_a_malformed_entry_point_of_any_installed_distribution_is_one_line_namin
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("module", ["nosuchmodule_xyz", "raising_backend"])
+def test_a_torch_device_backend_that_fails_to_load_is_one_line(tmp_path, module):
+    site = tmp_path / "site"
+    _fake_distribution(site, f"[torch.backends]\nfoo = {module}:init\n")  # torch loads these as it is imported
+    (site / "raising_backend.py").write_text("raise ValueError('backend boom')\n", encoding="utf-8")
+    done = subprocess.run([MNPROF, "table", "--no-timing", "-q", *TINY], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=_environment(PYTHONPATH=str(site)))  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr[-3000:]
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.stderr.startswith("mnprof: error: importing torch failed: RuntimeError: Failed to load the backend")
+    assert "accepted: TORCH_DEVICE_BACKEND_AUTOLOAD=0" in done.stderr
+
+
 def test_mnprofs_own_plugin_lookup_skips_a_distribution_it_cannot_read_with_one_warning(tmp_path, monkeypatch, capsys):
     bad = _fake_distribution(tmp_path, "[mnprof.models]\nbroken\n")
     _fake_distribution(tmp_path, "[mnprof.models]\nplugged = tests.tiny_family:tiny\n", name="mnprof_plugin_fine")
