@@ -8,7 +8,8 @@ deterministic algorithms (and warn-only), cuDNN's and oneDNN's switches, the flo
 reduced-precision switches, anomaly mode, global module hooks (``register_module_forward_hook`` and its kin: a
 hook runs in every model's forward), and torch function and dispatch modes left entered (a ``with
 torch.device(...)`` never left). The inter-op thread count is compared only: torch sets it once per process.
-Not kept (torch cannot read them back): denormal flushing (``torch.set_flush_denormal``), the random state.
+Denormal flushing (``torch.set_flush_denormal``) is kept too, read by a multiplication (torch has no getter).
+Not kept: the random state (no figure mnprof measures depends on it).
 
 torch is never imported here: where it is not loaded (``mnprof --help``), there is nothing to keep. A setting this
 torch does not have is left out. The functions that read the settings are looked up once, when torch is first
@@ -150,6 +151,13 @@ def _hook_count(value: Any) -> str:
     return f"{sum(len(kept) for _, kept in value)} registered"
 
 
+def _flush_denormal(torch: Any) -> Reader:
+    """Whether denormal numbers are flushed to zero (``torch.set_flush_denormal``, the CPU's FTZ/DAZ bits), which
+    torch cannot report: read by multiplying a float32 denormal by one, which gives zero only when flushing."""
+    denormal = torch.tensor([1e-39], dtype=torch.float32, device="cpu")
+    return lambda: bool(torch.mul(denormal, 1.0).item() == 0.0)
+
+
 _SETTINGS = (  # in the order they are set back: the device before function modes, inference before grad mode
     _Setting(
         "default dtype", lambda torch: torch.get_default_dtype, lambda torch, value: torch.set_default_dtype(value)
@@ -212,6 +220,7 @@ _SETTINGS = (  # in the order they are set back: the device before function mode
         "_get_cublas_allow_bf16_reduced_precision_reduction",
     ),
     _Setting("global module hooks", _hooks, _remove_hooks, _hook_count),
+    _Setting("denormal flushing", _flush_denormal, lambda torch, value: torch.set_flush_denormal(value), _on_off),
     _Setting(
         "anomaly mode",
         _pair("is_anomaly_enabled", "is_anomaly_check_nan_enabled"),

@@ -31,6 +31,7 @@ def settings() -> dict[str, object]:
         "anomaly": torch.is_anomaly_enabled(),
         "autocast": torch.is_autocast_enabled("cpu"),
         "hooks": len(torch.nn.modules.module._global_forward_pre_hooks),
+        "denormal": torch.mul(torch.tensor([1e-39]), 1.0).item() == 0.0,
     }
 
 
@@ -179,6 +180,7 @@ CHANGES = {
     "mkldnn": (lambda: setattr(torch.backends.mkldnn, "enabled", False), "torch.backends.mkldnn.enabled on -> off"),
     "anomaly": (lambda: torch.set_anomaly_enabled(True), "anomaly mode off -> on (NaN check)"),
     "autocast": (lambda: torch.set_autocast_enabled("cpu", True), "cpu autocast off -> on (torch.bfloat16)"),
+    "denormal": (lambda: torch.set_flush_denormal(True), "denormal flushing off -> on"),  # FTZ/DAZ, x86 with SSE3
     "hook": (  # it would run in every later model's forward (a sleeping one made MobileNetV1 33x slower)
         lambda: torch.nn.modules.module.register_module_forward_pre_hook(lambda module, inputs: None),
         "global module hooks 0 registered -> 1 registered",
