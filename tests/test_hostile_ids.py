@@ -118,3 +118,22 @@ def test_resuming_timings_of_a_model_whose_code_changed_is_refused(capsys, tmp_p
     assert results.read_bytes() == before
     code, _, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny", *timed, "--resume")
     assert code == 0, err  # the same model resumes as before
+
+
+def test_timings_of_another_model_of_the_same_name_are_refused_by_table_and_plot(capsys, tmp_path):
+    results = tmp_path / "r.json"
+    timed = ["--alpha", "0.25", "--resolution", "32", "--budget", "0.05", "--threads", "1", "-q"]
+    code, _, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny", *timed, "--results",
+                       str(results))  # fmt: skip
+    assert code == 0, err
+    other = ["--model", "net=tests.regression_models:tiny_widened", "--alpha", "0.25", "--resolution", "32"]
+    code, out, err = run(capsys, "table", *other, "--from-results", str(results))
+    assert (code, out) == (2, "") and err.count("\n") == 1
+    assert f"{results} holds timings of net-0.25-32 measured on a model of" in err
+    page = tmp_path / "p.html"
+    code, out, err = run(capsys, "plot", *other, "--results", str(results), "--out", str(page), "-q")
+    assert (code, out) == (2, "") and "holds timings of net-0.25-32 measured on a model of" in err
+    assert not page.exists()
+    code, _, err = run(capsys, "table", "--model", "net=tests.regression_models:tiny", "--alpha", "0.25",
+                       "--resolution", "32", "--from-results", str(results), "-q")  # fmt: skip
+    assert code == 0, err  # its own model's timings are shown as ever

@@ -12,6 +12,7 @@ from mnprof.cli.work import count_with_progress, measure_with_progress, report_r
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family
 from mnprof.timing import plan as timing
+from mnprof.timing.store import refuse_other_models
 from mnprof.views import grid as tables
 from mnprof.views.render import Format
 
@@ -124,6 +125,9 @@ def table(
     reports = count_with_progress(configs, quiet, every_counter=every_counter)
     if timing_plan is not None:
         records = measure_with_progress(timing_plan, configs, quiet, verbose).records
+        macs = {report.config.id: report.analytic.macs for report in reports}
+        where = ", ".join(map(str, timing_request.from_results)) or str(timing_request.results)
+        refuse_other_models(records, macs, where)  # no time stands beside another model's counts
         frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
         report_runs_apart(records, verbose)  # after the output: a failing command's one line stays alone

@@ -60,6 +60,7 @@ __all__ = [
     "check_results_writable",
     "read_results",
     "refuse_copies",
+    "refuse_other_models",
     "results_records",
 ]
 
@@ -123,6 +124,21 @@ def results_records(documents: Iterable[Mapping[str, Any]]) -> list[TimingRecord
         for document in documents
         for row in document["measurements"]
     ]
+
+
+def refuse_other_models(records: Iterable[TimingRecord], macs: Mapping[str, int], where: str) -> None:
+    """Refuse timings measured on another model than the one counted now under the same id: each record keeps the
+    MACs of the model it timed, and ``macs`` holds the current model's (by configuration id). A family's code that
+    changed, or two projects' families of one name, would otherwise show one model's time beside another's counts."""
+    for record in records:
+        then = record.rates.macs_analytic if record.rates is not None else None
+        now = macs.get(record.config.id)
+        if then is not None and now is not None and then != now:
+            raise MnprofError(
+                f"{where} holds timings of {record.config.id} measured on a model of {then:,} MACs, and its model "
+                f"now has {now:,} (its code changed, or another model has its name); accepted: measurements of "
+                "these models (time them again)"
+            )
 
 
 def refuse_copies(paths: Sequence[Path], documents: Sequence[dict[str, Any]]) -> None:

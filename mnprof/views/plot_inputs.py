@@ -15,7 +15,7 @@ from mnprof.counting.count import CountReport
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, default_grid
 from mnprof.timing.records import Device, Statistic, TimingRecord
-from mnprof.timing.store import read_results, refuse_copies, results_records
+from mnprof.timing.store import read_results, refuse_copies, refuse_other_models, results_records
 from mnprof.views.grid import TIMING_SERIES, add_relative, grid_frame
 from mnprof.views.render import FAMILY_NAMES
 
@@ -104,7 +104,11 @@ def plot_inputs(
             + (", ".join(ids) or "the configurations measured there")
         )
     configs = list({config.id: config for config in [*(grid_configs or default_grid()), *measured]}.values())
-    grid = grid_frame(count(configs))
+    reports = count(configs)
+    macs = {report.config.id: report.analytic.macs for report in reports}
+    for path, document in zip(paths, documents, strict=True):  # each file's timings are of the models counted
+        refuse_other_models(results_records([document]), macs, str(path))
+    grid = grid_frame(reports)
     latency = None
     if timed:
         latency = pd.DataFrame(timed)
