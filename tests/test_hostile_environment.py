@@ -237,3 +237,15 @@ def test_the_command_enters_through_a_module_that_imports_nothing_heavy_first():
                     [sys.executable, "-c", "from mnprof.cli import console_main; console_main()"]):  # fmt: skip
         done = subprocess.run([*command, "--version"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert (done.returncode, done.stderr) == (0, "") and done.stdout.startswith("mnprof, version "), command
+
+
+def test_a_working_directory_removed_before_the_command_runs_is_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    done = subprocess.run([MNPROF, "table", "--no-timing", "-q", *TINY], cwd=gone, capture_output=True, text=True,
+                          timeout=300, env=_environment(), preexec_fn=lambda: os.rmdir(gone))  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr[-3000:]
+    assert done.stderr == (
+        "mnprof: error: the working directory cannot be read (No such file or directory); accepted: run mnprof from "
+        "an existing directory\n"
+    )  # torch's math library used to end the process with its own line, "Intel oneMKL FATAL ERROR"

@@ -14,6 +14,7 @@ The summaries ``mnprof --help`` lists are kept here; a test holds them equal to 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -105,6 +106,13 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         module, _ = COMMANDS[name]
+        try:  # torch's math library ends the process with its own line where the working directory is gone
+            os.getcwd()
+        except OSError as error:
+            raise MnprofError(
+                f"the working directory cannot be read ({error.strerror or error}); accepted: run mnprof from an "
+                "existing directory"
+            ) from None
         try:  # the command's libraries: torch, and through it every installed distribution's entry points
             loaded = importlib.import_module(module)
         except Exception as error:
