@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from contextlib import suppress  # loaded with the interpreter already
 
 try:  # now, while there is memory: it says which limit took it away when too little is left to import it
@@ -50,6 +51,11 @@ __all__ = [
 SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 INTERRUPTED = "interrupted; files already written are complete, nothing was half-written"
 
+# A signal within this many seconds of the one that interrupted the run is the same request (SIGTERM then SIGINT
+# from a CI runner, a double Ctrl-C): the run is already ending with its one line. Later ones interrupt again.
+REPEAT_IGNORED_S = 2.0
+_interrupted_at = [-REPEAT_IGNORED_S]  # time.monotonic() of the last interrupt of the run
+
 _phase = ["starting"]  # starting: nothing written yet; running: the command's run; over: its output is complete
 _interrupt: list[Callable[[int, FrameType | None], object] | None] = [None]  # how the run is interrupted
 
@@ -66,6 +72,10 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     phase = _phase[0]
     if phase == "over":  # the output is complete: nothing is left to interrupt
         return
+    now = time.monotonic()
+    if now - _interrupted_at[0] < REPEAT_IGNORED_S:  # a second signal while the first one's line is written
+        return
+    _interrupted_at[0] = now
     interrupt = _interrupt[0]
     if phase == "running" and interrupt is not None:
         interrupt(signum, frame)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mnprof.counting.shapes import plan_count
 from mnprof.model.config import ModelConfig
 from mnprof.timing.records import (
     Backend,
@@ -55,7 +56,8 @@ def timing_record(
                            ordered[-1], sum(ordered) / len(ordered), None, None)  # fmt: skip
     quality = Quality(None if noisy else 1.0, None if noisy else 0.5, 2.0, noisy, "budget" if noisy else "converged",
                       len(ordered), len(turn_sizes) or len(ordered), 3, 0, 0.99, contended, True, 2.0, 1.0)  # fmt: skip
-    rates = Rates(batch / headline * 1e3, 1_000_000, 1.0, 100.0, 0.01, None, None)
+    macs = plan_count(config).macs if config.builtin else 1_000_000  # the model's own: mnprof checks it on reading
+    rates = Rates(batch / headline * 1e3, macs, 1.0, 100.0, 0.01, None, None)
     sizes = tuple(turn_sizes) or ((len(samples_ms),) if samples_ms else ())  # mnprof always writes the turns
     raw = RawSamples(tuple(samples_ms), sizes, tuple(turn_started_unix), (), tuple(turn_host_factors))
     return TimingRecord(key, provenance, 0.0, 1e-3, latency=latency, quality=quality, rates=rates, raw=raw)

@@ -249,3 +249,27 @@ def test_a_working_directory_removed_before_the_command_runs_is_one_line(tmp_pat
         "mnprof: error: the working directory cannot be read (No such file or directory); accepted: run mnprof from "
         "an existing directory\n"
     )  # torch's math library used to end the process with its own line, "Intel oneMKL FATAL ERROR"
+
+
+@pytest.mark.parametrize("delay", [2.0, 3.5])
+def test_two_signals_at_once_are_one_interruption_and_one_line(tmp_path, delay):
+    out = tmp_path / "baseline.json"
+    process = subprocess.Popen([MNPROF, "baseline", "-q", *TINY, "--out", str(out)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=_environment())  # fmt: skip
+    try:
+        time.sleep(delay)  # importing torch, or counting
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+        process.send_signal(signal.SIGINT)  # a CI runner's SIGTERM, then the user's Ctrl-C
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode == 0:  # the run had finished before the signals came
+        return
+    # Python runs the handlers of signals pending together in the order of their numbers: either may be the one.
+    either = [(128 + signum, [_message(signum)]) for signum in (signal.SIGTERM, signal.SIGINT)]
+    assert (process.returncode, stderr.splitlines()) in either
+    assert not out.exists()
