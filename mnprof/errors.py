@@ -680,14 +680,21 @@ def process_kept() -> Iterator[None]:
             setattr(os, name, saved[2 + index])
             setattr(posix, name, saved[2 + len(_EXECS) + index])
         os.umask(umask)  # a factory's os.umask(0o777) would make every file mnprof writes unreadable
-        if cwd is not None:
+        if cwd is not None and _cwd_now() != cwd:  # unchanged: left alone (an unreadable one cannot be entered)
             try:
                 os.chdir(cwd)
             except OSError as error:
                 raise MnprofError(
-                    f"the user's code removed the working directory {cwd} ({one_line(error)}); accepted: code that "
-                    "leaves it in place"
+                    f"the user's code left the working directory {cwd} and it cannot be entered again "
+                    f"({one_line(error)}); accepted: code that leaves it in place"
                 ) from None
+
+
+def _cwd_now() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # removed
+        return None
 
 
 @contextmanager

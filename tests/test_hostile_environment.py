@@ -273,3 +273,15 @@ def test_two_signals_at_once_are_one_interruption_and_one_line(tmp_path, delay):
     either = [(128 + signum, [_message(signum)]) for signum in (signal.SIGTERM, signal.SIGINT)]
     assert (process.returncode, stderr.splitlines()) in either
     assert not out.exists()
+
+
+def test_a_working_directory_that_cannot_be_entered_is_not_blamed_on_user_code(monkeypatch):
+    from mnprof.errors import process_kept
+
+    def refuse(path: object) -> None:  # an unreadable directory (mode 000, without root's bypass) cannot be entered
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "chdir", refuse)
+    with process_kept():  # user code that left the directory alone: nothing to enter again
+        pass
+    assert os.getcwd()
