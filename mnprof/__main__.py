@@ -2,7 +2,8 @@
 
 From its first line, before click, rich and torch are imported (a second or more), an interrupt is one line and its
 exit code (:func:`mnprof._startup.install_signal_handlers`), and an environment that cannot import them is one line
-naming why (:func:`mnprof._startup.exit_if_broken`); see :func:`mnprof.cli.console_main` for the rest.
+naming why (:func:`mnprof._startup.exit_if_broken`). The command itself runs in a worker process that this one
+outlives (:mod:`mnprof.supervisor`), unless ``--in-process`` comes first.
 
 ``python -m`` puts the working directory first on ``sys.path``, where a local ``torch.py`` or ``click.py``
 (a scratch file, a user's module) would shadow the installed package; it goes to the end instead, as for the
@@ -25,15 +26,19 @@ from mnprof import _startup  # noqa: E402 - after the path is set; imports nothi
 
 _startup.install_signal_handlers()
 
-try:
-    from mnprof.cli import console_main  # noqa: E402 - after the handlers are installed
-except Exception as error:  # click or rich cannot be imported here (too little memory, one missing)
-    _startup.exit_if_broken(error)  # one line and exit 2 where the environment is the cause
-    raise
-
 
 def main() -> None:
-    """The command line, to its end (:func:`mnprof.cli.console_main` never returns)."""
+    """The command line, to its end: in a worker process (:mod:`mnprof.supervisor`), or with ``--in-process`` as
+    the first argument in this one (:func:`mnprof.cli.console_main`, which never returns)."""
+    if sys.argv[1:2] != ["--in-process"]:
+        from mnprof.supervisor import supervise  # the standard library and mnprof.worker: nothing heavy
+
+        sys.exit(supervise(sys.argv[1:]))
+    try:
+        from mnprof.cli import console_main
+    except Exception as error:  # click or rich cannot be imported here (too little memory, one missing)
+        _startup.exit_if_broken(error)  # one line and exit 2 where the environment is the cause
+        raise
     console_main()
 
 

@@ -1,23 +1,22 @@
 """The one exception type that the command line turns into a one-line error and exit code 2, and the fence
 around the user's own code (an import, a factory, a forward pass) that turns whatever it raises into one, and
-holds the Python warnings it issues so that they never come ahead of that line."""
+holds the Python warnings it issues so that they never come ahead of that line. What the fence cannot turn into
+an error (a segfault, an abort, the OOM killer, ``os._exit``, a time limit) ends the worker process the code runs
+in, and the ``mnprof`` process reports it (:mod:`mnprof.supervisor`)."""
 
 from __future__ import annotations
 
-import atexit
-import io
 import math
 import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, redirect_stdout, suppress
 from typing import Any
 
-from mnprof import torch_state
+from mnprof import torch_state, worker
 
 __all__ = [
     "ENDING_SIGNALS",
@@ -26,8 +25,6 @@ __all__ = [
     "MnprofError",
     "MnprofWarning",
     "TorchStateChanged",
-    "end_process",
-    "ended_on_overrun",
     "held_warnings",
     "interrupted_by",
     "keep_unwritten",
@@ -36,22 +33,17 @@ __all__ = [
     "process_kept",
     "mnprof_output",
     "note_interruption",
-    "reserve_stdout",
     "sigint_noted",
-    "stdout_to_stderr",
-    "time_limit",
     "torch_state_kept",
     "torch_state_kept_each_call",
     "user_code",
     "user_code_limit_s",
     "warnings_held_for_run",
-    "whole_write",
 ]
 
 USER_CODE_LIMIT_ENV = "MNPROF_USER_CODE_TIMEOUT"
 DEFAULT_USER_CODE_LIMIT_S = 300.0
-MAX_USER_CODE_LIMIT_S = 86_400.0  # a day; the timer cannot take much more than a C time_t
-GRACE_S = (0.5, 10.0)  # the watchdog's grace after a limit: as long as the limit, within these bounds
+MAX_USER_CODE_LIMIT_S = 86_400.0  # a day
 MAX_SHOWN_WARNINGS = 10  # distinct held warnings shown after a command; the rest are counted
 
 
@@ -150,11 +142,6 @@ def note_interruption(signum: int, frame: object) -> None:
     signal.default_int_handler(signal.SIGINT, frame)
 
 
-class _TimeLimit(BaseException):
-    """Raised into the user's code when its time is up: a BaseException, so that ``except Exception`` in the user's
-    code does not swallow it (and it is raised again every second until the code gives up)."""
-
-
 def user_code_limit_s() -> float:
     """Seconds one piece of the user's code (an import, a factory call, a forward pass) may take:
     ``$MNPROF_USER_CODE_TIMEOUT``, default 300."""
@@ -174,215 +161,12 @@ def user_code_limit_s() -> float:
 
 
 @contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`_TimeLimit` into the block after ``seconds`` (a real-time timer and SIGALRM; where there is
-    none, or off the main thread, no limit). Code blocked inside a C call is interrupted when it returns to Python."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(_signum: int, _frame: object) -> None:
-        raise _TimeLimit(f"did not finish within {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    started, outer = time.monotonic(), 0.0
-    try:  # the timer is armed inside: a limit short enough to expire at once still restores everything
-        outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)  # an enclosing limit's time left (0: none)
-        if outer:
-            signal.setitimer(signal.ITIMER_REAL, min(seconds, outer), 1.0)
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:  # the enclosing limit keeps running, less the time spent here
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3), 1.0)
-
-
-_on_overrun: Callable[[str], object] | None = None  # ends the process for the command line; None: a library
-_ending = threading.RLock()  # held while mnprof writes a file, and by the watchdog as it ends the process
-_running = threading.local()  # the messages of the limited blocks a thread is in (see _watchdog)
-
-
-@contextmanager
-def ended_on_overrun(end: Callable[[str], object]) -> Iterator[None]:
-    """For the block (the command line's whole run), user code that outlives its time limit by a grace (as long
-    as the limit, 0.5 to 10 s) because it defeated the timer -- it stopped it (``signal.alarm(0)``,
-    ``setitimer(ITIMER_REAL, 0)``), took SIGALRM over, or swallows what is raised into it -- is ended by a watchdog
-    thread: it calls ``end(message)``, which must end the process (the command line writes the one-line error and
-    calls ``os._exit(2)``). Not while a file is being written (:func:`whole_write`): that finishes first, so that
-    nothing is left half-written. Outside the block (mnprof as a library) only the timer applies: a library does
-    not end its host's process. Code that holds the GIL inside one C call is beyond both (an outer timeout's)."""
-    global _on_overrun
-    previous, _on_overrun = _on_overrun, end
-    try:
-        yield
-    finally:
-        _on_overrun = previous
-
-
-@contextmanager
-def whole_write() -> Iterator[None]:
-    """A file being written (a temporary file, then its rename): the watchdog of :func:`ended_on_overrun` waits
-    for the block to finish before it ends the process."""
-    with _ending:
-        yield
-
-
-@contextmanager
-def _watchdog(seconds: float, message: str) -> Iterator[None]:
-    """Call the :func:`ended_on_overrun` function with ``message`` if the block is still running after
-    ``seconds`` plus the grace (nothing where there is none)."""
-    end = _on_overrun
-    if end is None:
-        yield
-        return
-    finished = False
-    running = _running.__dict__.setdefault("blocks", [])  # this thread's limited blocks, innermost last
-    running.append(message)
-
-    def expire() -> None:
-        with _ending:
-            if not finished:
-                end(running[-1])  # the innermost block is the one that does not return (a factory in a forward)
-
-    grace = min(max(seconds, GRACE_S[0]), GRACE_S[1])
-    timer = threading.Timer(seconds + grace, expire)
-    timer.name, timer.daemon = "mnprof-user-code-watchdog", True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-        with _ending:  # a watchdog already ending the process holds it: nothing runs after this block
-            finished = True
-            running.pop()
-
-
-@contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send everything written to standard output to standard error for the block: ``print`` and
-    ``sys.stdout``, and file descriptor 1 itself (``os.write(1, ...)``, ``sys.__stdout__``, C extensions), so that
-    nothing the user's code prints can reach mnprof's machine-readable output."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no file descriptor 1 (an embedding host): Python-level redirection only
-        with redirect_stdout(sys.stderr):
-            yield
-        return
-    try:
-        if sys.__stdout__ is not None:
-            sys.__stdout__.flush()
-        os.dup2(2, 1)
-        with redirect_stdout(sys.stderr):
-            yield
-    finally:
-        if sys.__stdout__ is not None:
-            with suppress(OSError, ValueError):
-                sys.__stdout__.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-class _ReservedStdout(io.TextIOBase):
-    """``sys.stdout`` for the command line's whole run (see :func:`reserve_stdout`). Text reaches the real standard
-    output only when mnprof's own thread writes inside :func:`mnprof_output`; everything else -- another thread (one
-    the user's code started), a finaliser (``__del__``) that garbage collection runs at any moment, an exit handler
-    -- goes to standard error. What mnprof asks of its stdout (``isatty``, ``encoding``, ``fileno``) is answered
-    for the real one."""
-
-    def __init__(self, own: io.TextIOWrapper, thread: threading.Thread) -> None:
-        super().__init__()
-        self._own, self._thread, self.writing = own, thread, False
-
-    def _target(self) -> Any:
-        if self.writing and threading.current_thread() is self._thread:
-            return self._own
-        other = sys.stderr if sys.stderr is not self else None
-        return other if other is not None else sys.__stderr__
-
-    def write(self, text: str) -> int:
-        target = self._target()
-        return target.write(text) if target is not None else len(text)
-
-    def flush(self) -> None:
-        self._own.flush()  # a stdout that cannot take mnprof's output (a full disk) must say so, as the real one would
-        target = self._target()
-        if target is not None and target is not self._own:
-            with suppress(OSError, ValueError, AttributeError):
-                target.flush()
-
-    def fileno(self) -> int:
-        return self._own.fileno()
-
-    def isatty(self) -> bool:
-        return self._own.isatty()
-
-    def writable(self) -> bool:
-        return True
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return self._own.encoding
-
-    @property
-    def errors(self) -> str | None:  # type: ignore[override]
-        return self._own.errors
-
-    @property
-    def line_buffering(self) -> bool:
-        return self._own.line_buffering
-
-    @property
-    def buffer(self) -> Any:
-        target = self._target()
-        return target.buffer if target is not None else None
-
-    def reconfigure(self, **options: Any) -> None:
-        self._own.reconfigure(**options)
-
-
-def reserve_stdout() -> None:
-    """For the rest of the process (the command line's run), standard output is mnprof's alone: its descriptor is
-    kept privately, and only what mnprof writes inside :func:`mnprof_output` reaches it; file descriptor 1 itself,
-    and ``sys.stdout`` at any other moment or in any other thread, are standard error. Text the user's code prints
-    -- from a thread it started, a finaliser, an exit handler, ``os.write(1, ...)``, a C library -- then cannot get
-    into ``--format json``. Nothing happens where there is no descriptor 1 or 2 (closed: ``>&-``), or
-    ``sys.stdout`` is not the process's own stream (a test's capture): :func:`stdout_to_stderr` still covers the
-    user's code while it runs."""
-    stdout = sys.stdout
-    if not isinstance(stdout, io.TextIOWrapper) or stdout is not sys.__stdout__:
-        return
-    try:
-        if stdout.fileno() != 1:
-            return
-        stdout.flush()
-        own = os.dup(1)
-    except (OSError, ValueError):
-        return
-    try:
-        os.dup2(2, 1)
-    except OSError:
-        os.close(own)
-        return
-    stream = io.TextIOWrapper(
-        open(own, "wb"),  # noqa: SIM115 - kept open for the rest of the process
-        encoding=stdout.encoding,
-        errors=stdout.errors,
-        newline=None,
-        line_buffering=stdout.line_buffering,
-        write_through=stdout.write_through,
-    )
-    sys.stdout = _ReservedStdout(stream, threading.current_thread())
-
-
-@contextmanager
 def mnprof_output() -> Iterator[None]:
     """mnprof writes its own output (a table, a JSON document, help): within the block, ``sys.stdout`` in mnprof's
-    thread is the real standard output (after :func:`reserve_stdout`; always, without it). Keep the block to the
-    write itself: render first."""
+    main thread is mnprof's output (in a worker, the channel to the ``mnprof`` process, :mod:`mnprof.worker`;
+    elsewhere, standard output as ever). Keep the block to the write itself: render first."""
     stdout = sys.stdout
-    if not isinstance(stdout, _ReservedStdout):
+    if not hasattr(stdout, "writing"):
         yield
         return
     previous, stdout.writing = stdout.writing, True
@@ -508,6 +292,7 @@ def torch_state_kept_each_call(call: Callable[[], Any], who: str) -> Callable[[]
     warned: set[str] = set()
 
     def kept() -> Any:
+        worker.now(f"{who}: timed")  # the model a crash in its call is reported against
         before = torch_state.snapshot()
         failing = True
         try:
@@ -541,21 +326,6 @@ def read_by_this_run(path: str | os.PathLike[str]) -> str | None:
         return None
 
 
-class _ProcessExit(BaseException):
-    """The user's code called ``os._exit``: raised in its place (see :func:`process_kept`)."""
-
-
-_real_exit = os._exit  # mnprof's own way out (the watchdog's), whatever the user's code does to os._exit
-
-
-def end_process(code: int) -> None:
-    """End the process now with ``code``, without cleanup: ``os._exit`` as it was before any user code ran."""
-    _real_exit(code)
-
-
-_EXECS = ("execv", "execve")  # what os.execl, execlp, execvp, ... call in the end (os.py looks them up each time)
-
-
 def _child_code(error: BaseException | None) -> int:
     """The exit code of a child process the user's code forked and that came back into mnprof's code."""
     if error is None:
@@ -563,36 +333,6 @@ def _child_code(error: BaseException | None) -> int:
     if isinstance(error, SystemExit):
         return error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
     return 1
-
-
-_real_register, _real_unregister = atexit.register, atexit.unregister
-_exit_handlers: dict[int, list[Callable[[], None]]] = {}  # id of a handler the user's code registered -> wrappers
-
-
-def _contained_exit_handler(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[..., Any]:
-    """``atexit.register`` while the user's code runs: the handler runs at exit all the same, but what it raises
-    (``sys.exit(0)`` included) is one warning line instead of a traceback; what it prints goes to stderr (see
-    :func:`reserve_stdout`). A failing run ends without exit handlers (:func:`mnprof.cli.console_main`)."""
-
-    def contained() -> None:
-        try:
-            function(*args, **kwargs)
-        except BaseException as error:  # noqa: BLE001 - anything the user's handler raises
-            name = getattr(function, "__qualname__", None) or type(function).__name__
-            line = f"mnprof: warning: exit handler {name} of the user's code raised {one_line(error)}\n"
-            with suppress(OSError):
-                os.write(2, line.encode("utf-8", "backslashreplace"))
-
-    _exit_handlers.setdefault(id(function), []).append(contained)
-    _real_register(contained)
-    return function
-
-
-def _unregister_contained(function: Callable[..., Any]) -> None:
-    """``atexit.unregister`` while the user's code runs: the handlers it registered through mnprof's wrapper too."""
-    for contained in _exit_handlers.pop(id(function), []):
-        _real_unregister(contained)
-    _real_unregister(function)
 
 
 @contextmanager
@@ -621,47 +361,20 @@ def _standard_streams_kept() -> Iterator[None]:
 
 @contextmanager
 def process_kept() -> Iterator[None]:
-    """For the block (the user's code), the process stays mnprof's: ``os._exit`` raises instead of ending it (a
-    factory that calls ``os._exit(0)`` must not pass the gate), and so does ``os.exec*`` (which would replace
-    mnprof by another program: the gate would end with that program's exit code and no output); the working
-    directory, the umask and the standard streams are restored after it (a factory that calls ``os.chdir`` must
-    not move where mnprof writes its relative outputs, nor one that closes stderr silence mnprof's error). In a
-    child process the code forked, ``os._exit`` and ``os.exec*`` work as ever, and a child that returns into
-    mnprof's code ends there, silently (its exit code: 0, or its ``SystemExit``'s), instead of running on as a
-    second mnprof. The code could still end the process by other means (a signal to itself); an exit handler it
-    registers cannot turn a failure into success (see :func:`mnprof.cli.console_main`)."""
-    import posix  # the module os._exit and os.exec* come from; patched too, so that posix._exit is caught as well
-
+    """For the block (the user's code), what mnprof goes on with after it stays mnprof's: the working directory,
+    the umask and the standard streams are restored (a factory that calls ``os.chdir`` must not move where mnprof
+    writes its relative outputs, one that sets ``os.umask(0o777)`` make them unreadable, nor one that closes stderr
+    silence mnprof's error); and a child process the code forked that returns into mnprof's code ends there,
+    silently (its exit code: 0, or its ``SystemExit``'s), instead of running on as a second mnprof. Whatever ends
+    the process itself (``os._exit``, ``exec``, a signal) is the ``mnprof`` process's to report
+    (:mod:`mnprof.supervisor`)."""
     owner = os.getpid()
-
-    def refuse(code: int) -> None:
-        if os.getpid() != owner:  # a forked child ending: let it
-            _real_exit(code)
-        raise _ProcessExit(f"called os._exit({code})")
-
-    def refused_exec(name: str) -> Callable[..., None]:
-        real = getattr(posix, name)
-
-        def refused(path: object, *args: object) -> None:
-            if os.getpid() != owner:  # a forked child running another program: as ever
-                real(path, *args)
-            raise _ProcessExit(f"called os.{name}({path!r}, ...), which would replace mnprof by another program")
-
-        return refused
-
     try:
         cwd: str | None = os.getcwd()
     except OSError:  # already removed: nothing to return to
         cwd = None
-    saved = os._exit, posix._exit, *(getattr(os, name) for name in _EXECS), *(getattr(posix, name) for name in _EXECS)
-    registered = atexit.register, atexit.unregister
     umask = os.umask(0o022)
     os.umask(umask)
-    os._exit = posix._exit = refuse  # type: ignore[assignment]
-    for name in _EXECS:
-        setattr(os, name, refused_exec(name))
-        setattr(posix, name, getattr(os, name))
-    atexit.register, atexit.unregister = _contained_exit_handler, _unregister_contained  # type: ignore[assignment]
     failure: BaseException | None = None
     try:
         with _standard_streams_kept():
@@ -673,13 +386,8 @@ def process_kept() -> Iterator[None]:
         if os.getpid() != owner:  # a forked child that returned into mnprof's code (or raised into it)
             with suppress(Exception):
                 sys.stderr.flush()
-            _real_exit(_child_code(failure))
-        os._exit, posix._exit = saved[:2]  # type: ignore[assignment]
-        atexit.register, atexit.unregister = registered  # type: ignore[assignment]
-        for index, name in enumerate(_EXECS):
-            setattr(os, name, saved[2 + index])
-            setattr(posix, name, saved[2 + len(_EXECS) + index])
-        os.umask(umask)  # a factory's os.umask(0o777) would make every file mnprof writes unreadable
+            os._exit(_child_code(failure))
+        os.umask(umask)
         if cwd is not None and _cwd_now() != cwd:  # unchanged: left alone (an unreadable one cannot be entered)
             try:
                 os.chdir(cwd)
@@ -699,14 +407,14 @@ def _cwd_now() -> str | None:
 
 @contextmanager
 def user_code(what: str, *, limited: bool = True, who: str | None = None) -> Iterator[None]:
-    """Run the user's code (an import, a factory, a forward pass) contained: what it prints goes to stderr, never
-    into mnprof's machine-readable stdout; its Python warnings are held (:func:`held_warnings`); it gets
-    :func:`user_code_limit_s` seconds; and anything it raises, ``SystemExit`` and ``KeyboardInterrupt`` included,
-    becomes a one-line :class:`MnprofError`: ``what`` and the error (the gate never passes by exiting, nor hangs
-    on a factory that never returns, even one that stops the timer: see :func:`ended_on_overrun`).
-    ``limited=False``: no time limit (timing a user's model, which takes as long as its budget says). Torch's
-    process-wide settings are set back after it, with one warning naming ``who`` (default: ``what`` up to its last
-    colon, ``model F at F-0.5-64``) and what it changed (:func:`torch_state_kept`)."""
+    """Run the user's code (an import, a factory, a forward pass) contained: what it prints with ``print`` goes to
+    stderr (in a worker, everything it writes does, :mod:`mnprof.worker`); its Python warnings are held
+    (:func:`held_warnings`); anything it raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a
+    one-line :class:`MnprofError`: ``what`` and the error. In a worker the ``mnprof`` process is told the code runs,
+    and ends it with one line if it takes more than :func:`user_code_limit_s` seconds (``limited=False``: no limit,
+    for timing a user's model, which takes as long as its budget says) or ends the process. Torch's process-wide
+    settings are set back after it, with one warning naming ``who`` (default: ``what`` up to its last colon,
+    ``model F at F-0.5-64``) and what it changed (:func:`torch_state_kept`)."""
     limit = user_code_limit_s()
     if who is None:
         owner, colon, _ = what.removesuffix(":").rpartition(": ")
@@ -716,23 +424,22 @@ def user_code(what: str, *, limited: bool = True, who: str | None = None) -> Ite
         f"{doing} did not finish within {limit:g} s; accepted: user code that does, or a longer limit in "
         f"${USER_CODE_LIMIT_ENV} (seconds)"
     )
+    worker.begin(doing, late, limit if limited else None)
     try:
         with (
             process_kept(),
-            stdout_to_stderr(),
+            redirect_stdout(sys.stderr),
             held_warnings(),
-            torch_state_kept(who, timed=not limited),  # set back after the timer stops; its warning held
-            time_limit(limit) if limited else nullcontext(),
-            _watchdog(limit, late) if limited else nullcontext(),  # for code that defeats the timer
+            torch_state_kept(who, timed=not limited),
         ):
             yield
     except MnprofError:
         raise
-    except _TimeLimit:
-        raise MnprofError(late) from None
     except KeyboardInterrupt as error:
         if _sigint_seen.is_set():  # a real Ctrl-C: the command line's interruption, not the user's code's error
             raise
         raise MnprofError(f"{what} {one_line(error)}") from None
     except BaseException as error:  # SystemExit, GeneratorExit, a BaseException of its own
         raise MnprofError(f"{what} {one_line(error)}") from None
+    finally:
+        worker.end()

@@ -3,8 +3,9 @@
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one line on stderr, no
 traceback); 130 interrupted (143 by SIGTERM, 129 by SIGHUP). The Python warnings the user's code issues are held
 until the command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line
-each, and dropped with an error, whose one line stays alone on stderr. User code that stops or takes over the timer
-of its time limit is ended by a watchdog: the one-line error, exit 2 (:func:`mnprof.errors.ended_on_overrun`).
+each, and dropped with an error, whose one line stays alone on stderr. The command runs in a worker process
+(:mod:`mnprof.worker`) that the ``mnprof`` process outlives and reports on (:mod:`mnprof.supervisor`): a model that
+crashes, ends the process or outruns its time limit is one line too, exit 2.
 
 Each command lives in its own module and is imported only when it runs (``mnprof --help`` and a
 mistyped command stay fast: the counting and timing libraries import torch, which takes seconds).
@@ -25,30 +26,21 @@ import click
 
 from mnprof import __version__
 from mnprof._startup import INTERRUPTED, broken_environment, install_signal_handlers, run_begins, run_ends
-from mnprof.cli.output import (
-    EXIT_REGRESSION,
-    EXIT_USAGE,
-    Interrupted,
-    error_line,
-    exit_with_error,
-    warn,
-)
+from mnprof.cli.output import EXIT_REGRESSION, EXIT_USAGE, Interrupted, error_line, warn
 from mnprof.errors import (
     MnprofError,
     contain_threads,
-    end_process,
-    ended_on_overrun,
     held_warnings,
     interrupted_by,
     mnprof_output,
     note_interruption,
     one_line,
-    reserve_stdout,
     sigint_noted,
     warnings_held_for_run,
 )
+from mnprof.supervisor import IN_PROCESS
 
-__all__ = ["COMMANDS", "cli", "console_main", "main", "refuse_repeated", "summary_line"]
+__all__ = ["COMMANDS", "cli", "console_main", "main", "refuse_repeated", "run_in_worker", "summary_line"]
 
 # name -> (module, the first paragraph of the command's docstring)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -65,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "mnprof.cli.memory",
         "Peak memory of one forward pass per configuration, runtime and batch size: measured from PyTorch's "
         "allocator, beside the analytic weights + working set, the difference named by cause.",
+    ),
+    "merge": (
+        "mnprof.cli.merge",
+        "Join baselines (the shards of mnprof baseline --shard, or several models' baselines) into one.",
     ),
     "paper": (
         "mnprof.cli.paper",
@@ -144,7 +140,7 @@ class LazyGroup(click.Group):
 # --format, --tolerance, ...) keep click's rule, the last one wins, so that a wrapper's defaults can be overridden.
 CHOSEN_ONCE = frozenset(
     ["--model", "--alpha", "--resolution", "--classes", "--variant", "--rounding", "--backend", "--batch-size",
-     "--table", "--view", "--out", "--results", "--baseline", "--config"]
+     "--table", "--view", "--out", "--results", "--baseline", "--config", "--shard"]
 )  # fmt: skip
 # Where --model is refused twice: the commands whose --model is repeatable (several models side by side).
 SEVERAL_MODELS = "table, memory, baseline, check, report and plot take several"
@@ -176,7 +172,14 @@ def refuse_repeated(command: click.Command, ctx: click.Context, args: list[str])
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="mnprof")  # also from a source tree that was never installed
-def cli() -> None:
+@click.option(
+    IN_PROCESS,
+    "in_process",
+    is_flag=True,
+    help="Run the command and its models in this process, without the worker process that turns a model's crash, "
+    "exit or overrun into one line: unprotected, for debugging a model with pdb. The first argument only.",
+)
+def cli(in_process: bool) -> None:
     """mnprof: model analysis and profiling for MobileNet-style networks.
 
     Builds every width (alpha) x resolution MobileNetV1 (and, with --model, MobileNetV2) as a real
@@ -190,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code (errors become one line on stderr; the warnings the user's
     code issued follow a command that succeeded, and are dropped with an error)."""
     args = list(argv) if argv is not None else sys.argv[1:]
-    # User code that defeats its time limit ends the process (exit 2); its warnings wait for the outcome.
-    with ended_on_overrun(exit_with_error), warnings_held_for_run() as held, sigint_noted():
+    # The warnings of the user's code wait for the outcome.
+    with warnings_held_for_run() as held, sigint_noted():
         with held_warnings():  # the whole run: a warning can come from a user's object freed at any moment
             code = _run(args)
         if code in (0, EXIT_REGRESSION):
@@ -208,38 +211,38 @@ def _by_signal(message: str) -> str:
     return message.replace("interrupted", f"interrupted ({signal.Signals(signum).name})", 1)
 
 
-def console_main() -> NoReturn:
-    """The ``mnprof`` command (and ``python -m mnprof``): :func:`main`, then the process ends with its code.
-
-    A failing code ends the process at once, after the output is flushed and the results lock released: exit
-    handlers that the user's code registered (``atexit.register(os._exit, 0)``) must not turn a failed check into a
-    passing one. A command that succeeded ends as Python programs do. Standard output is mnprof's alone for the
-    whole run (:func:`mnprof.errors.reserve_stdout`): what the user's code prints, at any moment and from any
-    thread, goes to stderr; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`).
-
-    An interrupt (SIGINT, SIGTERM, SIGHUP) is one line and exit 128 + its number at any moment: the ``mnprof`` command
-    (:mod:`mnprof.__main__`) handles them from before it imports click and torch (here, where it did not), the run
-    turns them into its one line, and once the output is complete they are ignored (:mod:`mnprof._startup`)."""
-    install_signal_handlers()  # no-op where mnprof.__main__ installed them
-    reserve_stdout()
+def run_in_worker(args: list[str]) -> int:
+    """The command ``mnprof ARGS`` in a worker process (:mod:`mnprof.worker`), to its exit code: an interrupt
+    (SIGINT, SIGTERM, SIGHUP, which the ``mnprof`` process passes on) is one line and 128 + its number at any
+    moment; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`); the results lock is
+    released before the worker says it is done."""
+    install_signal_handlers()  # no-op where mnprof.worker installed them
     contain_threads()
     try:
         run_begins(note_interruption)
-        code = main()
+        code = main(args)
     except KeyboardInterrupt:  # one that came as the run was set up or wound down, outside _run's own handling
         run_ends()
         error_line(_by_signal(INTERRUPTED))
         code = 128 + interrupted_by()
     else:
-        run_ends()  # the output is complete: nothing is left to interrupt, through the exit handlers too
-    if code != 0:
-        for stream in (sys.stdout, sys.stderr):
-            with suppress(Exception):  # a stream closed under us
-                stream.flush()
-        store = sys.modules.get("mnprof.timing.store")
-        if store is not None:
-            store._release_all()
-        end_process(code)
+        run_ends()  # the output is complete: nothing is left to interrupt
+    store = sys.modules.get("mnprof.timing.store")
+    if store is not None:
+        store.release_all()
+    return code
+
+
+def console_main() -> NoReturn:
+    """``mnprof --in-process ARGS``: the command in this process, unprotected (a model that crashes ends mnprof
+    without a word; a time limit is not enforced), for debugging a model with pdb. :mod:`mnprof.__main__` sends
+    every other command line to a worker process (:mod:`mnprof.supervisor`)."""
+    code = run_in_worker(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # a stream closed under us
+            stream.flush()
+    if code != 0:  # exit handlers the user's code registered must not turn a failed check into a passing one
+        os._exit(code)
     sys.exit(code)
 
 

@@ -7,13 +7,13 @@ import sys
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-from mnprof.errors import MnprofError, end_process, mnprof_output
+from mnprof.errors import MnprofError, mnprof_output
 from mnprof.files import atomic_write_text
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "output_width",
     "error_line",
     "error_text",
-    "exit_with_error",
     "progress",
     "warn",
 ]
@@ -106,22 +105,6 @@ def error_text(message: str) -> str:
 def error_line(message: str) -> None:
     """Print ``message`` as the one line ``mnprof: error: ...`` on stderr."""
     click.echo(error_text(message), err=True)
-
-
-def exit_with_error(message: str) -> NoReturn:
-    """End the process now, from any thread, with ``message`` as the one-line error and exit code 2: what the
-    user-code watchdog calls (:func:`mnprof.errors.ended_on_overrun`) when the main thread will not stop. What is
-    buffered is flushed first; no file is being written (the watchdog waits for a write to finish)."""
-    for stream in (sys.stdout, sys.__stdout__, sys.stderr, sys.__stderr__):
-        with suppress(Exception):  # a stream the user's code closed or replaced
-            if stream is not None:
-                stream.flush()
-    line = error_text(message) + "\n"
-    if os.isatty(2):  # over a progress bar left on the terminal, and its hidden cursor shown again
-        line = "\r\x1b[2K" + line + "\x1b[?25h"
-    with suppress(OSError):
-        os.write(2, line.encode("utf-8", "backslashreplace"))
-    end_process(EXIT_USAGE)  # os._exit as it was: the user code running now may have replaced it
 
 
 def warn(message: str) -> None:

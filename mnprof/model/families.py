@@ -2,7 +2,7 @@
 
 ``--model NAME`` (every command) is looked up in this order:
 
-1. a built-in family: ``mobilenetv1``, ``mobilenetv2``;
+1. a built-in family: ``mobilenetv1``, ``mobilenetv2``, ``mobilenetv3-large``, ``mobilenetv3-small``;
 2. ``[NAME=]package.module:factory``: a factory named where it is used;
 3. a name declared in ``./pyproject.toml``: ``[tool.mnprof.families]``, ``NAME = "package.module:factory"``;
 4. a name an installed package registers in the entry-point group ``mnprof.models``
@@ -220,7 +220,7 @@ def call_factory(
     a module, in eval mode. ``resolution`` is passed only to a factory that takes it. ``who``: the model as a
     warning about torch's settings the factory changed names it (default: ``model <target>``)."""
     factory = import_factory(target)
-    with user_code(f"model {target}: factory raised", who=who):
+    with user_code(f"{who or f'model {target}'}: factory raised", who=who):  # who names the configuration
         if resolution is not None and takes_resolution(factory):
             module = factory(alpha, num_classes, resolution=resolution)
         else:

@@ -39,9 +39,10 @@ the main timing sweep.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -54,7 +55,7 @@ except ImportError:  # not on Unix: page faults are then reported as not measura
     resource = None  # type: ignore[assignment]
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, stdout_to_stderr, user_code
+from mnprof.errors import MnprofError, user_code
 from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
@@ -333,7 +334,7 @@ def time_layers(
                 f"owns); accepted with --model {config.family}: --backend eager or channels_last"
             )
         check_available(settings.backend, Device.CPU)
-    with stdout_to_stderr():
+    with redirect_stdout(sys.stderr):
         if settings.backend in ONNX_LAYER_BACKENDS:
             return _time_onnx_layers(config, settings, plan, on_pass)
         return _time_layers(config, settings, plan, on_pass)

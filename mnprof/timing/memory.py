@@ -31,8 +31,9 @@ does not see, and compile and torch_int8 run graphs mnprof cannot follow module 
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, stdout_to_stderr, user_code
+from mnprof.errors import MnprofError, user_code
 from mnprof.model.arch import layer_of
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
@@ -307,7 +308,7 @@ def measure_memory(
     who = f"model {config.family} at {config.id}"
     fence = nullcontext() if config.builtin else user_code(f"model {config.id}: forward failed:", who=who)
     try:
-        with torch_threads(threads), stdout_to_stderr(), fence:
+        with torch_threads(threads), redirect_stdout(sys.stderr), fence:
             model = build_model(config).to(device.value)
             inputs = fixed_input(config, batch_size).to(device.value)
             runner = prepare(backend, model, inputs, threads=threads)

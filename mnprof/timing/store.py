@@ -48,6 +48,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from mnprof import worker
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file, schema_problem
 from mnprof.timing.records import MeasurementKey, TimingRecord
@@ -223,7 +224,7 @@ def _release(key: str) -> None:
 
 
 @atexit.register
-def _release_all() -> None:
+def release_all() -> None:
     """Every lock this process still holds, when it ends (a sweep's, held until then)."""
     for key in list(_LOCKS):
         _release(key)
@@ -262,7 +263,9 @@ class ResultsStore:
         check_results_writable(path)
         took = _lock_for_writing(path)
         try:
-            return cls._open_locked(path, environment, resume=resume)
+            store = cls._open_locked(path, environment, resume=resume)
+            store._announce()
+            return store
         except BaseException:  # refused: nothing of this process's stays beside the file
             if took:
                 _release(str(path.resolve()))
@@ -295,6 +298,12 @@ class ResultsStore:
         """Add (or replace) one measurement and write the whole file atomically."""
         self._records[record.key.ident()] = record
         self.write()
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the ``mnprof`` process what this file keeps (and its lock), for its line if this process dies."""
+        held = _LOCKS.get(str(self.path.resolve()))
+        worker.kept(str(self.path), len(self.done()), str(held[1]) if held else None)
 
     def set_gemm_peak(self, peak: Mapping[str, Any]) -> None:
         """Record the GEMM peak measured in this run for its (device, threads)."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import nullcontext, redirect_stdout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,6 @@ from mnprof.counting.shapes import plan_count
 from mnprof.errors import (
     MnprofError,
     held_warnings,
-    stdout_to_stderr,
     torch_state_kept,
     torch_state_kept_each_call,
     user_code,
@@ -286,7 +286,7 @@ def run_sweep(
 ) -> list[TimingRecord]:
     """:func:`_run_sweep` with standard output sent to standard error throughout: a model (a user's) that prints
     while it is prepared, checked or timed never reaches mnprof's machine-readable output."""
-    with stdout_to_stderr():
+    with redirect_stdout(sys.stderr):
         return _run_sweep(configs, settings, store, on_progress=on_progress, clock=clock)
 
 

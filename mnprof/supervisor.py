@@ -1,0 +1,334 @@
+"""The ``mnprof`` process: runs each command in a worker process (:mod:`mnprof.worker`) and outlives it.
+
+A user's model is code mnprof did not write; a segfault in an extension, ``abort()``, the OOM killer's SIGKILL,
+``os._exit`` or ``exec`` in it would end any process it runs in without a word. So this process never imports
+torch and never runs the user's code: it starts the worker (``spawn``: a new interpreter, never a ``fork`` of one
+holding torch) in a process group of its own, passes it its interrupts, enforces the user code's time limits, and
+waits. What the worker writes for standard output comes over the pipe and is printed when the command is done;
+what the user's code prints goes to standard error. If the worker ends before it said it was done, however it
+ended, this process writes one line naming what was running and how it ended, and exits 2; the measurements
+already kept in the results file stay there, for ``--resume``.
+
+This module imports only the standard library and :mod:`mnprof.worker`, :mod:`mnprof._startup`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from mnprof import _startup, worker
+
+__all__ = ["IN_PROCESS", "death", "supervise"]
+
+IN_PROCESS = "--in-process"  # mnprof's first argument: run the command in this process (no boundary)
+EXIT_USAGE = 2
+POLL_S = 0.2  # how often the worker's life is checked while its pipe is quiet
+KILL_GRACE_S = 5.0  # after a forwarded interrupt (or its done), how long the worker has before it is ended
+WORKER_CODE = (  # sys.path as the mnprof command has it: not the working directory first, where it would shadow
+    "import sys\n"
+    "if sys.path and sys.path[0] == '': sys.path.append(sys.path.pop(0))\n"
+    "from mnprof.worker import main\n"
+    "main()\n"
+)
+
+
+@dataclass
+class _Block:
+    doing: str
+    late: str
+    deadline: float | None
+
+
+@dataclass
+class _Worker:
+    """What the worker has told this process so far."""
+
+    process: subprocess.Popen[bytes]
+    shared: int | None = None  # what runs now, in shared memory (mnprof.worker.now)
+    output: bytearray = field(default_factory=bytearray)
+    blocks: list[_Block] = field(default_factory=list)
+    last: str | None = None  # the last block of user code that began
+    kept: tuple[str, int] | None = None  # the results file and how many measurements it holds
+    lock: str | None = None  # the results file's writer lock, while the worker holds it
+    code: int | None = None  # the exit code it said it is done with
+
+    def take(self, kind: bytes, payload: bytes) -> None:
+        if kind == b"O":
+            self.output += payload
+        elif kind == b"B":
+            block = json.loads(payload)
+            limit = block.get("limit_s")
+            deadline = time.monotonic() + float(limit) if limit is not None else None
+            self.blocks.append(_Block(block["doing"], block["late"], deadline))
+            self.last = block["doing"]
+        elif kind == b"E":
+            if self.blocks:
+                self.blocks.pop()
+        elif kind == b"K":
+            value = json.loads(payload)
+            self.kept = (str(value["path"]), int(value["count"]))
+            self.lock = value.get("lock")
+        elif kind == b"D":
+            self.code = int(json.loads(payload)["code"])
+
+    def overrun(self) -> _Block | None:
+        """The innermost block of user code past its time limit, if any."""
+        now = time.monotonic()
+        late = [block for block in self.blocks if block.deadline is not None and now > block.deadline]
+        return late[-1] if late else None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+    description = signal.strsignal(number)
+    return f"{name} ({description.lower()})" if description else name
+
+
+def death(returncode: int) -> str:
+    """How a process that ended with ``returncode`` (as :mod:`subprocess` gives it) ended, in words."""
+    if returncode < 0:
+        number = -returncode
+        how = f"died of {_signal_name(number)}"
+        if number == signal.SIGKILL:
+            how += ", as the kernel's out-of-memory killer ends a process"
+        return how
+    return f"exited with code {returncode} before finishing (the code called os._exit or exec, or ended the process)"
+
+
+def _kept_line(kept: tuple[str, int] | None) -> str:
+    if kept is None or kept[1] == 0:
+        return ""
+    path, count = kept
+    return f"; {count} measurements kept in {path}; add --resume to finish the rest"
+
+
+def _describe(state: _Worker, how: str) -> str:
+    now = worker.read_now(state.shared) if state.shared is not None else ""
+    if state.blocks and state.blocks[-1].deadline is None and now:  # timing: which model's call it was
+        return f"{now}: the process running it {how}{_kept_line(state.kept)}"
+    if state.blocks:
+        return f"{state.blocks[-1].doing}: the process running it {how}{_kept_line(state.kept)}"
+    after = f" (after {state.last})" if state.last else ""
+    return f"mnprof's worker process {how}{after}{_kept_line(state.kept)}"
+
+
+def _error(message: str) -> None:
+    line = f"mnprof: error: {' '.join(message.split())}\n"
+    if os.isatty(2):  # over a progress bar the worker left on the terminal, and its hidden cursor shown again
+        line = "\r\x1b[2K" + line + "\x1b[?25h"
+    with suppress(OSError):
+        os.write(2, line.encode("utf-8", "backslashreplace"))
+
+
+def _remove_lock(lock: str | None) -> None:
+    """Remove the results lock a dead worker left behind, if no other process holds it now."""
+    if lock is None:
+        return
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(lock)  # removed while locked, as the store itself does
+    except OSError:
+        pass  # another sweep holds it now
+    finally:
+        os.close(descriptor)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with suppress(OSError):
+        process.kill()
+    process.wait()
+
+
+def _write_output(data: bytes) -> int | None:
+    """Write the worker's output to standard output; an exit code if the system refuses it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+    except BrokenPipeError:  # the reader stopped early (| head): nothing is wrong
+        return None
+    except OSError as error:
+        reason = error.strerror or error
+        _error(f"standard output cannot be written ({reason}); accepted: a stdout with room, or --out FILE")
+        return EXIT_USAGE
+    return None
+
+
+def _shared_now() -> int | None:
+    """The small shared file the worker writes what runs now into (:func:`mnprof.worker.now`); ``None``: none."""
+    if not hasattr(os, "memfd_create"):  # not Linux: a crash while timing names the families, not the configuration
+        return None
+    try:
+        descriptor = os.memfd_create("mnprof-now")
+        os.ftruncate(descriptor, worker.NOW_BYTES)
+    except OSError:
+        return None
+    return descriptor
+
+
+def _start(args: list[str]) -> tuple[subprocess.Popen[bytes], int, int | None]:
+    read, write = os.pipe()
+    shared = _shared_now()
+    stdout = sys.__stdout__
+    described = {
+        "fd": write,
+        "now": shared,
+        "tty": bool(stdout is not None and _isatty(1)),
+        "encoding": getattr(stdout, "encoding", None),
+        "errors": getattr(stdout, "errors", None),
+    }
+    environment = dict(os.environ)
+    environment[worker.CHANNEL_ENV] = json.dumps(described)
+    if described["tty"] and "COLUMNS" not in environment:  # the worker's own stdout is stderr: tell it the width
+        with suppress(OSError):
+            environment["COLUMNS"] = str(os.get_terminal_size(1).columns)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", WORKER_CODE, *args],
+            stdin=subprocess.DEVNULL if _isatty(0) else None,  # a background group reading the terminal would stop
+            stdout=2 if _valid(2) else subprocess.DEVNULL,  # what the user's code prints: to standard error
+            pass_fds=(write,) if shared is None else (write, shared),
+            env=environment,
+            process_group=0,  # its own group: a time limit ends it and every process it started
+        )
+    finally:
+        os.close(write)
+    return process, read, shared
+
+
+def _isatty(descriptor: int) -> bool:
+    try:
+        return os.isatty(descriptor)
+    except OSError:
+        return False
+
+
+def _valid(descriptor: int) -> bool:
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return False
+    return True
+
+
+def supervise(args: list[str]) -> int:
+    """Run ``mnprof ARGS`` in a worker and return the exit code (see the module)."""
+    try:
+        process, read, shared = _start(args)
+    except OSError as error:
+        _error(
+            f"mnprof cannot start its worker process ({sys.executable}: {error.strerror or error}); accepted: a "
+            "Python that can run mnprof"
+        )
+        return EXIT_USAGE
+    state = _Worker(process, shared=shared)
+    interrupts: list[tuple[int, float]] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        interrupts.append((signum, time.monotonic()))
+        with suppress(OSError):
+            os.killpg(process.pid, signum)
+
+    previous = {}
+    for signum in _startup.SIGNALS:
+        with suppress(ValueError, OSError):
+            previous[signum] = signal.signal(signum, forward)
+    try:
+        return _wait(state, read, interrupts)
+    finally:
+        os.close(read)
+        if shared is not None:
+            os.close(shared)
+        for signum, handler in previous.items():
+            with suppress(ValueError, OSError):
+                signal.signal(signum, handler)
+
+
+def _wait(state: _Worker, read: int, interrupts: list[tuple[int, float]]) -> int:
+    process, buffer, open_ = state.process, bytearray(), True
+    while True:
+        if open_:
+            try:
+                ready, _, _ = select.select([read], [], [], POLL_S)
+            except InterruptedError:  # pragma: no cover - PEP 475 retries select
+                ready = []
+            if ready:
+                chunk = os.read(read, 1 << 16)
+                if chunk:
+                    buffer += chunk
+                    for kind, payload in worker.decode_frames(buffer):
+                        state.take(kind, payload)
+                else:
+                    open_ = False  # the worker and every program holding the pipe are gone: its end is near
+        else:
+            time.sleep(POLL_S / 4)
+        if state.code is not None:
+            return _finish(state)
+        late = state.overrun()
+        if late is not None:
+            _kill_group(process)
+            _remove_lock(state.lock)
+            _error(late.late + _kept_line(state.kept))
+            return EXIT_USAGE
+        if interrupts and process.poll() is None and time.monotonic() - interrupts[0][1] > KILL_GRACE_S:
+            _kill_group(process)  # interrupted, and the worker has not ended (its code is in a long C call)
+            _remove_lock(state.lock)
+            _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
+            return 128 + interrupts[0][0]
+        if process.poll() is not None:
+            _drain(state, read, buffer)
+            if state.code is not None:
+                return _finish(state)
+            return _died(state, interrupts)
+
+
+def _drain(state: _Worker, read: int, buffer: bytearray) -> None:
+    """Read what is left in the pipe after the worker ended (a program it started may hold it open: no waiting)."""
+    os.set_blocking(read, False)
+    with suppress(BlockingIOError, OSError):
+        while chunk := os.read(read, 1 << 16):
+            buffer += chunk
+    for kind, payload in worker.decode_frames(buffer):
+        state.take(kind, payload)
+
+
+def _finish(state: _Worker) -> int:
+    """The worker said it is done: its output, then its code (whatever it does after saying so)."""
+    code = state.code if state.code is not None else EXIT_USAGE
+    failed = _write_output(bytes(state.output))
+    with suppress(subprocess.TimeoutExpired):
+        state.process.wait(timeout=KILL_GRACE_S)
+    if state.process.poll() is None:
+        _kill_group(state.process)
+    return failed if failed is not None else code
+
+
+def _died(state: _Worker, interrupts: list[tuple[int, float]]) -> int:
+    """The worker ended without saying it was done."""
+    returncode = state.process.returncode
+    _remove_lock(state.lock)
+    if interrupts and returncode == 128 + interrupts[0][0]:  # it wrote its line (still starting: nothing to keep)
+        return returncode
+    if interrupts and returncode == -interrupts[0][0]:  # ended by the interrupt itself
+        _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
+        return 128 + interrupts[0][0]
+    _error(_describe(state, death(returncode)))
+    return EXIT_USAGE

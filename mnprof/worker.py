@@ -1,0 +1,256 @@
+"""The worker side of the process boundary (:mod:`mnprof.supervisor` is the other): the process that runs a command,
+its models and the user's code, and tells the ``mnprof`` process what it is doing over a pipe.
+
+The ``mnprof`` process starts this one (``python -c`` calling :func:`main`) with its standard output connected to
+standard error, so that nothing the user's code prints, by any means (``print``, ``os.write(1, ...)``, a C
+library), can reach mnprof's output; mnprof's own output (a table, a JSON document, help) travels over the pipe
+instead (:class:`Channel`), and the ``mnprof`` process prints it once the command is done. Over the same pipe go
+the user code's time limits (:func:`begin` and :func:`end`, called by :func:`mnprof.errors.user_code`), the
+measurements kept so far (:func:`kept`), and the command's exit code (:func:`done`). Whatever ends this process
+before :func:`done` (a segfault, an abort, the OOM killer, ``os._exit``, ``exec``, a time limit) the ``mnprof``
+process reports as one line naming what was running.
+
+Frames: one byte for the kind, four for the length (big-endian), then the payload: ``O`` output bytes, ``B`` a
+limited or unlimited block of user code begins (JSON: ``doing``, ``late``, ``limit_s``), ``E`` it ends, ``K`` a
+measurement was kept (JSON: ``path``, ``count``, ``lock``), ``D`` the command is done (JSON: ``code``). Which
+model's timed call runs now changes too often for a frame (it would wake the ``mnprof`` process between timed
+calls): :func:`now` writes it into a small shared file instead, read only if this process dies. Outside a worker
+(mnprof as a library, the tests, ``mnprof --in-process``) every function here does nothing.
+
+This module imports only the standard library: the ``mnprof`` process imports it too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mmap
+import os
+import struct
+import sys
+import threading
+from contextlib import suppress
+from typing import Any
+
+__all__ = [
+    "CHANNEL_ENV",
+    "Channel",
+    "begin",
+    "decode_frames",
+    "done",
+    "end",
+    "in_worker",
+    "kept",
+    "main",
+    "now",
+    "read_now",
+]
+
+CHANNEL_ENV = "MNPROF_WORKER_CHANNEL"  # set by the mnprof process: the pipe's descriptor and stdout's nature, JSON
+HEADER = struct.Struct(">cI")
+
+NOW_BYTES = 256  # the shared record of what runs now: two bytes of length, then UTF-8
+
+_channel: Channel | None = None
+_now: Any = None  # the shared record's mmap, in a worker
+_now_text = [""]
+
+
+class Channel:
+    """The write end of the pipe to the ``mnprof`` process: whole frames, one writer at a time."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+        self._lock = threading.Lock()
+        self.owner = os.getpid()
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        if os.getpid() != self.owner:  # a child the user's code forked: never speaks for the worker
+            return
+        frame = HEADER.pack(kind, len(payload)) + payload
+        with self._lock:
+            view = memoryview(frame)
+            while view:
+                written = os.write(self.descriptor, view)
+                view = view[written:]
+
+    def send_json(self, kind: bytes, value: dict[str, Any]) -> None:
+        self.send(kind, json.dumps(value).encode("utf-8"))
+
+
+def decode_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """The whole frames at the start of ``buffer``, removed from it (a partial frame stays)."""
+    frames = []
+    while len(buffer) >= HEADER.size:
+        kind, length = HEADER.unpack_from(buffer)
+        if len(buffer) < HEADER.size + length:
+            break
+        frames.append((kind, bytes(buffer[HEADER.size : HEADER.size + length])))
+        del buffer[: HEADER.size + length]
+    return frames
+
+
+def in_worker() -> bool:
+    """Whether this process is a worker of the ``mnprof`` process."""
+    return _channel is not None
+
+
+def begin(doing: str, late: str, limit_s: float | None) -> None:
+    """The user's code ``doing`` (``model F at F-0.5-64: counting``) runs now, for at most ``limit_s`` seconds
+    (``None``: as long as it takes); past that the ``mnprof`` process ends this one and writes ``late``."""
+    if _channel is not None:
+        _channel.send_json(b"B", {"doing": doing, "late": late, "limit_s": limit_s})
+
+
+def end() -> None:
+    """The innermost block :func:`begin` announced is over."""
+    if _channel is not None:
+        _channel.send(b"E", b"")
+
+
+def kept(path: str, count: int, lock: str | None) -> None:
+    """``count`` measurements are now kept in the results file ``path`` (what ``--resume`` would continue from),
+    whose writer lock is the file ``lock`` (removed by the ``mnprof`` process if this one dies holding it)."""
+    if _channel is not None:
+        _channel.send_json(b"K", {"path": path, "count": count, "lock": lock})
+
+
+def now(doing: str) -> None:
+    """What runs now (``model F at F-0.5-64: timed``), for the ``mnprof`` process's line if this process dies:
+    a write to shared memory, no system call (called between timed calls)."""
+    if _now is None or doing == _now_text[0]:
+        return
+    _now_text[0] = doing
+    data = doing.encode("utf-8", "replace")[: NOW_BYTES - 2]
+    _now[2 : 2 + len(data)] = data
+    _now[0:2] = len(data).to_bytes(2, "big")
+
+
+def read_now(descriptor: int) -> str:
+    """What :func:`now` last wrote in the shared file ``descriptor`` ('' if nothing)."""
+    try:
+        data = os.pread(descriptor, NOW_BYTES, 0)
+    except OSError:
+        return ""
+    length = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
+    return data[2 : 2 + length].decode("utf-8", "replace")
+
+
+def done(code: int) -> None:
+    """The command is over with exit ``code``: what the ``mnprof`` process exits with, whatever happens after."""
+    if _channel is not None:
+        _channel.send_json(b"D", {"code": code})
+
+
+class _ChannelOutput(io.RawIOBase):
+    """mnprof's own standard output, as raw bytes over the channel."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        payload = bytes(data)
+        self.channel.send(b"O", payload)
+        return len(payload)
+
+
+class ReservedStdout(io.TextIOBase):
+    """``sys.stdout`` in a worker: mnprof's own writes (on its main thread, inside
+    :func:`mnprof.errors.mnprof_output`) go to the channel; anything else written to it (the user's code, from any
+    thread) goes to standard error."""
+
+    def __init__(self, own: io.TextIOWrapper, tty: bool) -> None:
+        self.own = own
+        self.tty = tty
+        self.writing = False
+        self.thread = threading.main_thread()
+
+    def _target(self) -> Any:
+        if self.writing and threading.current_thread() is self.thread:
+            return self.own
+        return sys.stderr
+
+    def write(self, text: str) -> int:
+        return self._target().write(text)
+
+    def flush(self) -> None:
+        self.own.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
+
+    def fileno(self) -> int:
+        return 1  # standard error's, in a worker
+
+    def isatty(self) -> bool:
+        return self.tty  # the mnprof process's standard output: decides colours and widths
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.own.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.own.errors
+
+    @property
+    def buffer(self) -> Any:
+        return self.own.buffer
+
+    def reconfigure(self, **options: Any) -> None:
+        self.own.reconfigure(**options)
+
+
+def _connect(setting: str) -> None:
+    """Take the channel the ``mnprof`` process described in ``setting`` (and hide it from the user's code)."""
+    global _channel
+    described = json.loads(setting)
+    descriptor = int(described["fd"])
+    os.set_inheritable(descriptor, False)  # a program the user's code runs does not hold the pipe open
+    _channel = Channel(descriptor)
+    if described.get("now") is not None:
+        global _now
+        shared = int(described["now"])
+        os.set_inheritable(shared, False)
+        _now = mmap.mmap(shared, NOW_BYTES)
+    own = io.TextIOWrapper(
+        io.BufferedWriter(_ChannelOutput(_channel)),
+        encoding=described.get("encoding") or "utf-8",
+        errors=described.get("errors") or "strict",
+        write_through=True,
+    )
+    sys.stdout = ReservedStdout(own, bool(described.get("tty")))
+
+
+def main() -> None:
+    """A worker's life: connect to the ``mnprof`` process, run the command line with the arguments it was given
+    (``sys.argv[1:]``), say :func:`done` with its exit code, and end at once (exit handlers the user's code
+    registered cannot change the outcome, which the ``mnprof`` process already has)."""
+    setting = os.environ.pop(CHANNEL_ENV, None)
+    if setting is None:
+        sys.stderr.write("mnprof: error: mnprof.worker runs only as the mnprof command's worker\n")
+        os._exit(2)
+    _connect(setting)
+    from mnprof import _startup
+
+    _startup.install_signal_handlers()
+    try:
+        from mnprof.cli import run_in_worker
+    except Exception as error:  # click, rich or torch cannot be imported here
+        problem = _startup.broken_environment(error)
+        if problem is None:
+            raise
+        sys.stderr.write(f"mnprof: error: {' '.join(problem.split())}\n")
+        code = 2
+    else:
+        code = run_in_worker(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # a stream the user's code closed: its output is lost, not the outcome
+            stream.flush()
+    done(code)
+    os._exit(code)
