@@ -33,7 +33,7 @@ def main() -> None:
     if sys.argv[1:2] != ["--in-process"]:
         from mnprof.supervisor import supervise  # the standard library and mnprof.worker: nothing heavy
 
-        sys.exit(supervise(sys.argv[1:]))
+        sys.exit(supervise(sys.argv[1:], ending=True))
     try:
         from mnprof.cli import console_main
     except Exception as error:  # click or rich cannot be imported here (too little memory, one missing)

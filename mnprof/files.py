@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnprof.errors import MnprofError, read_by_this_run, whole_write
+from mnprof.errors import MnprofError, read_by_this_run
 from mnprof.provenance import count_provenance
 
 __all__ = [
@@ -118,29 +118,27 @@ def atomic_write(path: Path, write: Callable[[Any], object]) -> None:
 
     Only a regular file (or a new path) is ever replaced: see :func:`check_regular`.
     """
-    with whole_write():  # the user-code watchdog does not end the process half-way (mnprof.errors)
-        _atomic_write(Path(path), write)
+    _atomic_write(Path(path), write)
 
 
 def atomic_write_all(texts: Mapping[Path, str]) -> None:
     """Write several text files all or none: every one to a temporary file beside it first, and only when all
     are written (a full disk or a file-size limit stops it before any is replaced) moved into place."""
-    with whole_write():
-        staged: list[tuple[str, Path]] = []
-        try:
-            for path, text in texts.items():
-                staged.append((_staged(Path(path), lambda handle, text=text: handle.write(_encoded(text))), path))
-            for temporary, path in staged:
-                os.replace(temporary, path)
-        except OSError as error:
-            reason = error.strerror or str(error)
-            failed = getattr(error, "filename", None) or "a file"
-            raise MnprofError(
-                f"cannot write {failed}: {reason} (nothing was replaced); accepted: a path with room to write"
-            ) from None
-        finally:
-            for temporary, _ in staged:
-                Path(temporary).unlink(missing_ok=True)
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, text in texts.items():
+            staged.append((_staged(Path(path), lambda handle, text=text: handle.write(_encoded(text))), path))
+        for temporary, path in staged:
+            os.replace(temporary, path)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        failed = getattr(error, "filename", None) or "a file"
+        raise MnprofError(
+            f"cannot write {failed}: {reason} (nothing was replaced); accepted: a path with room to write"
+        ) from None
+    finally:
+        for temporary, _ in staged:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def _staged(path: Path, write: Callable[[Any], object]) -> str:

@@ -33,12 +33,23 @@ IN_PROCESS = "--in-process"  # mnprof's first argument: run the command in this 
 EXIT_USAGE = 2
 POLL_S = 0.2  # how often the worker's life is checked while its pipe is quiet
 KILL_GRACE_S = 5.0  # after a forwarded interrupt (or its done), how long the worker has before it is ended
-WORKER_CODE = (  # sys.path as the mnprof command has it: not the working directory first, where it would shadow
-    "import sys\n"
-    "if sys.path and sys.path[0] == '': sys.path.append(sys.path.pop(0))\n"
-    "from mnprof.worker import main\n"
-    "main()\n"
-)
+CANNOT_START = 120  # the worker's exit code where it cannot import mnprof (it wrote its one line)
+WORKER_CODE = f"""\
+import sys
+if sys.path and sys.path[0] == "":  # as the mnprof command has it: the working directory last, where it cannot shadow
+    sys.path.append(sys.path.pop(0))
+try:
+    from mnprof.worker import main
+except BaseException as error:
+    text = " ".join(f"{{type(error).__name__}}: {{error}}".split())
+    sys.stderr.write(
+        f"mnprof: error: mnprof's worker process cannot import mnprof ({{text}}) with {{sys.executable}}; "
+        "accepted: a Python environment where mnprof is installed\\n"
+    )
+    sys.stderr.flush()
+    raise SystemExit({CANNOT_START})
+main()
+"""
 
 
 @dataclass
@@ -229,37 +240,51 @@ def _valid(descriptor: int) -> bool:
     return True
 
 
-def supervise(args: list[str]) -> int:
-    """Run ``mnprof ARGS`` in a worker and return the exit code (see the module)."""
-    try:
-        process, read, shared = _start(args)
-    except OSError as error:
-        _error(
-            f"mnprof cannot start its worker process ({sys.executable}: {error.strerror or error}); accepted: a "
-            "Python that can run mnprof"
-        )
-        return EXIT_USAGE
-    state = _Worker(process, shared=shared)
+def supervise(args: list[str], *, ending: bool = False) -> int:
+    """Run ``mnprof ARGS`` in a worker and return the exit code (see the module). ``ending``: this process ends
+    with the code (the ``mnprof`` command): from the outcome on, an interrupt is ignored (the output is whole);
+    otherwise the signal handlers are restored."""
     interrupts: list[tuple[int, float]] = []
+    started: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: object) -> None:
         interrupts.append((signum, time.monotonic()))
-        with suppress(OSError):
-            os.killpg(process.pid, signum)
+        for process in started:  # none yet: passed on once it is started
+            with suppress(OSError):
+                os.killpg(process.pid, signum)
 
     previous = {}
     for signum in _startup.SIGNALS:
         with suppress(ValueError, OSError):
-            previous[signum] = signal.signal(signum, forward)
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):  # nohup's SIGHUP stays ignored
+                previous[signum] = signal.signal(signum, forward)
     try:
-        return _wait(state, read, interrupts)
+        try:
+            process, read, shared = _start(args)
+        except OSError as error:
+            reason = error.strerror or error
+            _error(
+                f"mnprof cannot start its worker process ({sys.executable}: {reason}); "
+                "accepted: a Python that can run mnprof"
+            )
+            return EXIT_USAGE
+        started.append(process)
+        for signum, _ in interrupts[:1]:  # one that came as it started
+            with suppress(OSError):
+                os.killpg(process.pid, signum)
+        try:
+            return _wait(_Worker(process, shared=shared), read, interrupts)
+        finally:
+            os.close(read)
+            if shared is not None:
+                os.close(shared)
     finally:
-        os.close(read)
-        if shared is not None:
-            os.close(shared)
-        for signum, handler in previous.items():
-            with suppress(ValueError, OSError):
-                signal.signal(signum, handler)
+        if ending:
+            _startup.run_ends()  # the outcome is known (and its output written): an interrupt now is ignored
+        else:
+            for signum, handler in previous.items():
+                with suppress(ValueError, OSError):
+                    signal.signal(signum, handler)
 
 
 def _wait(state: _Worker, read: int, interrupts: list[tuple[int, float]]) -> int:
@@ -327,6 +352,8 @@ def _died(state: _Worker, interrupts: list[tuple[int, float]]) -> int:
     _remove_lock(state.lock)
     if interrupts and returncode == 128 + interrupts[0][0]:  # it wrote its line (still starting: nothing to keep)
         return returncode
+    if returncode == CANNOT_START and state.last is None and state.kept is None:  # it wrote its line
+        return EXIT_USAGE
     if interrupts and returncode == -interrupts[0][0]:  # ended by the interrupt itself
         _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
         return 128 + interrupts[0][0]

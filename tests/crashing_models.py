@@ -79,3 +79,10 @@ def _forward_factory(how: str):
 
 segfault_forward = _forward_factory("segfault")
 kill_forward = _forward_factory("kill")
+
+
+def recording_pid(alpha: float, num_classes: int) -> nn.Module:
+    """A working model whose factory writes the id of the process it runs in to ``$MNPROF_TEST_PID_FILE``."""
+    with open(os.environ["MNPROF_TEST_PID_FILE"], "w", encoding="utf-8") as handle:
+        handle.write(str(os.getpid()))
+    return tiny(alpha, num_classes)

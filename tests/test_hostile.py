@@ -326,80 +326,6 @@ def test_a_factory_that_exits_does_not_pass_the_gate(capsys, tmp_path):
     assert "factory raised SystemExit" in err
 
 
-def test_a_factory_that_calls_os_exit_does_not_end_mnprof(capsys, tmp_path):
-    import subprocess
-
-    path = baseline(tmp_path, "t=tests.regression_models:tiny")
-    capsys.readouterr()
-    command = [sys.executable, "-m", "mnprof", "check", "-q", *TINY, "--model",
-               "t=tests.regression_models:hard_exiting", "--baseline", str(path)]  # fmt: skip
-    # its own process: were os._exit(0) to end it, the gate would pass (and in-process, the test run would end)
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert done.returncode == 2, done
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("mnprof: error: ")
-    assert "called os._exit(0)" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_an_exit_handler_of_a_factory_cannot_pass_a_failing_gate(capsys, tmp_path):
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    path = tmp_path / "b.json"
-    spec = "net=tests.regression_models:tiny"
-    assert main(["baseline", "-q", "--model", spec, "--alpha", "1.0", "--resolution", "32", "--out", str(path)]) == 0
-    capsys.readouterr()
-    command = [sys.executable, "-m", "mnprof", "check", "-q", "--model",
-               "net=tests.regression_models:widened_exiting_at_exit", "--alpha", "1.0", "--resolution", "32",
-               "--baseline", str(path)]  # fmt: skip
-    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 1, done  # the regression, whatever the factory's exit handler says
-    assert "net" in done.stdout + done.stderr
-
-
-def _mnprof(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m mnprof ARGS`` in its own process, from the repository (the user code here may end or fork it)."""
-    command = [sys.executable, "-m", "mnprof", *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
-def test_a_factory_that_execs_another_program_does_not_pass_the_gate(capsys, tmp_path):
-    path = baseline(tmp_path, "t=tests.regression_models:tiny")
-    capsys.readouterr()
-    done = _mnprof("check", "-q", *TINY, "--model", "t=tests.regression_models:executing", "--baseline", str(path))
-    assert done.returncode == 2, done  # /bin/true in mnprof's place would exit 0: the gate would pass
-    assert done.stderr.count("\n") == 1 and "which would replace mnprof by another program" in done.stderr
-
-
-def test_a_forked_child_that_returns_ends_instead_of_running_on_as_a_second_mnprof():
-    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "t=tests.regression_models:forking",
-                   "--format", "json")  # fmt: skip
-    assert done.returncode == 0, done
-    assert json.loads(done.stdout)["rows"][0]["family"] == "t"  # one document: the child printed none
-    assert done.stderr == ""
-
-
-def test_a_thread_the_factory_started_never_prints_into_the_json():
-    done = _mnprof("table", "--no-timing", "-q", "--alpha", "0.25,0.5", "--resolution", "32,64", "--model",
-                   "t=tests.regression_models:printing_from_a_thread", "--format", "json")  # fmt: skip
-    assert done.returncode == 0, done
-    assert len(json.loads(done.stdout)["rows"]) == 4  # nothing but the JSON on stdout
-    assert "chatter from a thread" in done.stderr and "raw chatter from a thread" in done.stderr
-
-
-def test_exit_handlers_finalisers_and_threads_of_user_code_leave_the_output_and_exit_code_alone():
-    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "t=tests.regression_models:leaving_noise",
-                   "--format", "json")  # fmt: skip
-    assert done.returncode == 0, done
-    assert json.loads(done.stdout)["rows"][0]["family"] == "t"
-    assert "goodbye from an exit handler" in done.stderr and "Traceback" not in done.stderr
-    assert "farewell from a finaliser" in done.stderr
-    assert "mnprof: warning: thread 'worker' raised RuntimeError: a thread failed" in done.stderr
-    assert "mnprof: warning: exit handler leaving_noise.<locals>.goodbye of the user's code raised SystemExit" in (
-        done.stderr
-    )
-
-
 @pytest.mark.parametrize(
     "command", [["table", "--no-timing"], ["memory", "--batch-size", "1"], ["layers", "--no-timing"]]
 )
@@ -419,12 +345,6 @@ def test_a_system_exit_that_escapes_every_fence_is_still_an_error(capsys, monkey
 
     monkeypatch.setattr(mnprof.cli.options, "tool_table", exits)
     assert "the user's code raised SystemExit: 0" in refused(capsys, "paper", "--table", "1")
-
-
-def test_a_factory_that_closes_stderr_still_gets_its_one_line():
-    done = _mnprof("table", "--no-timing", "-q", *TINY, "--model", "tests.regression_models:closing_stderr")
-    assert done.returncode == 2, done
-    assert done.stderr.count("\n") == 1 and "RuntimeError: failed after closing stderr" in done.stderr
 
 
 def test_a_factory_that_changes_directory_does_not_move_relative_outputs(capsys, tmp_path, monkeypatch):
@@ -475,53 +395,6 @@ def test_the_warnings_of_user_code_that_works_follow_its_output_once_each(capsys
     assert code == 0 and "Warning" not in captured.out
     assert captured.err.count("UserWarning") == 1
     assert "mnprof: warning: tests/regression_models.py:" in captured.err and "weights are stale" in captured.err
-
-
-@pytest.mark.slow
-def test_a_factory_that_defeats_the_time_limit_is_ended_with_one_line(tmp_path):
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    environment = {**os.environ, "MNPROF_USER_CODE_TIMEOUT": "0.3"}
-    runs = {}
-    for factory in ["stopping_the_timer", "taking_sigalrm_over"]:  # run side by side: each takes a second or two
-        out = tmp_path / factory / "layers.md"
-        out.parent.mkdir()
-        out.write_text("keep")
-        command = [sys.executable, "-m", "mnprof", "layers", "--no-timing", *TINY, "--out", str(out),
-                   "--model", f"tests.tiny_family:{factory}"]  # fmt: skip
-        runs[factory] = out, subprocess.Popen(command, cwd=root, env=environment, stderr=subprocess.PIPE, text=True)
-    for factory, (out, run) in runs.items():
-        try:
-            _, err = run.communicate(timeout=60)  # a hang guard only: the watchdog ends it well before
-        finally:
-            run.kill()
-        assert run.returncode == 2, err
-        assert err.count("\n") == 1 and "Traceback" not in err
-        assert err.startswith(f"mnprof: error: model tests.tiny_family:{factory}: factory did not finish within 0.3 s")
-        assert out.read_text() == "keep" and list(out.parent.iterdir()) == [out]  # no temporary file left
-
-
-def test_the_watchdog_lets_a_file_being_written_finish_first(monkeypatch, tmp_path):
-    import signal
-    import threading
-
-    from mnprof.errors import ended_on_overrun, user_code
-    from mnprof.files import atomic_write
-
-    monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "0.1")
-    ended = threading.Event()
-
-    def slow(handle):
-        handle.write(b"half ")
-        assert not ended.wait(1.0)  # the watchdog is due after 0.1 + 0.5 s, and waits for the write
-        handle.write(b"whole")
-
-    with ended_on_overrun(lambda message: ended.set()), user_code("model m: factory raised"):
-        signal.setitimer(signal.ITIMER_REAL, 0)  # the timer stopped: only the watchdog is left
-        atomic_write(tmp_path / "f", slow)
-        assert ended.wait(60)  # then it ends the run (here: says so)
-    assert (tmp_path / "f").read_text() == "half whole"
 
 
 # ---------------------------------------------------------------- 5. configuration of the wrong shape
