@@ -26,15 +26,15 @@ from mnprof import _startup  # noqa: E402 - after the path is set; imports nothi
 
 _startup.install_signal_handlers()
 
+from mnprof import supervisor  # noqa: E402 - the standard library and mnprof.worker: nothing heavy
+
 
 def main() -> None:
     """The command line, to its end: in a worker process (:mod:`mnprof.supervisor`), or with ``--in-process`` as
     the first argument in this one (:func:`mnprof.cli.console_main`, which never returns)."""
-    if sys.argv[1:2] != ["--in-process"]:
-        from mnprof.supervisor import supervise  # the standard library and mnprof.worker: nothing heavy
-
-        sys.exit(supervise(sys.argv[1:], ending=True))
-    try:
+    if sys.argv[1:2] != [supervisor.IN_PROCESS]:
+        sys.exit(supervisor.supervise(sys.argv[1:], ending=True))
+    try:  # only here: the mnprof process imports neither the command line (click, rich) nor torch
         from mnprof.cli import console_main
     except Exception as error:  # click or rich cannot be imported here (too little memory, one missing)
         _startup.exit_if_broken(error)  # one line and exit 2 where the environment is the cause

@@ -31,21 +31,28 @@ __all__ = ["IN_PROCESS", "death", "supervise"]
 
 IN_PROCESS = "--in-process"  # mnprof's first argument: run the command in this process (no boundary)
 EXIT_USAGE = 2
-POLL_S = 0.2  # how often the worker's life is checked while its pipe is quiet
+POLL_S = 0.2  # how often the worker's life is checked where the system cannot say when it ends (no pidfd)
 KILL_GRACE_S = 5.0  # after a forwarded interrupt (or its done), how long the worker has before it is ended
-CANNOT_START = 120  # the worker's exit code where it cannot import mnprof (it wrote its one line)
+CANNOT_START = 120  # the worker's exit code where it cannot import mnprof or its libraries (it wrote its one line)
 WORKER_CODE = f"""\
 import sys
 if sys.path and sys.path[0] == "":  # as the mnprof command has it: the working directory last, where it cannot shadow
     sys.path.append(sys.path.pop(0))
 try:
-    from mnprof.worker import main
+    from mnprof import _startup
+    _startup.install_signal_handlers()
+    from mnprof.cli.worker import main
 except BaseException as error:
+    try:
+        problem = _startup.broken_environment(error) if isinstance(error, Exception) else None
+    except BaseException:
+        problem = None
     text = " ".join(f"{{type(error).__name__}}: {{error}}".split())
-    sys.stderr.write(
-        f"mnprof: error: mnprof's worker process cannot import mnprof ({{text}}) with {{sys.executable}}; "
-        "accepted: a Python environment where mnprof is installed\\n"
+    problem = problem or (
+        f"mnprof's worker process cannot import mnprof ({{text}}) with {{sys.executable}}; "
+        "accepted: a Python environment where mnprof is installed"
     )
+    sys.stderr.write(f"mnprof: error: {{' '.join(problem.split())}}\\n")
     sys.stderr.flush()
     raise SystemExit({CANNOT_START})
 main()
@@ -287,42 +294,57 @@ def supervise(args: list[str], *, ending: bool = False) -> int:
                     signal.signal(signum, handler)
 
 
+def _pidfd(process: subprocess.Popen[bytes]) -> int | None:
+    """A descriptor that becomes readable when ``process`` ends (Linux), so that waiting takes no CPU at all."""
+    try:
+        return os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _timeout(state: _Worker, interrupts: list[tuple[int, float]], polling: bool) -> float | None:
+    """How long the next wait may take: until the nearest time limit, or an interrupt's grace, runs out."""
+    now = time.monotonic()
+    due = [block.deadline for block in state.blocks if block.deadline is not None]
+    due += [interrupts[0][1] + KILL_GRACE_S] if interrupts else []
+    wait = max(min(due) - now, 0.0) + 0.01 if due else None
+    return min(wait, POLL_S) if polling and wait is not None else (POLL_S if polling else wait)
+
+
 def _wait(state: _Worker, read: int, interrupts: list[tuple[int, float]]) -> int:
     process, buffer, open_ = state.process, bytearray(), True
-    while True:
-        if open_:
-            try:
-                ready, _, _ = select.select([read], [], [], POLL_S)
-            except InterruptedError:  # pragma: no cover - PEP 475 retries select
-                ready = []
-            if ready:
+    ended = _pidfd(process)
+    try:
+        while True:
+            watched = [fd for fd in (read if open_ else None, ended) if fd is not None]
+            ready, _, _ = select.select(watched, [], [], _timeout(state, interrupts, polling=ended is None))
+            if read in ready:
                 chunk = os.read(read, 1 << 16)
-                if chunk:
-                    buffer += chunk
-                    for kind, payload in worker.decode_frames(buffer):
-                        state.take(kind, payload)
-                else:
-                    open_ = False  # the worker and every program holding the pipe are gone: its end is near
-        else:
-            time.sleep(POLL_S / 4)
-        if state.code is not None:
-            return _finish(state)
-        late = state.overrun()
-        if late is not None:
-            _kill_group(process)
-            _remove_lock(state.lock)
-            _error(late.late + _kept_line(state.kept))
-            return EXIT_USAGE
-        if interrupts and process.poll() is None and time.monotonic() - interrupts[0][1] > KILL_GRACE_S:
-            _kill_group(process)  # interrupted, and the worker has not ended (its code is in a long C call)
-            _remove_lock(state.lock)
-            _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
-            return 128 + interrupts[0][0]
-        if process.poll() is not None:
-            _drain(state, read, buffer)
+                buffer += chunk
+                open_ = bool(chunk)  # closed: the worker and every program holding the pipe are gone
+                for kind, payload in worker.decode_frames(buffer):
+                    state.take(kind, payload)
             if state.code is not None:
                 return _finish(state)
-            return _died(state, interrupts)
+            late = state.overrun()
+            if late is not None:
+                _kill_group(process)
+                _remove_lock(state.lock)
+                _error(late.late + _kept_line(state.kept))
+                return EXIT_USAGE
+            if interrupts and process.poll() is None and time.monotonic() - interrupts[0][1] > KILL_GRACE_S:
+                _kill_group(process)  # interrupted, and the worker has not ended (its code is in a long C call)
+                _remove_lock(state.lock)
+                _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
+                return 128 + interrupts[0][0]
+            if process.poll() is not None:
+                _drain(state, read, buffer)
+                if state.code is not None:
+                    return _finish(state)
+                return _died(state, interrupts)
+    finally:
+        if ended is not None:
+            os.close(ended)
 
 
 def _drain(state: _Worker, read: int, buffer: bytearray) -> None:

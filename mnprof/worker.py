@@ -1,14 +1,14 @@
 """The worker side of the process boundary (:mod:`mnprof.supervisor` is the other): the process that runs a command,
 its models and the user's code, and tells the ``mnprof`` process what it is doing over a pipe.
 
-The ``mnprof`` process starts this one (``python -c`` calling :func:`main`) with its standard output connected to
-standard error, so that nothing the user's code prints, by any means (``print``, ``os.write(1, ...)``, a C
-library), can reach mnprof's output; mnprof's own output (a table, a JSON document, help) travels over the pipe
-instead (:class:`Channel`), and the ``mnprof`` process prints it once the command is done. Over the same pipe go
-the user code's time limits (:func:`begin` and :func:`end`, called by :func:`mnprof.errors.user_code`), the
-measurements kept so far (:func:`kept`), and the command's exit code (:func:`done`). Whatever ends this process
-before :func:`done` (a segfault, an abort, the OOM killer, ``os._exit``, ``exec``, a time limit) the ``mnprof``
-process reports as one line naming what was running.
+The ``mnprof`` process starts this one (``python -c`` calling :func:`mnprof.cli.worker.main`) with its standard
+output connected to standard error, so that nothing the user's code prints, by any means (``print``,
+``os.write(1, ...)``, a C library), can reach mnprof's output; mnprof's own output (a table, a JSON document,
+help) travels over the pipe instead (:class:`Channel`), and the ``mnprof`` process prints it once the command is
+done. Over the same pipe go the user code's time limits (:func:`begin` and :func:`end`, called by
+:func:`mnprof.errors.user_code`), the measurements kept so far (:func:`kept`), and the command's exit code
+(:func:`done`). Whatever ends this process before :func:`done` (a segfault, an abort, the OOM killer,
+``os._exit``, ``exec``, a time limit) the ``mnprof`` process reports as one line naming what was running.
 
 Frames: one byte for the kind, four for the length (big-endian), then the payload: ``O`` output bytes, ``B`` a
 limited or unlimited block of user code begins (JSON: ``doing``, ``late``, ``limit_s``), ``E`` it ends, ``K`` a
@@ -29,7 +29,6 @@ import os
 import struct
 import sys
 import threading
-from contextlib import suppress
 from typing import Any
 
 __all__ = [
@@ -39,9 +38,9 @@ __all__ = [
     "decode_frames",
     "done",
     "end",
+    "connect",
     "in_worker",
     "kept",
-    "main",
     "now",
     "read_now",
 ]
@@ -206,9 +205,13 @@ class ReservedStdout(io.TextIOBase):
         self.own.reconfigure(**options)
 
 
-def _connect(setting: str) -> None:
-    """Take the channel the ``mnprof`` process described in ``setting`` (and hide it from the user's code)."""
+def connect() -> bool:
+    """Take the channel the ``mnprof`` process described in ``$MNPROF_WORKER_CHANNEL`` (and hide it from the user's
+    code, and the variable from the programs it runs); ``False`` where there is none (not a worker)."""
     global _channel
+    setting = os.environ.pop(CHANNEL_ENV, None)
+    if setting is None:
+        return False
     described = json.loads(setting)
     descriptor = int(described["fd"])
     os.set_inheritable(descriptor, False)  # a program the user's code runs does not hold the pipe open
@@ -225,32 +228,4 @@ def _connect(setting: str) -> None:
         write_through=True,
     )
     sys.stdout = ReservedStdout(own, bool(described.get("tty")))
-
-
-def main() -> None:
-    """A worker's life: connect to the ``mnprof`` process, run the command line with the arguments it was given
-    (``sys.argv[1:]``), say :func:`done` with its exit code, and end at once (exit handlers the user's code
-    registered cannot change the outcome, which the ``mnprof`` process already has)."""
-    setting = os.environ.pop(CHANNEL_ENV, None)
-    if setting is None:
-        sys.stderr.write("mnprof: error: mnprof.worker runs only as the mnprof command's worker\n")
-        os._exit(2)
-    _connect(setting)
-    from mnprof import _startup
-
-    _startup.install_signal_handlers()
-    try:
-        from mnprof.cli import run_in_worker
-    except Exception as error:  # click, rich or torch cannot be imported here
-        problem = _startup.broken_environment(error)
-        if problem is None:
-            raise
-        sys.stderr.write(f"mnprof: error: {' '.join(problem.split())}\n")
-        code = 2
-    else:
-        code = run_in_worker(sys.argv[1:])
-    for stream in (sys.stdout, sys.stderr):
-        with suppress(Exception):  # a stream the user's code closed: its output is lost, not the outcome
-            stream.flush()
-    done(code)
-    os._exit(code)
+    return True
