@@ -21,9 +21,11 @@ __all__ = [
     "atomic_write",
     "atomic_write_all",
     "atomic_write_text",
+    "check_creatable",
     "check_regular",
     "check_writable",
     "dumps",
+    "make_parent",
     "printable",
     "read_json_file",
     "read_text_file",
@@ -97,6 +99,31 @@ def check_writable(path: Path) -> None:
         raise MnprofError(f"--out {path}: directory {parent} does not exist; accepted: a path in an existing directory")
     if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise MnprofError(f"--out {path} is not writable; accepted: a path you can write")
+
+
+def check_creatable(path: Path) -> None:
+    """As :func:`check_writable`, for mnprof's own default output place (``reports/baseline.json``), whose missing
+    directories :func:`make_parent` creates just before the file is written: the nearest directory that exists
+    must be one this process can write in, and nothing between it and the file may be another kind of node.
+    A path the user named keeps :func:`check_writable`'s rule: its directory must exist."""
+    check_regular(path)
+    ancestor = path.parent
+    while not os.path.lexists(ancestor) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise MnprofError(f"--out {path}: {ancestor} is not a directory; accepted: a path in a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise MnprofError(f"--out {path} is not writable; accepted: a path you can write")
+
+
+def make_parent(path: Path) -> None:
+    """Create ``path``'s missing directories (see :func:`check_creatable`), right before the file is written."""
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise MnprofError(
+            f"cannot create the directory of {path}: {error.strerror or error}; accepted: a path you can write"
+        ) from None
 
 
 def _encoded(text: str) -> bytes:

@@ -184,7 +184,10 @@ def test_unusable_baselines_exit_2_with_one_line(capsys, tmp_path, content, mess
         ("tests.regression_models:NOT_CALLABLE", "has no callable 'NOT_CALLABLE'"),
         ("tests.regression_models:raising", "factory raised RuntimeError: weights server unreachable"),
         ("tests.regression_models:not_a_module", "returned dict, not a torch.nn.Module"),
-        ("no-colon", "unknown model 'no-colon'; accepted: mobilenetv1, mobilenetv2, a name from"),
+        (
+            "no-colon",
+            "unknown model 'no-colon'; accepted: mobilenetv1, mobilenetv2, mobilenetv3-large, mobilenetv3-small, a",
+        ),
         ("pkg.module:", "is not a model spec"),
     ],
 )

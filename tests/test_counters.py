@@ -18,6 +18,8 @@ from mnprof.model.networks import build_model, module_paths
 CONFIGS = [
     *default_grid(),
     *family_grid("mobilenetv2"),
+    *family_grid("mobilenetv3-large"),
+    *family_grid("mobilenetv3-small"),
     ModelConfig(1.0, 224, variant="full"),
     ModelConfig(1.0, 224, variant="shallow"),
     ModelConfig(1.0, 224, variant="seed"),
@@ -55,6 +57,7 @@ TORCH_CONFIGS = [
     ModelConfig(0.25, 128),
     ModelConfig(1.4, 224, family="mobilenetv2"),
     ModelConfig(0.35, 96, family="mobilenetv2"),
+    ModelConfig(0.75, 224, family="mobilenetv3-small"),
 ]
 
 

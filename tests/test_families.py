@@ -43,6 +43,10 @@ def structure(count) -> dict:
         "relu6": sum(
             1 for layer in count.layers if layer.spec.batch_norm and layer.spec.activation is Activation.RELU6
         ),
+        "activations_by_kind": {
+            activation: sum(1 for layer in count.layers if layer.spec.activation is activation)
+            for activation in (Activation.HARDSWISH, Activation.HARDSIGMOID)
+        },  # MobileNetV3's (fvcore lists their calls)
         "layer_macs": [layer.macs for layer in count.layers if layer.macs],
         "kinds": [kind for kind in kinds if kind is not LayerKind.ADD],
     }
@@ -51,6 +55,8 @@ def structure(count) -> dict:
 WITNESSED = [
     *family_grid(Family.MOBILENETV1),
     *family_grid(Family.MOBILENETV2),
+    *family_grid(Family.MOBILENETV3_LARGE),
+    *family_grid(Family.MOBILENETV3_SMALL),
     *(ModelConfig(1.0, 224, variant=v) for v in ("full", "shallow", "seed")),
     ModelConfig(0.5, 160, rounding="div8"),
     ModelConfig(0.75, 128, num_classes=10),
@@ -111,7 +117,10 @@ def test_families_resolve_by_name_spec_pyproject_and_entry_point(tmp_path, monke
     (dist / "entry_points.txt").write_text("[mnprof.models]\nplugged = tests.tiny_family:tiny\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert families.resolve("plugged", {}).target == "tests.tiny_family:tiny"
-    with pytest.raises(MnprofError, match="unknown model 'nope'; accepted: mobilenetv1, mobilenetv2, a name from"):
+    with pytest.raises(
+        MnprofError,
+        match="unknown model 'nope'; accepted: mobilenetv1, mobilenetv2, mobilenetv3-large, mobilenetv3-small, a",
+    ):
         families.resolve("nope", {})
 
 

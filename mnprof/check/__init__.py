@@ -23,6 +23,7 @@ from mnprof.check.baseline import (
     load_baseline,
     measure,
     refuse_other_models,
+    refuse_part,
     refuse_unrelated,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
@@ -58,6 +59,7 @@ __all__ = [
     "measure",
     "measure_latency",
     "refuse_other_models",
+    "refuse_part",
     "refuse_unrelated",
     "usable_baseline",
     "parse_tolerance",

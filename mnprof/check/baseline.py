@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec
+from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec, entry_key
 from mnprof.counting.count import count_many
 from mnprof.errors import MnprofError
 from mnprof.files import read_json_file, schema_problem
@@ -33,6 +33,7 @@ __all__ = [
     "load_baseline",
     "measure",
     "refuse_other_models",
+    "refuse_part",
     "refuse_unrelated",
 ]
 
@@ -42,10 +43,6 @@ _BUILTIN_MODEL = ModelSpec(BUILTIN, BUILTIN)
 
 
 # ------------------------------------------------------------------------------------ entries
-
-
-def entry_key(model: ModelSpec, alpha: float, resolution: int) -> str:
-    return f"{model.name}@{format_alpha(alpha)}-{resolution}"
 
 
 def _entry(model: ModelSpec, alpha: float, resolution: int, num_classes: int, counts: dict[str, Any]) -> dict[str, Any]:
@@ -91,17 +88,22 @@ def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -
 
 
 def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Count every model x alpha x resolution of ``settings``; entries keyed ``name@alpha-resolution``.
+    """Count every model x alpha x resolution of ``settings`` (its ``--shard`` part); entries keyed
+    ``name@alpha-resolution``.
 
     Every counter, for every model: a user family's "analytic" count is its traced conv and linear modules
     (:func:`mnprof.counting.shapes.traced_count`), so that its activations are guarded as mnprof's own are."""
     entries: dict[str, dict[str, Any]] = {}
+    chosen = set(settings.keys())  # the grid, or its --shard part
     for model in settings.models:
         configs = [
             ModelConfig(a, r, settings.num_classes, family=model.family)
             for a in settings.alphas
             for r in settings.resolutions
+            if (model, a, r) in chosen
         ]
+        if not configs:
+            continue
 
         def done(config: ModelConfig, model: ModelSpec = model) -> None:
             if on_done is not None:
@@ -220,4 +222,20 @@ def refuse_unrelated(document: Mapping[str, Any], settings: CheckSettings, path:
         f"baseline {path} has none of the {len(keys)} configurations checked ({', '.join(keys[:3])}"
         f"{', ...' if len(keys) > 3 else ''}; {held}), so nothing would be compared; accepted: a baseline of these "
         f"models and grid (mnprof baseline --out {path}), or --model/--alpha/--resolution it holds"
+    )
+
+
+def refuse_part(document: Mapping[str, Any], settings: CheckSettings) -> None:
+    """Refuse a shard's baseline (``mnprof baseline --shard``) checked as a whole baseline, or as another shard:
+    every configuration of the other parts would only be "added", and the gate would compare a fraction of what it
+    guards."""
+    part = document.get("shard")
+    if part is None:
+        return
+    name = f"{part['index']}/{part['count']}"
+    if settings.shard is not None and str(settings.shard) == name:
+        return
+    raise MnprofError(
+        f"baseline {settings.baseline} is shard {name} of a baseline (mnprof baseline --shard); accepted: the "
+        f"shards joined by mnprof merge, or mnprof check --shard {name}"
     )

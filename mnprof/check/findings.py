@@ -51,6 +51,8 @@ class CheckResult:
     # With --latency: every compared entry's relative latency then and now (mnprof.check.latency)
     latency: Mapping[str, Mapping[str, Any]] | None = None
     latency_tolerance_pct: float | None = None
+    # Every (entry, counter, metric) compared, changed or not: what a test report lists as its test cases
+    metrics: tuple[tuple[str, str, str], ...] = field(default=())
 
     @property
     def failed(self) -> bool:
@@ -87,6 +89,7 @@ def compare(
     with ``strict``, on any change at all (shrinkage, entries added or removed). ``extra`` findings
     (latency that grew) join the result and fail it."""
     findings: list[Finding] = []
+    metrics: list[tuple[str, str, str]] = []
     for key in sorted(set(baseline) | set(current)):
         if key not in current:
             findings.append(Finding("removed", key))
@@ -96,6 +99,7 @@ def compare(
             continue
         before, now = _metrics(baseline[key]), _metrics(current[key])
         for counter, metric in sorted(set(before) | set(now)):
+            metrics.append((key, counter, metric))
             old, new = before.get((counter, metric)), now.get((counter, metric))
             if old == new:
                 continue
@@ -121,4 +125,4 @@ def compare(
     findings += extra
     compared = len(set(baseline) & set(current))
     failures = tuple(f for f in findings if fails(f))
-    return CheckResult(tuple(findings), tolerance_pct, strict, compared, failures)
+    return CheckResult(tuple(findings), tolerance_pct, strict, compared, failures, metrics=tuple(metrics))

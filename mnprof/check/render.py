@@ -1,4 +1,4 @@
-"""Rendering a :class:`~mnprof.check.findings.CheckResult`: text, json, markdown and github annotations.
+"""Rendering a :class:`~mnprof.check.findings.CheckResult`: text, json, markdown, github annotations and junit.
 
 Text is for people, json for tools, markdown for a job summary (``$GITHUB_STEP_SUMMARY``), and
 github for workflow commands (``::error ...``), with their data and properties escaped.
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mnprof.check.baseline import BASELINE_SCHEMA_VERSION
 from mnprof.check.findings import CheckResult, Finding
+from mnprof.check.junit import render_junit
 from mnprof.files import dumps
 from mnprof.views.render import number
 
@@ -59,8 +60,11 @@ def _advice(result: CheckResult, baseline_path: Path) -> str | None:
 
 
 def render_check(result: CheckResult, fmt: str, baseline_path: Path) -> str:
-    """Render as ``text``, ``json``, ``markdown`` (a job summary) or ``github`` (workflow annotations)."""
+    """Render as ``text``, ``json``, ``markdown`` (a job summary), ``github`` (workflow annotations) or ``junit``
+    (a JUnit XML test report, :mod:`mnprof.check.junit`)."""
     advice = _advice(result, baseline_path)
+    if fmt == "junit":
+        return render_junit(result, baseline_path)
     if fmt == "json":
         return _json(result, baseline_path)
     if fmt == "github":

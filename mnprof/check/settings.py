@@ -14,9 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mnprof.check.shard import Shard
 from mnprof.errors import MnprofError, one_line, user_code
 from mnprof.model import families
-from mnprof.model.config import DEFAULT_ALPHAS, DEFAULT_RESOLUTIONS, Family, ModelConfig, UserFamily, parse_alphas
+from mnprof.model.config import (
+    DEFAULT_ALPHAS,
+    DEFAULT_RESOLUTIONS,
+    Family,
+    ModelConfig,
+    UserFamily,
+    format_alpha,
+    parse_alphas,
+)
 from mnprof.model.families import Factory
 
 __all__ = [
@@ -26,6 +35,7 @@ __all__ = [
     "CheckSettings",
     "Factory",
     "ModelSpec",
+    "entry_key",
     "load_settings",
     "user_code",
     "one_line",
@@ -83,6 +93,11 @@ class ModelSpec:
         return families.import_factory(self.target)
 
 
+def entry_key(model: ModelSpec, alpha: float, resolution: int) -> str:
+    """A baseline entry's key: ``name@alpha-resolution``, every digit of alpha kept."""
+    return f"{model.name}@{format_alpha(alpha)}-{resolution}"
+
+
 @dataclass(frozen=True)
 class CheckSettings:
     """What to guard and how strictly: from ``[tool.mnprof]`` in pyproject.toml, overridden by options."""
@@ -93,9 +108,28 @@ class CheckSettings:
     num_classes: int = 1000
     baseline: Path = DEFAULT_BASELINE
     tolerance_pct: float = 0.0
+    shard: Shard | None = None  # --shard i/n: only this part of the grid (mnprof.check.shard)
+
+    def grid_keys(self) -> list[tuple[ModelSpec, float, int]]:
+        """Every model x alpha x resolution, whatever the shard."""
+        return [(model, alpha, res) for model in self.models for alpha in self.alphas for res in self.resolutions]
 
     def keys(self) -> list[tuple[ModelSpec, float, int]]:
-        return [(model, alpha, res) for model in self.models for alpha in self.alphas for res in self.resolutions]
+        """The configurations this run counts: the grid, or the shard's part of it."""
+        if self.shard is None:
+            return self.grid_keys()
+        chosen = set(self.shard.part(entry_key(*key) for key in self.grid_keys()))
+        return [key for key in self.grid_keys() if entry_key(*key) in chosen]
+
+    def holds(self, key: str) -> bool:
+        """Whether the baseline entry ``key`` is this run's to compare: every one without a shard; with one, those
+        of its part of the grid, and (in shard 1 only, so that each is reported once) those not in the grid."""
+        if self.shard is None:
+            return True
+        grid = {entry_key(*each) for each in self.grid_keys()}
+        if key not in grid:
+            return self.shard.index == 1
+        return key in self.shard.part(grid)
 
 
 def parse_tolerance(value: object) -> float:

@@ -15,6 +15,7 @@ from mnprof.check import (
     baseline_document,
     compare,
     compare_latency,
+    entry_key,
     entry_macs,
     load_baseline,
     load_settings,
@@ -22,20 +23,23 @@ from mnprof.check import (
     measure_latency,
     parse_tolerance,
     refuse_other_models,
+    refuse_part,
     refuse_unrelated,
     render_check,
     usable_baseline,
 )
-from mnprof.cli.options import Command
+from mnprof.check.shard import Shard
+from mnprof.cli.options import Command, shard_option
 from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progress, refuse_overwriting
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_writable, dumps
+from mnprof.files import atomic_write_text, check_creatable, check_writable, dumps, make_parent
 from mnprof.model import families
 from mnprof.model.config import MAX_CLASSES, parse_alphas, parse_resolutions
 from mnprof.timing.host import available_cores, host_environment
 
 MODEL_HELP = (
-    "Model to guard, repeatable: 'mobilenetv1' or 'mobilenetv2' (mnprof's own), a name from [tool.mnprof.families] "
+    "Model to guard, repeatable: 'mobilenetv1', 'mobilenetv2', 'mobilenetv3-large' or 'mobilenetv3-small' "
+    "(mnprof's own), a name from [tool.mnprof.families] "
     "or the 'mnprof.models' entry points, or [NAME=]package.module:factory, where "
     "factory(alpha: float, num_classes: int[, resolution: int]) returns a torch.nn.Module taking (N, 3, R, R) "
     "images (a factory with a resolution parameter is called once per resolution). "
@@ -108,6 +112,19 @@ def _settings(
     return dataclasses.replace(settings, **changes)
 
 
+def _refuse_shard_with_latency(settings: Any, latency: bool) -> None:
+    """--shard splits the counting; latency is relative to controls timed on one host in one run, so it is not
+    split (and an empty shard would pass whatever changed)."""
+    if settings.shard is None:
+        return
+    if latency:
+        raise MnprofError(
+            f"--shard {settings.shard} cannot be combined with --latency: latency is relative to controls timed on "
+            "one host in one run; accepted: --shard for counts, or --latency without --shard"
+        )
+    settings.shard.refuse_empty(entry_key(*key) for key in settings.grid_keys())
+
+
 def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
     total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
     with progress(quiet) as bar:
@@ -136,6 +153,8 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
     default=None,
     help="Threads for --latency. [default: the cores this process may use]",
 )
+@shard_option("Count only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix; "
+              "needs --out; join the N files with mnprof merge.")  # fmt: skip
 def baseline(
     models: tuple[str, ...],
     alphas: str | None,
@@ -146,6 +165,7 @@ def baseline(
     out: Path | None,
     latency: bool,
     threads: int | None,
+    shard: Shard | None,
 ) -> None:
     """Record exact params and MACs of every model x alpha x resolution as a baseline.
 
@@ -153,16 +173,29 @@ def baseline(
     params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
-    settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out)
+    settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out, shard=shard)
+    _refuse_shard_with_latency(settings, latency)
+    if shard is not None and out is None:  # a part written over the whole baseline would lose the rest
+        raise MnprofError(
+            f"--shard {shard} writes part of a baseline; accepted: --out naming the part's own file (e.g. "
+            f"--out baseline-{shard.index}-of-{shard.count}.json), joined afterwards with mnprof merge"
+        )
     config = pyproject if pyproject is not None else Path("pyproject.toml")
     if config.is_file():  # the settings this run read
         refuse_overwriting(settings.baseline, {config: "the pyproject.toml the settings come from"})
-    check_writable(settings.baseline)
+    # mnprof's own default place (reports/baseline.json) is created in a fresh project; a path named is not
+    own_place = out is None and "baseline" not in families.tool_table(pyproject)
+    (check_creatable if own_place else check_writable)(settings.baseline)
     entries = _measure(settings, quiet)
     timed = None
     if latency:
         timed = measure_latency(settings, threads or available_cores(), entry_macs(entries))
-    atomic_write_text(settings.baseline, dumps(baseline_document(entries, timed)))
+    document = baseline_document(entries, timed)
+    if shard is not None:  # what mnprof merge checks: every part of one partition, each once
+        document["shard"] = {"index": shard.index, "count": shard.count, "configurations": len(settings.grid_keys())}
+    if own_place:
+        make_parent(settings.baseline)
+    atomic_write_text(settings.baseline, dumps(document))
     click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
 
 
@@ -204,12 +237,15 @@ def baseline(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown", "github"]),
+    type=click.Choice(["text", "json", "markdown", "github", "junit"]),
     default="text",
     show_default=True,
     help="text for people; json for tools; markdown for a job summary ($GITHUB_STEP_SUMMARY); github "
-    "for workflow annotations (::error ...).",
+    "for workflow annotations (::error ...); junit for a CI's test report (JUnit XML: one test case per "
+    "configuration and metric, a failure for each regression).",
 )
+@shard_option("Check only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix; "
+              "baseline entries outside the grid are reported by shard 1.")  # fmt: skip
 def check(
     models: tuple[str, ...],
     alphas: str | None,
@@ -223,6 +259,7 @@ def check(
     latency_gate: bool,
     latency_tolerance: str | None,
     fmt: str,
+    shard: Shard | None,
 ) -> int:
     """Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.
 
@@ -241,13 +278,16 @@ def check(
         pyproject,
         baseline=baseline_path,
         tolerance_pct=parse_tolerance(tolerance) if tolerance is not None else None,
+        shard=shard,
     )
+    _refuse_shard_with_latency(settings, latency_gate or latency_tolerance is not None)
     latency_pct = parse_tolerance(latency_tolerance) if latency_tolerance is not None else None
     if latency_gate and latency_pct is None:
         latency_pct = DEFAULT_LATENCY_TOLERANCE_PCT
     document = load_baseline(settings.baseline)
     refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
     refuse_other_models(document, settings, settings.baseline)  # nor one that compares two models as one
+    refuse_part(document, settings)  # nor one that holds a part of the configurations as if it were all
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
     current = _measure(settings, quiet)
@@ -255,7 +295,8 @@ def check(
     if latency_pct is not None:
         now = measure_latency(settings, document["latency"]["threads"], entry_macs(current))
         slower, compared = compare_latency(document["latency"], now, latency_pct, settings.baseline)
-    result = compare(document["entries"], current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
+    held = {key: entry for key, entry in document["entries"].items() if settings.holds(key)}  # --shard's part
+    result = compare(held, current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
     if compared is not None:
         result = dataclasses.replace(result, latency=compared, latency_tolerance_pct=latency_pct)
     emit(render_check(result, fmt, settings.baseline), None)

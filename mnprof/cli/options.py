@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from mnprof.check.shard import parse_shard
 from mnprof.cli.output import OutputPath, PlainFloat, PlainInt
 from mnprof.errors import MnprofError, mnprof_output
 from mnprof.files import check_writable
@@ -50,6 +51,7 @@ __all__ = [
     "output_options",
     "reference_option",
     "resolve_output",
+    "shard_option",
     "statistic_option",
     "timing_options",
 ]
@@ -86,15 +88,17 @@ def resolve_output(fmt: str | None, out: Path | None) -> str:
 
 GRID_HELP = (
     f"Comma-separated width multipliers, each in (0, {MAX_ALPHA:g}]. [default: the family's published grid: "
-    f"{','.join(format_alpha(a) for a in DEFAULT_ALPHAS)} for mobilenetv1; TF-slim's for mobilenetv2]"
+    f"{','.join(format_alpha(a) for a in DEFAULT_ALPHAS)} for mobilenetv1; TF-slim's for mobilenetv2; 1.0,0.75 for "
+    "mobilenetv3-large and -small]"
 )
 RESOLUTION_HELP = (
     f"Comma-separated input resolutions in pixels, integers in [{MIN_RESOLUTION}, {MAX_RESOLUTION}]. "
     f"[default: the family's published grid: {','.join(str(r) for r in DEFAULT_RESOLUTIONS)} for mobilenetv1; "
-    "TF-slim's for mobilenetv2]"
+    "TF-slim's for mobilenetv2; 224 for mobilenetv3-large and -small]"
 )
 FAMILY_HELP = (
     "mobilenetv1 (Howard et al. 2017), mobilenetv2 (Sandler et al. 2018; TF-slim's make-divisible-by-8 channels), "
+    "mobilenetv3-large and mobilenetv3-small (Howard et al. 2019; the same rounding), "
     "a name from [tool.mnprof.families] in ./pyproject.toml or from an installed package's 'mnprof.models' entry "
     "points, or your own family as [NAME=]package.module:factory, where factory(alpha: float, num_classes: int"
     "[, resolution: int]) returns a torch.nn.Module taking (N, 3, R, R) images (a user family has no published "
@@ -212,13 +216,16 @@ def config_from(
 FORMAT_HELP = "Output format. [default: from --out's suffix (.md, .csv, .json), else a table]"
 
 
-def output_options(function: Callable[..., Any] | None = None, *, format_help: str = FORMAT_HELP) -> Any:
-    """--format (table, markdown, csv, json; default from --out's suffix) and --out (written atomically).
+def output_options(
+    function: Callable[..., Any] | None = None, *, format_help: str = FORMAT_HELP, extra_formats: tuple[str, ...] = ()
+) -> Any:
+    """--format (table, markdown, csv, json, and a command's ``extra_formats``; default from --out's suffix) and
+    --out (written atomically).
 
     Use as ``@output_options``, or as ``@output_options(format_help=...)`` where a command's formats say more.
     """
     if function is None:
-        return lambda command: output_options(command, format_help=format_help)
+        return lambda command: output_options(command, format_help=format_help, extra_formats=extra_formats)
     function = click.option(
         "--out",
         type=OutputPath(),
@@ -228,7 +235,7 @@ def output_options(function: Callable[..., Any] | None = None, *, format_help: s
     return click.option(
         "--format",
         "fmt",
-        type=click.Choice(["table", "markdown", "csv", "json"]),
+        type=click.Choice(["table", "markdown", "csv", "json", *extra_formats]),
         default=None,
         help=format_help,
     )(function)
@@ -277,6 +284,15 @@ BACKEND_HELP = (
     "images (mean cosine similarity of the logits >= 0.999 and the same "
     "top-1 class for >= 90%); a runtime that does not gets an error row with what it measured."
 )
+
+
+def shard_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--shard I/N`` (:mod:`mnprof.check.shard`), parsed as it enters: it reaches the command as a Shard or None."""
+
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+        return None if value is None else parse_shard(value)
+
+    return click.option("--shard", default=None, metavar="I/N", callback=parse, help=help_text)
 
 
 def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -11,6 +11,7 @@ from mnprof.cli.output import emit
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family, UserFamily
 from mnprof.paper.mobilenetv2 import tfslim_v2_table
+from mnprof.paper.mobilenetv3 import V3_FAMILIES, v3_table
 from mnprof.paper.models import paper_tables, parse_tables
 from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
@@ -27,7 +28,8 @@ from mnprof.views.render import Format
 )
 @model_option(
     "mobilenetv1: the paper's Tables 1 to 9; mobilenetv2: TF-slim's 22 published checkpoints, with the "
-    "conventions that reproduce them."
+    "conventions that reproduce them; mobilenetv3-large, mobilenetv3-small: the MobileNetV3 paper's Table 3 and "
+    "TF-slim's checkpoints, and where they disagree."
 )
 @output_options(
     format_help="Output format; csv is one long table with a paper_table column, json also carries each table's "
@@ -40,7 +42,8 @@ def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> Non
     layer), 4 (full convolutions vs separable), 5 (narrow vs shallow), 6 and 7 (width and
     resolution) and the MobileNet rows of 8 and 9. Where a computed number disagrees with the
     printed one beyond rounding, a note under the table says so and what mnprof found. Counts only:
-    no model is run. Accuracy columns are published data.
+    no model is run. Accuracy columns are published data. MobileNetV3-Large and -Small: their
+    paper's Table 3 and TF-slim's checkpoints, and where the two disagree.
 
     \b
     Examples:
@@ -48,12 +51,13 @@ def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> Non
       mnprof paper --table 1,2 --format markdown
       mnprof paper --format json --out paper.json
       mnprof paper --model mobilenetv2
+      mnprof paper --model mobilenetv3-small
     """
     family = family_from(model)
     if isinstance(family, UserFamily):
         raise MnprofError(
-            f"--model {model}: mnprof has no published numbers for {family}; accepted: mobilenetv1 or mobilenetv2 "
-            "(mnprof table --model counts and times any family)"
+            f"--model {model}: mnprof has no published numbers for {family}; accepted: mobilenetv1, mobilenetv2, "
+            "mobilenetv3-large or mobilenetv3-small (mnprof table --model counts and times any family)"
         )
     if family is Family.MOBILENETV2:
         if table_keys.strip().lower() not in ("all", "v2"):
@@ -62,6 +66,13 @@ def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> Non
                 "(TF-slim's MobileNetV2 checkpoints, one table)"
             )
         tables = [tfslim_v2_table()]
+    elif family in V3_FAMILIES:
+        if table_keys.strip().lower() not in ("all", "3"):
+            raise MnprofError(
+                f"--table {table_keys!r}: the MobileNetV1 paper's tables; accepted with --model {family.value}: all "
+                "(the MobileNetV3 paper's Table 3 and TF-slim's checkpoints, one table)"
+            )
+        tables = [v3_table(family)]
     else:
         tables = paper_tables(parse_tables(table_keys))
     fmt = resolve_output(fmt, out)

@@ -6,7 +6,17 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import Command, configs_from, grid_options, output_options, resolve_output, timing_options
+from mnprof.check.shard import Shard
+from mnprof.cli.options import (
+    FORMAT_HELP,
+    Command,
+    configs_from,
+    grid_options,
+    output_options,
+    resolve_output,
+    shard_option,
+    timing_options,
+)
 from mnprof.cli.output import emit, output_width, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
@@ -14,6 +24,7 @@ from mnprof.model.config import Family
 from mnprof.timing import plan as timing
 from mnprof.timing.store import refuse_other_models
 from mnprof.views import grid as tables
+from mnprof.views.benchmarks import BENCHMARK_FORMATS, render_benchmarks
 from mnprof.views.render import Format
 
 
@@ -49,9 +60,18 @@ from mnprof.views.render import Format
     show_default=True,
     help="macs: multiply-accumulates (the paper's Mult-Adds); flops: 2 x MACs, said so in the headers.",
 )
-@output_options
+@output_options(
+    format_help=FORMAT_HELP.replace(
+        "Output format.",
+        "Output format: table, markdown, csv, json; benchmark-action "
+        "(github-action-benchmark's customSmallerIsBetter JSON) or bencher (Bencher Metric Format JSON): params, MACs "
+        "and, where timed, latency of each configuration, for a benchmark-tracking service (grid and counts views).",
+    ),
+    extra_formats=BENCHMARK_FORMATS,
+)
 @timing_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@shard_option("Only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix.")
 def table(
     models: tuple[str, ...],
     alphas: str | None,
@@ -66,6 +86,7 @@ def table(
     fmt: str | None,
     out: Path | None,
     quiet: bool,
+    shard: Shard | None,
     timing_request: timing.TimingRequest,
 ) -> None:
     """Params and MACs of every configuration, counted three ways, beside the published numbers, and
@@ -111,13 +132,24 @@ def table(
     chosen = tables.View(view)
     if chosen in (tables.View.PAPER, tables.View.SEED) and any(c.family is not Family.MOBILENETV1 for c in configs):
         raise MnprofError(
-            f"--view {view} shows MobileNetV1's published tables; accepted with --model mobilenetv2: --view grid, "
-            "counts or reconcile (its published numbers: mnprof paper --model mobilenetv2)"
+            f"--view {view} shows MobileNetV1's published tables; accepted with --model mobilenetv2 or mobilenetv3: "
+            "--view grid, counts or reconcile (their published numbers: mnprof paper --model NAME)"
         )
     if chosen is tables.View.PAPER:
         configs = tables.paper_configs()
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
+    if fmt in BENCHMARK_FORMATS and chosen not in (tables.View.GRID, tables.View.COUNTS):
+        raise MnprofError(
+            f"--format {fmt} reports the grid's counts and latency; accepted with it: --view grid or counts"
+        )
+    if shard is not None:  # one part of the configurations, the same part whatever the machine or option order
+        if chosen in (tables.View.PAPER, tables.View.SEED):
+            raise MnprofError(f"--shard with --view {view}: the paper's tables are one layout; accepted: --view grid, "
+                              "counts or reconcile")  # fmt: skip
+        shard.refuse_empty(config.id for config in configs)
+        part = set(shard.part(config.id for config in configs))
+        configs = [config for config in configs if config.id in part]
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
     if timing_plan is not None:
         timing.check_reference(timing_plan.reference, [config.id for config in configs])
@@ -129,6 +161,10 @@ def table(
         where = ", ".join(map(str, timing_request.from_results)) or str(timing_request.results)
         refuse_other_models(records, macs, where)  # no time stands beside another model's counts
         frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
+        if fmt in BENCHMARK_FORMATS:
+            emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
+            report_runs_apart(records, verbose)
+            return
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
         report_runs_apart(records, verbose)  # after the output: a failing command's one line stays alone
         return
@@ -139,4 +175,7 @@ def table(
         tables.View.SEED: tables.seed_frame,
         tables.View.RECONCILE: tables.reconcile_frame,
     }[chosen](reports)
+    if fmt in BENCHMARK_FORMATS:
+        emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
+        return
     emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)

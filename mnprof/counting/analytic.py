@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cached_property
 
 from mnprof.model.arch import CONV_KINDS, LayerKind, LayerSpec, layer_plan
-from mnprof.model.config import Family, ModelConfig
+from mnprof.model.config import DIVISIBLE_FAMILIES, ModelConfig
 
 __all__ = [
     "AnalyticCount",
@@ -35,7 +35,8 @@ class ParamConvention(StrEnum):
     PAPER = "paper"  # conv and FC weights and biases only
     # TF-slim's published counts: 1001 classes (a background class). MobileNetV1: BatchNorm without gamma
     # (scale=False) but with beta and the two moving statistics, which it stores as variables. MobileNetV2:
-    # conv and FC weights and the FC bias only (its README's numbers leave BatchNorm out).
+    # conv and FC weights and the FC bias only (its README's numbers leave BatchNorm out); MobileNetV3: conv and FC
+    # weights and biases (the squeeze-and-excite convs and both FC layers have them), no BatchNorm.
     TFSLIM = "tfslim"
 
 
@@ -98,7 +99,7 @@ def _count_layer(spec: LayerSpec) -> LayerCount:
     if spec.kind is LayerKind.FC:
         macs = linear_macs(spec.in_channels, spec.out_channels)
         params = linear_params(spec.in_channels, spec.out_channels, spec.bias)
-    elif spec.kind in (LayerKind.POOL, LayerKind.ADD):
+    elif spec.kind in (LayerKind.POOL, LayerKind.ADD, LayerKind.SCALE):
         macs = params = 0
     else:
         macs = conv_macs(spec.out_size, spec.out_size, spec.kernel, spec.in_channels, spec.out_channels, spec.groups)
@@ -145,7 +146,8 @@ class AnalyticCount:
         Model of execution, as an inference runtime runs the network: one layer at a time; a layer's input
         and output are alive together; BatchNorm is folded into its convolution and the activation is
         applied in place (neither adds a tensor); a residual block's input stays alive until its add, which
-        reads it and the block's output and writes a third tensor. Weights are not included.
+        reads it and the block's output and writes a third tensor; a squeeze-and-excite's input stays alive
+        through its pool and 1x1 convs until its gate. Weights are not included.
 
         Only for a layer plan (``planned``): a user's model may branch and keep tensors in ways its traced
         layers do not show.
@@ -153,14 +155,21 @@ class AnalyticCount:
         if not self.planned:
             raise ValueError("the working set needs a layer plan; traced layers do not say what stays alive")
         alive_at: dict[str, int] = {}
-        kept = 0
-        adds = {layer.spec.name.rsplit(".", 1)[0] for layer in self.layers if layer.spec.kind is LayerKind.ADD}
+        kept = gated = 0
+        adds = {_block(layer.spec.name) for layer in self.layers if layer.spec.kind is LayerKind.ADD}
         for layer in self.layers:
-            block = layer.spec.name.rsplit(".", 1)[0]
+            block = _block(layer.spec.name)
             if layer.spec.kind is LayerKind.ADD:
                 alive = layer.in_elements + 2 * layer.out_elements  # block input, block output, the sum
             else:
                 alive = layer.in_elements + layer.out_elements + (kept if block in adds else 0)
+            # MobileNetV3's squeeze-and-excite: the tensor it gates stays alive through its pool and two 1x1 convs
+            # (the gate itself reads it and writes the output: its own input and output)
+            alive += gated if layer.spec.name.endswith((".se.fc1", ".se.fc2")) else 0
+            if layer.spec.name.endswith(".se.pool"):
+                gated = layer.in_elements
+            elif layer.spec.kind is LayerKind.SCALE:
+                gated = 0
             alive_at[layer.spec.name] = batch_size * alive
             if block in adds and layer.spec.name.endswith((".expand", ".dw")) and not kept:
                 kept = layer.in_elements  # the block input, kept for the add
@@ -204,7 +213,8 @@ class AnalyticCount:
 
     @cached_property
     def fc(self) -> LayerCount:
-        return next(layer for layer in self.layers if layer.spec.kind is LayerKind.FC)
+        """The classifier: the last FC layer (MobileNetV3 has another before it)."""
+        return next(layer for layer in reversed(self.layers) if layer.spec.kind is LayerKind.FC)
 
     def params(self, convention: ParamConvention = ParamConvention.PYTORCH) -> int:
         """Parameter count under ``convention`` (see :class:`ParamConvention`)."""
@@ -219,9 +229,15 @@ class AnalyticCount:
         # moving variance.
         fc = self.fc.spec
         extra_class = linear_params(fc.in_channels, fc.out_channels + 1) - self.fc.params
-        if self.config.family is Family.MOBILENETV2:
+        if self.config.family in DIVISIBLE_FAMILIES:  # MobileNetV2 and V3: no BatchNorm in the published counts
             return paper + extra_class
         return paper + extra_class + 3 * self.batch_norm_channels
+
+
+def _block(name: str) -> str:
+    """The block a planned layer belongs to: ``blocks.3`` for ``blocks.3.dw`` and ``blocks.3.se.fc1``."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "blocks" and len(parts) > 2 else name.rsplit(".", 1)[0]
 
 
 def analytic_count(config: ModelConfig) -> AnalyticCount:

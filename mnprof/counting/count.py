@@ -13,7 +13,14 @@ import torch
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.fvcore_counter import FvcoreActivations, FvcoreCount, count_fvcore, count_fvcore_activations
-from mnprof.counting.reconcile import FVCORE_RULES, THOP_RULES, TORCH_RULES, Reconciliation, reconcile
+from mnprof.counting.reconcile import (
+    FVCORE_RULES,
+    THOP_RULES,
+    TORCH_RULES,
+    TORCH_SKIPPED,
+    Reconciliation,
+    reconcile,
+)
 from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
@@ -113,7 +120,15 @@ def _counted(config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | N
         thop_reconciliation=reconcile("thop", thop.total, thop.by_type, analytic, THOP_RULES),
         torch=torch_count,
         torch_reconciliation=(
-            reconcile("torch", torch_count.total, torch_count.by_operator, analytic, TORCH_RULES)
+            reconcile(
+                "torch",
+                torch_count.total,
+                torch_count.by_operator,
+                analytic,
+                TORCH_RULES,
+                torch_count.uncounted,
+                TORCH_SKIPPED,
+            )  # fmt: skip
             if torch_count is not None
             else None
         ),

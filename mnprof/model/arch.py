@@ -1,4 +1,4 @@
-"""MobileNetV1's architecture as data: a pure layer plan computed from a configuration.
+"""MobileNetV1's, V2's and V3's architectures as data: a pure layer plan computed from a configuration.
 
 The plan is shape arithmetic only (no torch): the model builder in ``models.py`` and the
 analytic counter in ``counting/analytic.py`` both read it, and fvcore and thop check the
@@ -24,6 +24,7 @@ __all__ = [
     "layer_plan",
     "scale_channels",
     "v2_head_channels",
+    "v3_last_channels",
 ]
 
 STEM_CHANNELS = 32
@@ -62,6 +63,49 @@ V2_STAGES: tuple[tuple[int, int, int, int], ...] = (
 )
 V2_HEAD_CHANNELS = 1280
 
+# MobileNetV3 (Howard et al. 2019, Tables 1 and 2): bottlenecks (kernel, expanded channels, output channels,
+# squeeze-and-excite, activation, stride) after a 16-channel 3x3 stem of stride 2 (hard-swish); then a 1x1 conv
+# (BatchNorm, hard-swish), the global pool, a 1x1 conv without BatchNorm on the pooled vector (built as a Linear
+# layer, hard-swish) to V3_LAST_CHANNELS, and the classifier.
+V3_STEM_CHANNELS = 16
+V3_LARGE_BLOCKS: tuple[tuple[int, int, int, bool, str, int], ...] = (
+    (3, 16, 16, False, "relu", 1),
+    (3, 64, 24, False, "relu", 2),
+    (3, 72, 24, False, "relu", 1),
+    (5, 72, 40, True, "relu", 2),
+    (5, 120, 40, True, "relu", 1),
+    (5, 120, 40, True, "relu", 1),
+    (3, 240, 80, False, "hardswish", 2),
+    (3, 200, 80, False, "hardswish", 1),
+    (3, 184, 80, False, "hardswish", 1),
+    (3, 184, 80, False, "hardswish", 1),
+    (3, 480, 112, True, "hardswish", 1),
+    (3, 672, 112, True, "hardswish", 1),
+    (5, 672, 160, True, "hardswish", 2),
+    (5, 960, 160, True, "hardswish", 1),
+    (5, 960, 160, True, "hardswish", 1),
+)
+V3_SMALL_BLOCKS: tuple[tuple[int, int, int, bool, str, int], ...] = (
+    (3, 16, 16, True, "relu", 2),
+    (3, 72, 24, False, "relu", 2),
+    (3, 88, 24, False, "relu", 1),
+    (5, 96, 40, True, "hardswish", 2),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 240, 40, True, "hardswish", 1),
+    (5, 120, 48, True, "hardswish", 1),
+    (5, 144, 48, True, "hardswish", 1),
+    (5, 288, 96, True, "hardswish", 2),
+    (5, 576, 96, True, "hardswish", 1),
+    (5, 576, 96, True, "hardswish", 1),
+)
+# The 1x1 conv after the last bottleneck (Large 960, Small 576: six times the last bottleneck's 160 and 96) and
+# the layer after the pool (Large 1280, Small 1024), per family value.
+V3_HEAD_CHANNELS = {"mobilenetv3-large": 960, "mobilenetv3-small": 576}
+V3_LAST_CHANNELS = {"mobilenetv3-large": 1280, "mobilenetv3-small": 1024}
+# Squeeze-and-excite: the squeezed channels are a quarter of the expanded ones (paper section 5.3), made divisible
+# by 8 as the reference implementations do.
+V3_SQUEEZE_FACTOR = 4
+
 
 class LayerKind(StrEnum):
     """What a layer is, in the paper's vocabulary (Table 2)."""
@@ -72,6 +116,14 @@ class LayerKind(StrEnum):
     POOL = "pool"
     FC = "fc"
     ADD = "add"  # MobileNetV2's residual: the block's input added to its output (no weights, no MACs)
+    # MobileNetV3's squeeze-and-excite gate: the block's expanded tensor multiplied, channel by channel, by the
+    # excitation (one multiply per element; no weights, and no MACs in the paper's Mult-Adds)
+    SCALE = "scale"
+    # Traced in a user's model only: a product of two activations (attention's Q K^T and its weighted sum of V, any
+    # matmul, bmm, baddbmm or two-operand einsum between tensors), MACs from the shapes, no weights; and a softmax
+    # (no MACs), noted for the counters that list it
+    MATMUL = "matmul"
+    SOFTMAX = "softmax"
 
 
 class Activation(StrEnum):
@@ -80,6 +132,8 @@ class Activation(StrEnum):
     RELU = "relu"  # MobileNetV1
     RELU6 = "relu6"  # MobileNetV2: min(max(x, 0), 6)
     NONE = "none"  # MobileNetV2's linear bottleneck: the projection has no activation
+    HARDSWISH = "hardswish"  # MobileNetV3: x * relu6(x + 3) / 6
+    HARDSIGMOID = "hardsigmoid"  # MobileNetV3's squeeze-and-excite gate: relu6(x + 3) / 6
 
 
 # The kinds that are convolutions (built as ConvBNReLU units; counted as conv by every counter).
@@ -114,6 +168,11 @@ class LayerSpec:
     out_width: int | None = None
     kernel_width: int | None = None
     stride_width: int | None = None
+    # A traced product's operator (``matmul``, ``bmm``, ``baddbmm``, ``einsum``, ``sdpa``, ``mha``) and the aten
+    # operator PyTorch runs it as (``mm``, ``bmm``, ``baddbmm``; empty where FlopCounterMode has no formula for it):
+    # what each counter's rule reads; None in mnprof's plans.
+    op: str | None = None
+    aten: str = ""
 
     @property
     def in_shape(self) -> tuple[int, int, int]:
@@ -153,6 +212,8 @@ def layer_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
         raise ValueError(f"{config.family} is a user family: it has no layer plan, only traced layers")
     if config.family is Family.MOBILENETV2:
         return _v2_plan(config)
+    if config.family in (Family.MOBILENETV3_LARGE, Family.MOBILENETV3_SMALL):
+        return _v3_plan(config)
     width = config.alpha
     rounding = config.rounding
     seed_bias = config.variant is Variant.SEED
@@ -249,16 +310,92 @@ def _v2_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
     return tuple(layers)
 
 
+def v3_last_channels(family: Family, alpha: float) -> int:
+    """MobileNetV3's layer after the pool (Large 1280, Small 1024), never narrowed below alpha 1 (the paper, as
+    for MobileNetV2's last layer) and widened above it by the same make-divisible-by-8 rule as every other layer."""
+    base = V3_LAST_CHANNELS[family.value]
+    return scale_channels(base, alpha, Rounding.DIVISIBLE_BY_8) if alpha > 1 else base
+
+
+def _v3_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
+    """MobileNetV3-Large or -Small: stem, the bottlenecks of Table 1 or 2, head conv, pool, two FC layers.
+
+    Block ``i``: ``blocks.i.expand`` (1x1, BatchNorm, the block's activation; absent where the expanded channels
+    equal the input's), ``blocks.i.dw`` (k x k depthwise, BatchNorm, activation), where the table marks SE the
+    squeeze-and-excite ``blocks.i.se.pool`` (global average pool), ``blocks.i.se.fc1`` (1x1 conv with bias, no
+    BatchNorm, ReLU), ``blocks.i.se.fc2`` (1x1 conv with bias, hard-sigmoid) and ``blocks.i.se.scale`` (the gate:
+    the expanded tensor times the excitation), then ``blocks.i.project`` (1x1, BatchNorm, linear) and, at stride 1
+    with equal channels, ``blocks.i.add``. Then ``head`` (1x1, BatchNorm, hard-swish), ``pool``, ``fc1`` (Linear
+    with bias, hard-swish; dropout follows it, no arithmetic) and ``fc``. Channels are ``make_divisible(c x
+    alpha, 8)``; a block's expanded channels are its actual input times the table's expansion factor (expanded /
+    input as printed), made divisible by 8, as TF-slim builds them and as MobileNetV2's are here (at alpha 1 the
+    table's numbers; at 0.75 this reproduces the published counts, ``make_divisible(expanded x alpha, 8)`` does
+    not: ``mnprof paper --model mobilenetv3-large``); the SE's squeezed channels are ``make_divisible(expanded //
+    4, 8)``; ``fc1`` is :func:`v3_last_channels`.
+    """
+    family = config.family
+    assert isinstance(family, Family)
+    alpha, div8 = config.alpha, Rounding.DIVISIBLE_BY_8
+    layers: list[LayerSpec] = []
+
+    def conv(name: str, kind: LayerKind, c_in: int, c_out: int, kernel: int, stride: int, size: int,
+             activation: Activation, groups: int = 1, bias: bool = False, batch_norm: bool = True) -> int:  # fmt: skip
+        out = conv_output_size(size, kernel, stride)
+        layers.append(LayerSpec(name, kind, c_in, c_out, kernel, stride, groups, size, out, bias, batch_norm,
+                                activation))  # fmt: skip
+        return out
+
+    def shape_only(name: str, kind: LayerKind, channels: int, kernel: int, in_size: int, out_size: int) -> None:
+        layers.append(LayerSpec(name, kind, channels, channels, kernel, 1, channels, in_size, out_size, False, False,
+                                Activation.NONE))  # fmt: skip
+
+    blocks = V3_LARGE_BLOCKS if family is Family.MOBILENETV3_LARGE else V3_SMALL_BLOCKS
+    channels = scale_channels(V3_STEM_CHANNELS, alpha, div8)
+    size = conv("stem", LayerKind.CONV, 3, channels, 3, 2, config.resolution, Activation.HARDSWISH)
+    table_in = V3_STEM_CHANNELS  # the block's input channels as the table prints them (alpha 1)
+    for index, (kernel, expanded, out, se, act, stride) in enumerate(blocks, start=1):
+        prefix, activation, block_in = f"blocks.{index}", Activation(act), size
+        # The expansion factor (expanded / input, as printed) times the block's actual input, made divisible by 8:
+        # TF-slim's expand_input_by_factor, and MobileNetV2's hidden = input x t here.
+        hidden = scale_channels(channels * (expanded / table_in), 1.0, div8)
+        out_channels = scale_channels(out, alpha, div8)
+        table_in = out
+        if hidden != channels:
+            conv(f"{prefix}.expand", LayerKind.POINTWISE, channels, hidden, 1, 1, size, activation)
+        size = conv(f"{prefix}.dw", LayerKind.DEPTHWISE, hidden, hidden, kernel, stride, size, activation, hidden)
+        if se:
+            squeezed = scale_channels(hidden // V3_SQUEEZE_FACTOR, 1.0, div8)
+            shape_only(f"{prefix}.se.pool", LayerKind.POOL, hidden, size, size, 1)
+            conv(f"{prefix}.se.fc1", LayerKind.POINTWISE, hidden, squeezed, 1, 1, 1, Activation.RELU, bias=True,
+                 batch_norm=False)  # fmt: skip
+            conv(f"{prefix}.se.fc2", LayerKind.POINTWISE, squeezed, hidden, 1, 1, 1, Activation.HARDSIGMOID,
+                 bias=True, batch_norm=False)  # fmt: skip
+            shape_only(f"{prefix}.se.scale", LayerKind.SCALE, hidden, 1, size, size)
+        conv(f"{prefix}.project", LayerKind.POINTWISE, hidden, out_channels, 1, 1, size, Activation.NONE)
+        if stride == 1 and channels == out_channels:
+            shape_only(f"{prefix}.add", LayerKind.ADD, out_channels, 1, block_in, size)
+        channels = out_channels
+    head = scale_channels(V3_HEAD_CHANNELS[family.value], alpha, div8)
+    size = conv("head", LayerKind.POINTWISE, channels, head, 1, 1, size, Activation.HARDSWISH)
+    shape_only("pool", LayerKind.POOL, head, size, size, 1)
+    last = v3_last_channels(family, alpha)
+    layers.append(LayerSpec("fc1", LayerKind.FC, head, last, 1, 1, 1, 1, 1, True, False, Activation.HARDSWISH))
+    layers.append(LayerSpec("fc", LayerKind.FC, last, config.num_classes, 1, 1, 1, 1, 1, True, False, Activation.NONE))
+    return tuple(layers)
+
+
 def layer_of(path: str, layer_names: set[str] | frozenset[str]) -> str | None:
     """The layer a module path belongs to: the path itself or its nearest enclosing path that is a layer name
     (``blocks.2.dw.bn`` -> ``blocks.2.dw``); a residual block's own forward is its ``.add`` layer
-    (``blocks.3`` -> ``blocks.3.add``). ``None`` for a path outside every layer (the model's own forward)."""
+    (``blocks.3`` -> ``blocks.3.add``), a squeeze-and-excite module's its ``.scale`` layer (``blocks.4.se`` ->
+    ``blocks.4.se.scale``). ``None`` for a path outside every layer (the model's own forward)."""
     parts = path.split(".") if path else []
     while parts:
         candidate = ".".join(parts)
         if candidate in layer_names:
             return candidate
-        if f"{candidate}.add" in layer_names:
-            return f"{candidate}.add"
+        for own in (f"{candidate}.add", f"{candidate}.scale"):
+            if own in layer_names:
+                return own
         parts.pop()
     return None

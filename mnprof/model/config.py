@@ -14,6 +14,7 @@ from mnprof.errors import MnprofError
 __all__ = [
     "DEFAULT_ALPHAS",
     "DEFAULT_RESOLUTIONS",
+    "DIVISIBLE_FAMILIES",
     "FAMILY_PREFIX",
     "Family",
     "MAX_ALPHA",
@@ -53,10 +54,23 @@ class Family(StrEnum):
 
     MOBILENETV1 = "mobilenetv1"  # Howard et al. 2017, Table 1
     MOBILENETV2 = "mobilenetv2"  # Sandler et al. 2018, Table 2: inverted residuals, linear bottlenecks
+    # Howard et al. 2019, Tables 1 and 2: two networks of one paper, each its own family (their layers, grids and
+    # published rows differ), as MobileNetV2 is MobileNetV1's
+    MOBILENETV3_LARGE = "mobilenetv3-large"
+    MOBILENETV3_SMALL = "mobilenetv3-small"
+
+
+# The families whose channels are TensorFlow's make_divisible(c x alpha, 8) by definition.
+DIVISIBLE_FAMILIES = frozenset({Family.MOBILENETV2, Family.MOBILENETV3_LARGE, Family.MOBILENETV3_SMALL})
 
 
 # The prefix that tells a configuration's family in its id (MobileNetV1's ids carry none).
-FAMILY_PREFIX = {Family.MOBILENETV1: "", Family.MOBILENETV2: "v2-"}
+FAMILY_PREFIX = {
+    Family.MOBILENETV1: "",
+    Family.MOBILENETV2: "v2-",
+    Family.MOBILENETV3_LARGE: "v3-large-",
+    Family.MOBILENETV3_SMALL: "v3-small-",
+}
 
 # A user family's name: it keys baseline entries (``name@alpha-resolution``) and starts its configurations' ids.
 USER_FAMILY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
@@ -73,11 +87,12 @@ class UserFamily(str):
     target: str
 
     def __new__(cls, name: str, target: str = "") -> UserFamily:
-        reserved = {*Family, *(prefix.rstrip("-") for prefix in FAMILY_PREFIX.values() if prefix)}  # v2: v2-1.0-224
+        prefixes = [prefix.rstrip("-") for prefix in FAMILY_PREFIX.values() if prefix]  # v2: v2-1.0-224
+        reserved = {*Family, *prefixes}
         if not isinstance(name, str) or not USER_FAMILY_NAME.fullmatch(name) or name in reserved:
             raise MnprofError(
                 f"model name {name!r} is invalid; accepted: up to 100 letters, digits and _ . : - (not a built-in "
-                "family's name or id prefix: mobilenetv1, mobilenetv2, v2)"
+                f"family's name or id prefix: {', '.join([*(family.value for family in Family), *prefixes])})"
             )
         family = super().__new__(cls, name)
         family.target = target
@@ -179,10 +194,12 @@ class ModelConfig:
                     f"--variant and --rounding shape mnprof's own families; model {self.family} builds its own "
                     "channels (accepted with it: the defaults, standard and floor)"
                 )
-        elif self.family is Family.MOBILENETV2:
+        elif self.family in DIVISIBLE_FAMILIES:
             if self.variant is not Variant.STANDARD:
-                raise MnprofError(f"variant {self.variant.value} is MobileNetV1's; accepted with mobilenetv2: standard")
-            object.__setattr__(self, "rounding", Rounding.DIVISIBLE_BY_8)  # how MobileNetV2 is defined
+                raise MnprofError(
+                    f"variant {self.variant.value} is MobileNetV1's; accepted with {self.family.value}: standard"
+                )
+            object.__setattr__(self, "rounding", Rounding.DIVISIBLE_BY_8)  # how MobileNetV2 and V3 are defined
 
     @property
     def builtin(self) -> bool:
@@ -192,11 +209,12 @@ class ModelConfig:
     @property
     def default_rounding(self) -> Rounding:
         """The family's own channel rounding (not shown in the id)."""
-        return Rounding.DIVISIBLE_BY_8 if self.family is Family.MOBILENETV2 else Rounding.FLOOR
+        return Rounding.DIVISIBLE_BY_8 if self.family in DIVISIBLE_FAMILIES else Rounding.FLOOR
 
     @property
     def id(self) -> str:
-        """Readable, stable id: ``1.0-224`` (MobileNetV2: ``v2-1.0-224``; a user family: ``NAME-1.0-224``), with
+        """Readable, stable id: ``1.0-224`` (MobileNetV2: ``v2-1.0-224``; MobileNetV3: ``v3-large-1.0-224``,
+        ``v3-small-1.0-224``; a user family: ``NAME-1.0-224``), with
         suffixes only for non-default settings (``1.0-224-full``)."""
         prefix = f"{self.family}-" if isinstance(self.family, UserFamily) else FAMILY_PREFIX[self.family]
         parts = [prefix + format_alpha(self.alpha), str(self.resolution)]
@@ -315,6 +333,11 @@ V2_GRID: tuple[tuple[float, int], ...] = ((1.4, 224), (1.3, 224)) + tuple(
 )
 
 
+# MobileNetV3's published grid: the paper's Table 3 and TF-slim's checkpoints, 1.0 and 0.75 at 224 (no other input
+# size is published).
+V3_GRID: tuple[tuple[float, int], ...] = ((1.0, 224), (0.75, 224))
+
+
 def family_grid(
     family: Family | UserFamily | str = Family.MOBILENETV1,
     *,
@@ -322,15 +345,17 @@ def family_grid(
     variant: Variant | str = Variant.STANDARD,
     rounding: Rounding | str = Rounding.FLOOR,
 ) -> list[ModelConfig]:
-    """A family's published grid: MobileNetV1's 16 (the paper's), MobileNetV2's 22 (TF-slim's checkpoints); a user
-    family has none and gets MobileNetV1's 16, so that the two line up."""
+    """A family's published grid: MobileNetV1's 16 (the paper's), MobileNetV2's 22 (TF-slim's checkpoints),
+    MobileNetV3-Large's and -Small's 2 each (1.0 and 0.75 at 224); a user family has none and gets MobileNetV1's 16,
+    so that the two line up."""
     family = parse_family(family)
     if isinstance(family, UserFamily):  # no published grid: MobileNetV1's, the paper's
         return grid(num_classes=num_classes, variant=variant, rounding=rounding, family=family)
-    if family is Family.MOBILENETV2:
+    if family in DIVISIBLE_FAMILIES:
+        published = V2_GRID if family is Family.MOBILENETV2 else V3_GRID
         return [
             ModelConfig(alpha, resolution, num_classes, variant, rounding, family)  # type: ignore[arg-type]
-            for alpha, resolution in V2_GRID
+            for alpha, resolution in published
         ]
     return grid(num_classes=num_classes, variant=variant, rounding=rounding)
 

@@ -6,6 +6,9 @@ Sources:
 - TF-slim: tensorflow/models, research/slim/nets/mobilenet_v1.md (1001-class checkpoints);
 - TF-slim MobileNetV2: tensorflow/models, research/slim/nets/mobilenet/README.md (1001-class checkpoints,
   with Pixel 1 CPU latencies: phone figures, context for the shape of the trade-off, never this host's);
+- MobileNetV3: Howard et al., "Searching for MobileNetV3", arXiv:1905.02244 (ICCV 2019), Table 3 (floating
+  point, 224 pixels, Pixel 1 latency) in its final version and, where it differs, its early version; and the same
+  TF-slim README's MobileNetV3 checkpoints (float);
 - the seed note this project started from (its params / GFLOPS table).
 """
 
@@ -26,6 +29,10 @@ __all__ = [
     "TFSLIM_SOURCE",
     "TFSLIM_V2",
     "TFSLIM_V2_SOURCE",
+    "V3_EARLY_SOURCE",
+    "V3_PAPER_SOURCE",
+    "V3_PUBLISHED",
+    "V3_TFSLIM_SOURCE",
     "Published",
     "SeedEntry",
     "ShareRow",
@@ -44,6 +51,10 @@ PAPER_SOURCE = "paper (Howard et al. 2017)"
 TFSLIM_SOURCE = "TF-slim mobilenet_v1.md"
 TFSLIM_V2_SOURCE = "TF-slim mobilenet/README.md (MobileNetV2)"
 SEED_SOURCE = "seed note"
+V3_PAPER_SOURCE = "paper (Howard et al. 2019, arXiv:1905.02244, final version)"
+# The paper's first arXiv versions (their abstract: "reducing latency by 20%"), whose Table 3 differs for Small.
+V3_EARLY_SOURCE = "paper (Howard et al. 2019, arXiv:1905.02244, early version)"
+V3_TFSLIM_SOURCE = "TF-slim mobilenet/README.md (MobileNetV3)"
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,33 @@ TFSLIM_V2: tuple[Published, ...] = (
 )
 
 
+def _v3(
+    source: str, family: str, alpha: float, top1: float, macs_m: float, params_m: float, pixel1_ms: float
+) -> Published:
+    size, width = family.rsplit("-", 1)[1].capitalize(), "1.0" if alpha == 1 else f"{alpha:g}"
+    name = f"{size} dm={alpha:g} (float)" if source == V3_TFSLIM_SOURCE else f"V3-{size} {width}"
+    name += " (early version)" if source == V3_EARLY_SOURCE else ""
+    table = "" if source == V3_TFSLIM_SOURCE else "3"
+    return Published(source, table, name, alpha, 224, "standard", top1, macs_m, params_m, None, family, pixel1_ms)
+
+
+# MobileNetV3 at 224 pixels: top-1 %, million MAdds, million params, Pixel 1 ms (float). Table 3 of the paper's final
+# version; the same table in its early version where that differs (MobileNetV3-Small only: its Large rows are the
+# final ones); TF-slim's float checkpoints. The final version's Small 0.75 row is not kept here (not verified
+# against the paper): that configuration has the early version's and TF-slim's rows.
+V3_PUBLISHED: tuple[Published, ...] = (
+    _v3(V3_PAPER_SOURCE, "mobilenetv3-large", 1.0, 75.2, 219, 5.4, 51),
+    _v3(V3_PAPER_SOURCE, "mobilenetv3-large", 0.75, 73.3, 155, 4.0, 39),
+    _v3(V3_PAPER_SOURCE, "mobilenetv3-small", 1.0, 67.4, 56, 2.5, 15.8),
+    _v3(V3_EARLY_SOURCE, "mobilenetv3-small", 1.0, 67.4, 66, 2.9, 15.8),
+    _v3(V3_EARLY_SOURCE, "mobilenetv3-small", 0.75, 65.4, 44, 2.4, 12.8),
+    _v3(V3_TFSLIM_SOURCE, "mobilenetv3-large", 1.0, 75.2, 217, 5.4, 51.2),
+    _v3(V3_TFSLIM_SOURCE, "mobilenetv3-large", 0.75, 73.3, 155, 4.0, 39.8),
+    _v3(V3_TFSLIM_SOURCE, "mobilenetv3-small", 1.0, 67.5, 66, 2.9, 15.8),
+    _v3(V3_TFSLIM_SOURCE, "mobilenetv3-small", 0.75, 65.4, 44, 2.4, 12.8),
+)
+
+
 @dataclass(frozen=True)
 class SeedEntry:
     """One row of the seed note's table: params in millions and "GFLOPS" as printed."""
@@ -274,22 +312,32 @@ def decimals(value: float) -> int:
     return 0 if fraction == "0" else len(fraction)
 
 
-def _find(rows: tuple[Published, ...], alpha: float, resolution: int, tables: tuple[str, ...] = ()) -> Published | None:
+def _find(
+    rows: tuple[Published, ...], alpha: float, resolution: int, tables: tuple[str, ...] = (), family: str = ""
+) -> Published | None:
     for row in rows:
-        if (row.alpha, row.resolution, row.variant) == (alpha, resolution, "standard") and (
-            not tables or row.table in tables
-        ):
+        wanted = (not tables or row.table in tables) and (not family or row.family == family)
+        if (row.alpha, row.resolution, row.variant) == (alpha, resolution, "standard") and wanted:
             return row
     return None
 
 
+V3_FAMILIES = ("mobilenetv3-large", "mobilenetv3-small")
+
+
 def paper_entry(alpha: float, resolution: int, family: str = "mobilenetv1") -> Published | None:
-    """The MobileNetV1 paper's row for a standard configuration (Tables 6, 7, then 9), if it has one."""
+    """The family's paper's row for a standard configuration (MobileNetV1: Tables 6, 7, then 9; MobileNetV3:
+    Table 3), if it has one."""
+    if family in V3_FAMILIES:
+        final = tuple(row for row in V3_PUBLISHED if row.source == V3_PAPER_SOURCE)
+        return _find(final, alpha, resolution, ("3",), family)
     return _find(PAPER, alpha, resolution, ("6", "7", "9")) if family == "mobilenetv1" else None
 
 
 def tfslim_entry(alpha: float, resolution: int, family: str = "mobilenetv1") -> Published | None:
     """TF-slim's row for a configuration of ``family``, if it has one."""
+    if family in V3_FAMILIES:
+        return _find(V3_PUBLISHED, alpha, resolution, ("",), family)
     return _find(TFSLIM_V2 if family == "mobilenetv2" else TFSLIM, alpha, resolution)
 
 

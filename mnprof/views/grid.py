@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from mnprof.counting.count import CountReport
-from mnprof.model.config import ModelConfig
+from mnprof.model.config import DIVISIBLE_FAMILIES, Family, ModelConfig
 from mnprof.model.reference import (
     MILLION,
     PAPER,
@@ -72,8 +72,8 @@ class View(StrEnum):
 
 def _published_columns(row: dict[str, Any]) -> dict[str, Any]:
     columns: dict[str, Any] = {}
-    own_rounding = "div8" if row["family"] == "mobilenetv2" else "floor"
-    builtin = row["family"] in ("mobilenetv1", "mobilenetv2")  # a user family has no published numbers
+    own_rounding = "div8" if row["family"] in DIVISIBLE_FAMILIES else "floor"
+    builtin = row["family"] in set(Family)  # a user family has no published numbers
     describes = builtin and (row["variant"], row["rounding"], row["num_classes"]) == ("standard", own_rounding, 1000)
     for suffix, lookup, params_key in (
         ("paper", paper_entry, "params_paper"),

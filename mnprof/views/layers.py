@@ -95,7 +95,9 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
         op_path, unit_path = module_paths(spec)
         block = int(spec.name.split(".")[1]) if spec.name.startswith("blocks.") else None
         bytes_moved = _bytes_moved(layer.params, layer.in_elements, layer.out_elements)
-        fvcore = fvcore_by_module is not None
+        # a product of two tensors (a user's attention) runs in a forward, no module of its own: fvcore has no
+        # per-module figure for it
+        fvcore = fvcore_by_module is not None and spec.kind not in (LayerKind.MATMUL, LayerKind.SOFTMAX)
         row: dict[str, Any] = {
             "id": config.id,
             "layer": spec.name,
@@ -127,7 +129,8 @@ def layer_counts(config: ModelConfig, fvcore_by_module: dict[str, int] | None = 
 
 
 def _standard_in_place(layers: tuple[Any, ...], index: int) -> dict[str, Any]:
-    """On a block's pointwise row: the standard 3x3 conv the depthwise + pointwise pair stands in for.
+    """On a block's pointwise row: the standard 3x3 conv the depthwise + pointwise pair stands in for (MobileNetV3:
+    with its squeeze-and-excite between them, whose small MACs are not part of the pair).
 
     Separable/standard is computed from the two counts, and the seed note's 1/M + 1/F^2 beside it;
     the two are equal exactly (as fractions) for every block, since both sides share Ho * Wo * N.
@@ -139,9 +142,14 @@ def _standard_in_place(layers: tuple[Any, ...], index: int) -> dict[str, Any]:
         "seed_formula_ratio": float("nan"),
     }
     spec = layers[index].spec
-    if spec.kind is not LayerKind.POINTWISE or index == 0 or layers[index - 1].spec.kind is not LayerKind.DEPTHWISE:
+    previous = index - 1
+    if previous > 0 and layers[previous].spec.kind is LayerKind.SCALE:  # MobileNetV3: the SE between dw and project
+        while previous > 0 and layers[previous].spec.kind is not LayerKind.POOL:
+            previous -= 1
+        previous -= 1
+    if spec.kind is not LayerKind.POINTWISE or index == 0 or layers[previous].spec.kind is not LayerKind.DEPTHWISE:
         return empty
-    depthwise = layers[index - 1]
+    depthwise = layers[previous]
     channels_in, channels_out = spec.in_channels, spec.out_channels
     # a traced layer may not be square: F^2 is the kernel's height x width, Ho x Wo the output's
     kernel_area = depthwise.spec.kernel * (depthwise.spec.kernel_width or depthwise.spec.kernel)

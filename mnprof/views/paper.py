@@ -134,6 +134,7 @@ def spec_for(table: PaperTable) -> Rendered:
         notes = ("Each cell: published | computed | delta %, then the verdict.", LEGEND, *table.notes)
     else:
         columns = (
+            *((Column("Source", lambda r: str(r["source"]), "left"),) if "source" in table.frame.columns else ()),
             Column("Model", lambda r: str(r["model"]), "left"),
             Column(
                 "ImageNet Accuracy (published)*",
@@ -146,7 +147,7 @@ def spec_for(table: PaperTable) -> Rendered:
             PARAMS_COLUMN,
             Column("config", lambda r: str(r["id"]) or "-", "left"),
         )
-        classes = 1001 if table.key == "v2" else 1000
+        classes = 1001 if table.key in ("v2", "mobilenetv3-large", "mobilenetv3-small") else 1000  # TF-slim's
         if "published_latency_ms" in table.frame.columns:
             columns += (Column("Pixel 1 CPU ms*", lambda r: number(r["published_latency_ms"], 1)),)
         notes = (

@@ -80,7 +80,12 @@ def number(value: Any, digits: int | None = None, *, scale: float = 1.0, sign: b
     return format(value * scale if scale != 1 else value, spec)
 
 
-FAMILY_NAMES = {"mobilenetv1": "MobileNetV1", "mobilenetv2": "MobileNetV2"}
+FAMILY_NAMES = {
+    "mobilenetv1": "MobileNetV1",
+    "mobilenetv2": "MobileNetV2",
+    "mobilenetv3-large": "MobileNetV3-Large",
+    "mobilenetv3-small": "MobileNetV3-Small",
+}
 
 
 def families_title(frame: pd.DataFrame) -> str:

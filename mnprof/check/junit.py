@@ -1,0 +1,117 @@
+"""``mnprof check --format junit``: the comparison as a JUnit XML test report, which every CI shows.
+
+One ``<testsuite>`` per model (``mnprof check: NAME``). One ``<testcase>`` per configuration and metric compared:
+``classname`` is the configuration (``NAME@alpha-resolution``, as the baseline keys it) and ``name`` the counter and
+metric (``fvcore macs``, ``fvcore macs[conv]``, ``pytorch params``), so that a CI lists them as "configuration >
+metric". A count that grew beyond the tolerance (or changed at all, with ``--strict``) is a ``<failure>`` whose
+message names configuration, metric, expected (the baseline), got (now), delta and percent; a metric or
+configuration not in the baseline, or no longer counted, is ``<skipped>`` unless ``--strict`` fails it. An operator
+fvcore newly cannot count is a failing test case of its own (``fvcore unsupported[OP]``), and with ``--latency``
+each configuration's relative latency is one more (``latency relative to control``).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+from mnprof.check.findings import CheckResult, Finding
+
+__all__ = ["LATENCY_CASE", "render_junit"]
+
+LATENCY_CASE = "latency relative to control"
+CONFIGURATION_CASE = "configuration"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+
+
+def _message(finding: Finding, result: CheckResult) -> str:
+    """What a CI shows for a failure: configuration, metric, expected, got, delta (and percent)."""
+    what = f"{finding.entry} {_case_name(finding)}"
+    if finding.counter == "":
+        return f"{finding.entry}: configuration {finding.status} (--strict fails every change)"
+    if finding.status == "uncounted":
+        return f"{what}: fvcore newly cannot count {finding.metric} ({finding.now} call(s)); its MACs are missing"
+    delta = "" if finding.delta is None else f"delta {'+' if finding.delta > 0 else ''}{_number(finding.delta)}"
+    percent = "" if finding.percent is None else f", {finding.percent:+.2f}%"
+    limit = (
+        f"latency tolerance {result.latency_tolerance_pct:g}%"
+        if finding.status == "slower" and result.latency_tolerance_pct is not None
+        else f"tolerance {result.tolerance_pct:g}%" + (", strict" if result.strict else "")
+    )
+    return (
+        f"{what} {finding.status}: expected {_number(finding.baseline)}, got {_number(finding.now)} "
+        f"({delta}{percent}; {limit})"
+    )
+
+
+def _case_name(finding: Finding) -> str:
+    if finding.status == "slower":
+        return LATENCY_CASE
+    if finding.status == "uncounted":
+        return f"fvcore unsupported[{finding.metric}]"
+    if finding.counter == "":
+        return CONFIGURATION_CASE
+    return f"{finding.counter} {finding.metric}"
+
+
+def _cases(result: CheckResult) -> Iterator[tuple[str, str, Finding | None]]:
+    """(configuration, test name, its finding or None) for every test case, in a stable order."""
+    by_case = {(f.entry, _case_name(f)): f for f in result.findings}
+    seen: set[tuple[str, str]] = set()
+    for entry, counter, metric in result.metrics:
+        key = (entry, f"{counter} {metric}")
+        seen.add(key)
+        yield entry, key[1], by_case.get(key)
+    for entry in sorted(result.latency or {}):
+        key = (entry, LATENCY_CASE)
+        seen.add(key)
+        yield entry, LATENCY_CASE, by_case.get(key)
+    for (entry, name), finding in sorted(by_case.items()):  # configurations added or removed, operators uncounted
+        if (entry, name) not in seen:
+            yield entry, name, finding
+
+
+def render_junit(result: CheckResult, baseline_path: Path) -> str:
+    """The JUnit XML document (UTF-8, with its declaration) of ``result``."""
+    failing = set(result.failures)
+    root = ET.Element("testsuites", name="mnprof check")
+    suites: dict[str, ET.Element] = {}
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for entry, name, finding in _cases(result):
+        model = entry.rpartition("@")[0] or entry
+        suite = suites.get(model)
+        if suite is None:
+            suite = suites[model] = ET.SubElement(root, "testsuite", name=f"mnprof check: {model}")
+            properties = ET.SubElement(suite, "properties")
+            ET.SubElement(properties, "property", name="baseline", value=str(baseline_path))
+            ET.SubElement(properties, "property", name="tolerance_pct", value=f"{result.tolerance_pct:g}")
+            ET.SubElement(properties, "property", name="strict", value=str(result.strict).lower())
+            for counter in totals:
+                suite.set(counter, "0")
+            suite.set("errors", "0")
+        case = ET.SubElement(suite, "testcase", classname=entry, name=name, time="0")
+        outcome = "tests"
+        if finding is not None and finding in failing:
+            failure = ET.SubElement(case, "failure", type=finding.status, message=_message(finding, result))
+            failure.text = _message(finding, result)
+            outcome = "failures"
+        elif finding is not None and finding.status in ("added", "removed"):
+            what = "not in the baseline" if finding.status == "added" else "in the baseline, not counted now"
+            ET.SubElement(case, "skipped", message=f"{entry} {name}: {what}")
+            outcome = "skipped"
+        elif finding is not None:  # shrank, or grew within the tolerance: passes, said in its output
+            ET.SubElement(case, "system-out").text = _message(finding, result)
+        for counter in {"tests", outcome}:
+            suite.set(counter, str(int(suite.get(counter, "0")) + 1))
+            totals[counter] += 1
+    for counter, value in totals.items():
+        root.set(counter, str(value))
+    root.set("errors", "0")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
