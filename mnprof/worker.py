@@ -6,7 +6,7 @@ output connected to standard error, so that nothing the user's code prints, by a
 ``os.write(1, ...)``, a C library), can reach mnprof's output; mnprof's own output (a table, a JSON document,
 help) travels over the pipe instead (:class:`Channel`), and the ``mnprof`` process prints it once the command is
 done. Over the same pipe go the user code's time limits (:func:`begin` and :func:`end`, called by
-:func:`mnprof.errors.user_code`), the measurements kept so far (:func:`kept`), and the command's exit code
+:func:`mnprof.user_code.user_code`), the measurements kept so far (:func:`kept`), and the command's exit code
 (:func:`done`). Whatever ends this process before :func:`done` (a segfault, an abort, the OOM killer,
 ``os._exit``, ``exec``, a time limit) the ``mnprof`` process reports as one line naming what was running.
 

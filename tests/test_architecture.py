@@ -17,19 +17,21 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mnprof"
 
 # Each layer may import only from the layers listed for it (and from itself); the command line sits on top.
 ALLOWED = {
-    "mnprof.model": {"mnprof.errors", "mnprof.project"},
-    "mnprof.counting": {"mnprof.errors", "mnprof.model"},
+    "mnprof.model": {"mnprof.errors", "mnprof.user_code", "mnprof.project"},
+    "mnprof.counting": {"mnprof.errors", "mnprof.user_code", "mnprof.model"},
     "mnprof.timing": {
         "mnprof.errors",
+        "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
         "mnprof.files",
         "mnprof.provenance",
         "mnprof.worker",  # the results store tells the mnprof process what it keeps
     },  # fmt: skip
-    "mnprof.paper": {"mnprof.errors", "mnprof.model", "mnprof.counting"},
+    "mnprof.paper": {"mnprof.errors", "mnprof.user_code", "mnprof.model", "mnprof.counting"},
     "mnprof.views": {
         "mnprof.errors",
+        "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
         "mnprof.paper",
@@ -40,6 +42,7 @@ ALLOWED = {
     },  # fmt: skip
     "mnprof.check": {
         "mnprof.errors",
+        "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
         "mnprof.timing",
@@ -49,6 +52,7 @@ ALLOWED = {
     },  # fmt: skip
     "mnprof.report": {
         "mnprof.errors",
+        "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
         "mnprof.timing",
@@ -58,10 +62,20 @@ ALLOWED = {
         "mnprof.files",
         "mnprof.provenance",
     },  # fmt: skip
+    "mnprof.api": {
+        "mnprof.errors",
+        "mnprof.user_code",
+        "mnprof.model",
+        "mnprof.counting",
+        "mnprof.check",
+        "mnprof.files",
+    },  # fmt: skip
+    "mnprof.pytest_plugin": {"mnprof.api"},  # loaded by every pytest run where mnprof is installed: see LAZY
     "mnprof.project": {"mnprof.errors", "mnprof.files"},
     "mnprof.files": {"mnprof.errors", "mnprof.provenance"},
     "mnprof.provenance": set(),
-    "mnprof.errors": {"mnprof.torch_state", "mnprof.worker"},
+    "mnprof.errors": set(),
+    "mnprof.user_code": {"mnprof.errors", "mnprof.torch_state", "mnprof.worker"},  # the fence around user code
     "mnprof.supervisor": {"mnprof._startup", "mnprof.worker"},  # the mnprof process: no torch, no command line
     "mnprof.worker": set(),  # the worker's side of the pipe: the standard library only (the mnprof process loads it)
     "mnprof.torch_state": set(),  # no torch import either: it keeps torch's settings only where torch is loaded
@@ -69,8 +83,9 @@ ALLOWED = {
 }
 
 
-# The one import inside a function: the mnprof process imports the command line only with --in-process.
-LAZY = {("mnprof.__main__", "mnprof.cli")}
+# The imports inside a function: the mnprof process imports the command line only with --in-process; the pytest
+# plugin imports the API (and with it torch) only when a test uses its fixture, not in every pytest run.
+LAZY = {("mnprof.__main__", "mnprof.cli"), ("mnprof.pytest_plugin", "mnprof.api")}
 
 
 def module_name(path: Path) -> str:

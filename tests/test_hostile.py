@@ -542,7 +542,7 @@ def test_a_tolerance_is_a_plain_number(capsys, tolerance):
 
 
 def test_the_user_code_time_limit_is_a_plain_number(monkeypatch):
-    from mnprof.errors import user_code_limit_s
+    from mnprof.user_code import user_code_limit_s
 
     monkeypatch.setenv("MNPROF_USER_CODE_TIMEOUT", "1_0")
     with pytest.raises(MnprofError, match=r"MNPROF_USER_CODE_TIMEOUT='1_0' is invalid"):
@@ -679,7 +679,8 @@ def test_a_latency_baseline_of_the_old_method_is_refused_before_timing(capsys, t
 def test_a_real_ctrl_c_in_user_code_interrupts_and_one_it_raises_is_its_error():
     import signal
 
-    from mnprof.errors import sigint_noted, user_code
+    from mnprof.errors import sigint_noted
+    from mnprof.user_code import user_code
 
     # Python's own handler, as the command line has it (another test's event loop may have left its own)
     before = signal.signal(signal.SIGINT, signal.default_int_handler)

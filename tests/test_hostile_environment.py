@@ -276,7 +276,7 @@ def test_two_signals_at_once_are_one_interruption_and_one_line(tmp_path, delay):
 
 
 def test_a_working_directory_that_cannot_be_entered_is_not_blamed_on_user_code(monkeypatch):
-    from mnprof.errors import process_kept
+    from mnprof.user_code import process_kept
 
     def refuse(path: object) -> None:  # an unreadable directory (mode 000, without root's bypass) cannot be entered
         raise PermissionError(13, "Permission denied", str(path))

@@ -9,8 +9,8 @@ import pytest
 import torch
 from cli_run import ROOT, run
 
-from mnprof.errors import held_warnings, torch_state_kept, user_code, warnings_held_for_run
 from mnprof.model.networks import MobileNetV1
+from mnprof.user_code import held_warnings, torch_state_kept, user_code, warnings_held_for_run
 
 TINY = ["--alpha", "0.25", "--resolution", "32"]
 

@@ -58,6 +58,10 @@ class CheckResult:
     def failed(self) -> bool:
         return bool(self.failures)
 
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
 
 def _metrics(entry: Mapping[str, Any]) -> dict[tuple[str, str], int]:
     flat: dict[tuple[str, str], int] = {}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.check.shard import Shard
-from mnprof.errors import MnprofError, one_line, user_code
+from mnprof.errors import MnprofError, one_line
 from mnprof.model import families
 from mnprof.model.config import (
     DEFAULT_ALPHAS,
@@ -27,6 +27,7 @@ from mnprof.model.config import (
     parse_alphas,
 )
 from mnprof.model.families import Factory
+from mnprof.user_code import user_code
 
 __all__ = [
     "BUILTIN",

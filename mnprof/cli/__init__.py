@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 a check found a regression; 2 bad input or an unusable file (one line on stderr, no
 traceback); 130 interrupted (143 by SIGTERM, 129 by SIGHUP). The Python warnings the user's code issues are held
-until the command ends (:func:`mnprof.errors.held_warnings`): shown after its output with exit 0 or 1, one line
+until the command ends (:func:`mnprof.user_code.held_warnings`): shown after its output with exit 0 or 1, one line
 each, and dropped with an error, whose one line stays alone on stderr. The command runs in a worker process
 (:mod:`mnprof.worker`) that the ``mnprof`` process outlives and reports on (:mod:`mnprof.supervisor`): a model that
 crashes, ends the process or outruns its time limit is one line too, exit 2.
@@ -27,18 +27,9 @@ import click
 from mnprof import __version__
 from mnprof._startup import INTERRUPTED, broken_environment, install_signal_handlers, run_begins, run_ends
 from mnprof.cli.output import EXIT_REGRESSION, EXIT_USAGE, Interrupted, error_line, warn
-from mnprof.errors import (
-    MnprofError,
-    contain_threads,
-    held_warnings,
-    interrupted_by,
-    mnprof_output,
-    note_interruption,
-    one_line,
-    sigint_noted,
-    warnings_held_for_run,
-)
+from mnprof.errors import MnprofError, interrupted_by, mnprof_output, note_interruption, one_line, sigint_noted
 from mnprof.supervisor import IN_PROCESS
+from mnprof.user_code import contain_threads, held_warnings, warnings_held_for_run
 
 __all__ = ["COMMANDS", "cli", "console_main", "main", "refuse_repeated", "run_in_worker", "summary_line"]
 
@@ -51,6 +42,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": (
         "mnprof.cli.check",
         "Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.",
+    ),
+    "bisect": (
+        "mnprof.cli.bisect",
+        "Find the first commit between GOOD and BAD where a count grew versus GOOD's counts (git bisect run).",
+    ),
+    "history": (
+        "mnprof.cli.history",
+        "Counts and latency over commits, from results files and baselines collected per commit.",
     ),
     "layers": ("mnprof.cli.layers", "One configuration, layer by layer: where the MACs are, and where the time goes."),
     "memory": (
@@ -92,7 +91,9 @@ class LazyGroup(click.Group):
     """A group whose commands are imported from :data:`COMMANDS` when they are run or asked for help."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        with mnprof_output():  # --help and --version are mnprof's output (after mnprof.errors.reserve_stdout)
+        with (
+            mnprof_output()
+        ):  # --help and --version are mnprof's output (in a worker, the channel to the mnprof process)
             return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -214,7 +215,7 @@ def _by_signal(message: str) -> str:
 def run_in_worker(args: list[str]) -> int:
     """The command ``mnprof ARGS`` in a worker process (:mod:`mnprof.worker`), to its exit code: an interrupt
     (SIGINT, SIGTERM, SIGHUP, which the ``mnprof`` process passes on) is one line and 128 + its number at any
-    moment; a thread that raises is one warning line (:func:`mnprof.errors.contain_threads`); the results lock is
+    moment; a thread that raises is one warning line (:func:`mnprof.user_code.contain_threads`); the results lock is
     released before the worker says it is done."""
     install_signal_handlers()  # no-op where mnprof.worker installed them
     contain_threads()

@@ -63,7 +63,7 @@ class Command(click.Command):
     ``[tool.mnprof]`` is the same error in every command and no output replaces the file."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        with mnprof_output():  # --help is mnprof's output (after mnprof.errors.reserve_stdout)
+        with mnprof_output():  # --help is mnprof's output (in a worker, the channel to the mnprof process)
             return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:

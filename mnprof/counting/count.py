@@ -24,9 +24,9 @@ from mnprof.counting.reconcile import (
 from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
-from mnprof.errors import user_code
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
+from mnprof.user_code import user_code
 
 __all__ = ["CountReport", "count", "count_many", "plan_count", "sweep"]
 

@@ -31,10 +31,11 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from mnprof.counting.analytic import AnalyticCount, LayerCount, analytic_count, linear_macs
-from mnprof.errors import MnprofError, user_code
+from mnprof.errors import MnprofError
 from mnprof.model.arch import Activation, LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
+from mnprof.user_code import user_code
 
 __all__ = ["ShapeCount", "ShapeLayer", "count_config_shapes", "count_shapes", "plan_count", "traced_count"]
 

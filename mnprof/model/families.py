@@ -12,7 +12,7 @@ The factory contract: ``factory(alpha: float, num_classes: int[, resolution: int
 model taking ``(N, 3, R, R)`` images. A factory with a ``resolution`` parameter is called once per resolution;
 one without is called once per width and its model is run at every resolution. The factory is imported with
 the working directory at the end of ``sys.path``: a local module named like an installed package (``torch.py``)
-does not shadow it. Whatever the user's code raises or prints is fenced by :func:`mnprof.errors.user_code`.
+does not shadow it. Whatever the user's code raises or prints is fenced by :func:`mnprof.user_code.user_code`.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Any
 
 from torch import nn
 
-from mnprof.errors import MnprofError, keep_unwritten, user_code
+from mnprof.errors import MnprofError, keep_unwritten
 from mnprof.model.config import Family, ModelConfig, UserFamily
 from mnprof.project import PYPROJECT, tool_table
+from mnprof.user_code import user_code
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -7,9 +7,9 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from mnprof.errors import user_code
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
+from mnprof.user_code import user_code
 
 __all__ = ["SEED", "calibrated_model", "fixed_input", "seeded_images"]
 

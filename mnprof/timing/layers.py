@@ -55,7 +55,7 @@ except ImportError:  # not on Unix: page faults are then reported as not measura
     resource = None  # type: ignore[assignment]
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, user_code
+from mnprof.errors import MnprofError
 from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
@@ -68,6 +68,7 @@ from mnprof.timing.records import Device
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.sweep import MAX_THREADS
 from mnprof.timing.timer import steady_allocator
+from mnprof.user_code import user_code
 
 Passes = Callable[[Callable[[], object]], int]  # runs one pass repeatedly, returns how many ran
 

@@ -41,7 +41,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import MnprofError, user_code
+from mnprof.errors import MnprofError
 from mnprof.model.arch import layer_of
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
@@ -68,6 +68,7 @@ from mnprof.timing.records import (
     TimingKey,
 )
 from mnprof.timing.sweep import check_memory
+from mnprof.user_code import user_code
 
 __all__ = [
     "EAGER_ACTIVATION_COPIES",

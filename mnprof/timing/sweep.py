@@ -27,13 +27,7 @@ from typing import Any
 import torch
 
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import (
-    MnprofError,
-    held_warnings,
-    torch_state_kept,
-    torch_state_kept_each_call,
-    user_code,
-)
+from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import backends, quantized
@@ -58,6 +52,7 @@ from mnprof.timing.records import (
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.store import ResultsStore
 from mnprof.timing.timer import pool_of, time_tasks
+from mnprof.user_code import held_warnings, torch_state_kept, torch_state_kept_each_call, user_code
 
 __all__ = [
     "MAX_BATCH_SIZE",

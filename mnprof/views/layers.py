@@ -39,10 +39,10 @@ import torch
 from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.fvcore_counter import count_fvcore
 from mnprof.counting.shapes import plan_count
-from mnprof.errors import user_code
 from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model, module_paths
+from mnprof.user_code import user_code
 from mnprof.views.render import Column, Format, Rendered, number, render_with
 
 if TYPE_CHECKING:
