@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "paper": (
         "mnprof.cli.paper",
-        "The paper's Tables 1 to 9, computed, each cell published | computed | delta (MobileNetV2: TF-slim's 22).",
+        "The paper's Tables 1 to 9, computed, each cell published | computed | delta (V2: TF-slim's 22; V3: Table 3).",
     ),
     "plot": (
         "mnprof.cli.plot",

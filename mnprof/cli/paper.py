@@ -36,7 +36,7 @@ from mnprof.views.render import Format
     "notes. [default: from --out's suffix (.md, .csv, .json), else a table]"
 )
 def paper(table_keys: str, model: str, fmt: str | None, out: Path | None) -> None:
-    """The paper's Tables 1 to 9, computed, each cell published | computed | delta (MobileNetV2: TF-slim's 22).
+    """The paper's Tables 1 to 9, computed, each cell published | computed | delta (V2: TF-slim's 22; V3: Table 3).
 
     Table 1 (layer shapes), 2 (share of Mult-Adds and params per layer type), 3 (the 14x14x512
     layer), 4 (full convolutions vs separable), 5 (narrow vs shallow), 6 and 7 (width and
