@@ -18,9 +18,15 @@ from mnprof.cli.options import (
     timing_options,
 )
 from mnprof.cli.output import emit, output_width, refuse_overwriting
-from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
+from mnprof.cli.work import (
+    count_instructions_with_progress,
+    count_with_progress,
+    measure_with_progress,
+    report_runs_apart,
+)
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family
+from mnprof.timing import instructions as callgrind
 from mnprof.timing import plan as timing
 from mnprof.timing.store import refuse_other_models
 from mnprof.views import grid as tables
@@ -70,6 +76,13 @@ from mnprof.views.render import Format
     extra_formats=BENCHMARK_FORMATS,
 )
 @timing_options
+@click.option(
+    "--instructions",
+    is_flag=True,
+    help="Also count each configuration's instructions per forward pass of one image under Valgrind's Callgrind "
+    "(one Valgrind process for the whole grid; minutes, not seconds), and instructions per MAC: a cost that does "
+    "not move from run to run. With --no-timing, counts and instructions only. Needs Valgrind and --device cpu.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @shard_option("Only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix.")
 def table(
@@ -86,6 +99,7 @@ def table(
     fmt: str | None,
     out: Path | None,
     quiet: bool,
+    instructions: bool,
     shard: Shard | None,
     timing_request: timing.TimingRequest,
 ) -> None:
@@ -117,6 +131,7 @@ def table(
       mnprof table --format json --out table.json
       mnprof table --no-timing
       mnprof table --no-timing --wide
+      mnprof table --no-timing --instructions
       mnprof table --view counts
       mnprof table --model mobilenetv1 --model mobilenetv2 --no-timing
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
@@ -153,14 +168,22 @@ def table(
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
     if timing_plan is not None:
         timing.check_reference(timing_plan.reference, [config.id for config in configs])
+    if instructions:  # refused before any work: another view, a GPU, no Valgrind
+        if chosen is not tables.View.GRID:
+            raise MnprofError(
+                f"--instructions adds columns to the grid view; accepted with it: --view grid, not {view}"
+            )
+        callgrind.check_available(timing_request.device)
     every_counter = chosen in (tables.View.COUNTS, tables.View.RECONCILE)
     reports = count_with_progress(configs, quiet, every_counter=every_counter)
+    counted = count_instructions_with_progress(configs, quiet) if instructions else []
     if timing_plan is not None:
         records = measure_with_progress(timing_plan, configs, quiet, verbose).records
         macs = {report.config.id: report.analytic.macs for report in reports}
         where = ", ".join(map(str, timing_request.from_results)) or str(timing_request.results)
         refuse_other_models(records, macs, where)  # no time stands beside another model's counts
         frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
+        frame = tables.with_instructions(frame, counted)
         if fmt in BENCHMARK_FORMATS:
             emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
             report_runs_apart(records, verbose)
@@ -175,6 +198,7 @@ def table(
         tables.View.SEED: tables.seed_frame,
         tables.View.RECONCILE: tables.reconcile_frame,
     }[chosen](reports)
+    frame = tables.with_instructions(frame, counted)
     if fmt in BENCHMARK_FORMATS:
         emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
         return

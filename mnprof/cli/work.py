@@ -4,17 +4,26 @@ noise, contention, failures, a busy or drifting host. The library returns what h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from mnprof.cli.output import Interrupted, progress, warn
 from mnprof.counting.count import CountReport, count_many
 from mnprof.model.config import ModelConfig
+from mnprof.timing import instructions as callgrind
 from mnprof.timing.plan import DRIFT_WARNING, RUNS_APART, SweepOutcome, TimingPlan, measure, run_shifts
 from mnprof.timing.records import TimingRecord
 from mnprof.timing.store import RESULTS_SCHEMA_VERSION
 
-__all__ = ["count_with_progress", "measure_with_progress", "report_drift", "report_quality", "report_runs_apart"]
+__all__ = [
+    "count_instructions_with_progress",
+    "count_with_progress",
+    "measure_with_progress",
+    "report_drift",
+    "report_quality",
+    "report_runs_apart",
+]
 
 
 def count_with_progress(
@@ -28,6 +37,27 @@ def count_with_progress(
             bar.update(task, advance=1, current=config.id)
 
         return count_many(configs, on_done=done, every_counter=every_counter)
+
+
+def count_instructions_with_progress(configs: Sequence[ModelConfig], quiet: bool) -> list[dict[str, Any]]:
+    """Count ``configs``' instructions under Valgrind (one process) with a progress bar; their rows for the table."""
+    with progress(quiet) as bar:
+        task = bar.add_task("instructions: starting Valgrind", total=len(configs), current="")
+
+        def heard(event: str) -> None:
+            if event == "built":
+                bar.update(task, description="instructions")
+            elif event.startswith("counted "):
+                bar.update(task, advance=1, current=event.removeprefix("counted "))
+
+        run = callgrind.count_instructions(configs, on_event=heard)
+    if not quiet:
+        click.echo(
+            f"mnprof: instructions of {len(run.counts)} configurations counted under Valgrind {run.valgrind} "
+            f"in {run.seconds:.0f} s",
+            err=True,
+        )
+    return run.rows()
 
 
 def measure_with_progress(

@@ -34,6 +34,7 @@ from mnprof.timing.records import (
     processor_of,
     rows_of,
 )
+from mnprof.views.instructions import instruction_columns, with_instructions
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.predict import fit_notes, latency_fits
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
@@ -46,6 +47,7 @@ __all__ = [
     "grid_frame",
     "add_relative",
     "with_timings",
+    "with_instructions",
     "paper_configs",
     "paper_frame",
     "reconcile_frame",
@@ -357,6 +359,8 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "Δ = computed analytic vs published, in percent.",
         *_count_notes(frame, unit),
     )
+    counted_columns, counted_notes = instruction_columns(frame)
+    columns, notes = columns + counted_columns, notes + counted_notes
     if "latency_ms" in frame.columns:
         timing_columns, timing_notes = _timing_spec(frame)
         columns, notes = columns + timing_columns, notes + timing_notes

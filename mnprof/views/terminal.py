@@ -15,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from mnprof.timing.records import processor_of
+from mnprof.views.instructions import instruction_columns
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.predict import fit_summary, latency_fits
 from mnprof.views.render import Column, Rendered, families_title, is_missing, number
@@ -98,6 +99,10 @@ def compact_grid_spec(frame: pd.DataFrame, *, flops: bool = False) -> Rendered:
         failed = int(frame["error"].notna().sum()) if "error" in frame.columns else 0
         if failed:
             notes.append(f"error: {failed} measurement(s) posted no time; --wide shows why")
+    counted_columns, counted_notes = instruction_columns(frame, compact=True)
+    columns += counted_columns
+    notes += counted_notes
     notes.append("more: --wide, --view counts|paper|reconcile; conventions: --help")
     title = f"{families_title(frame)}: params, MACs, top-1" + (", latency" if timed else "")
+    title += ", instructions" if counted_columns else ""
     return Rendered(title, tuple(columns), tuple(notes), fit=True, left_out_hint="--wide shows them")

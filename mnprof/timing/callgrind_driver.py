@@ -1,0 +1,57 @@
+"""The script that runs under ``valgrind --tool=callgrind`` (started by :mod:`mnprof.timing.instructions`).
+
+It pays for importing torch once, loads every configuration's seeded model and input (built and calibrated by
+:mod:`mnprof.model.seeded` in the mnprof process, natively: calibrating under Valgrind would take minutes),
+then for each runs the warm-up passes uncollected and toggles Callgrind's collection on around
+each counted forward pass and off again with a dump (``torch._C._valgrind_toggle`` and
+``_valgrind_toggle_and_dump_stats``: the client requests CALLGRIND_TOGGLE_COLLECT and CALLGRIND_DUMP_STATS,
+compiled into torch). Each counted pass is one dump file, numbered in the order written here.
+
+Usage (argv): ``callgrind_driver.py SPEC`` where SPEC is ``torch.save``'s file of ``(prepared, warmup, passes,
+instrument)``, ``prepared`` a list of (configuration id, model, input); ``instrument`` says that Valgrind started
+with ``--instr-atstart=no`` and instrumentation is to be switched on with ``callgrind_control -i on`` once the
+models are loaded (importing torch then runs uninstrumented, several times faster). Progress goes to stdout, one
+line per event: ``built``, ``counted ID``; errors to stderr.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+
+import torch
+
+
+def main(argv: list[str]) -> int:
+    if not torch._C._valgrind_supported_platform():
+        print("this torch build has no Valgrind client requests", file=sys.stderr)
+        return 3
+    torch.set_num_threads(1)  # Valgrind runs one thread at a time; a second would only add its waiting
+    # the models are mnprof's own modules (or a user's, importable from PYTHONPATH), written by the mnprof process
+    prepared, warmup, passes, instrument = torch.load(argv[1], weights_only=False)
+    print("built", flush=True)
+    if instrument:  # synchronous: callgrind_control returns once Valgrind has switched instrumentation on
+        switched = subprocess.run(
+            ["callgrind_control", "-i", "on", str(os.getpid())], capture_output=True, text=True, check=False
+        )
+        if switched.returncode != 0 or "OK" not in switched.stdout:
+            print(f"callgrind_control -i on failed: {(switched.stdout + switched.stderr).strip()}", file=sys.stderr)
+            return 3
+    gc.collect()
+    gc.disable()  # no collection inside a counted pass
+    with torch.inference_mode():
+        for config_id, model, images in prepared:
+            for _ in range(warmup):
+                model(images)
+            for _ in range(passes):
+                torch._C._valgrind_toggle()
+                model(images)
+                torch._C._valgrind_toggle_and_dump_stats()
+            print(f"counted {config_id}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
