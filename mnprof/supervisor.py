@@ -125,6 +125,11 @@ def death(returncode: int) -> str:
     return f"exited with code {returncode} before finishing (the code called os._exit or exec, or ended the process)"
 
 
+def _without_user_code(how: str) -> str:
+    """:func:`death`'s words where no user code was running: no guess at what the code did."""
+    return how.split(" (the code called", 1)[0]
+
+
 def _kept_line(kept: tuple[str, int] | None) -> str:
     if kept is None or kept[1] == 0:
         return ""
@@ -139,7 +144,7 @@ def _describe(state: _Worker, how: str) -> str:
     if state.blocks:
         return f"{state.blocks[-1].doing}: the process running it {how}{_kept_line(state.kept)}"
     after = f" (after {state.last})" if state.last else ""
-    return f"mnprof's worker process {how}{after}{_kept_line(state.kept)}"
+    return f"mnprof's worker process {_without_user_code(how)}{after}{_kept_line(state.kept)}"
 
 
 def _error(message: str) -> None:

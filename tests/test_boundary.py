@@ -237,3 +237,32 @@ def test_frames_split_anywhere_are_read_whole():
         frames += decode_frames(buffer)
         assert frames == [(b"O", b"abc"), (b"E", b"")] and not buffer
     assert Path(supervisor.__file__).read_text().count("import torch") == 0
+
+
+def test_a_worker_killed_outside_user_code_is_one_line_without_blaming_user_code(tmp_path):
+    command = [sys.executable, "-m", "mnprof", "table", "-q", "--alpha", "1.0,0.75,0.5,0.25", "--resolution",
+               "224,192,160,128", "--budget", "60", "--results", str(tmp_path / "r.json")]  # fmt: skip
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    deadline = time.monotonic() + 120
+    while not (tmp_path / ".r.json.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the worker holds the results lock: it is timing built-in models now
+    os.kill(int(children.read_text().split()[0]), signal.SIGKILL)  # as the OOM killer would
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2 and out == "", err
+    assert err.count("\n") == 1 and err.startswith(
+        "mnprof: error: mnprof's worker process died of SIGKILL (killed), as the kernel's out-of-memory killer"
+    ), err
+    assert "the code called" not in err and not (tmp_path / ".r.json.lock").exists()
+
+
+def test_an_exit_outside_user_code_is_not_blamed_on_it():
+    state = supervisor._Worker(process=None)  # type: ignore[arg-type] - only what the worker said matters here
+    assert (
+        supervisor._describe(state, supervisor.death(1))
+        == "mnprof's worker process exited with code 1 before finishing"
+    )
+    state.take(b"B", json.dumps({"doing": "model F at F-0.5-32: factory", "late": "", "limit_s": 5}).encode())
+    assert supervisor._describe(state, supervisor.death(0)).startswith(
+        "model F at F-0.5-32: factory: the process running it exited with code 0 before finishing (the code called"
+    )
