@@ -14,3 +14,16 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     code = main(list(args))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+TINY_GRID = ["--alpha", "0.25", "--resolution", "32"]  # the smallest grid the hostile-input tests run
+
+
+def refused(capsys, *args: str) -> str:
+    """``mnprof ARGS`` refused as bad input must be: exit 2, one line on stderr, no traceback; returns the line."""
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    assert captured.err.count("\n") == 1 and captured.err.startswith("mnprof: error: ")
+    assert "Traceback" not in captured.err
+    return captured.err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from mnprof.counting.shapes import plan_count
 from mnprof.model.config import ModelConfig
@@ -17,6 +19,7 @@ from mnprof.timing.records import (
     TimingKey,
     TimingRecord,
 )
+from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 
 def timing_record(
@@ -75,3 +78,11 @@ def drifting_records(spread: float, configs: Sequence[str] = ("1.0-224", "0.5-16
         )  # fmt: skip
         for config, base in zip(configs, (1.0, 2.0, 4.0), strict=True)
     ]
+
+
+def results_file(path: Path, rows: list[dict], version: int = RESULTS_SCHEMA_VERSION) -> Path:
+    """A results file of ``rows`` (the keys a sweep writes) at ``path``."""
+    document = {"schema_version": version, "kind": RESULTS_KIND, "environment": {}, "gemm_peaks": [],
+                "measurements": rows}  # fmt: skip
+    path.write_text(json.dumps(document))
+    return path

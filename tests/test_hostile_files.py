@@ -9,24 +9,16 @@ from __future__ import annotations
 import os
 
 import pytest
-from cli_run import ROOT, run
+from cli_run import ROOT, refused, run
+from cli_run import TINY_GRID as TINY
 
 from mnprof.errors import MnprofError
 from mnprof.timing.store import ResultsStore
-
-TINY = ["--alpha", "0.25", "--resolution", "32"]
 
 
 @pytest.fixture(autouse=True)
 def at_repo_root(monkeypatch):
     monkeypatch.chdir(ROOT)
-
-
-def refused(capsys, *args: str) -> str:
-    code, out, err = run(capsys, *args)
-    assert code == 2, (out, err)
-    assert out == "" and err.count("\n") == 1 and err.startswith("mnprof: error: ")
-    return err
 
 
 def test_a_dangling_link_where_the_lock_goes_is_refused_and_nothing_is_created_at_its_target(capsys, tmp_path):
