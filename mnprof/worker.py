@@ -198,8 +198,8 @@ class ReservedStdout(io.TextIOBase):
         return self.own.errors
 
     @property
-    def buffer(self) -> Any:
-        return self.own.buffer
+    def buffer(self) -> Any:  # the binary stream of whichever stream a write would go to now
+        return getattr(self._target(), "buffer", None)
 
     def reconfigure(self, **options: Any) -> None:
         self.own.reconfigure(**options)

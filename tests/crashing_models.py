@@ -86,3 +86,19 @@ def recording_pid(alpha: float, num_classes: int) -> nn.Module:
     with open(os.environ["MNPROF_TEST_PID_FILE"], "w", encoding="utf-8") as handle:
         handle.write(str(os.getpid()))
     return tiny(alpha, num_classes)
+
+
+def writing_stdout_buffer(alpha: float, num_classes: int) -> nn.Module:
+    """A working model whose factory starts a thread that keeps writing bytes to ``sys.stdout.buffer`` (as a
+    C-minded library might) after the factory returned, outside any fence."""
+    import sys
+    import threading
+
+    def chatter() -> None:
+        for _ in range(400):
+            sys.stdout.buffer.write(b"bytes from a thread\n")
+            sys.stdout.buffer.flush()
+            time.sleep(0.01)
+
+    threading.Thread(target=chatter, daemon=True).start()
+    return tiny(alpha, num_classes)

@@ -125,6 +125,10 @@ def test_what_user_code_writes_to_stdout_by_any_means_goes_to_stderr(tmp_path):
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["rows"]) == 4  # nothing but the JSON on stdout
     assert "chatter from a thread" in done.stderr and "raw chatter from a thread" in done.stderr
+    done = _mnprof("table", "--no-timing", "--alpha", "0.25,0.5", "--resolution", "32,64", "--format", "json",
+                   "--model", "t=tests.crashing_models:writing_stdout_buffer")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["rows"]) == 4 and "bytes from a thread" in done.stderr
 
 
 @pytest.mark.slow
