@@ -124,6 +124,17 @@ class InvertedResidual(nn.Module):
         return x + out if self.residual else out
 
 
+def _plan_by_block(config: ModelConfig) -> tuple[dict[str, LayerSpec], OrderedDict[str, list[LayerSpec]]]:
+    """The layer plan of an inverted-residual network (V2, V3) by name, and its blocks' layers (``blocks.<i>``, in
+    the plan's order)."""
+    plan = layer_plan(config)
+    by_block: OrderedDict[str, list[LayerSpec]] = OrderedDict()
+    for spec in plan:
+        if spec.name.startswith("blocks."):
+            by_block.setdefault(spec.name.split(".")[1], []).append(spec)
+    return {spec.name: spec for spec in plan}, by_block
+
+
 class MobileNetV2(nn.Module):
     """MobileNetV2 (Sandler et al. 2018, Table 2) for one configuration.
 
@@ -134,12 +145,7 @@ class MobileNetV2(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        plan = layer_plan(config)
-        by_block: OrderedDict[str, list[LayerSpec]] = OrderedDict()
-        for spec in plan:
-            if spec.name.startswith("blocks."):
-                by_block.setdefault(spec.name.split(".")[1], []).append(spec)
-        specs = {spec.name: spec for spec in plan}
+        specs, by_block = _plan_by_block(config)
         self.stem = ConvBNReLU(specs["stem"])
         self.blocks = nn.Sequential(OrderedDict((index, InvertedResidual(block)) for index, block in by_block.items()))
         self.head = ConvBNReLU(specs["head"])
@@ -163,12 +169,7 @@ class MobileNetV3(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        plan = layer_plan(config)
-        by_block: OrderedDict[str, list[LayerSpec]] = OrderedDict()
-        for spec in plan:
-            if spec.name.startswith("blocks."):
-                by_block.setdefault(spec.name.split(".")[1], []).append(spec)
-        specs = {spec.name: spec for spec in plan}
+        specs, by_block = _plan_by_block(config)
         self.stem = ConvBNReLU(specs["stem"])
         self.blocks = nn.Sequential(OrderedDict((index, InvertedResidual(block)) for index, block in by_block.items()))
         self.head = ConvBNReLU(specs["head"])
