@@ -17,8 +17,8 @@ import pandas as pd
 
 from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.model.config import Family, ModelConfig
-from mnprof.model.reference import MILLION, TFSLIM_V2, TFSLIM_V2_SOURCE, delta_pct
-from mnprof.paper.verdict import PaperTable, Verdict, verdict
+from mnprof.model.reference import TFSLIM_V2, TFSLIM_V2_SOURCE
+from mnprof.paper.verdict import PaperTable, Verdict, counted_beside_published
 
 __all__ = ["TFSLIM_CLASSES", "tfslim_v2_configs", "tfslim_v2_table"]
 
@@ -37,25 +37,13 @@ def tfslim_v2_table() -> PaperTable:
         assert entry.alpha is not None and entry.resolution is not None  # every TF-slim row is a MobileNetV2
         config = ModelConfig(entry.alpha, entry.resolution, TFSLIM_CLASSES, family=Family.MOBILENETV2)  # type: ignore[arg-type]
         count = analytic_count(config)
-        macs_m, params = count.macs / MILLION, count.params(ParamConvention.PAPER)
-        params_m = params / MILLION
+        params = count.params(ParamConvention.PAPER)
         rows.append(
             {
                 "table": "v2",
                 "model": entry.model,
                 "id": ModelConfig(entry.alpha, entry.resolution, family=Family.MOBILENETV2).id,  # type: ignore[arg-type]
-                "published_top1": entry.top1,
-                "published_macs_m": entry.macs_m,
-                "macs": count.macs,
-                "macs_m": macs_m,
-                "delta_macs_pct": delta_pct(macs_m, entry.macs_m),
-                "macs_verdict": verdict(macs_m, entry.macs_m).value if entry.macs_m is not None else "",
-                "published_params_m": entry.params_m,
-                "params": params,
-                "params_m": params_m,
-                "delta_params_pct": delta_pct(params_m, entry.params_m),
-                "params_verdict": verdict(params_m, entry.params_m).value if entry.params_m is not None else "",
-                "published_latency_ms": entry.latency_ms,
+                **counted_beside_published(entry, count.macs, params),
             }
         )
     frame = pd.DataFrame(rows)

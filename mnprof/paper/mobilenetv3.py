@@ -29,9 +29,8 @@ from mnprof.model.reference import (
     V3_PUBLISHED,
     V3_TFSLIM_SOURCE,
     Published,
-    delta_pct,
 )
-from mnprof.paper.verdict import PaperTable, Verdict, verdict
+from mnprof.paper.verdict import PaperTable, Verdict, counted_beside_published, verdict
 
 __all__ = ["V3_CLASSES", "V3_FAMILIES", "v3_table"]
 
@@ -44,24 +43,12 @@ def _row(entry: Published, family: Family) -> dict[str, object]:
     assert entry.alpha is not None and entry.resolution is not None  # every MobileNetV3 row has both
     count = analytic_count(ModelConfig(entry.alpha, entry.resolution, V3_CLASSES, family=family))
     params = count.params(ParamConvention.PAPER)
-    macs_m, params_m = count.macs / MILLION, params / MILLION
     return {
         "table": family.value,
         "source": SOURCE_NAMES[entry.source],
         "model": entry.model,
         "id": ModelConfig(entry.alpha, entry.resolution, family=family).id,
-        "published_top1": entry.top1,
-        "published_macs_m": entry.macs_m,
-        "macs": count.macs,
-        "macs_m": macs_m,
-        "delta_macs_pct": delta_pct(macs_m, entry.macs_m),
-        "macs_verdict": verdict(macs_m, entry.macs_m).value if entry.macs_m is not None else "",
-        "published_params_m": entry.params_m,
-        "params": params,
-        "params_m": params_m,
-        "delta_params_pct": delta_pct(params_m, entry.params_m),
-        "params_verdict": verdict(params_m, entry.params_m).value if entry.params_m is not None else "",
-        "published_latency_ms": entry.latency_ms,
+        **counted_beside_published(entry, count.macs, params),
     }
 
 

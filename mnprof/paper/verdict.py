@@ -12,12 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 import pandas as pd
 
-from mnprof.model.reference import decimals
+from mnprof.model.reference import MILLION, decimals, delta_pct
 
 __all__ = [
+    "counted_beside_published",
     "PaperTable",
     "Verdict",
     "rounded",
@@ -61,3 +63,24 @@ class PaperTable:
     title: str
     frame: pd.DataFrame
     notes: tuple[str, ...]
+
+
+def counted_beside_published(entry: Any, macs: int, params: int) -> dict[str, object]:
+    """The columns every published row's table shares (MobileNetV2's TF-slim rows, MobileNetV3's): the published
+    top-1, MACs, params and latency of ``entry`` (a :class:`~mnprof.model.reference.Published`), the counted
+    ``macs`` and ``params``, and each delta and verdict."""
+    macs_m, params_m = macs / MILLION, params / MILLION
+    return {
+        "published_top1": entry.top1,
+        "published_macs_m": entry.macs_m,
+        "macs": macs,
+        "macs_m": macs_m,
+        "delta_macs_pct": delta_pct(macs_m, entry.macs_m),
+        "macs_verdict": verdict(macs_m, entry.macs_m).value if entry.macs_m is not None else "",
+        "published_params_m": entry.params_m,
+        "params": params,
+        "params_m": params_m,
+        "delta_params_pct": delta_pct(params_m, entry.params_m),
+        "params_verdict": verdict(params_m, entry.params_m).value if entry.params_m is not None else "",
+        "published_latency_ms": entry.latency_ms,
+    }
