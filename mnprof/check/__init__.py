@@ -25,6 +25,7 @@ from mnprof.check.baseline import (
     refuse_other_models,
     refuse_part,
     refuse_unrelated,
+    training_to_check,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
 from mnprof.check.latency import DEFAULT_LATENCY_TOLERANCE_PCT, compare_latency, measure_latency, usable_baseline
@@ -63,6 +64,7 @@ __all__ = [
     "refuse_unrelated",
     "usable_baseline",
     "parse_tolerance",
+    "training_to_check",
     "render_check",
     "summary",
 ]

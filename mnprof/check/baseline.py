@@ -82,6 +82,12 @@ def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -
         }
         if report.analytic.planned:  # a user family's traced layers do not say what stays alive
             analytic["peak_activation_bytes"] = 4 * report.analytic.peak_working_set(1)  # float32, batch 1
+        if report.training is not None and report.torch_training is not None:  # --pass training
+            counts["training"] = {
+                "macs": report.training.macs,  # analytic: forward + backward, one image
+                "backward_macs": report.training.backward_macs,
+                "torch_macs": report.torch_training.total,  # FlopCounterMode's forward + backward
+            }
         key = entry_key(model, config.alpha, config.resolution)
         entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
     return entries
@@ -109,7 +115,7 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
             if on_done is not None:
                 on_done(entry_key(model, config.alpha, config.resolution))
 
-        entries.update(builtin_entries(count_many(configs, on_done=done), model))
+        entries.update(builtin_entries(count_many(configs, on_done=done, training=settings.training), model))
     return entries
 
 
@@ -223,6 +229,19 @@ def refuse_unrelated(document: Mapping[str, Any], settings: CheckSettings, path:
         f"{', ...' if len(keys) > 3 else ''}; {held}), so nothing would be compared; accepted: a baseline of these "
         f"models and grid (mnprof baseline --out {path}), or --model/--alpha/--resolution it holds"
     )
+
+
+def training_to_check(document: Mapping[str, Any], step: str | None, path: Path) -> bool:
+    """Whether ``mnprof check`` counts a training step: when asked (``--pass training``, refused against a baseline
+    that recorded none), or, unasked, when the baseline recorded training counts (a gate keeps guarding what its
+    baseline holds)."""
+    recorded = any("training" in entry.get("counts", {}) for entry in document.get("entries", {}).values())
+    if step == "training" and not recorded:
+        raise MnprofError(
+            f"--pass training: baseline {path} has no training counts to compare with; accepted: a baseline "
+            "recorded with mnprof baseline --pass training, or --pass forward"
+        )
+    return step == "training" or (step is None and recorded)
 
 
 def refuse_part(document: Mapping[str, Any], settings: CheckSettings) -> None:

@@ -110,6 +110,7 @@ class CheckSettings:
     baseline: Path = DEFAULT_BASELINE
     tolerance_pct: float = 0.0
     shard: Shard | None = None  # --shard i/n: only this part of the grid (mnprof.check.shard)
+    training: bool = False  # --pass training: a training step's counts too (mnprof.counting.training)
 
     def grid_keys(self) -> list[tuple[ModelSpec, float, int]]:
         """Every model x alpha x resolution, whatever the shard."""

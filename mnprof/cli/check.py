@@ -26,10 +26,11 @@ from mnprof.check import (
     refuse_part,
     refuse_unrelated,
     render_check,
+    training_to_check,
     usable_baseline,
 )
 from mnprof.check.shard import Shard
-from mnprof.cli.options import Command, shard_option
+from mnprof.cli.options import Command, pass_option, shard_option
 from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_creatable, check_writable, dumps, make_parent
@@ -79,6 +80,11 @@ def settings_options(function: Any) -> Any:
             help="pyproject.toml with a [tool.mnprof] table. [default: ./pyproject.toml if present]",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+        pass_option(
+            "training: also count one training step of one image (forward and backward, analytic and by torch's "
+            "FlopCounterMode) and guard it. [default: forward; check: training where the baseline recorded it]",
+            default=None,
+        ),
     ]
     for option in reversed(options):
         function = option(function)
@@ -166,6 +172,7 @@ def baseline(
     latency: bool,
     threads: int | None,
     shard: Shard | None,
+    step: str,
 ) -> None:
     """Record exact params and MACs of every model x alpha x resolution as a baseline.
 
@@ -173,7 +180,9 @@ def baseline(
     params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
-    settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out, shard=shard)
+    settings = _settings(
+        models, alphas, resolutions, num_classes, pyproject, baseline=out, shard=shard, training=step == "training"
+    )
     _refuse_shard_with_latency(settings, latency)
     if shard is not None and out is None:  # a part written over the whole baseline would lose the rest
         raise MnprofError(
@@ -260,6 +269,7 @@ def check(
     latency_tolerance: str | None,
     fmt: str,
     shard: Shard | None,
+    step: str,
 ) -> int:
     """Recount and compare with the baseline; exit 1 when params, MACs, activations or peak memory grew.
 
@@ -288,6 +298,7 @@ def check(
     refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
     refuse_other_models(document, settings, settings.baseline)  # nor one that compares two models as one
     refuse_part(document, settings)  # nor one that holds a part of the configurations as if it were all
+    settings = dataclasses.replace(settings, training=training_to_check(document, step, settings.baseline))
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
     current = _measure(settings, quiet)

@@ -295,6 +295,17 @@ def shard_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[...,
     return click.option("--shard", default=None, metavar="I/N", callback=parse, help=help_text)
 
 
+PASSES = ("forward", "training")  # --pass: inference, or one training step (mnprof.counting.training)
+
+
+def pass_option(help_text: str, default: str | None = "forward") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--pass forward|training``: count a forward pass, or a training step (forward and backward); it reaches
+    the command as ``step`` (``default`` None: the command decides)."""
+    return click.option(
+        "--pass", "step", type=click.Choice(PASSES), default=default, show_default=default is not None, help=help_text
+    )
+
+
 def statistic_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--statistic``: which latency statistic a view shows (table and plot say what it drives there)."""
     return click.option(

@@ -13,6 +13,7 @@ from mnprof.cli.options import (
     configs_from,
     grid_options,
     output_options,
+    pass_option,
     resolve_output,
     shard_option,
     timing_options,
@@ -85,6 +86,11 @@ from mnprof.views.render import Format
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @shard_option("Only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix.")
+@pass_option(
+    "forward: one inference; training: also one training step of one image (forward and backward), analytic and "
+    "by torch's FlopCounterMode, reconciled operator by operator (fvcore and thop count the forward only). "
+    "Counts only: with --no-timing, or --view counts or reconcile."
+)
 def table(
     models: tuple[str, ...],
     alphas: str | None,
@@ -101,6 +107,7 @@ def table(
     quiet: bool,
     instructions: bool,
     shard: Shard | None,
+    step: str,
     timing_request: timing.TimingRequest,
 ) -> None:
     """Params and MACs of every configuration, counted three ways, beside the published numbers, and
@@ -132,6 +139,7 @@ def table(
       mnprof table --no-timing
       mnprof table --no-timing --wide
       mnprof table --no-timing --instructions
+      mnprof table --no-timing --pass training
       mnprof table --view counts
       mnprof table --model mobilenetv1 --model mobilenetv2 --no-timing
       mnprof table --backend eager,fused,onnxruntime --batch-size 1,8 --threads 2
@@ -165,6 +173,17 @@ def table(
         shard.refuse_empty(config.id for config in configs)
         part = set(shard.part(config.id for config in configs))
         configs = [config for config in configs if config.id in part]
+    training = step == "training"
+    if training and chosen in (tables.View.PAPER, tables.View.SEED):
+        raise MnprofError(f"--pass training with --view {view}: the published tables are inference counts; accepted: "
+                          "--view grid, counts or reconcile")  # fmt: skip
+    if training and chosen is tables.View.GRID and (timing_request.enabled or timing_request.from_results):
+        raise MnprofError(
+            "--pass training counts a training step; timing one (and its runtimes) is not built yet; accepted: "
+            "--pass training with --no-timing, or --view counts or reconcile"
+        )
+    if training and instructions:
+        raise MnprofError("--instructions counts forward passes; accepted: --instructions with --pass forward")
     timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
     if timing_plan is not None:
         timing.check_reference(timing_plan.reference, [config.id for config in configs])
@@ -175,7 +194,7 @@ def table(
             )
         callgrind.check_available(timing_request.device)
     every_counter = chosen in (tables.View.COUNTS, tables.View.RECONCILE)
-    reports = count_with_progress(configs, quiet, every_counter=every_counter)
+    reports = count_with_progress(configs, quiet, every_counter=every_counter, training=training)
     counted = count_instructions_with_progress(configs, quiet) if instructions else []
     if timing_plan is not None:
         records = measure_with_progress(timing_plan, configs, quiet, verbose).records

@@ -27,16 +27,22 @@ __all__ = [
 
 
 def count_with_progress(
-    configs: Sequence[ModelConfig], quiet: bool, description: str = "counting", *, every_counter: bool = False
+    configs: Sequence[ModelConfig],
+    quiet: bool,
+    description: str = "counting",
+    *,
+    every_counter: bool = False,
+    training: bool = False,
 ) -> list[CountReport]:
-    """Count ``configs`` with a progress bar (``every_counter``: torch's and the shape counter too)."""
+    """Count ``configs`` with a progress bar (``every_counter``: torch's and the shape counter too; ``training``: a
+    training step's forward and backward too)."""
     with progress(quiet) as bar:
         task = bar.add_task(description, total=len(configs), current="")
 
         def done(config: ModelConfig) -> None:
             bar.update(task, advance=1, current=config.id)
 
-        return count_many(configs, on_done=done, every_counter=every_counter)
+        return count_many(configs, on_done=done, every_counter=every_counter, training=training)
 
 
 def count_instructions_with_progress(configs: Sequence[ModelConfig], quiet: bool) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ the shape counter as the plan's independent witness) and sweep a grid into rows:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from mnprof.counting.reconcile import (
 from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
+from mnprof.counting.training import TrainingCount, count_torch_training, reconcile_training, training_count
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.user_code import user_code
@@ -49,6 +51,11 @@ class CountReport:
     torch_reconciliation: Reconciliation | None = None
     shapes: ShapeCount | None = None
     fvcore_activations: FvcoreActivations | None = None  # one more fvcore trace, run with the other extras
+    # a training step (``--pass training``): forward and backward, analytic and FlopCounterMode's (fvcore and thop
+    # count the forward only)
+    training: TrainingCount | None = None
+    torch_training: TorchCount | None = None
+    torch_training_reconciliation: Reconciliation | None = None
 
     @property
     def reconciliations(self) -> tuple[Reconciliation, ...]:
@@ -83,6 +90,29 @@ class CountReport:
             "activations_fvcore": self.fvcore_activations.total if self.fvcore_activations is not None else None,
             "weights_bytes": 4 * self.analytic.params(ParamConvention.PYTORCH),
             "peak_activation_bytes": 4 * self.analytic.peak_working_set() if self.analytic.planned else None,
+            **self._training_row(),
+        }
+
+    def _training_row(self) -> dict[str, Any]:
+        """A training step's columns (only with ``--pass training``)."""
+        if self.training is None or self.torch_training is None or self.torch_training_reconciliation is None:
+            return {}
+        reconciliation = self.torch_training_reconciliation
+        excess = reconciliation.in_analytic_counted - self.training.macs
+        explained = "torch = analytic training" + (
+            f" + grouped weight gradients charged groups times {excess:,}" if excess else ""
+        )
+        if reconciliation.unexplained:
+            explained += f" + unexplained {reconciliation.unexplained:+,}"
+        return {
+            "pass": "training",
+            "macs_backward": self.training.backward_macs,
+            "macs_training": self.training.macs,
+            "macs_training_torch": self.torch_training.total,
+            "macs_training_torch_unexplained": reconciliation.unexplained,
+            # FlopCounterMode's grouped weight gradients charged groups times: the one way it differs (explained)
+            "macs_training_torch_groups_excess": excess,
+            "torch_training_explained": explained,
         }
 
 
@@ -91,13 +121,32 @@ def _input(config: ModelConfig) -> torch.Tensor:
 
 
 def _count_built(
-    config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None = None, with_torch: bool = False
+    config: ModelConfig,
+    model: torch.nn.Module,
+    shapes: ShapeCount | None = None,
+    with_torch: bool = False,
+    training: bool = False,
 ) -> CountReport:
     # A user's model is its code all through (named_modules, parameters, __hash__ ...), not only in its forward:
     # what any of it raises is one line naming the model (a forward's own failure says so first).
     fence = nullcontext() if config.builtin else user_code(f"model {config.family} at {config.id}: counting failed:")
     with fence:
-        return _counted(config, model, shapes, with_torch)
+        report = _counted(config, model, shapes, with_torch)
+        return _with_training(report, model) if training else report
+
+
+def _with_training(report: CountReport, model: torch.nn.Module) -> CountReport:
+    """``report`` with its configuration's training step counted (analytic and FlopCounterMode, reconciled)."""
+    config = report.config
+    training = training_count(report.analytic, model)
+    with user_code(f"model {config.family} at {config.id}: its training step failed:"):
+        torch_training = count_torch_training(model, _input(config))
+    return dataclasses.replace(
+        report,
+        training=training,
+        torch_training=torch_training,
+        torch_training_reconciliation=reconcile_training(training, torch_training),
+    )
 
 
 def _counted(config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | None, with_torch: bool) -> CountReport:
@@ -137,10 +186,11 @@ def _counted(config: ModelConfig, model: torch.nn.Module, shapes: ShapeCount | N
     )
 
 
-def count(config: ModelConfig, *, every_counter: bool = True) -> CountReport:
-    """Build ``config``'s model and count it (``every_counter``: torch's and the shape counter too)."""
+def count(config: ModelConfig, *, every_counter: bool = True, training: bool = False) -> CountReport:
+    """Build ``config``'s model and count it (``every_counter``: torch's and the shape counter too; ``training``:
+    a training step's forward and backward too)."""
     shapes = count_config_shapes([config])[0] if every_counter else None
-    return _count_built(config, build_model(config), shapes, with_torch=every_counter)
+    return _count_built(config, build_model(config), shapes, with_torch=every_counter, training=training)
 
 
 def count_many(
@@ -148,11 +198,13 @@ def count_many(
     on_done: Callable[[ModelConfig], None] | None = None,
     *,
     every_counter: bool = False,
+    training: bool = False,
 ) -> list[CountReport]:
     """Count every configuration, building one model per width (the input size does not change weights).
 
     ``on_done`` is called after each configuration (for progress bars); ``every_counter`` adds torch's
-    FlopCounterMode and the shape counter to the layer plan, fvcore and thop.
+    FlopCounterMode and the shape counter to the layer plan, fvcore and thop; ``training``, a training step's
+    forward and backward (:mod:`mnprof.counting.training`).
     """
     configs = list(configs)
     models: dict[tuple[Any, ...], torch.nn.Module] = {}
@@ -162,7 +214,7 @@ def count_many(
         model = models.get(config.width_key)
         if model is None:
             model = models[config.width_key] = build_model(config)
-        reports.append(_count_built(config, model, shape_count, with_torch=every_counter))
+        reports.append(_count_built(config, model, shape_count, with_torch=every_counter, training=training))
         if on_done is not None:
             on_done(config)
     return reports

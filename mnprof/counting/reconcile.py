@@ -316,13 +316,15 @@ def reconcile(
     rules: Mapping[str, Rule],
     skipped: Mapping[str, int] | None = None,
     skipped_rules: Mapping[str, tuple[str, Callable[[AnalyticCount], int]]] | None = None,
+    analytic_macs: int | None = None,
 ) -> Reconciliation:
     """Attribute ``total`` (a counter's total with its per-operator ``breakdown``) against ``analytic``.
 
     ``skipped``: operators the counter reports it could not count, with their calls (fvcore's unsupported
     ops, FlopCounterMode's operators without a formula); each is listed by name with what the plan predicts
     (``skipped_rules``: :data:`FVCORE_SKIPPED` unless given, :data:`TORCH_SKIPPED` for FlopCounterMode), never
-    dropped.
+    dropped. ``analytic_macs``: the analytic total the counter's is set beside (default: ``analytic``'s forward MACs;
+    a training step's, :mod:`mnprof.counting.training`).
     """
     attributions = []
     for operator in dict.fromkeys([*breakdown, *rules]):
@@ -345,4 +347,5 @@ def reconcile(
     outside = total - sum(breakdown.values())
     if outside:
         attributions.append(Attribution("(not in the breakdown)", outside, 0, "no known rule", False))
-    return Reconciliation(counter, total, analytic.macs, tuple(attributions))
+    analytic_total = analytic.macs if analytic_macs is None else analytic_macs
+    return Reconciliation(counter, total, analytic_total, tuple(attributions))

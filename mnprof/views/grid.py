@@ -40,6 +40,7 @@ from mnprof.views.predict import fit_notes, latency_fits
 from mnprof.views.render import Column, Format, Rendered, families_title, is_missing, number, render_with
 from mnprof.views.seed import seed_configs, seed_frame, seed_spec
 from mnprof.views.terminal import compact_grid_spec
+from mnprof.views.training import training_columns
 
 __all__ = [
     "Unit",
@@ -195,12 +196,15 @@ def reconcile_frame(reports: Sequence[CountReport]) -> pd.DataFrame:
     """One row per configuration, counter and operator: counted, predicted by convention, unexplained."""
     rows = []
     for report in reports:
-        for reconciliation in report.reconciliations:
+        labelled = [(reconciliation.counter, reconciliation) for reconciliation in report.reconciliations]
+        if report.torch_training_reconciliation is not None:  # --pass training: FlopCounterMode's training step
+            labelled.append(("torch training", report.torch_training_reconciliation))
+        for counter, reconciliation in labelled:
             for attribution in reconciliation.attributions:
                 rows.append(
                     {
                         "id": report.config.id,
-                        "counter": reconciliation.counter,
+                        "counter": counter,
                         "operator": attribution.operator,
                         "in_analytic": attribution.in_analytic,
                         "macs_counted": attribution.counted,
@@ -317,7 +321,12 @@ def _counts_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
         "layer of one inference, BatchNorm folded, activations in place, a residual block's input kept until its "
         "add (mnprof.counting.analytic.AnalyticCount.peak_working_set); weights not included.",
     )
-    return Rendered(f"{families_title(frame)}: params and MACs, every counter side by side", columns, notes)
+    trained_columns, trained_notes = training_columns(frame, flops=unit is Unit.FLOPS)
+    return Rendered(
+        f"{families_title(frame)}: params and MACs, every counter side by side",
+        columns + trained_columns,
+        notes + trained_notes,
+    )
 
 
 def _traced_note(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -361,6 +370,8 @@ def _grid_spec(frame: pd.DataFrame, unit: Unit) -> Rendered:
     )
     counted_columns, counted_notes = instruction_columns(frame)
     columns, notes = columns + counted_columns, notes + counted_notes
+    trained_columns, trained_notes = training_columns(frame, flops=unit is Unit.FLOPS)
+    columns, notes = columns + trained_columns, notes + trained_notes
     if "latency_ms" in frame.columns:
         timing_columns, timing_notes = _timing_spec(frame)
         columns, notes = columns + timing_columns, notes + timing_notes
