@@ -12,7 +12,13 @@ from torch import nn
 from mnprof.counting.analytic import analytic_count
 from mnprof.counting.count import count_many
 from mnprof.counting.shapes import plan_count
-from mnprof.counting.training import count_torch_training, reconcile_training, training_count
+from mnprof.counting.training import (
+    count_torch_training,
+    reconcile_training,
+    saved_activation_elements,
+    saved_for_backward,
+    training_count,
+)
 from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid
 from mnprof.model.networks import build_model
@@ -79,15 +85,56 @@ def test_flop_counter_mode_training_step_fully_explained(config):
     assert torch_count.by_operator["aten.mm"] == 2 * forward.fc_macs  # each linear's input and weight gradients
 
 
+def test_saved_activations_of_mobilenetv1_pinned_and_explained_tensor_by_tensor():
+    """What autograd keeps for the backward of MobileNetV1 0.25-128: the image, and for each of its 27 conv layers
+    the conv's output (BatchNorm's input) and BatchNorm's output (ReLU's result, in place: the next layer's input),
+    and the pooled vector the classifier reads. Weights are the model's, not counted."""
+    config = ModelConfig(0.25, 128)
+    forward = analytic_count(config)
+    convs = [layer for layer in forward.layers if layer.spec.kind in CONV_KINDS]
+    assert len(convs) == 27
+    expected = 3 * 128 * 128 + sum(2 * layer.out_elements for layer in convs) + 256
+    assert saved_activation_elements(forward) == expected == 872_704
+    measured, tensors = saved_for_backward(build_model(config), torch.zeros(1, 3, 128, 128))
+    assert (measured, tensors) == (4 * expected, 1 + 2 * 27 + 1 + 1)  # + BatchNorm's empty reserve (0 bytes)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(1.0, 224, family=Family.MOBILENETV2),  # ReLU6 in place: autograd keeps a copy of its input
+        ModelConfig(0.75, 224, family=Family.MOBILENETV3_SMALL),  # hard-swish, squeeze-and-excite gates
+        ModelConfig(1.0, 224, family=Family.MOBILENETV3_LARGE),
+    ],
+    ids=lambda config: config.id,
+)
+def test_saved_activations_model_equals_what_autograd_keeps(config):
+    measured, _ = saved_for_backward(build_model(config), torch.zeros(1, 3, config.resolution, config.resolution))
+    assert 4 * saved_activation_elements(analytic_count(config)) == measured
+
+
+def test_saved_activations_of_a_user_family_are_measured_only():
+    report = count_many([_user_config("small", "tests.training_family:small")], training=True)[0]
+    row = report.row()
+    assert row["saved_activation_bytes"] is None  # its traced layers do not say what autograd keeps
+    assert row["saved_activation_bytes_measured"] > 0
+
+
 @pytest.mark.slow
 def test_every_v1_and_v2_configuration_equals_the_rule_and_flop_counter_mode():
+    """FlopCounterMode's training step on the meta device (shapes only: its formulas need no values), and what
+    autograd keeps from a CPU forward, for every published configuration."""
     configs = [*family_grid(Family.MOBILENETV1), *family_grid(Family.MOBILENETV2)]
     assert len(configs) == 16 + 22
-    for report in count_many(configs, training=True):
-        assert report.training is not None and report.torch_training_reconciliation is not None
-        first = next(layer for layer in report.analytic.layers if layer.macs)
-        assert report.training.macs == 3 * report.analytic.macs - first.macs, report.config.id
-        assert report.torch_training_reconciliation.unexplained == 0, report.config.id
+    for config in configs:
+        forward = analytic_count(config)
+        training = training_count(forward)
+        first = next(layer for layer in forward.layers if layer.macs)
+        assert training.macs == 3 * forward.macs - first.macs, config.id
+        model, image = build_model(config), torch.zeros(1, 3, config.resolution, config.resolution)
+        assert 4 * saved_activation_elements(forward) == saved_for_backward(model, image)[0], config.id
+        on_meta = count_torch_training(model.to("meta"), image.to("meta"))
+        assert reconcile_training(training, on_meta).unexplained == 0, config.id
 
 
 def test_user_family_frozen_weights_and_an_image_scaled_before_the_first_layer():
@@ -174,3 +221,16 @@ def test_conv_kinds_cover_every_counted_conv_of_the_plans():
     for family in Family:
         for layer in training_count(analytic_count(family_grid(family)[0])).layers:
             assert layer.layer.spec.kind in (*CONV_KINDS, LayerKind.FC)
+
+
+def test_layers_pass_training_gives_each_layer_its_gradients(capsys):
+    code, out, _ = run(capsys, "layers", "--no-timing", "--pass", "training", "--alpha", "0.25", "--resolution", "128",
+                       "--format", "json", "--quiet")  # fmt: skip
+    assert code == 0
+    rows = {row["layer"]: row for row in json.loads(out)["rows"]}
+    forward = analytic_count(ModelConfig(0.25, 128))
+    assert rows["stem"]["macs_input_grad"] == 0 and rows["stem"]["macs_weight_grad"] == rows["stem"]["macs_analytic"]
+    assert rows["fc"]["macs_training"] == 3 * rows["fc"]["macs_analytic"]
+    assert sum(row["macs_weight_grad"] for row in rows.values()) == forward.macs
+    assert sum(row["macs_training"] for row in rows.values()) == training_count(forward).macs
+    assert "accepted: --pass training with --no-timing" in refused(capsys, "layers", "--pass", "training")

@@ -15,6 +15,7 @@ from torch import nn
 
 from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec, entry_key
 from mnprof.counting.count import count_many
+from mnprof.counting.training import saved_activation_elements
 from mnprof.errors import MnprofError
 from mnprof.files import read_json_file, schema_problem
 from mnprof.model import families
@@ -87,7 +88,11 @@ def builtin_entries(reports: Sequence[Any], model: ModelSpec = _BUILTIN_MODEL) -
                 "macs": report.training.macs,  # analytic: forward + backward, one image
                 "backward_macs": report.training.backward_macs,
                 "torch_macs": report.torch_training.total,  # FlopCounterMode's forward + backward
+                "saved_activation_bytes_measured": report.saved_bytes_measured,  # kept for the backward, one image
             }
+            saved = saved_activation_elements(report.analytic)
+            if saved is not None:  # a layer plan's model of what autograd keeps
+                counts["training"]["saved_activation_bytes"] = 4 * saved
         key = entry_key(model, config.alpha, config.resolution)
         entries[key] = _entry(model, config.alpha, config.resolution, config.num_classes, dict(sorted(counts.items())))
     return entries

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import Command, config_from, config_options, output_options, resolve_output, threads_option
+from mnprof.cli.options import (
+    Command,
+    config_from,
+    config_options,
+    output_options,
+    pass_option,
+    resolve_output,
+    threads_option,
+)
 from mnprof.cli.output import PlainFloat, PlainInt, emit, progress
+from mnprof.errors import MnprofError
 from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
 from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
@@ -61,6 +70,10 @@ from mnprof.views.render import Format
 @click.option("--no-timing", is_flag=True, help="Counts only: no layer is timed (time columns empty).")
 @output_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@pass_option(
+    "training: also each layer's backward in one training step (its weight and input gradients' MACs); with "
+    "--no-timing."
+)
 def layers(
     model: str,
     alpha: str,
@@ -79,6 +92,7 @@ def layers(
     fmt: str | None,
     out: Path | None,
     quiet: bool,
+    step: str,
 ) -> None:
     """One configuration, layer by layer: where the MACs are, and where the time goes.
 
@@ -95,9 +109,15 @@ def layers(
       mnprof layers --alpha 0.5 --resolution 160 --threads 4
       mnprof layers --backend channels_last --format markdown
       mnprof layers --no-timing --format csv --out layers.csv
+      mnprof layers --no-timing --pass training
       mnprof layers --model mobilenetv2 --alpha 1.0 --resolution 224
     """
     config = config_from(alpha, resolution, num_classes, variant, rounding, model)
+    if step == "training" and not no_timing:
+        raise MnprofError(
+            "--pass training counts each layer's backward; timing it is not built yet; accepted: --pass training "
+            "with --no-timing"
+        )
     timing = None
     if not no_timing:
         timing = LayerTimingSettings(
@@ -117,5 +137,5 @@ def layers(
             bar.update(task, completed=done, current=f"pass {done}")
 
         times = time_layers(config, timing, on_pass) if timing is not None else None
-        report = layer_report(config, times)
+        report = layer_report(config, times, training=step == "training")
     emit(render_layers(report, Format(fmt)), out)

@@ -25,7 +25,14 @@ from mnprof.counting.reconcile import (
 from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
-from mnprof.counting.training import TrainingCount, count_torch_training, reconcile_training, training_count
+from mnprof.counting.training import (
+    TrainingCount,
+    count_torch_training,
+    reconcile_training,
+    saved_activation_elements,
+    saved_for_backward,
+    training_count,
+)
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.user_code import user_code
@@ -56,6 +63,7 @@ class CountReport:
     training: TrainingCount | None = None
     torch_training: TorchCount | None = None
     torch_training_reconciliation: Reconciliation | None = None
+    saved_bytes_measured: int | None = None  # what autograd kept for the backward, seen as it saved it
 
     @property
     def reconciliations(self) -> tuple[Reconciliation, ...]:
@@ -113,6 +121,9 @@ class CountReport:
             # FlopCounterMode's grouped weight gradients charged groups times: the one way it differs (explained)
             "macs_training_torch_groups_excess": excess,
             "torch_training_explained": explained,
+            # float32 elements autograd keeps for the backward of one image: the model (a layer plan's) and as seen
+            "saved_activation_bytes": 4 * saved if (saved := saved_activation_elements(self.analytic)) else None,
+            "saved_activation_bytes_measured": self.saved_bytes_measured,
         }
 
 
@@ -141,11 +152,13 @@ def _with_training(report: CountReport, model: torch.nn.Module) -> CountReport:
     training = training_count(report.analytic, model)
     with user_code(f"model {config.family} at {config.id}: its training step failed:"):
         torch_training = count_torch_training(model, _input(config))
+        saved_bytes, _ = saved_for_backward(model, _input(config))
     return dataclasses.replace(
         report,
         training=training,
         torch_training=torch_training,
         torch_training_reconciliation=reconcile_training(training, torch_training),
+        saved_bytes_measured=saved_bytes,
     )
 
 

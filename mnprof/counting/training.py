@@ -32,11 +32,19 @@ from mnprof.counting.analytic import AnalyticCount, LayerCount
 from mnprof.counting.reconcile import TORCH_RULES, Reconciliation, Rule, reconcile
 from mnprof.counting.torch_counter import TorchCount
 from mnprof.errors import MnprofError
-from mnprof.model.arch import CONV_KINDS, LayerKind
+from mnprof.model.arch import CONV_KINDS, Activation, LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.user_code import user_code
 
-__all__ = ["LayerGradients", "TrainingCount", "count_torch_training", "reconcile_training", "training_count"]
+__all__ = [
+    "LayerGradients",
+    "TrainingCount",
+    "count_torch_training",
+    "reconcile_training",
+    "saved_activation_elements",
+    "saved_for_backward",
+    "training_count",
+]
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,81 @@ def training_count(forward: AnalyticCount, model: nn.Module | None = None) -> Tr
         forward,
         tuple(LayerGradients(layer, weight, needs) for layer, (weight, needs) in zip(layers, flags, strict=True)),
     )
+
+
+# In-place activations whose backward needs their input: eager autograd keeps a copy of it (ReLU's backward needs
+# only its result, which it keeps as it is).
+_COPIED_INPUT = (Activation.RELU6, Activation.HARDSWISH, Activation.HARDSIGMOID)
+
+
+def saved_activation_elements(forward: AnalyticCount) -> int | None:
+    """Elements eager PyTorch's autograd keeps for the backward of one image's forward pass, from the layer plan
+    (None for a user's traced layers: what they keep depends on code the trace does not see).
+
+    Model (mnprof's networks; each tensor counted once, weights and BatchNorm's statistics not included): a
+    convolution and a linear layer keep their input (for the weight gradient); BatchNorm keeps its input; an in-place
+    ReLU keeps its result, an in-place ReLU6, hard-swish or hard-sigmoid a copy of its input; the global average pool
+    (a mean) and the residual add keep nothing; a squeeze-and-excite gate keeps both its factors.
+    """
+    if not forward.planned:
+        return None
+    kept: dict[int, int] = {}  # tensor -> elements, for the tensors kept
+    sizes: list[int] = []
+
+    def tensor(elements: int) -> int:
+        sizes.append(elements)
+        return len(sizes) - 1
+
+    def keep(which: int) -> None:
+        kept[which] = sizes[which]
+
+    current = tensor(forward.layers[0].in_elements)  # the image
+    gated = current
+    for layer in forward.layers:
+        spec = layer.spec
+        if spec.kind in (*CONV_KINDS, LayerKind.FC):
+            keep(current)
+            current = tensor(layer.out_elements)
+            if spec.batch_norm:
+                keep(current)
+                current = tensor(layer.out_elements)
+            if spec.activation is Activation.RELU:
+                keep(current)
+            elif spec.activation in _COPIED_INPUT:
+                keep(tensor(layer.out_elements))
+        elif spec.kind is LayerKind.SCALE:
+            keep(gated)
+            keep(current)
+            current = tensor(layer.out_elements)
+        elif spec.kind in (LayerKind.POOL, LayerKind.ADD):
+            gated = current  # a squeeze-and-excite's pool: the tensor its gate multiplies
+            current = tensor(layer.out_elements)
+        else:
+            raise ValueError(f"no rule for what a {spec.kind} layer keeps for its backward")
+    return sum(kept.values())
+
+
+def saved_for_backward(model: nn.Module, inputs: torch.Tensor) -> tuple[int, int]:
+    """Measured: the bytes and the number of distinct tensors autograd keeps for the backward of ``model(inputs)``,
+    seen as it saves them (``torch.autograd.graph.saved_tensors_hooks``); tensors sharing storage counted once, the
+    model's parameters and buffers not counted."""
+    own = {tensor.untyped_storage().data_ptr() for tensor in (*model.parameters(), *model.buffers())}
+    kept: dict[int, int] = {}
+
+    def pack(saved: torch.Tensor) -> torch.Tensor:
+        storage = saved.untyped_storage()
+        if storage.data_ptr() not in own:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return saved
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda saved: saved):
+            model(inputs)
+    finally:
+        model.train(was_training)
+    return sum(kept.values()), len(kept)
 
 
 def count_torch_training(model: nn.Module, inputs: torch.Tensor) -> TorchCount:

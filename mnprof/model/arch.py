@@ -258,7 +258,9 @@ def layer_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
             size = conv(f"{prefix}.pw", LayerKind.POINTWISE, channels, out_channels, 1, 1, size, bias=seed_bias)
         channels = out_channels
     layers.append(LayerSpec("pool", LayerKind.POOL, channels, channels, size, 1, channels, size, 1, False, False))
-    layers.append(LayerSpec("fc", LayerKind.FC, channels, config.num_classes, 1, 1, 1, 1, 1, True, False))
+    layers.append(
+        LayerSpec("fc", LayerKind.FC, channels, config.num_classes, 1, 1, 1, 1, 1, True, False, Activation.NONE)
+    )
     return tuple(layers)
 
 

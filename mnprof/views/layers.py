@@ -39,6 +39,7 @@ import torch
 from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.fvcore_counter import count_fvcore
 from mnprof.counting.shapes import plan_count
+from mnprof.counting.training import training_count
 from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model, module_paths
@@ -205,6 +206,9 @@ class LayerReport:
             "macs_model": self.analytic.macs,
             "bytes_moved": int(frame["bytes_moved"].sum()),
         }
+        if "macs_training" in frame.columns:
+            for column in ("macs_weight_grad", "macs_input_grad", "macs_training"):
+                totals[column] = int(frame[column].sum())
         if self.fvcore_total is not None:
             totals["macs_fvcore_unit"] = int(frame["macs_fvcore_unit"].sum())
             totals["macs_fvcore_model"] = self.fvcore_total
@@ -215,7 +219,21 @@ class LayerReport:
         return totals
 
 
-def layer_report(config: ModelConfig, times: LayerTimes | None = None, *, fvcore: bool = True) -> LayerReport:
+def _with_training(frame: pd.DataFrame, config: ModelConfig, count: AnalyticCount) -> pd.DataFrame:
+    """``frame`` with each layer's backward (``--pass training``): its weight and input gradients' MACs and the
+    layer's training MACs (forward + backward), by :mod:`mnprof.counting.training`'s rule."""
+    training = training_count(count, None if count.planned else build_model(config))
+    by_name = {gradients.layer.spec.name: gradients for gradients in training.layers}
+    frame = frame.copy()
+    frame["macs_weight_grad"] = [by_name[n].weight_grad_macs if n in by_name else 0 for n in frame["layer"]]
+    frame["macs_input_grad"] = [by_name[n].input_grad_macs if n in by_name else 0 for n in frame["layer"]]
+    frame["macs_training"] = frame["macs_analytic"] + frame["macs_weight_grad"] + frame["macs_input_grad"]
+    return frame
+
+
+def layer_report(
+    config: ModelConfig, times: LayerTimes | None = None, *, fvcore: bool = True, training: bool = False
+) -> LayerReport:
     """Count every layer of ``config``, and set ``times`` beside the counts.
 
     Args:
@@ -223,6 +241,7 @@ def layer_report(config: ModelConfig, times: LayerTimes | None = None, *, fvcore
         times: per-layer timings of ``config`` (:func:`mnprof.timing.layers.time_layers`); None for
             counts only (the time columns are then NaN).
         fvcore: also trace the model with fvcore for its per-module counts (about a second at 1.0-224).
+        training: also each layer's backward in a training step (``--pass training``).
     """
     fvcore_by_module = fvcore_total = None
     if fvcore:
@@ -231,6 +250,8 @@ def layer_report(config: ModelConfig, times: LayerTimes | None = None, *, fvcore
         fvcore_by_module, fvcore_total = counted.by_module, counted.total
     count = plan_count(config)
     frame = _with_times(layer_counts(config, fvcore_by_module), times, units=count.planned)
+    if training:
+        frame = _with_training(frame, config, count)
     return LayerReport(config, frame, count, fvcore_total, times)
 
 
@@ -261,6 +282,12 @@ def layers_spec(report: LayerReport) -> Rendered:
         Column("FLOP/B", lambda r: number(r["arithmetic_intensity_flops_per_byte"], 1)),
         Column("MAC share %", lambda r: number(r["macs_share"], 2, scale=100)),
     ]
+    if "macs_training" in report.frame.columns:  # --pass training
+        columns += [
+            Column("weight grad MMACs", lambda r: number(r["macs_weight_grad"], 3, scale=1e-6)),
+            Column("input grad MMACs", lambda r: number(r["macs_input_grad"], 3, scale=1e-6)),
+            Column("training MMACs", lambda r: number(r["macs_training"], 3, scale=1e-6)),
+        ]
     if timed:
         columns += [
             Column("time ms", lambda r: number(r["time_ms"], 3)),
@@ -351,6 +378,12 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
             )
     else:
         notes.append("time: not measured (--no-timing).")
+    if "macs_training" in totals:
+        notes.append(
+            f"Training step (--pass training): {totals['macs_training']:,} MACs = forward + weight gradients "
+            f"{totals['macs_weight_grad']:,} + input gradients {totals['macs_input_grad']:,} (each gradient costs the "
+            "layer's forward MACs; the first layer's input, the image, needs none; docs/counting.md)."
+        )
     return tuple(notes)
 
 
@@ -435,6 +468,8 @@ def _total_row(report: LayerReport) -> dict[str, Any]:
             "macs_share": frame["macs_share"].sum(),
         }
     )
+    row.update({column: totals[column] for column in ("macs_weight_grad", "macs_input_grad", "macs_training")
+                if column in totals})  # fmt: skip
     if report.times is not None:
         row.update(
             {

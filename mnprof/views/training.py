@@ -23,6 +23,8 @@ def training_columns(frame: pd.DataFrame, flops: bool = False) -> tuple[tuple[Co
         Column("x forward", lambda r: number(r["macs_training"] / r["macs_analytic"], 2)),
         Column(f"torch training {work}", lambda r: number(scale * r["macs_training_torch"] / MILLION, 1)),
         Column("torch unexplained", lambda r: number(scale * r["macs_training_torch_unexplained"])),
+        Column("saved MB", lambda r: number(r["saved_activation_bytes"], 2, scale=1 / MILLION)),
+        Column("measured", lambda r: number(r["saved_activation_bytes_measured"], 2, scale=1 / MILLION)),
     )
     notes = (
         "training = one training step of one image: the forward pass and its backward (analytic: each conv and "
@@ -31,5 +33,9 @@ def training_columns(frame: pd.DataFrame, flops: bool = False) -> tuple[tuple[Co
         "torch training: FlopCounterMode over the forward and the backward; its convolution_backward charges a "
         "grouped (depthwise) layer's weight gradient groups times, which mnprof predicts exactly "
         "(mnprof table --pass training --view reconcile); torch unexplained is what is left, and must be 0.",
+        "saved MB: float32 activations eager PyTorch's autograd keeps for the backward of one image (convolutions, "
+        "linear layers and BatchNorm keep their input, ReLU its result, ReLU6, hard-swish and hard-sigmoid a copy "
+        "of their input; weights not included), from the layer plan; measured: the same, seen as autograd saves "
+        "each tensor (saved_tensors_hooks).",
     )
     return columns, notes
