@@ -234,3 +234,19 @@ def test_layers_pass_training_gives_each_layer_its_gradients(capsys):
     assert sum(row["macs_weight_grad"] for row in rows.values()) == forward.macs
     assert sum(row["macs_training"] for row in rows.values()) == training_count(forward).macs
     assert "accepted: --pass training with --no-timing" in refused(capsys, "layers", "--pass", "training")
+
+
+@pytest.mark.parametrize(
+    "config", [ModelConfig(0.5, 128), ModelConfig(0.5, 160, family=Family.MOBILENETV2)], ids=lambda config: config.id
+)
+def test_what_autograd_keeps_as_the_allocator_sees_it(config):
+    """The memory machinery's witness (PyTorch's allocator, through the profiler): after a forward with autograd on,
+    the pass still holds its output and what autograd keeps, except the input batch, allocated before it."""
+    from mnprof.timing.memory import still_allocated_after
+
+    model, image = build_model(config).eval(), torch.zeros(1, 3, config.resolution, config.resolution)
+    model(image)  # first-call allocations are not the pass's
+    with torch.enable_grad():
+        held, output = still_allocated_after(lambda: model(image))
+    kept = held - output.numel() * output.element_size() + image.numel() * image.element_size()
+    assert kept == saved_for_backward(model, image)[0] == 4 * saved_activation_elements(analytic_count(config))

@@ -77,6 +77,7 @@ __all__ = [
     "measure_runner",
     "parse_memory_backends",
     "peak_of_pass",
+    "still_allocated_after",
 ]
 
 MODULE_MARK = "mnprof.module:"
@@ -188,6 +189,28 @@ def peak_of_pass(events: Sequence[_Event]) -> tuple[int, dict[int, _Event], _Eve
         elif (block := alive.pop(event.ptr, None)) is not None:
             total -= block.nbytes
     return peak, at, reached
+
+
+def still_allocated_after(call: Callable[[], Any]) -> tuple[int, Any]:
+    """Bytes PyTorch's CPU allocator allocated during ``call()`` and still holds when it returns (from the same
+    profiler events as a pass's peak), and what ``call`` returned. For a forward pass with autograd on, that is
+    its output and every tensor autograd keeps for the backward that the pass allocated (not the input batch,
+    allocated before it)."""
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with without_kineto_chatter():
+        prof.start()
+    try:
+        returned = call()
+    finally:
+        with without_kineto_chatter():
+            prof.stop()
+    alive: dict[int, int] = {}
+    for event in _events(prof):
+        if event.nbytes > 0:
+            alive[event.ptr] = event.nbytes
+        else:
+            alive.pop(event.ptr, None)  # a block allocated before the call, or freed in it
+    return sum(alive.values()), returned
 
 
 def _output_allocations(events: Sequence[_Event], calls: list[_Call]) -> dict[int, _Event]:
