@@ -12,11 +12,12 @@ import torch
 from cli_run import run
 
 from mnprof.counting.analytic import ParamConvention, analytic_count
+from mnprof.counting.layers import layer_counts
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig
 from mnprof.timing import layers as timing_layers
 from mnprof.timing.layers import LayerTimingSettings, Method, time_layers
-from mnprof.views.layers import layer_counts, layer_report, render_layers
+from mnprof.views.layers import layer_report, render_layers
 from mnprof.views.render import Format
 
 TINY = ModelConfig(0.25, 64)
