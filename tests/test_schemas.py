@@ -32,6 +32,19 @@ def test_each_schema_is_a_valid_draft_2020_12_schema_shipped_with_the_package(na
     assert "schemas/*.schema.json" in package_data["mnprof"]
 
 
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_each_schemas_id_and_title_name_the_version_its_documents_carry(name):
+    """A versioned schema's ``$id`` ends in the ``schema_version`` it requires and its title says the same, so that a
+    reader who keys on either finds the version the files hold (a bump that changed one of the three drifted)."""
+    document = schema(name)
+    version = document["properties"].get("schema_version", {}).get("const")
+    if version is None:  # the settings schema: pyproject.toml's table carries no version
+        assert document["$id"] == f"urn:mnprof:schema:{name}:1"
+        return
+    assert document["$id"] == f"urn:mnprof:schema:{name}:{version}"
+    assert f"schema version {version}" in document["title"]
+
+
 @pytest.mark.parametrize(("name", "path"), [("results", "results.json"), ("baseline", "baseline.json"),
                                             ("table", "table.json")])  # fmt: skip
 def test_the_committed_reports_satisfy_their_schemas(name, path):
