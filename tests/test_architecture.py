@@ -38,6 +38,7 @@ ALLOWED = {
         "mnprof.files",
         "mnprof.provenance",
         "mnprof.timing.records",
+        "mnprof.timing.registry",  # what each runtime is and can do: no torch, as records
         "mnprof.timing.store",
     },  # fmt: skip
     "mnprof.check": {

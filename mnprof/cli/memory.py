@@ -11,6 +11,7 @@ from mnprof.cli.output import emit, output_width, progress
 from mnprof.timing.backends import check_available, check_device
 from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
 from mnprof.timing.records import Device, TimingKey
+from mnprof.timing.registry import MEMORY_BACKENDS, REGISTRY, listing
 from mnprof.timing.sweep import check_memory, parse_batch_sizes
 from mnprof.views.memory import MemoryView, render_memory
 from mnprof.views.render import Format
@@ -24,10 +25,12 @@ from mnprof.views.render import Format
     default="eager",
     show_default=True,
     metavar="LIST",
-    help="Comma-separated runtimes whose allocations PyTorch's allocator sees: eager, channels_last, fused "
-    "(BatchNorm folded, channels_last), bfloat16 and float16 (where the hardware has them). Refused: onnxruntime and "
-    "onnxruntime_int8 (their own arena, which the profiler does not see), compile and torch_int8 (graphs mnprof "
-    "cannot follow module by module).",
+    help=f"Comma-separated runtimes whose allocations PyTorch's allocator sees: {listing(MEMORY_BACKENDS, ' and ')} "
+    f"({listing([b for b in MEMORY_BACKENDS if REGISTRY[b].dtype], ' and ')} where the hardware has them). Refused: "
+    f"{listing([b for b, info in REGISTRY.items() if not info.memory and info.onnxruntime_pool], ' and ')} (their "
+    "own arena, which the profiler does not see), "
+    f"{listing([b for b, info in REGISTRY.items() if not info.memory and not info.onnxruntime_pool], ' and ')} "
+    "(graphs mnprof cannot follow module by module).",
 )
 @click.option(
     "--batch-size",

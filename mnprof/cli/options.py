@@ -37,6 +37,7 @@ from mnprof.project import tool_table
 from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
+from mnprof.timing.registry import REGISTRY, listing
 from mnprof.timing.sweep import MAX_THREADS
 
 __all__ = [
@@ -271,19 +272,25 @@ def configs_from(
     return configs
 
 
-BACKEND_HELP = (
-    "Runtimes to time, comma-separated: eager (default), channels_last, fused (BatchNorm folded into the "
-    "convolutions, channels_last), compile (torch.compile; opt-in: compiling takes tens of seconds per "
-    "configuration and batch size, before any timing), onnxruntime (needs "
-    "pip install 'mnprof[onnx]'), onnxruntime_int8 (the same, statically quantised: QDQ, per-channel int8 "
-    "weights, uint8 activations calibrated on 16 seeded images), torch_int8 (PyTorch's own static int8: "
-    "torch.ao.quantization in FX graph mode, oneDNN engine where the CPU has int8 dot products, else x86, "
-    "calibrated on the same images), bfloat16 and float16 (eager in that precision; each refused where the "
-    "hardware would only emulate it). Each runtime's output is checked against eager PyTorch before it may post "
-    "a time: equal within 1e-3 of the output's scale, or for int8, bfloat16 and float16, agreeing over 32 seeded "
-    "images (mean cosine similarity of the logits >= 0.999 and the same "
-    "top-1 class for >= 90%); a runtime that does not gets an error row with what it measured."
-)
+def _backend_help() -> str:
+    """``--backend``'s help, from the registry: every runtime with its description, and which are checked by
+    agreement."""
+    runtimes = ", ".join(
+        f"{backend.value} ({info.description}"
+        + (f"; needs pip install 'mnprof[{info.extra}]'" if info.extra else "")
+        + ")"
+        for backend, info in REGISTRY.items()
+    )
+    lossy = listing([backend for backend, info in REGISTRY.items() if info.lossy], " and ")
+    return (
+        f"Runtimes to time, comma-separated: {runtimes}. Each runtime's output is checked against eager PyTorch "
+        f"before it may post a time: equal within 1e-3 of the output's scale, or for {lossy}, agreeing over 32 seeded "
+        "images (mean cosine similarity of the logits >= 0.999 and the same top-1 class for >= 90%); a runtime that "
+        "does not gets an error row with what it measured."
+    )
+
+
+BACKEND_HELP = _backend_help()
 
 
 def shard_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

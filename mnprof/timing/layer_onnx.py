@@ -34,9 +34,10 @@ import torch
 
 from mnprof.errors import MnprofError
 from mnprof.model.arch import LayerSpec, layer_of
-from mnprof.timing.backends import onnx_export, onnxruntime_session, runtime_version
+from mnprof.timing.backends import runtime_version
 from mnprof.timing.quantized import Agreement, agreement, quantize_onnx
-from mnprof.timing.records import Backend
+from mnprof.timing.registry import Backend, backend_info
+from mnprof.timing.runners import onnx_export, onnxruntime_session
 
 __all__ = ["GLUE_OPERATORS", "OnnxLayerTimes", "node_layer", "onnx_layer_passes"]
 
@@ -132,13 +133,14 @@ def onnx_layer_passes(
     """Export (and quantise), run ``warmup`` untimed passes, then ``passes`` profiled ones and as many plain."""
     exported = onnx_export(model, inputs)
     checked = None
-    if backend is Backend.ONNXRUNTIME_INT8:
+    int8 = backend_info(backend).int8
+    if int8:
         exported, _ = quantize_onnx(exported, inputs.shape[-1], inputs.shape[0])
     feed = {"x": inputs.numpy()}
     runs_before = 0
     with tempfile.TemporaryDirectory(prefix="mnprof-ort-profile-") as folder:
         session = onnxruntime_session(exported, threads, profile_prefix=str(Path(folder) / "layers"))
-        if backend is Backend.ONNXRUNTIME_INT8:
+        if int8:
             checked, runs_before = _agreement(session, model, inputs)
         for _ in range(warmup):
             session.run(None, feed)

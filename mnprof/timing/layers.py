@@ -60,11 +60,12 @@ from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing.backends import Backend, check_available, torch_threads
+from mnprof.timing.backends import check_available, torch_threads
 from mnprof.timing.engine import gc_paused
 from mnprof.timing.layer_onnx import onnx_layer_passes
 from mnprof.timing.layer_profiler import profiled_passes
 from mnprof.timing.records import Device
+from mnprof.timing.registry import LAYER_BACKENDS, ONNX_LAYER_BACKENDS, Backend, backend_info, listing
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.sweep import MAX_THREADS
 from mnprof.timing.timer import steady_allocator
@@ -83,10 +84,9 @@ __all__ = [
     "time_layers",
 ]
 
-# eager and channels_last: hooks or torch.profiler see their modules; onnxruntime and onnxruntime_int8: onnxruntime's
-# own profiler times each node, attributed to its layer by the module scope in its name (mnprof.timing.layer_onnx).
-LAYER_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8)
-ONNX_LAYER_BACKENDS = (Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8)
+# LAYER_BACKENDS and ONNX_LAYER_BACKENDS are views of the registry (its ``layers`` field): hooks or torch.profiler see
+# the modules of eager and channels_last; onnxruntime's own profiler times each node of onnxruntime and
+# onnxruntime_int8, attributed to its layer by the module scope in its name (mnprof.timing.layer_onnx).
 
 
 class Method(StrEnum):
@@ -108,7 +108,7 @@ class LayerTimingSettings:
     """How to time the layers.
 
     Args:
-        backend: one of :data:`LAYER_BACKENDS` (:class:`mnprof.timing.backends.Backend`): ``eager``
+        backend: one of :data:`LAYER_BACKENDS` (:class:`mnprof.timing.registry.Backend`): ``eager``
             (PyTorch eager mode, NCHW) or ``channels_last`` (eager mode, model and input in NHWC).
         method: see :class:`Method`.
         allocator: see :class:`Allocator` and :func:`steady_allocator`.
@@ -133,7 +133,7 @@ class LayerTimingSettings:
     def __post_init__(self) -> None:
         if self.backend not in LAYER_BACKENDS:  # a StrEnum member equals its value, so strings are accepted too
             shown = self.backend.value if isinstance(self.backend, Backend) else self.backend
-            accepted = ", ".join(backend.value for backend in LAYER_BACKENDS)
+            accepted = listing(LAYER_BACKENDS)
             raise MnprofError(f"unknown backend {shown!r}; accepted: {accepted}")
         object.__setattr__(self, "backend", Backend(self.backend))
         object.__setattr__(self, "method", parse_choice(self.method, Method, "timing method"))
@@ -229,7 +229,7 @@ def _prepare(config: ModelConfig, settings: LayerTimingSettings) -> tuple[Any, A
     """The seeded calibrated model (activations at unit scale, not denormals) + fixed input, backend's memory format."""
     model = calibrated_model(config, settings.seed)
     inputs = fixed_input(config, batch_size=1, seed=settings.seed)
-    if settings.backend is Backend.CHANNELS_LAST:
+    if backend_info(settings.backend).channels_last:
         model = model.to(memory_format=torch.channels_last)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return model, inputs

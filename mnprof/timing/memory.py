@@ -48,25 +48,16 @@ from mnprof.model.networks import build_model
 from mnprof.model.seeded import fixed_input
 from mnprof.timing.backends import (
     REDUCED_PRECISION,
-    Runner,
     check_available,
     check_device,
     parse_backends,
     prepare,
-    tensor_bytes,
     torch_threads,
 )
 from mnprof.timing.layer_profiler import without_kineto_chatter
-from mnprof.timing.records import (
-    MEMORY_BACKENDS,
-    ONNXRUNTIME_POOL,
-    Backend,
-    Cause,
-    Device,
-    LiveTensor,
-    MemoryMeasurement,
-    TimingKey,
-)
+from mnprof.timing.records import Backend, Cause, Device, LiveTensor, MemoryMeasurement, TimingKey
+from mnprof.timing.registry import MEMORY_BACKENDS, ONNXRUNTIME_POOL, backend_info, listing
+from mnprof.timing.runners import Runner, tensor_bytes
 from mnprof.timing.sweep import check_memory
 from mnprof.user_code import user_code
 
@@ -304,7 +295,7 @@ def parse_memory_backends(text: str) -> tuple[Backend, ...]:
     """``--backend`` for memory: the runtimes whose modules mnprof can follow call by call; others are a one-line
     error that says why."""
     backends = parse_backends(text)
-    accepted = ", ".join(b.value for b in MEMORY_BACKENDS)
+    accepted = listing(MEMORY_BACKENDS)
     for backend in backends:
         if backend not in MEMORY_BACKENDS:
             why = (
@@ -389,9 +380,10 @@ def measure_runner(
 def _runner_input(config: ModelConfig, batch_size: int, device: Device, backend: Backend) -> Any:
     """The input batch as the runtime takes it (its dtype and memory format), made here so its storage is known."""
     batch = fixed_input(config, batch_size).to(device.value)
-    if backend in REDUCED_PRECISION:
-        return batch.to(REDUCED_PRECISION[backend])
-    if backend in (Backend.CHANNELS_LAST, Backend.FUSED):
+    info = backend_info(backend)
+    if info.dtype is not None:
+        return batch.to(REDUCED_PRECISION[info.backend])
+    if info.channels_last:
         return batch.contiguous(memory_format=torch.channels_last)
     return batch
 

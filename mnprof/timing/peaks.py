@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from mnprof.timing.backends import gemm_sampler, kernel_available
 from mnprof.timing.engine import StopRule, Task
+from mnprof.timing.gemm import gemm_sampler, kernel_available
 from mnprof.timing.records import Device
 from mnprof.timing.timer import pool_of, time_tasks
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, family_named, parse_choice
+from mnprof.timing.registry import LOSSY, Backend, parse_backend
 
 __all__ = [
     "ANALYTIC_CAUSES",
-    "MEMORY_BACKENDS",
     "RAW_SAMPLE_KEYS",
     "Cause",
     "LiveTensor",
@@ -40,36 +40,12 @@ __all__ = [
     "STATISTIC_MEANING",
     "Statistic",
     "GEOMETRIC_MEAN",
-    "INT8",
-    "LOSSY",
-    "ONNXRUNTIME_POOL",
     "TimingKey",
     "TimingRecord",
     "finite",
     "processor_of",
     "rows_of",
 ]
-
-
-class Backend(StrEnum):
-    """Runtimes that run a built model (see :mod:`mnprof.timing.backends` for how each is prepared)."""
-
-    EAGER = "eager"  # the model as built, NCHW, under torch.inference_mode()
-    CHANNELS_LAST = "channels_last"  # model and input in channels_last (NHWC) memory format
-    FUSED = "fused"  # BatchNorm folded into the convolutions, channels_last
-    COMPILE = "compile"  # torch.compile (inductor, frozen weights, static shapes); slow to compile
-    ONNXRUNTIME = "onnxruntime"  # exported with torch.onnx, run by onnxruntime's CPU provider
-    ONNXRUNTIME_INT8 = "onnxruntime_int8"  # the same, statically quantised to int8 (mnprof.timing.quantized)
-    BFLOAT16 = "bfloat16"  # eager PyTorch with weights and input in bfloat16 (only where the hardware has it)
-    FLOAT16 = "float16"  # eager PyTorch with weights and input in float16 (only where the hardware has it)
-    TORCH_INT8 = "torch_int8"  # PyTorch's own static int8 (torch.ao.quantization, FX graph mode, x86 or oneDNN)
-
-
-# Runtimes whose output differs from eager float32 by design: they post a time on agreement, not equality.
-LOSSY = frozenset({Backend.ONNXRUNTIME_INT8, Backend.BFLOAT16, Backend.TORCH_INT8, Backend.FLOAT16})
-# The integer runtimes: their rows are a fraction of the integer GEMM's peak, not the float32 one.
-INT8 = frozenset({Backend.ONNXRUNTIME_INT8, Backend.TORCH_INT8})
-ONNXRUNTIME_POOL = frozenset({Backend.ONNXRUNTIME, Backend.ONNXRUNTIME_INT8})  # onnxruntime's thread pool
 
 
 class Device(StrEnum):
@@ -362,7 +338,7 @@ class TimingRecord:
             )
             key = TimingKey(
                 config,
-                parse_choice(row["backend"], Backend, "backend"),  # type: ignore[arg-type]
+                parse_backend(row["backend"]),
                 _integer(row["batch_size"], "batch_size"),
                 _integer(row["threads"], "threads"),
                 parse_choice(row["device"], Device, "device"),  # type: ignore[arg-type]
@@ -512,10 +488,6 @@ def _load_average() -> float | None:
 def finite(value: float | None) -> float | None:
     """``value`` where it is a finite number, else ``None`` (JSON has no infinity)."""
     return value if value is not None and math.isfinite(value) else None
-
-
-# Runtimes whose allocations pass through PyTorch's allocator, so that the profiler sees them.
-MEMORY_BACKENDS = (Backend.EAGER, Backend.CHANNELS_LAST, Backend.FUSED, Backend.BFLOAT16, Backend.FLOAT16)
 
 
 class Cause(StrEnum):

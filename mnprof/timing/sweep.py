@@ -35,9 +35,6 @@ from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
 from mnprof.timing.host import available_cores, available_memory, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
-    INT8,
-    LOSSY,
-    ONNXRUNTIME_POOL,
     Backend,
     Device,
     LatencyStats,
@@ -49,6 +46,7 @@ from mnprof.timing.records import (
     TimingRecord,
     finite,
 )
+from mnprof.timing.registry import INT8, LOSSY, ONNXRUNTIME_POOL
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.store import ResultsStore
 from mnprof.timing.timer import pool_of, time_tasks

@@ -27,13 +27,13 @@ from mnprof.model.reference import (
 from mnprof.paper import models as paper_models
 from mnprof.timing.records import (
     GEOMETRIC_MEAN,
-    INT8,
     Backend,
     Statistic,
     TimingRecord,
     processor_of,
     rows_of,
 )
+from mnprof.timing.registry import INT8
 from mnprof.views.instructions import instruction_columns, with_instructions
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.predict import fit_notes, latency_fits
