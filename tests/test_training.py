@@ -250,3 +250,17 @@ def test_what_autograd_keeps_as_the_allocator_sees_it(config):
         held, output = still_allocated_after(lambda: model(image))
     kept = held - output.numel() * output.element_size() + image.numel() * image.element_size()
     assert kept == saved_for_backward(model, image)[0] == 4 * saved_activation_elements(analytic_count(config))
+
+
+def test_plot_draws_accuracy_against_the_training_steps_macs(capsys, tmp_path):
+    from mnprof.views.grid import grid_frame
+    from mnprof.views.plots import build_figures
+
+    configs = [ModelConfig(1.0, 224), ModelConfig(0.5, 160), ModelConfig(0.25, 128)]
+    figures = {figure.key: figure for figure in build_figures(grid_frame(count_many(configs, training=True)), None)}
+    drawn = figures["accuracy-training-macs"].figure
+    plotted = {int(x) for trace in drawn.data if trace.meta == "points" for x in trace.x}  # every published source
+    assert plotted == {training_count(analytic_count(config)).macs for config in configs}
+    assert "accuracy-training-macs" not in {f.key for f in build_figures(grid_frame(count_many(configs)), None)}
+    says = refused(capsys, "plot", "--figure", "accuracy-training-macs", "--out", str(tmp_path / "x.svg"))
+    assert "accepted: with --pass training" in says

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from mnprof.cli.options import Command, configs_from, grid_options, reference_option, statistic_option
+from mnprof.cli.options import (
+    Command,
+    configs_from,
+    grid_options,
+    pass_option,
+    reference_option,
+    statistic_option,
+)
 from mnprof.cli.output import OutputPath, refuse_overwriting
 from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
 from mnprof.errors import MnprofError
@@ -18,7 +25,15 @@ from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import build_figures, page_html, static_image
 from mnprof.views.render import families_title
 
-FIGURES = ("accuracy-macs", "accuracy-params", "latency-macs", "latency-activations", "latency-memory", "pareto")
+FIGURES = (
+    "accuracy-macs",
+    "accuracy-params",
+    "accuracy-training-macs",
+    "latency-macs",
+    "latency-activations",
+    "latency-memory",
+    "pareto",
+)
 LATENCY_FIGURES = ("latency-macs", "latency-activations", "latency-memory", "pareto")
 SUFFIXES = (".html", ".png", ".svg")
 
@@ -58,6 +73,10 @@ SUFFIXES = (".html", ".png", ".svg")
     "configurations timed together]"
 )
 @grid_options
+@pass_option(
+    "training: also accuracy against the MACs of one training step (forward and backward), the figure "
+    "accuracy-training-macs; the latency figures stay those of a forward pass."
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def plot(
     out: Path,
@@ -71,6 +90,7 @@ def plot(
     num_classes: int,
     variant: str,
     rounding: str,
+    step: str,
     quiet: bool,
 ) -> None:
     """Accuracy vs MACs and params (paper Figures 4 and 5), and latency measured here vs MACs and accuracy.
@@ -80,6 +100,7 @@ def plot(
       mnprof plot --out pareto.html
       mnprof plot --results host-a.json --results host-b.json --out compare.html
       mnprof plot --out pareto.png --figure pareto
+      mnprof plot --pass training --out training.svg --figure accuracy-training-macs
 
     The grid options choose the configurations of the accuracy figures and what to measure when no
     results file exists yet; the latency figures show what the results files hold.
@@ -89,6 +110,10 @@ def plot(
         raise MnprofError(f"--out {out}: cannot write {suffix or 'a file without suffix'}; accepted: .html, .png, .svg")
     if suffix != ".html" and len(figures) > 1:
         raise MnprofError(f"--out {out}: a {suffix} image holds one figure; accepted: exactly one --figure")
+    if step != "training" and "accuracy-training-macs" in figures:
+        raise MnprofError(
+            "--figure accuracy-training-macs needs a training step counted; accepted: with --pass training"
+        )
     check_writable(out)
     grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
@@ -97,7 +122,7 @@ def plot(
         measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)
     inputs = plot_inputs(
         paths,
-        lambda configs: count_with_progress(configs, quiet),
+        lambda configs: count_with_progress(configs, quiet, training=step == "training"),
         grid_configs,
         statistic=Statistic(statistic),
         reference=reference,

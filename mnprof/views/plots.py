@@ -291,6 +291,22 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
             "Resolution does not change the parameters, so each width is one column of points.",
         ),
     ]
+    if "macs_training" in acc.columns and acc["macs_training"].notna().any():  # --pass training
+        figures.append(
+            Figure(
+                "accuracy-training-macs",
+                _accuracy_figure(
+                    acc,
+                    "macs_training",
+                    "Accuracy vs the MACs of a training step",
+                    "MACs of one training step of one image (forward and backward, analytic, log scale)",
+                    True,
+                ),
+                "x is one training step's analytic MACs (each conv and linear layer's forward, weight gradient and "
+                "input gradient; the first layer's input, the image, needs none: docs/counting.md), y the published "
+                "top-1. About 3x the forward's at every configuration, so the trade-off keeps its shape.",
+            )
+        )
     if latency is None or latency.empty:
         return figures
     own = ["id", *(column for column in latency.columns if column not in grid.columns)]
