@@ -80,9 +80,11 @@ def drifting_records(spread: float, configs: Sequence[str] = ("1.0-224", "0.5-16
     ]
 
 
-def results_file(path: Path, rows: list[dict], version: int = RESULTS_SCHEMA_VERSION) -> Path:
-    """A results file of ``rows`` (the keys a sweep writes) at ``path``."""
-    document = {"schema_version": version, "kind": RESULTS_KIND, "environment": {}, "gemm_peaks": [],
+def results_file(
+    path: Path, rows: list[dict], version: int = RESULTS_SCHEMA_VERSION, environment: dict | None = None
+) -> Path:
+    """A results file of ``rows`` (the keys a sweep writes) at ``path``, measured in ``environment``."""
+    document = {"schema_version": version, "kind": RESULTS_KIND, "environment": environment or {}, "gemm_peaks": [],
                 "measurements": rows}  # fmt: skip
     path.write_text(json.dumps(document))
     return path

@@ -13,12 +13,13 @@ each configuration's relative latency is one more (``latency relative to control
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mnprof.check.findings import CheckResult, Finding
 
-__all__ = ["LATENCY_CASE", "render_junit"]
+__all__ = ["LATENCY_CASE", "JUnitCase", "junit_xml", "render_junit"]
 
 LATENCY_CASE = "latency relative to control"
 CONFIGURATION_CASE = "configuration"
@@ -107,6 +108,56 @@ def render_junit(result: CheckResult, baseline_path: Path) -> str:
             outcome = "skipped"
         elif finding is not None:  # shrank, or grew within the tolerance: passes, said in its output
             ET.SubElement(case, "system-out").text = _message(finding, result)
+        for counter in {"tests", outcome}:
+            suite.set(counter, str(int(suite.get(counter, "0")) + 1))
+            totals[counter] += 1
+    for counter, value in totals.items():
+        root.set(counter, str(value))
+    root.set("errors", "0")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+@dataclass(frozen=True)
+class JUnitCase:
+    """One ``<testcase>`` of :func:`junit_xml`: in test suite ``suite``, ``classname`` > ``name``; a failure (its
+    ``failure_type`` and message), skipped (its message), or passed, with ``output`` as its ``<system-out>``."""
+
+    suite: str
+    classname: str
+    name: str
+    failure: str | None = None
+    failure_type: str = "failure"
+    skipped: str | None = None
+    output: str | None = None
+
+
+def junit_xml(title: str, cases: Iterable[JUnitCase], properties: Mapping[str, str] | None = None) -> str:
+    """The JUnit XML document (UTF-8, with its declaration) of ``cases``, laid out as :func:`render_junit`'s: one
+    ``<testsuites name=title>``, a ``<testsuite>`` per suite in order of first appearance with ``properties`` and
+    its own totals, ``time="0"`` (nothing is timed as a test)."""
+    root = ET.Element("testsuites", name=title)
+    suites: dict[str, ET.Element] = {}
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    for case in cases:
+        suite = suites.get(case.suite)
+        if suite is None:
+            suite = suites[case.suite] = ET.SubElement(root, "testsuite", name=case.suite)
+            listed = ET.SubElement(suite, "properties")
+            for name, value in (properties or {}).items():
+                ET.SubElement(listed, "property", name=name, value=value)
+            for counter in (*totals, "errors"):
+                suite.set(counter, "0")
+        element = ET.SubElement(suite, "testcase", classname=case.classname, name=case.name, time="0")
+        outcome = "tests"
+        if case.failure is not None:
+            ET.SubElement(element, "failure", type=case.failure_type, message=case.failure).text = case.failure
+            outcome = "failures"
+        elif case.skipped is not None:
+            ET.SubElement(element, "skipped", message=case.skipped)
+            outcome = "skipped"
+        if case.output is not None:
+            ET.SubElement(element, "system-out").text = case.output
         for counter in {"tests", outcome}:
             suite.set(counter, str(int(suite.get(counter, "0")) + 1))
             totals[counter] += 1

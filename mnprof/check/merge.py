@@ -1,5 +1,6 @@
 """Joining baselines into one: the shards of a CI matrix (``mnprof baseline --shard i/n``), or baselines of
-different models.
+different models; and :func:`merge_files`, which tells baselines from results files by their ``kind`` (results files
+are joined by :mod:`mnprof.timing.merge`).
 
 Every file is read and checked before anything is written: each must be an mnprof baseline of the schema version
 this mnprof reads (a file of another kind or version is one line), all must come from the same software (their
@@ -17,43 +18,76 @@ from typing import Any
 from mnprof.check.baseline import BASELINE_KIND, BASELINE_SCHEMA_VERSION, load_baseline
 from mnprof.errors import MnprofError
 from mnprof.files import read_json_file
+from mnprof.timing.merge import merge_results
+from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
-__all__ = ["merge_baselines"]
+__all__ = ["KINDS", "merge_baselines", "merge_files"]
+
+
+KINDS = {BASELINE_KIND: BASELINE_SCHEMA_VERSION, RESULTS_KIND: RESULTS_SCHEMA_VERSION}  # what merge joins
+_ACCEPTED_KINDS = (
+    f"baselines ({BASELINE_KIND!r}, mnprof baseline --out) or results files ({RESULTS_KIND!r}, mnprof table --results)"
+)
 
 
 def _header(path: Path) -> tuple[Any, Any]:
-    """(kind, schema_version) of the JSON document at ``path``, before it is read as a baseline."""
-    document = read_json_file(path, "file", "accepted: baselines written by mnprof baseline")
+    """(kind, schema_version) of the JSON document at ``path``, before it is read as a baseline or results file."""
+    document = read_json_file(path, "file", f"accepted: {_ACCEPTED_KINDS}")
     if not isinstance(document, dict):
         return None, None
     return document.get("kind"), document.get("schema_version")
 
 
-def merge_baselines(paths: Sequence[Path]) -> dict[str, Any]:
-    """The baseline document holding every entry of the baselines at ``paths`` (see the module's rules)."""
+def _one_kind(paths: Sequence[Path]) -> str:
+    """The kind every file at ``paths`` is, all of one schema version; a one-line refusal naming two that differ,
+    a file named twice, or a kind merge does not join."""
     if len(set(paths)) != len(paths):
         twice = next(str(path) for index, path in enumerate(paths) if path in paths[:index])
         raise MnprofError(f"mnprof merge: {twice} is named twice; accepted: each file once")
     headers = {path: _header(path) for path in paths}
+    first, (first_kind, first_version) = paths[0], headers[paths[0]]
     for path, (kind, version) in headers.items():
-        first, (first_kind, first_version) = paths[0], headers[paths[0]]
         if kind != first_kind:
             raise MnprofError(
                 f"mnprof merge: {first} is a {first_kind!r} file and {path} a {kind!r} one; accepted: files of one "
-                f"kind, {BASELINE_KIND!r}"
+                f"kind, {_ACCEPTED_KINDS}"
             )
         if version != first_version:
+            writes = "mnprof baseline" if kind == BASELINE_KIND else "mnprof table --results"
             raise MnprofError(
                 f"mnprof merge: {first} has schema version {first_version!r} and {path} {version!r}; accepted: files "
-                f"of one schema version (this mnprof writes {BASELINE_SCHEMA_VERSION}: mnprof baseline writes them "
-                "again)"
+                f"of one schema version (this mnprof writes {KINDS.get(kind, '?')}: {writes} writes them again)"
             )
+    if first_kind not in KINDS:
+        raise MnprofError(
+            f"mnprof merge: {first} is not an mnprof baseline or results file (kind {first_kind!r}); accepted: "
+            f"{_ACCEPTED_KINDS}"
+        )
+    return first_kind
+
+
+def merge_files(paths: Sequence[Path]) -> dict[str, Any]:
+    """The baseline or results document joining the files at ``paths``, all of one kind (read from each file's
+    ``kind``) and schema version: :func:`merge_baselines` or :func:`mnprof.timing.merge.merge_results`."""
+    if _one_kind(paths) == RESULTS_KIND:
+        return merge_results(paths)
+    return merge_baselines(paths)
+
+
+def merge_baselines(paths: Sequence[Path]) -> dict[str, Any]:
+    """The baseline document holding every entry of the baselines at ``paths`` (see the module's rules)."""
+    _one_kind(paths)
     documents = {path: load_baseline(path) for path in paths}  # the kind, version and schema, one line each
     for path, document in documents.items():
         if "latency" in document:
             raise MnprofError(
                 f"mnprof merge: {path} holds latency, which is relative to controls timed on one host in one run; "
                 "accepted: baselines of counts (mnprof baseline without --latency)"
+            )
+        if "instructions" in document:  # a count depends on what ran before it in its Valgrind process
+            raise MnprofError(
+                f"mnprof merge: {path} holds instructions, each counted beside the configurations of its own run; "
+                "accepted: baselines of counts (mnprof baseline without --instructions)"
             )
     provenance = _one_provenance(documents)
     _refuse_incomplete_shards(documents)

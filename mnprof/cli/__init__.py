@@ -59,7 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "merge": (
         "mnprof.cli.merge",
-        "Join baselines (the shards of mnprof baseline --shard, or several models' baselines) into one.",
+        "Join baselines (shards of mnprof baseline --shard, or several models') or results files (of mnprof table "
+        "--results: shards, hosts) into one.",
     ),
     "paper": (
         "mnprof.cli.paper",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from mnprof.check.shard import Shard
+from mnprof.check.table_junit import render_table_junit
 from mnprof.cli.options import (
     FORMAT_HELP,
     Command,
@@ -33,6 +35,16 @@ from mnprof.timing.store import refuse_other_models
 from mnprof.views import grid as tables
 from mnprof.views.benchmarks import BENCHMARK_FORMATS, render_benchmarks
 from mnprof.views.render import Format
+
+SERVICE_FORMATS = (*BENCHMARK_FORMATS, "junit")  # for a service to read: the grid and counts views only
+
+
+def _render_for_service(frame: pd.DataFrame, fmt: str, unit: str, view: str) -> str:
+    """``frame`` as a benchmark-tracking service (:mod:`mnprof.views.benchmarks`) or a CI's test report
+    (:mod:`mnprof.check.table_junit`) reads it."""
+    if fmt == "junit":
+        return render_table_junit(frame, {"view": view, "unit": unit})
+    return render_benchmarks(frame, fmt, flops=unit == "flops")
 
 
 @click.command(cls=Command)
@@ -72,16 +84,18 @@ from mnprof.views.render import Format
         "Output format.",
         "Output format: table, markdown, csv, json; benchmark-action "
         "(github-action-benchmark's customSmallerIsBetter JSON) or bencher (Bencher Metric Format JSON): params, MACs "
-        "and, where timed, latency of each configuration, for a benchmark-tracking service (grid and counts views).",
+        "and, where timed, latency of each configuration, for a benchmark-tracking service (grid and counts views); "
+        "junit (JUnit XML): per configuration, a test case per counter that fails where its MACs differ from the "
+        "analytic count by more than its conventions explain, and one per timing that fails where it posted no time.",
     ),
-    extra_formats=BENCHMARK_FORMATS,
+    extra_formats=(*BENCHMARK_FORMATS, "junit"),
 )
 @timing_options
 @click.option(
     "--instructions",
     is_flag=True,
     help="Also count each configuration's instructions per forward pass of one image under Valgrind's Callgrind "
-    "(one Valgrind process for the whole grid; minutes, not seconds), and instructions per MAC: a cost that does "
+    "(two Valgrind processes share the grid; minutes, not seconds), and instructions per MAC: a cost that does "
     "not move from run to run. With --no-timing, counts and instructions only. Needs Valgrind and --device cpu.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -162,7 +176,7 @@ def table(
         configs = tables.paper_configs()
     elif chosen is tables.View.SEED:
         configs = tables.seed_configs()
-    if fmt in BENCHMARK_FORMATS and chosen not in (tables.View.GRID, tables.View.COUNTS):
+    if fmt in SERVICE_FORMATS and chosen not in (tables.View.GRID, tables.View.COUNTS):
         raise MnprofError(
             f"--format {fmt} reports the grid's counts and latency; accepted with it: --view grid or counts"
         )
@@ -203,8 +217,8 @@ def table(
         refuse_other_models(records, macs, where)  # no time stands beside another model's counts
         frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
         frame = tables.with_instructions(frame, counted)
-        if fmt in BENCHMARK_FORMATS:
-            emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
+        if fmt in SERVICE_FORMATS:
+            emit(_render_for_service(frame, fmt, unit, view), out)
             report_runs_apart(records, verbose)
             return
         emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
@@ -218,7 +232,7 @@ def table(
         tables.View.RECONCILE: tables.reconcile_frame,
     }[chosen](reports)
     frame = tables.with_instructions(frame, counted)
-    if fmt in BENCHMARK_FORMATS:
-        emit(render_benchmarks(frame, fmt, flops=unit == "flops"), out)
+    if fmt in SERVICE_FORMATS:
+        emit(_render_for_service(frame, fmt, unit, view), out)
         return
     emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)

@@ -9,6 +9,8 @@ Schema (version 4, ``kind`` ``mnprof.results``)::
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
       "gemm_peaks": [{"device", "threads", "kernel", "gflops", "gflops_by_kernel"}, ...],
       "measurements": [row, ...]   # flat objects, one per configuration x backend x batch size x threads x device
+      "sources": [...]             # only in a file mnprof merge joined (mnprof.timing.merge): each file's
+                                   # environment and GEMM peaks, and its runs; rows are then one per host and run too
     }
 
 A row (written by :meth:`mnprof.timing.records.TimingRecord.to_row`) carries the configuration
@@ -58,6 +60,7 @@ __all__ = [
     "RESULTS_KIND",
     "RESULTS_SCHEMA_VERSION",
     "ResultsStore",
+    "check_results",
     "check_results_writable",
     "read_results",
     "refuse_copies",
@@ -90,6 +93,13 @@ def read_results(path: Path, *, raw: bool = True) -> dict[str, Any]:
     """
     path = Path(path)
     document = read_json_file(path, "results file", "accepted: a file written by mnprof table; " + REGENERATE)
+    return check_results(document, path, raw=raw)
+
+
+def check_results(document: Any, path: Path | str, *, raw: bool = True) -> dict[str, Any]:
+    """Validate a results document read from (or about to be written to) ``path``, as :func:`read_results` does:
+    its kind, version and schema, and every measurement read back as a record, each once (once per host and run in
+    a file :func:`mnprof.timing.merge.merge_results` joined, which keeps ``sources``)."""
     if not isinstance(document, dict) or document.get("kind") != RESULTS_KIND:
         kind = document.get("kind") if isinstance(document, dict) else type(document).__name__
         raise MnprofError(
@@ -109,16 +119,19 @@ def read_results(path: Path, *, raw: bool = True) -> dict[str, Any]:
     if problem is not None:
         raise MnprofError(f"results file {path} is corrupt ({problem}); {REGENERATE}")
     rows, environment = document["measurements"], document["environment"]
+    joined = "sources" in document  # several hosts' and runs' measurements: a key once per host and run
     seen: dict[tuple[Any, ...], int] = {}
     for index, row in enumerate(rows):
         try:
             key = TimingRecord.from_row(row, environment).key.ident()
+            key = (*key, row.get("host"), row.get("run_id")) if joined else key
         except MnprofError as error:
             raise MnprofError(f"results file {path} is corrupt (measurement {index}: {error}); {REGENERATE}") from None
         if key in seen:  # one measurement per key: a second would be counted twice in every view
             raise MnprofError(
                 f"results file {path} is corrupt (measurements {seen[key]} and {index} are both {key[0]} {key[1]} "
-                f"batch {key[2]}, {key[3]} threads, {key[4]}); {REGENERATE}"
+                f"batch {key[2]}, {key[3]} threads, {key[4]}"
+                f"{f', host {key[5]}, run {key[6]}' if joined else ''}); {REGENERATE}"
             )
         seen[key] = index
     return document
@@ -284,6 +297,11 @@ class ResultsStore:
         document = read_results(path)
         if not resume:
             return cls(path, environment)
+        if "sources" in document:  # its records are keyed per host and run: one sweep's store would drop some
+            raise MnprofError(
+                f"--resume: {path} was joined by mnprof merge from {len(document['sources'])} files; accepted: "
+                "the results file of one sweep (pass another --results file to measure here)"
+            )
         theirs = document["environment"].get("host_fingerprint")
         ours = environment.get("host_fingerprint")
         if theirs != ours:

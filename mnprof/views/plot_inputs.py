@@ -44,20 +44,49 @@ def provenance_lines(documents: Sequence[dict[str, Any]], paths: Sequence[Path])
     """One line per results file (where, when, what was measured), then where the accuracy comes from."""
     lines = []
     for path, document in zip(paths, documents, strict=True):
-        env = document["environment"]
-        timed = [record for record in results_records([document]) if not record.error]
-        backends = sorted({record.key.backend.value for record in timed})
-        threads = sorted({record.key.threads for record in timed})
-        on_gpu = any(record.key.device is Device.CUDA for record in timed)
-        gpu = f" and {env['gpu']}" if env.get("gpu") and on_gpu else ""
-        lines.append(
-            f"{path.name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'}{gpu} "
-            f"({env.get('available_cores', '?')} cores available, host fingerprint {env.get('host_fingerprint')}), "
-            f"threads {', '.join(map(str, threads)) or '-'}, runtimes {', '.join(backends) or '-'}, "
-            f"torch {env.get('torch')}, mnprof {env.get('mnprof')}; {len(timed)} measurements."
-        )
+        for name, env, timed in _measured_where(path, document):
+            lines.append(_provenance_line(name, env, timed))
     lines.append(ACCURACY_PROVENANCE)
     return lines
+
+
+def _measured_where(path: Path, document: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[TimingRecord]]]:
+    """(name, environment, timed records) of a results file, or of each file a merged one joined (``sources``: a
+    record is its run's source, or without a run id its host's)."""
+    timed = [record for record in results_records([document]) if not record.error]
+    if "sources" not in document:
+        return [(path.name, document["environment"], timed)]
+
+    def of(record: TimingRecord, source: dict[str, Any]) -> bool:
+        run = record.provenance.run_id
+        return (
+            run in source["runs"]
+            if run is not None
+            else record.provenance.host == source["environment"].get("host_fingerprint")
+        )
+
+    return [
+        (
+            f"{Path(source['file']).name} (in {path.name})",
+            source["environment"],
+            [record for record in timed if of(record, source)],
+        )
+        for source in document["sources"]
+    ]
+
+
+def _provenance_line(name: str, env: dict[str, Any], timed: list[TimingRecord]) -> str:
+    """Where, when and what was measured, in one line."""
+    backends = sorted({record.key.backend.value for record in timed})
+    threads = sorted({record.key.threads for record in timed})
+    on_gpu = any(record.key.device is Device.CUDA for record in timed)
+    gpu = f" and {env['gpu']}" if env.get("gpu") and on_gpu else ""
+    return (
+        f"{name}: measured {env.get('date', '?')} on {env.get('cpu_model') or 'an unidentified CPU'}{gpu} "
+        f"({env.get('available_cores', '?')} cores available, host fingerprint {env.get('host_fingerprint')}), "
+        f"threads {', '.join(map(str, threads)) or '-'}, runtimes {', '.join(backends) or '-'}, "
+        f"torch {env.get('torch')}, mnprof {env.get('mnprof')}; {len(timed)} measurements."
+    )
 
 
 @dataclass(frozen=True)
