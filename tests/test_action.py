@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from cli_run import ROOT
+from user_project import NETS, grown
 
 from mnprof.check import render_check
 from mnprof.check.findings import CheckResult, Finding, compare
@@ -418,19 +419,6 @@ def test_install_takes_what_the_inputs_name(runner, mnprof, install, expected):
 
 # ------------------------------------------------------------------ the real mnprof check, end to end
 
-NETS = """\
-from torch import nn
-
-WIDTH = 16
-
-
-def tiny(alpha: float, num_classes: int) -> nn.Module:
-    c = max(1, int(WIDTH * alpha))
-    return nn.Sequential(
-        nn.Conv2d(3, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes),
-    )
-"""
 
 SETTINGS = """\
 [tool.mnprof]
@@ -463,7 +451,7 @@ def test_the_real_check_passes_then_fails_on_one_comment(runner, tmp_path):
     # the comment now exists: the stand-in lists it, as GitHub would
     runner.pages([[{"id": 9001, "body": created["body"]["body"], "user": {"login": "github-actions[bot]"}}]])
 
-    (project / "nets.py").write_text(NETS.replace("WIDTH = 16", "WIDTH = 24"), encoding="utf-8")
+    (project / "nets.py").write_text(grown(), encoding="utf-8")
     runner.outputs_file.unlink()
     runner.summary.unlink()
     grew = runner.run(cwd=project)

@@ -16,24 +16,12 @@ from pathlib import Path
 
 import pytest
 from cli_run import ROOT
+from user_project import NETS, grown
 
 pytestmark = pytest.mark.slow
 
 GIT = ["git", "-c", "user.name=mnprof tests", "-c", "user.email=tests@mnprof.invalid", "-c", "commit.gpgsign=false"]
 
-NETS = """\
-from torch import nn
-
-WIDTH = 16
-
-
-def tiny(alpha: float, num_classes: int) -> nn.Module:
-    c = max(1, int(WIDTH * alpha))
-    return nn.Sequential(
-        nn.Conv2d(3, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes),
-    )
-"""
 
 SETTINGS = """\
 [project]
@@ -114,7 +102,7 @@ def test_the_hook_passes_an_unchanged_model_and_fails_one_that_grew(tmp_path):
     assert torch.name.removesuffix(".dist-info").endswith("+cpu"), torch.name
     assert not list(site[0].glob("nvidia*")), "CUDA libraries were installed into the hook's environment"
 
-    (user / "nets.py").write_text(NETS.replace("WIDTH = 16", "WIDTH = 24"), encoding="utf-8")
+    (user / "nets.py").write_text(grown(), encoding="utf-8")
     grew = _pre_commit(user, home)
     assert grew.returncode == 1, grew.stdout + grew.stderr
     assert "Failed" in grew.stdout and "exit code: 1" in grew.stdout

@@ -15,13 +15,13 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 from torch.profiler import ProfilerActivity, profile
 
 from mnprof.model.arch import LayerKind, LayerSpec
 
-__all__ = ["OPERATORS", "UNIT_OPERATORS", "profiled_passes", "without_kineto_chatter"]
+__all__ = ["OPERATORS", "UNIT_OPERATORS", "profiled", "profiled_passes", "without_kineto_chatter"]
 
 
 OPERATORS = {
@@ -52,23 +52,34 @@ def without_kineto_chatter() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode(errors="replace").splitlines():
-                if not _KINETO_CHATTER.match(line):
-                    print(line, file=sys.stderr)
+            _write_back(capture)
+
+
+def _write_back(capture: IO[bytes]) -> None:
+    """Every line captured in ``capture`` to standard error, but Kineto's status lines."""
+    capture.seek(0)
+    for line in capture.read().decode(errors="replace").splitlines():
+        if not _KINETO_CHATTER.match(line):
+            print(line, file=sys.stderr)
+
+
+def profiled(call: Callable[[], Any], **options: Any) -> tuple[Any, Any]:
+    """Run ``call()`` under torch.profiler (CPU, ``options`` as ``profile`` takes them), Kineto's status lines kept
+    off stderr; return the profiler and what ``call`` returned."""
+    profiler = profile(activities=[ProfilerActivity.CPU], **options)
+    with without_kineto_chatter():
+        profiler.start()
+    try:
+        returned = call()
+    finally:
+        with without_kineto_chatter():
+            profiler.stop()
+    return profiler, returned
 
 
 def _run_profiled(model: Any, inputs: Any, passes: Callable[[], int], record_shapes: bool) -> tuple[Any, int]:
     """Run ``passes()`` under torch.profiler (CPU); return the top-level events in time order and its result."""
-
-    profiler = profile(activities=[ProfilerActivity.CPU], record_shapes=record_shapes)
-    with without_kineto_chatter():
-        profiler.start()
-    try:
-        done = passes()
-    finally:
-        with without_kineto_chatter():
-            profiler.stop()
+    profiler, done = profiled(passes, record_shapes=record_shapes)
     top = sorted((e for e in profiler.events() if e.cpu_parent is None), key=lambda e: e.time_range.start)
     return top, done
 

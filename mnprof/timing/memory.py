@@ -54,7 +54,7 @@ from mnprof.timing.backends import (
     prepare,
     torch_threads,
 )
-from mnprof.timing.layer_profiler import without_kineto_chatter
+from mnprof.timing.layer_profiler import profiled, without_kineto_chatter
 from mnprof.timing.records import Backend, Cause, Device, LiveTensor, MemoryMeasurement, TimingKey
 from mnprof.timing.registry import MEMORY_BACKENDS, ONNXRUNTIME_POOL, backend_info, listing
 from mnprof.timing.runners import Runner, tensor_bytes
@@ -187,14 +187,7 @@ def still_allocated_after(call: Callable[[], Any]) -> tuple[int, Any]:
     profiler events as a pass's peak), and what ``call`` returned. For a forward pass with autograd on, that is
     its output and every tensor autograd keeps for the backward that the pass allocated (not the input batch,
     allocated before it)."""
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with without_kineto_chatter():
-        prof.start()
-    try:
-        returned = call()
-    finally:
-        with without_kineto_chatter():
-            prof.stop()
+    prof, returned = profiled(call, profile_memory=True)
     alive: dict[int, int] = {}
     for event in _events(prof):
         if event.nbytes > 0:
