@@ -131,13 +131,18 @@ def _specs(models: Models, pyproject: Path | None) -> tuple[ModelSpec, ...]:
         raise MnprofError(f"no model named; accepted: {families.accepted_models()}")
     declared = families.declared_families(families.tool_table(pyproject))
     specs = tuple(ModelSpec.parse(text, declared) for text in texts)
-    names = [spec.name for spec in specs]
-    if len(set(names)) != len(names):
-        raise MnprofError(f"model names must be unique, got {', '.join(names)}; accepted: NAME=package.module:factory")
+    _refuse_repeated_names(specs)
     for spec in specs:
         if not spec.builtin:
             spec.load()
     return specs
+
+
+def _refuse_repeated_names(specs: Iterable[ModelSpec]) -> None:
+    """Model names key the baseline's entries: two models of one name would be compared as one."""
+    names = [spec.name for spec in specs]
+    if len(set(names)) != len(names):
+        raise MnprofError(f"model names must be unique, got {', '.join(names)}; accepted: NAME=package.module:factory")
 
 
 def entry_of(report: CountReport, name: str | None = None) -> str:
@@ -279,7 +284,8 @@ def settings(
     tolerance: float | str | None = None,
     pyproject: PathLike = None,
 ) -> CheckSettings:
-    """The gate's settings as ``mnprof baseline`` and ``mnprof check`` make them: ``[tool.mnprof]`` of
+    """The gate's settings, as ``mnprof baseline`` and ``mnprof check`` make them (through this function):
+    ``[tool.mnprof]`` of
     ``pyproject`` (default ./pyproject.toml; defaults where there is none), each argument given overriding it.
     ``tolerance``: a percentage, ``0.5`` or ``"0.5%"``."""
     path = _path(pyproject)
@@ -300,6 +306,7 @@ def settings(
         changes["baseline"] = Path(baseline)
     if tolerance is not None:
         changes["tolerance_pct"] = parse_tolerance(tolerance)
+    _refuse_repeated_names(changes.get("models", loaded.models))  # [tool.mnprof]'s own list too
     return dataclasses.replace(loaded, **changes)
 
 

@@ -9,16 +9,15 @@ from typing import Any
 
 import click
 
+from mnprof import api
 from mnprof.check import (
     DEFAULT_LATENCY_TOLERANCE_PCT,
-    ModelSpec,
     baseline_document,
     compare,
     compare_latency,
     entry_key,
     entry_macs,
     load_baseline,
-    load_settings,
     measure,
     measure_latency,
     parse_tolerance,
@@ -35,7 +34,7 @@ from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progr
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_creatable, check_writable, dumps, make_parent
 from mnprof.model import families
-from mnprof.model.config import MAX_CLASSES, parse_alphas, parse_resolutions
+from mnprof.model.config import MAX_CLASSES
 from mnprof.timing.host import available_cores, host_environment
 
 MODEL_HELP = (
@@ -99,23 +98,12 @@ def _settings(
     pyproject: Path | None,
     **overrides: Any,
 ) -> Any:
+    """The gate's settings as the public API makes them (:func:`mnprof.api.settings`: ``[tool.mnprof]`` overridden
+    by the options, each validated there), with the command's own ``overrides`` (``--shard``, ``--pass``, ...)."""
     if pyproject is not None and not os.path.lexists(pyproject):  # what is there but unreadable: tool_table says
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
-    settings = load_settings(pyproject)
-    changes: dict[str, Any] = {key: value for key, value in overrides.items() if value is not None}
-    if models:
-        declared = families.declared_families(families.tool_table(pyproject))
-        changes["models"] = tuple(ModelSpec.parse(spec, declared) for spec in models)
-    if alphas is not None:
-        changes["alphas"] = parse_alphas(alphas)
-    if resolutions is not None:
-        changes["resolutions"] = parse_resolutions(resolutions)
-    if num_classes is not None:
-        changes["num_classes"] = num_classes
-    names = [model.name for model in changes.get("models", settings.models)]
-    if len(set(names)) != len(names):
-        raise MnprofError(f"model names must be unique, got {', '.join(names)}; accepted: NAME=package.module:factory")
-    return dataclasses.replace(settings, **changes)
+    settings = api.settings(models or None, alphas, resolutions, num_classes=num_classes, pyproject=pyproject)
+    return dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value is not None})
 
 
 def _refuse_shard_with_latency(settings: Any, latency: bool) -> None:
