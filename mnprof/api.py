@@ -32,6 +32,7 @@ from mnprof.check.baseline import (
     refuse_other_models,
     refuse_part,
     refuse_unrelated,
+    training_to_check,
 )
 from mnprof.check.findings import CheckResult, Finding, compare
 from mnprof.check.settings import CheckSettings, ModelSpec, entry_key, load_settings, parse_tolerance
@@ -319,11 +320,14 @@ def record_baseline(
     out: PathLike = None,
     pyproject: PathLike = None,
     on_done: Callable[[str], None] | None = None,
+    training: bool = False,
 ) -> dict[str, Any]:
     """Count every configuration as ``mnprof baseline`` does and return the baseline document (``entries`` keyed
     ``NAME@alpha-resolution``, with provenance); written atomically to ``out`` when given (its directory must
-    exist), never elsewhere. Arguments not given come from ``[tool.mnprof]`` (see :func:`settings`)."""
+    exist), never elsewhere. Arguments not given come from ``[tool.mnprof]`` (see :func:`settings`). ``training``:
+    also a training step's counts (``mnprof baseline --pass training``), which :func:`check` then guards."""
     chosen = settings(models, alphas, resolutions, num_classes=num_classes, pyproject=pyproject)
+    chosen = dataclasses.replace(chosen, training=training)
     target = _path(out)
     if target is not None:
         check_writable(target)  # before any work
@@ -353,7 +357,7 @@ def check(
     added, removed or uncounted; ``entry``, ``counter``, ``metric``, ``baseline``, ``now``, ``delta``,
     ``percent``), the ``failures`` among them and the number of configurations ``compared``. A baseline that is
     missing, corrupt, of other models or classes, or a shard's, raises :class:`MnprofError`, before anything is
-    counted."""
+    counted. A baseline recorded with ``training=True`` has its training step checked too, as the command does."""
     chosen = settings(
         models,
         alphas,
@@ -367,5 +371,6 @@ def check(
     refuse_unrelated(document, chosen, chosen.baseline)  # a gate that compares nothing cannot fail
     refuse_other_models(document, chosen, chosen.baseline)
     refuse_part(document, chosen)
+    chosen = dataclasses.replace(chosen, training=training_to_check(document, None, chosen.baseline))
     current = measure(chosen, on_done)
     return compare(document["entries"], current, tolerance_pct=chosen.tolerance_pct, strict=strict)

@@ -264,3 +264,20 @@ def test_plot_draws_accuracy_against_the_training_steps_macs(capsys, tmp_path):
     assert "accuracy-training-macs" not in {f.key for f in build_figures(grid_frame(count_many(configs)), None)}
     says = refused(capsys, "plot", "--figure", "accuracy-training-macs", "--out", str(tmp_path / "x.svg"))
     assert "accepted: with --pass training" in says
+
+
+def test_the_api_records_and_checks_a_training_step(tmp_path, monkeypatch):
+    from mnprof import api
+
+    grid = {"models": SMALL, "alphas": 1.0, "resolutions": 32, "num_classes": 10}
+    monkeypatch.setattr(training_family, "FROZEN", True)
+    document = api.record_baseline(**grid, out=tmp_path / "trained.json", training=True)
+    assert document["entries"]["small@1.0-32"]["counts"]["training"]["backward_macs"] == 316_032
+    assert api.check(**grid, baseline=tmp_path / "trained.json").passed
+    monkeypatch.setattr(training_family, "FROZEN", False)
+    result = api.check(**grid, baseline=tmp_path / "trained.json")
+    assert {(f.counter, f.metric) for f in result.failures} == {
+        ("training", "macs"),
+        ("training", "backward_macs"),
+        ("training", "torch_macs"),
+    }
