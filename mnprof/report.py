@@ -335,12 +335,12 @@ def write_timing(
     columns = ["layer", "kind", "arithmetic_intensity_flops_per_byte", "gflops_per_s", "time_ms", "macs_share",
                "time_share"]  # fmt: skip
     points = layers.frame[columns].astype(object).where(layers.frame[columns].notna(), None)
-    roofline = {"threads": threads, "gemm_peak": peak, "bandwidth": bandwidth, "config": layers.frame["id"][0],
+    roofline = {"threads": threads, "gemm_peak": peak.to_row(), "bandwidth": bandwidth, "config": layers.frame["id"][0],
                 "layers": points.to_dict(orient="records")}  # fmt: skip
     atomic_write_text(out / "roofline.json", dumps(roofline))
 
     step("figures.html")
-    figures, provenance_lines = _figures(out, layers, peak["gflops"], bandwidth["gb_per_s"], threads, configs)
+    figures, provenance_lines = _figures(out, layers, peak.gflops, bandwidth["gb_per_s"], threads, configs)
     figures = [figure for figure in figures if figure.figure.data]  # no published accuracy: nothing to draw
     title = f"mnprof report: {families_title_of(families)} accuracy, MACs, latency and roofline"
     atomic_write_text(out / "figures.html", page_html(figures, title=title, provenance=provenance_lines))

@@ -117,8 +117,9 @@ def test_a_factorys_change_is_set_back_before_mobilenetv1s_memory_is_measured(
 def fast_sweep(monkeypatch, tmp_path):
     """``mnprof table`` timing arguments for a quick sweep (two threads, 50 ms each), the GEMM peak stubbed."""
     from mnprof.timing import sweep
+    from mnprof.timing.records import GemmPeak
 
-    peak = {"device": "cpu", "threads": 2, "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}}
+    peak = GemmPeak.from_row({"device": "cpu", "threads": 2, "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}})
     monkeypatch.setattr(sweep, "measure_gemm_peak", lambda *args, **kwargs: peak)
     return ["--threads", "2", "--budget", "0.05", "--results", str(tmp_path / "r.json"), "--format", "json", "-q"]
 

@@ -25,7 +25,7 @@ from mnprof.timing.backends import Backend, Device, fold_batchnorm, output_error
 from mnprof.timing.engine import StopRule
 from mnprof.timing.host import CpuInfo, cpu_info, host_environment, host_fingerprint, theoretical_peak_gflops
 from mnprof.timing.plan import SweepOutcome
-from mnprof.timing.records import TimingRecord
+from mnprof.timing.records import GemmPeak, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results
 from mnprof.timing.sweep import TimingSettings, parse_batch_sizes, run_sweep
 
@@ -37,7 +37,9 @@ FAKE_PEAK = {"device": "cpu", "threads": 1, "kernel": "fake", "gflops": 100.0, "
 @pytest.fixture
 def fake_peak(monkeypatch):
     """Skip the GEMM microbenchmark (about 2 s) where a test does not look at it."""
-    monkeypatch.setattr(latency, "measure_gemm_peak", lambda device, threads, **_: dict(FAKE_PEAK, threads=threads))
+    monkeypatch.setattr(
+        latency, "measure_gemm_peak", lambda device, threads, **_: GemmPeak.from_row(dict(FAKE_PEAK, threads=threads))
+    )
 
 
 def reference(config: ModelConfig, batch: int = 1):
@@ -148,7 +150,7 @@ def test_torch_threads_restores_the_thread_count():
 
 
 def test_gemm_peak_is_the_best_rate_of_its_kernels():
-    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64), ("conv1x1", 64)))
+    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64), ("conv1x1", 64))).to_row()
     assert set(peak["gflops_by_kernel"]) == {"mm n=64", "conv1x1 n=64"}
     assert peak["gflops"] == max(peak["gflops_by_kernel"].values()) > 0
     assert peak["threads"] == 1 and peak["device"] == "cpu"
@@ -158,9 +160,9 @@ def test_gemm_peak_is_the_best_rate_of_its_kernels():
 def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
-    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True)
+    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_onnxruntime=True).to_row()
     assert set(peak["gflops_by_kernel"]) == {"mm n=64", "onnxruntime n=1024"} and "int8_gops" not in peak
-    with_int8 = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_int8=True)
+    with_int8 = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_int8=True).to_row()
     # the integer GEMM is its own roof: never the float32 peak, recorded beside it
     assert set(with_int8["gflops_by_kernel"]) == {"mm n=64"} and with_int8["kernel"] == "mm n=64"
     assert with_int8["int8_kernel"] in {"onnxruntime_int8 n=1024", "torch_int8 n=1024"}
@@ -175,7 +177,7 @@ def test_the_int8_roof_is_pytorchs_integer_gemm_without_the_onnx_extra(monkeypat
     if not backends.kernel_available("torch_int8"):
         pytest.skip("this torch has no torch._int_mm on the CPU")
     monkeypatch.setattr(peaks, "kernel_available", lambda kernel: kernel == "torch_int8")
-    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_int8=True)
+    peak = peaks.measure_gemm_peak(Device.CPU, 1, kernels=(("mm", 64),), with_int8=True).to_row()
     assert peak["int8_kernel"] == "torch_int8 n=1024" and peak["int8_gops"] > 0
     assert set(peak["gflops_by_kernel"]) == {"mm n=64"}  # never mixed into the float32 peak
 
@@ -206,7 +208,7 @@ def test_cuda_sampler_waits_for_the_gpu():  # pragma: no cover - no GPU in CI
 
 @needs_gpu
 def test_cuda_gemm_peak_is_measured_on_the_gpu():  # pragma: no cover - no GPU in CI
-    peak = peaks.measure_gemm_peak(Device.CUDA, threads=1)
+    peak = peaks.measure_gemm_peak(Device.CUDA, threads=1).to_row()
     assert peak["device"] == "cuda" and peak["gflops"] > 0
     assert set(peak["gflops_by_kernel"]) == {"mm n=8192", "conv1x1 n=4096"}
 

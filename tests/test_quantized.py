@@ -12,7 +12,7 @@ from mnprof.model.seeded import calibrated_model, fixed_input
 from mnprof.timing import quantized
 from mnprof.timing.engine import StopRule
 from mnprof.timing.host import host_environment
-from mnprof.timing.records import Backend, TimingRecord
+from mnprof.timing.records import Backend, GemmPeak, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results
 from mnprof.timing.sweep import TimingSettings, run_sweep
 
@@ -79,8 +79,9 @@ def sweep_rows(monkeypatch, path, *runtimes, configs=(SMALL,)):
     """Rows of one fast sweep of ``configs`` over ``runtimes`` (1 thread, the GEMM peak stubbed), kept in ``path``."""
     from mnprof.timing import sweep as sweep_module
 
-    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: {"device": "cpu", "threads": 1,
-                        "kernel": "mm", "gflops": 100.0, "gflops_by_kernel": {}, "int8_gops": 400.0})  # fmt: skip
+    peak = GemmPeak.from_row({"device": "cpu", "threads": 1, "kernel": "mm", "gflops": 100.0,
+                              "gflops_by_kernel": {}, "int8_gops": 400.0})  # fmt: skip
+    monkeypatch.setattr(sweep_module, "measure_gemm_peak", lambda *a, **k: peak)
     settings = TimingSettings(backends=runtimes, threads=1, rule=FAST)
     store = ResultsStore.open(path, host_environment(), resume=False)
     return [record.to_row() for record in run_sweep(list(configs), settings, store)]

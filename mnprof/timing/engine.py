@@ -54,11 +54,19 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cached_property
 
 from mnprof.errors import MnprofError
-from mnprof.timing.stats import MIN_PEERS, SampleStats, median_ci, pass_factors, quantile_ci, relative_quantile_ci
+from mnprof.timing.records import Stop
+from mnprof.timing.stats import (
+    MIN_PEERS,
+    Headline,
+    SampleStats,
+    median_ci,
+    pass_factors,
+    quantile_ci,
+    relative_quantile_ci,
+)
 
 __all__ = [
     "MAX_BUDGET_S",
@@ -68,10 +76,12 @@ __all__ = [
     "Stop",
     "StopRule",
     "Task",
+    "budget_in_range",
     "gc_paused",
     "host_drift",
     "interleave",
     "paired_ratios",
+    "target_in_range",
     "warm_up",
 ]
 
@@ -80,6 +90,16 @@ __all__ = [
 # on the budget), so neither can make a run that never ends.
 MAX_BUDGET_S = 3600.0
 MIN_TARGET_CI_PCT = 0.1
+
+
+def target_in_range(target_rel_ci: float) -> bool:
+    """Whether a CI target (a fraction: 0.05 = 5%) is one timing can reach: in [0.1%, 100%)."""
+    return MIN_TARGET_CI_PCT / 100 <= target_rel_ci < 1
+
+
+def budget_in_range(budget_s: float) -> bool:
+    """Whether a time budget per task (seconds) is one a sweep takes: in (0, :data:`MAX_BUDGET_S`]."""
+    return 0 < budget_s <= MAX_BUDGET_S
 
 
 @dataclass(frozen=True)
@@ -118,12 +138,12 @@ class StopRule:
     max_spent_factor: float = 2.0
 
     def __post_init__(self) -> None:
-        if not MIN_TARGET_CI_PCT / 100 <= self.target_rel_ci < 1:
+        if not target_in_range(self.target_rel_ci):
             raise MnprofError(
                 f"CI target {self.target_rel_ci:g} is out of range; "
                 f"accepted: a fraction in [{MIN_TARGET_CI_PCT / 100:g}, 1)"
             )
-        if not 0 < self.budget_s <= MAX_BUDGET_S:
+        if not budget_in_range(self.budget_s):
             raise MnprofError(f"time budget {self.budget_s:g} s is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
         if self.min_samples < 1:
             raise MnprofError(f"min_samples {self.min_samples} is too small; accepted: >= 1")
@@ -141,13 +161,8 @@ class StopRule:
         turns = [turn for turn in turns if turn]
         if len(turns) < self.min_turns:
             return False
-        width = quantile_ci(turns, min_turns=self.min_turns)[3] if relative is None else relative
+        width = quantile_ci(turns, min_turns=self.min_turns).halfwidth if relative is None else relative
         return width <= self.target_rel_ci
-
-
-class Stop(StrEnum):
-    CONVERGED = "converged"  # the headline's CI reached the target
-    BUDGET = "budget"  # the time budget ran out first: the task stayed noisy
 
 
 @dataclass(frozen=True)
@@ -212,7 +227,7 @@ class Measurement:
         return adjusted_turns(self.turns, self.turn_factors)
 
     @cached_property
-    def headline(self) -> tuple[float, float | None, float | None, float]:
+    def headline(self) -> Headline:
         """``(value, low, high, relative half-width)``: the calls' 5th percentile with its 95% CI over turns."""
         return quantile_ci(self.turns, min_turns=self.min_turns)
 
@@ -224,7 +239,7 @@ class Measurement:
     @property
     def ci(self) -> tuple[float | None, float | None, float]:
         """``(low, high, relative half-width)`` of the headline's 95% CI (of the absolute figure)."""
-        return self.headline[1], self.headline[2], self.headline[3]
+        return self.headline.low, self.headline.high, self.headline.halfwidth
 
     @property
     def settling_halfwidth(self) -> float:
@@ -396,20 +411,8 @@ def interleave(
         The measurements in the order of ``tasks``.
     """
     total = rule.budget_s * len(tasks)
-    running: list[_Running] = []
-    pool: list[str | None] = [None]  # the thread pool of the last turn
-
-    def switch_to(task: Task) -> None:
-        if settle is not None and pool[0] is not None and task.pool != pool[0]:
-            settle()
-        pool[0] = task.pool
-
-    for task in tasks:
-        if on_progress is not None:
-            on_progress(f"warming up {task.label}", 0.0, total)
-        switch_to(task)
-        warmup, settled = warm_up(task.sample, rule, clock)
-        running.append(_Running(task, warmup, settled))
+    switch_to = _PoolSwitch(settle)
+    running = _warm_all(tasks, rule, clock, switch_to, on_progress, total)
     passes, factors, relative, verdicts = 0, [[] for _ in running], _relative(running, rule, 0), [None] * len(running)
     try:
         while running and not all(verdicts):
@@ -417,11 +420,7 @@ def interleave(
                 running, rule, passes, clock, cpu_clock, switch_to, on_progress, total
             )
     except BaseException:  # an interrupt or a failing call: keep what had stopped by the last whole pass
-        for run in running:
-            run.blocks = [block for block in run.blocks if block.pass_index < passes]
-        for run, verdict, own, width in zip(running, verdicts, factors, relative, strict=True):
-            if verdict is not None and on_finish is not None:
-                on_finish(run.measurement(rule, verdict, own, width))
+        _finish_interrupted(running, rule, passes, verdicts, factors, relative, on_finish)
         raise
     measurements = [
         run.measurement(rule, verdict, own, width)
@@ -434,6 +433,57 @@ def interleave(
         if on_finish is not None:
             on_finish(measurement)
     return measurements
+
+
+@dataclass
+class _PoolSwitch:
+    """Called before each turn with its task: ``settle`` first where the task runs on another thread pool than
+    the turn before."""
+
+    settle: Callable[[], None] | None
+    pool: str | None = None  # the thread pool of the last turn
+
+    def __call__(self, task: Task) -> None:
+        if self.settle is not None and self.pool is not None and task.pool != self.pool:
+            self.settle()
+        self.pool = task.pool
+
+
+def _warm_all(
+    tasks: Sequence[Task],
+    rule: StopRule,
+    clock: Callable[[], float],
+    switch_to: Callable[[Task], None],
+    on_progress: Callable[[str, float, float], None] | None,
+    total: float,
+) -> list[_Running]:
+    """Warm up every task in turn (see :func:`warm_up`), before any is timed."""
+    running = []
+    for task in tasks:
+        if on_progress is not None:
+            on_progress(f"warming up {task.label}", 0.0, total)
+        switch_to(task)
+        warmup, settled = warm_up(task.sample, rule, clock)
+        running.append(_Running(task, warmup, settled))
+    return running
+
+
+def _finish_interrupted(
+    running: Sequence[_Running],
+    rule: StopRule,
+    passes: int,
+    verdicts: Sequence[Stop | None],
+    factors: Sequence[Sequence[float]],
+    relative: Sequence[float | None],
+    on_finish: Callable[[Measurement], None] | None,
+) -> None:
+    """Timing was interrupted in pass ``passes``: drop that pass's turns, and hand on the measurements of the
+    tasks that had stopped by the last whole pass."""
+    for run in running:
+        run.blocks = [block for block in run.blocks if block.pass_index < passes]
+    for run, verdict, own, width in zip(running, verdicts, factors, relative, strict=True):
+        if verdict is not None and on_finish is not None:
+            on_finish(run.measurement(rule, verdict, own, width))
 
 
 def _pass(

@@ -67,7 +67,7 @@ from mnprof.timing.layer_profiler import profiled_passes
 from mnprof.timing.records import Device
 from mnprof.timing.registry import LAYER_BACKENDS, ONNX_LAYER_BACKENDS, Backend, backend_info, listing
 from mnprof.timing.stats import SampleStats
-from mnprof.timing.sweep import MAX_THREADS
+from mnprof.timing.sweep import MAX_THREADS, check_threads
 from mnprof.timing.timer import steady_allocator
 from mnprof.user_code import user_code
 
@@ -147,8 +147,7 @@ class LayerTimingSettings:
         for name, value, minimum in (("repeats", self.repeats, self.MIN_REPEATS), ("warmup", self.warmup, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise MnprofError(f"{name} {value!r} is invalid; accepted: an integer >= {minimum}")
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= MAX_THREADS:
-            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
+        check_threads(self.threads)
         if not isinstance(self.budget_s, (int, float)) or not self.budget_s > 0:
             raise MnprofError(f"budget {self.budget_s!r} is invalid; accepted: a number of seconds > 0")
 

@@ -11,7 +11,7 @@ import torch
 
 from mnprof.timing.engine import StopRule, Task
 from mnprof.timing.gemm import gemm_sampler, kernel_available
-from mnprof.timing.records import Device
+from mnprof.timing.records import Device, GemmPeak
 from mnprof.timing.timer import pool_of, time_tasks
 
 __all__ = ["BANDWIDTH_MIB", "GEMM_KERNELS", "GEMM_RULE", "INTEGER_KERNELS", "measure_bandwidth", "measure_gemm_peak"]
@@ -33,7 +33,7 @@ def measure_gemm_peak(
     with_onnxruntime: bool = False,
     with_int8: bool = False,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, Any]:
+) -> GemmPeak:
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
     Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
@@ -61,21 +61,24 @@ def measure_gemm_peak(
         for kernel in kernels
     ]
     measurements = time_tasks(tasks, GEMM_RULE, device=device, threads=threads, clock=clock)
-    rates = {m.key: 2 * m.key[1] ** 3 / m.headline[0] / 1e9 for m in measurements}  # type: ignore[index]
-    integer = {key: rate for key, rate in rates.items() if key[0] in INTEGER_KERNELS}  # type: ignore[index]
+    kernel_of = dict(zip((task.key for task in tasks), kernels, strict=True))
+    rates: dict[tuple[str, int], float] = {}
+    for m in measurements:
+        kernel, size = kernel_of[m.key]
+        rates[kernel, size] = 2 * size**3 / m.headline.value / 1e9
+    integer = {key: rate for key, rate in rates.items() if key[0] in INTEGER_KERNELS}
     floats = {key: rate for key, rate in rates.items() if key not in integer}
     best = max(floats, key=floats.__getitem__)
-    peak = {
-        "device": device.value,
-        "threads": threads,
-        "kernel": f"{best[0]} n={best[1]}",  # type: ignore[index]
-        "gflops": floats[best],
-        "gflops_by_kernel": {f"{kernel} n={size}": rate for (kernel, size), rate in floats.items()},  # type: ignore[misc]
-    }
-    if integer:
-        kernel, size = max(integer, key=integer.__getitem__)  # type: ignore[misc]
-        peak.update(int8_kernel=f"{kernel} n={size}", int8_gops=integer[kernel, size])
-    return peak
+    int8 = max(integer, key=integer.__getitem__) if integer else None
+    return GemmPeak(
+        device=device,
+        threads=threads,
+        kernel=f"{best[0]} n={best[1]}",
+        gflops=floats[best],
+        gflops_by_kernel={f"{kernel} n={size}": rate for (kernel, size), rate in floats.items()},
+        int8_kernel=None if int8 is None else f"{int8[0]} n={int8[1]}",
+        int8_gops=None if int8 is None else integer[int8],
+    )
 
 
 def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
@@ -97,6 +100,6 @@ def measure_bandwidth(threads: int, mib: int = BANDWIDTH_MIB) -> dict[str, Any]:
     return {
         "threads": threads,
         "bytes_per_copy": moved,
-        "gb_per_s": moved / measurement.headline[0] / 1e9,
+        "gb_per_s": moved / measurement.headline.value / 1e9,
         "samples": measurement.stats.n,
     }

@@ -20,11 +20,11 @@ from typing import Any
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, parse_choice
 from mnprof.timing.backends import parse_backends
-from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule, budget_in_range, target_in_range
 from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, refuse_copies, results_records
-from mnprof.timing.sweep import MAX_THREADS, TimingSettings, parse_batch_sizes, run_sweep, sweep_drift
+from mnprof.timing.sweep import TimingSettings, check_threads, parse_batch_sizes, run_sweep, sweep_drift
 
 __all__ = [
     "DRIFT_WARNING",
@@ -101,16 +101,15 @@ def plan(request: TimingRequest) -> TimingPlan | None:
         return None
     statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
     shown = {"statistic": statistic, "reference": request.reference}
-    if not MIN_TARGET_CI_PCT <= request.target_ci_pct < 100:
+    if not target_in_range(request.target_ci_pct / 100):
         raise MnprofError(
             f"--target-ci {request.target_ci_pct:g} is out of range; "
             f"accepted: a percentage in [{MIN_TARGET_CI_PCT:g}, 100)"
         )
-    if not 0 < request.budget_s <= MAX_BUDGET_S:
+    if not budget_in_range(request.budget_s):
         raise MnprofError(f"--budget {request.budget_s:g} is invalid; accepted: seconds in (0, {MAX_BUDGET_S:g}]")
     threads = available_cores() if request.threads is None else request.threads
-    if not 1 <= threads <= MAX_THREADS:
-        raise MnprofError(f"--threads {threads} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
+    check_threads(threads, "--threads")
     backends = parse_backends(request.backends)
     batch_sizes = parse_batch_sizes(request.batch_sizes)
     device = parse_choice(request.device, Device, "--device")

@@ -21,7 +21,7 @@ from typing import Any
 
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, family_named, parse_choice
-from mnprof.timing.registry import LOSSY, Backend, parse_backend
+from mnprof.timing.registry import INT8, LOSSY, Backend, parse_backend
 
 __all__ = [
     "ANALYTIC_CAUSES",
@@ -31,6 +31,7 @@ __all__ = [
     "MemoryMeasurement",
     "Backend",
     "Device",
+    "GemmPeak",
     "LatencyStats",
     "MeasurementKey",
     "Provenance",
@@ -39,6 +40,7 @@ __all__ = [
     "STATISTIC_LABEL",
     "STATISTIC_MEANING",
     "Statistic",
+    "Stop",
     "GEOMETRIC_MEAN",
     "TimingKey",
     "TimingRecord",
@@ -51,6 +53,13 @@ __all__ = [
 class Device(StrEnum):
     CPU = "cpu"
     CUDA = "cuda"
+
+
+class Stop(StrEnum):
+    """Why timing a task ended (the results file's ``stop``)."""
+
+    CONVERGED = "converged"  # the headline's CI reached the target
+    BUDGET = "budget"  # the time budget ran out first: the task stayed noisy
 
 
 class Statistic(StrEnum):
@@ -182,7 +191,7 @@ class Quality:
     rel_ci_halfwidth_pct: float | None
     target_ci_pct: float
     noisy: bool  # the headline's CI (relative to its run) was still wider than the target when timing stopped
-    stop: str  # "converged" or "budget"
+    stop: Stop  # written as its value, "converged" or "budget"
     samples: int
     turns: int
     warmup_samples: int
@@ -192,6 +201,14 @@ class Quality:
     warmup_settled: bool
     budget_s: float
     timing_s: float
+
+    def __post_init__(self) -> None:
+        if self.stop is not None and not isinstance(self.stop, Stop):  # read back from a row: its text
+            object.__setattr__(self, "stop", _stop(self.stop))
+
+    def columns(self) -> dict[str, Any]:
+        """Its columns of a results-file row, ``stop`` as its text."""
+        return {**vars(self), "stop": None if self.stop is None else self.stop.value}
 
 
 @dataclass(frozen=True)
@@ -228,6 +245,59 @@ class RawSamples:
             turns.append((start, self.latency_ms[first : first + size]))
             first += size
         return turns
+
+
+@dataclass(frozen=True)
+class GemmPeak:
+    """The best GEMM rates of a host with ``threads`` threads (:func:`mnprof.timing.peaks.measure_gemm_peak`):
+    the float32 peak (GFLOP/s) and its kernel, every float32 kernel's rate, and where an integer GEMM was timed
+    the int8 roof (giga integer operations per second) and its kernel. A row of the results file's
+    ``gemm_peaks``: :meth:`to_row` and :meth:`from_row`."""
+
+    device: Device
+    threads: int
+    kernel: str  # "mm n=2048": the kernel and size of ``gflops``
+    gflops: float
+    gflops_by_kernel: Mapping[str, float]
+    int8_kernel: str | None = None
+    int8_gops: float | None = None
+
+    def roof(self, backend: Backend) -> float:
+        """What ``backend``'s rows are a fraction of: int8 runtimes the integer GEMM's peak (the float32 one where
+        no integer GEMM could be timed: a torch without torch._int_mm and no onnxruntime), every other runtime
+        the float32 one."""
+        if backend in INT8 and self.int8_gops is not None:
+            return self.int8_gops
+        return self.gflops
+
+    def to_row(self) -> dict[str, Any]:
+        """The results file's ``gemm_peaks`` entry (the int8 keys only where an integer GEMM was timed)."""
+        row: dict[str, Any] = {
+            "device": self.device.value,
+            "threads": self.threads,
+            "kernel": self.kernel,
+            "gflops": self.gflops,
+            "gflops_by_kernel": dict(self.gflops_by_kernel),
+        }
+        if self.int8_gops is not None:
+            row.update(int8_kernel=self.int8_kernel, int8_gops=self.int8_gops)
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> GemmPeak:
+        """A ``gemm_peaks`` entry read back; raises :class:`MnprofError` (one line) where it lacks a key."""
+        try:
+            return cls(
+                device=Device(parse_choice(row["device"], Device, "device").value),
+                threads=row["threads"],
+                kernel=row["kernel"],
+                gflops=row["gflops"],
+                gflops_by_kernel=dict(row["gflops_by_kernel"]),
+                int8_kernel=row.get("int8_kernel"),
+                int8_gops=row.get("int8_gops"),
+            )
+        except KeyError as missing:
+            raise MnprofError(f"a GEMM peak lacks {missing.args[0]}") from None
 
 
 @dataclass(frozen=True)
@@ -290,7 +360,7 @@ class TimingRecord:
             return row
         for name, value in vars(self.latency).items():
             row[f"latency_ms_{name}"] = value
-        row.update(vars(self.quality))
+        row.update(self.quality.columns())
         row.update(vars(self.rates))
         row.update(output_max_abs_error=self.output_max_abs_error, output_tolerance=self.output_tolerance, error=None)
         if with_samples and self.raw is not None:
@@ -326,48 +396,9 @@ class TimingRecord:
 
         Raises :class:`MnprofError` (one line) when the row does not describe a measurement.
         """
-        environment = environment or {}
-        try:
-            config = ModelConfig(
-                row["alpha"],
-                row["resolution"],
-                row.get("num_classes", 1000),
-                row.get("variant", "standard"),
-                row.get("rounding", "floor"),
-                family_named(row.get("family", "mobilenetv1")),
-            )
-            key = TimingKey(
-                config,
-                parse_backend(row["backend"]),
-                _integer(row["batch_size"], "batch_size"),
-                _integer(row["threads"], "threads"),
-                parse_choice(row["device"], Device, "device"),  # type: ignore[arg-type]
-            )
-        except KeyError as missing:
-            raise MnprofError(f"a measurement lacks {missing.args[0]}") from None
-        if "id" in row and row["id"] != config.id:
-            raise MnprofError(
-                f"a measurement's id {str(row['id'])[:80]!r} is not that of its alpha, resolution and family "
-                f"({config.id!r}); accepted: the id mnprof wrote, or none"
-            )
-        device_is_cuda = key.device is Device.CUDA
-        provenance = Provenance(
-            runtime_version=row.get("runtime_version"),
-            host=row.get("host"),
-            cpu_model=row.get("cpu_model", environment.get("cpu_model")),
-            gpu=row.get("gpu", environment.get("gpu")) if device_is_cuda else None,
-            measured_at=row.get("measured_at"),
-            load_avg_1min=row.get("load_avg_1min"),
-            run_id=row.get("run_id") if isinstance(row.get("run_id"), str) else None,
-        )
-        checks = {
-            "output_max_abs_error": row.get("output_max_abs_error"),
-            "output_tolerance": row.get("output_tolerance"),
-            "output_cosine": _fraction(row.get("output_cosine"), "output_cosine"),
-            "output_top1_agreement": _fraction(row.get("output_top1_agreement"), "output_top1_agreement"),
-            "quantization": _settings(row.get("quantization")),
-            "model_bytes": _bytes(row.get("model_bytes")),
-        }
+        key = _key_of(row)
+        provenance = _provenance_of(row, key, environment or {})
+        checks = _checks_of(row)
         if not row.get("error") and row.get("latency_ms_p5") is None and row.get("latency_ms_samples"):
             raise MnprofError(  # timed (its calls are there) but without the headline: not what mnprof writes
                 "a timed measurement lacks latency_ms_p5 (the headline); accepted: a row mnprof table wrote"
@@ -380,34 +411,93 @@ class TimingRecord:
         _check_fields(latency, "latency_ms_")
         _check_fields(quality)
         _check_fields(rates)
-        raw = RawSamples(
-            tuple(row.get("latency_ms_samples") or ()),
-            tuple(row.get("turn_sizes") or ()),
-            tuple(row.get("turn_started_unix") or ()),
-            tuple(row.get("latency_ms_discarded") or ()),
-            tuple(row.get("turn_host_factors") or ()),
-            tuple(row.get("turn_passes") or ()),
-        )
-        if raw.latency_ms and not raw.turn_sizes:  # schema 3 and 4 always write the turns with the calls
-            raise MnprofError(
-                f"latency_ms_samples holds {len(raw.latency_ms)} calls but turn_sizes is empty; "
-                "accepted: the calls of each turn, in order"
-            )
-        if raw.turn_sizes and sum(raw.turn_sizes) != len(raw.latency_ms):
-            raise MnprofError(
-                f"turn_sizes add up to {sum(raw.turn_sizes)} calls but latency_ms_samples holds "
-                f"{len(raw.latency_ms)}; accepted: the calls of each turn, in order"
-            )
-        for name, values in (
-            ("turn_started_unix", raw.turn_started_unix),
-            ("turn_host_factors", raw.turn_host_factors),
-            ("turn_passes", raw.turn_passes),
-        ):
-            if values and len(values) != len(raw.turn_sizes):
-                raise MnprofError(
-                    f"{name} has {len(values)} entries for {len(raw.turn_sizes)} turns; accepted: one per turn"
-                )
+        raw = _raw_of(row)
         return cls(key, provenance, **checks, latency=latency, quality=quality, rates=rates, raw=raw)
+
+
+def _key_of(row: Mapping[str, Any]) -> TimingKey:
+    """A results-file row's measurement key; its ``id``, where it has one, must be its configuration's."""
+    try:
+        config = ModelConfig(
+            row["alpha"],
+            row["resolution"],
+            row.get("num_classes", 1000),
+            row.get("variant", "standard"),
+            row.get("rounding", "floor"),
+            family_named(row.get("family", "mobilenetv1")),
+        )
+        key = TimingKey(
+            config,
+            parse_backend(row["backend"]),
+            _integer(row["batch_size"], "batch_size"),
+            _integer(row["threads"], "threads"),
+            parse_choice(row["device"], Device, "device"),  # type: ignore[arg-type]
+        )
+    except KeyError as missing:
+        raise MnprofError(f"a measurement lacks {missing.args[0]}") from None
+    if "id" in row and row["id"] != config.id:
+        raise MnprofError(
+            f"a measurement's id {str(row['id'])[:80]!r} is not that of its alpha, resolution and family "
+            f"({config.id!r}); accepted: the id mnprof wrote, or none"
+        )
+    return key
+
+
+def _provenance_of(row: Mapping[str, Any], key: TimingKey, environment: Mapping[str, Any]) -> Provenance:
+    """Where a row was measured; ``environment`` fills in the processor where an older row lacks it."""
+    return Provenance(
+        runtime_version=row.get("runtime_version"),
+        host=row.get("host"),
+        cpu_model=row.get("cpu_model", environment.get("cpu_model")),
+        gpu=row.get("gpu", environment.get("gpu")) if key.device is Device.CUDA else None,
+        measured_at=row.get("measured_at"),
+        load_avg_1min=row.get("load_avg_1min"),
+        run_id=row.get("run_id") if isinstance(row.get("run_id"), str) else None,
+    )
+
+
+def _checks_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's output check and what the runtime held, as :class:`TimingRecord`'s fields."""
+    return {
+        "output_max_abs_error": row.get("output_max_abs_error"),
+        "output_tolerance": row.get("output_tolerance"),
+        "output_cosine": _fraction(row.get("output_cosine"), "output_cosine"),
+        "output_top1_agreement": _fraction(row.get("output_top1_agreement"), "output_top1_agreement"),
+        "quantization": _settings(row.get("quantization")),
+        "model_bytes": _bytes(row.get("model_bytes")),
+    }
+
+
+def _raw_of(row: Mapping[str, Any]) -> RawSamples:
+    """A timed row's calls and turns, which must line up (the calls of each turn, one start per turn ...)."""
+    raw = RawSamples(
+        tuple(row.get("latency_ms_samples") or ()),
+        tuple(row.get("turn_sizes") or ()),
+        tuple(row.get("turn_started_unix") or ()),
+        tuple(row.get("latency_ms_discarded") or ()),
+        tuple(row.get("turn_host_factors") or ()),
+        tuple(row.get("turn_passes") or ()),
+    )
+    if raw.latency_ms and not raw.turn_sizes:  # schema 3 and 4 always write the turns with the calls
+        raise MnprofError(
+            f"latency_ms_samples holds {len(raw.latency_ms)} calls but turn_sizes is empty; "
+            "accepted: the calls of each turn, in order"
+        )
+    if raw.turn_sizes and sum(raw.turn_sizes) != len(raw.latency_ms):
+        raise MnprofError(
+            f"turn_sizes add up to {sum(raw.turn_sizes)} calls but latency_ms_samples holds "
+            f"{len(raw.latency_ms)}; accepted: the calls of each turn, in order"
+        )
+    for name, values in (
+        ("turn_started_unix", raw.turn_started_unix),
+        ("turn_host_factors", raw.turn_host_factors),
+        ("turn_passes", raw.turn_passes),
+    ):
+        if values and len(values) != len(raw.turn_sizes):
+            raise MnprofError(
+                f"{name} has {len(values)} entries for {len(raw.turn_sizes)} turns; accepted: one per turn"
+            )
+    return raw
 
 
 def rows_of(records: Sequence[TimingRecord], *, with_samples: bool = False) -> list[dict[str, Any]]:
@@ -470,6 +560,16 @@ def _settings(value: Any) -> Mapping[str, Any] | None:
     ):
         raise MnprofError(f"quantization is {value!r}; accepted: an object of text and integers or null")
     return value
+
+
+def _stop(value: Any) -> Stop:
+    """How timing stopped, read back: one of :class:`Stop`'s values."""
+    if not isinstance(value, str):
+        raise MnprofError(f"stop is {value!r}; accepted: a str")
+    try:
+        return Stop(value)
+    except ValueError:
+        raise MnprofError(f"stop is {value!r}; accepted: {' or '.join(stop.value for stop in Stop)}") from None
 
 
 def _integer(value: Any, name: str) -> int:

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from statistics import NormalDist
+from typing import NamedTuple
 
 __all__ = [
     "CONFIDENCE",
     "EXACT_CI_LIMIT",
     "HEADLINE_QUANTILE",
     "MIN_PEERS",
+    "Headline",
     "SampleStats",
     "median_ci",
     "median_ci_ranks",
@@ -35,6 +37,16 @@ MIN_PEERS = 3
 HEADLINE_QUANTILE = 0.05
 # Above this many samples the binomial is replaced by its normal approximation (exact sums get slow).
 EXACT_CI_LIMIT = 1000
+
+
+class Headline(NamedTuple):
+    """A quantile of the calls with its 95% CI: ``low``/``high`` ``None`` and ``halfwidth`` ``inf`` where the
+    calls cannot bound it (see :func:`quantile_ci`)."""
+
+    value: float
+    low: float | None
+    high: float | None
+    halfwidth: float  # the wider side of the interval, a fraction of ``value``
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -135,7 +147,7 @@ def median_ci(values: Sequence[float]) -> tuple[float, float | None, float | Non
 
 def quantile_ci(
     turns: Sequence[Sequence[float]], q: float = HEADLINE_QUANTILE, confidence: float = CONFIDENCE, min_turns: int = 6
-) -> tuple[float, float | None, float | None, float]:
+) -> Headline:
     """``(value, low, high, wider side / value)``: the ``q`` quantile of every call, with a 95% CI over turns.
 
     The calls of one turn are not independent (they share the host's state while the turn ran), so the
@@ -159,16 +171,16 @@ def quantile_ci(
     value = quantile(pooled, q)
     count = len(pooled)
     if len(turns) < max(min_turns, 2) or value <= 0:
-        return value, None, None, math.inf
+        return Headline(value, None, None, math.inf)
     at_or_below = [sum(1 for v in turn if v <= value) for turn in turns]
     share = sum(at_or_below) / count
     spread = sum((hits - share * len(turn)) ** 2 for hits, turn in zip(at_or_below, turns, strict=True))
     variance = max(len(turns) / (len(turns) - 1) * spread / count**2, q * (1 - q) / count)
     margin = NormalDist().inv_cdf(1 - (1 - confidence) / 2) * math.sqrt(variance)
     if q - margin < 0:  # too few calls, or turns that disagree too much, to bound the low end
-        return value, None, None, math.inf
+        return Headline(value, None, None, math.inf)
     low, high = quantile(pooled, q - margin), quantile(pooled, min(1.0, q + margin))
-    return value, low, high, max(value - low, high - value) / value
+    return Headline(value, low, high, max(value - low, high - value) / value)
 
 
 def student_t_quantile(p: float, df: int) -> float:
@@ -243,26 +255,43 @@ def relative_quantile_ci(
     floors: list[float] = []
     for task in tasks:
         by_pass = [list(task[p]) if p < len(task) else [] for p in used]
-        pooled = sorted(value for calls in by_pass for value in calls)
-        count = len(pooled)
-        value = quantile(pooled, q) if pooled else 0.0
-        bandwidth = min(_sparsity_bandwidth(count, q, confidence), 0.9 * q, 1 - q) if count else 0.0
-        low, high = (quantile(pooled, q - bandwidth), quantile(pooled, q + bandwidth)) if count else (0.0, 0.0)
-        if count == 0 or value <= 0 or low <= 0:
-            influence.append(None)
-            floors.append(math.inf)
-            continue
-        slope = (math.log(high) - math.log(low)) / (2 * bandwidth)
-        if slope == 0 and pooled[0] < pooled[-1]:  # calls tied across the bandwidth (a coarse clock): widen
-            slope = _tied_slope(pooled, value)
-        influence.append([-slope * (sum(1 for v in calls if v <= value) - q * len(calls)) / count for calls in by_pass])
-        bounded = sum(1 for calls in by_pass if calls) >= min_turns and q - z * math.sqrt(q * (1 - q) / count) >= 0
-        floors.append(slope**2 * q * (1 - q) / count if bounded else math.inf)
-    known = [row for row in influence if row is not None]
-    common = [math.fsum(row[index] for row in known) / len(known) for index in range(len(used))] if known else []
+        row, floor = _pass_influence(by_pass, q, confidence, z, min_turns)
+        influence.append(row)
+        floors.append(floor)
     if len(used) < max(min_turns, 4):  # every task has fewer passes than asked: no interval
         return [math.inf] * len(tasks)
-    degrees = len(used) - 1
+    return _relative_widths(influence, floors, len(used), confidence)
+
+
+def _pass_influence(
+    by_pass: Sequence[Sequence[float]], q: float, confidence: float, z: float, min_turns: int
+) -> tuple[list[float] | None, float]:
+    """One task's share of its log ``q`` quantile from each pass (``None`` where it has none), and the variance
+    floor of independent calls (``inf`` where its calls cannot bound the low end): see
+    :func:`relative_quantile_ci`."""
+    pooled = sorted(value for calls in by_pass for value in calls)
+    count = len(pooled)
+    value = quantile(pooled, q) if pooled else 0.0
+    bandwidth = min(_sparsity_bandwidth(count, q, confidence), 0.9 * q, 1 - q) if count else 0.0
+    low, high = (quantile(pooled, q - bandwidth), quantile(pooled, q + bandwidth)) if count else (0.0, 0.0)
+    if count == 0 or value <= 0 or low <= 0:
+        return None, math.inf
+    slope = (math.log(high) - math.log(low)) / (2 * bandwidth)
+    if slope == 0 and pooled[0] < pooled[-1]:  # calls tied across the bandwidth (a coarse clock): widen
+        slope = _tied_slope(pooled, value)
+    row = [-slope * (sum(1 for v in calls if v <= value) - q * len(calls)) / count for calls in by_pass]
+    bounded = sum(1 for calls in by_pass if calls) >= min_turns and q - z * math.sqrt(q * (1 - q) / count) >= 0
+    return row, slope**2 * q * (1 - q) / count if bounded else math.inf
+
+
+def _relative_widths(
+    influence: Sequence[Sequence[float] | None], floors: Sequence[float], passes: int, confidence: float
+) -> list[float]:
+    """Each task's wider side of its relative interval from its passes' influence (minus the mean over tasks):
+    Student's t with ``passes - 1`` degrees of freedom, in logarithms; ``inf`` where a task has none."""
+    known = [row for row in influence if row is not None]
+    common = [math.fsum(row[index] for row in known) / len(known) for index in range(passes)] if known else []
+    degrees = passes - 1
     critical = student_t_quantile(1 - (1 - confidence) / 2, degrees)
     widths = []
     for row, floor in zip(influence, floors, strict=True):
@@ -270,7 +299,7 @@ def relative_quantile_ci(
             widths.append(math.inf)
             continue
         spread = math.fsum((own - mean) ** 2 for own, mean in zip(row, common, strict=True))
-        variance = max(len(used) / degrees * spread, floor)
+        variance = max(passes / degrees * spread, floor)
         widths.append(math.expm1(critical * math.sqrt(variance)))
     return widths
 
@@ -291,18 +320,29 @@ def pass_factors(table: Sequence[Sequence[float | None]], passes: int | None = N
     counted = [c for c in range(passes) if sum(row[c] is not None for row in residual) >= MIN_PEERS]
     effects = [0.0] * passes
     for _ in range(sweeps if counted else 0):
-        for row in residual:
-            present = sorted(v for v in row if v is not None)
-            if present:
-                level = quantile(present, 0.5)
-                row[:] = [None if v is None else v - level for v in row]
+        _sweep_rows(residual)
         for column in counted:
-            shift = quantile(sorted(row[column] for row in residual if row[column] is not None), 0.5)
-            effects[column] += shift
-            for row in residual:
-                if row[column] is not None:
-                    row[column] -= shift
+            effects[column] += _sweep_column(residual, column)
     if counted:  # 1.0 = the median pass
         centre = quantile(sorted(effects[c] for c in counted), 0.5)
         effects = [effects[c] - centre if c in counted else 0.0 for c in range(passes)]
     return [math.exp(effect) for effect in effects]
+
+
+def _sweep_rows(residual: list[list[float | None]]) -> None:
+    """Median polish: take each row's median out of the row."""
+    for row in residual:
+        present = sorted(v for v in row if v is not None)
+        if present:
+            level = quantile(present, 0.5)
+            row[:] = [None if v is None else v - level for v in row]
+
+
+def _sweep_column(residual: list[list[float | None]], column: int) -> float:
+    """Median polish: take ``column``'s median out of it; returns that median."""
+    shift = quantile(sorted(value for row in residual if (value := row[column]) is not None), 0.5)
+    for row in residual:
+        value = row[column]
+        if value is not None:
+            row[column] = value - shift
+    return shift

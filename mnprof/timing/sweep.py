@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
     Backend,
     Device,
+    GemmPeak,
     LatencyStats,
     Provenance,
     Quality,
@@ -55,19 +56,34 @@ from mnprof.user_code import held_warnings, torch_state_kept, torch_state_kept_e
 __all__ = [
     "MAX_BATCH_SIZE",
     "MAX_THREADS",
+    "OutputAgreement",
     "TimingSettings",
     "check_memory",
+    "check_threads",
     "measured_record",
     "memory_estimate",
     "parse_batch_sizes",
     "run_sweep",
     "sweep_drift",
+    "valid_batch_size",
 ]
 
 Progress = Callable[[str, str, float, float], None]  # (phase, label, done, total)
+Check = tuple[float, float | None]  # (max |error| of the output against eager PyTorch's, its tolerance)
 
 MAX_BATCH_SIZE = 1024  # images per call: more than any latency or throughput figure of a mobile network needs
 MAX_THREADS = 1024
+
+
+def valid_batch_size(size: object) -> bool:
+    """Whether ``size`` is a batch size mnprof times: an integer in [1, :data:`MAX_BATCH_SIZE`]."""
+    return not isinstance(size, bool) and isinstance(size, int) and 1 <= size <= MAX_BATCH_SIZE
+
+
+def check_threads(threads: object, name: str = "threads") -> None:
+    """Refuse a thread count outside [1, :data:`MAX_THREADS`] (or not an integer), as ``name``."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
+        raise MnprofError(f"{name} {threads!r} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
 
 
 def parse_batch_sizes(text: str) -> tuple[int, ...]:
@@ -79,7 +95,7 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
             size = int(item)
         except ValueError:
             raise MnprofError(f"batch size {item!r} is not an integer; accepted: {accepted}") from None
-        if not 1 <= size <= MAX_BATCH_SIZE:
+        if not valid_batch_size(size):
             raise MnprofError(f"batch size {size} is invalid; accepted: {accepted}")
         sizes.append(size)
     return tuple(dict.fromkeys(sizes))
@@ -108,13 +124,8 @@ class TimingSettings:
         device = parse_choice(self.device, Device, "device")
         if not chosen:
             raise MnprofError("no backend given; accepted: " + ", ".join(b.value for b in Backend))
-        threads = self.threads
-        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_THREADS:
-            raise MnprofError(f"threads {self.threads!r} is invalid; accepted: an integer in [1, {MAX_THREADS}]")
-        if not self.batch_sizes or any(
-            isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE
-            for size in self.batch_sizes
-        ):
+        check_threads(self.threads)
+        if not self.batch_sizes or not all(valid_batch_size(size) for size in self.batch_sizes):
             raise MnprofError(
                 f"batch sizes {self.batch_sizes!r} are invalid; accepted: integers in [1, {MAX_BATCH_SIZE}]"
             )
@@ -134,6 +145,27 @@ class TimingSettings:
         ]
 
 
+@dataclass(frozen=True)
+class OutputAgreement:
+    """What the output check found beside the error: a lossy runtime's agreement with eager float32 (cosine of
+    the logits, share of images with the same top-1, how it was quantised), and what every runtime holds as its
+    model. The fields of the same names of :class:`~mnprof.timing.records.TimingRecord`."""
+
+    output_cosine: float | None = None
+    output_top1_agreement: float | None = None
+    quantization: Mapping[str, Any] | None = None
+    model_bytes: int | None = None
+
+    def record_fields(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`~mnprof.timing.records.TimingRecord`."""
+        return {
+            "output_cosine": self.output_cosine,
+            "output_top1_agreement": self.output_top1_agreement,
+            "quantization": self.quantization,
+            "model_bytes": self.model_bytes,
+        }
+
+
 def measured_record(
     key: TimingKey,
     measurement: Measurement,
@@ -141,24 +173,36 @@ def measured_record(
     macs: int,
     gemm_peak_gflops: float,
     theoretical_peak: float | None,
-    check: tuple[float, float | None],
+    check: Check,
     rule: StopRule,
     environment: dict[str, Any],
     unix_offset: float = 0.0,
-    agreement: Mapping[str, Any] | None = None,
+    agreement: OutputAgreement | None = None,
     run_id: str | None = None,
 ) -> TimingRecord:
     """The record of one finished measurement: statistics in milliseconds, rates per second, the raw samples.
 
     ``unix_offset`` turns the engine's clock readings into Unix time (``time.time() - clock()``);
-    ``agreement``: a lossy runtime's ``output_cosine``, ``output_top1_agreement`` and ``quantization``, and
-    every runtime's ``model_bytes``.
+    ``agreement``: a lossy runtime's cosine, top-1 agreement and quantisation, and every runtime's model bytes.
     """
-    stats, (headline, ci_low, ci_high, ci_rel) = measurement.stats, measurement.headline
-    relative = measurement.relative_halfwidth
-    achieved = 2 * macs * key.batch_size / headline / 1e9
-    milliseconds = {
-        "p5": headline,
+    return TimingRecord(
+        key=key,
+        provenance=Provenance.now(key, backends.runtime_version(key.backend), environment, run_id),
+        output_max_abs_error=check[0],
+        output_tolerance=check[1],
+        latency=_latency_of(measurement),
+        quality=_quality_of(measurement, rule),
+        rates=_rates_of(key, measurement.headline.value, macs, gemm_peak_gflops, theoretical_peak),
+        raw=_raw_of(measurement, unix_offset),
+        **(agreement.record_fields() if agreement is not None else {}),
+    )
+
+
+def _latency_of(measurement: Measurement) -> LatencyStats:
+    """The headline, its interval and the order statistics of a measurement, in milliseconds."""
+    stats, headline = measurement.stats, measurement.headline
+    seconds = {
+        "p5": headline.value,
         "adjusted": measurement.adjusted_median,
         "median": stats.median,
         "iqr": stats.iqr,
@@ -168,49 +212,58 @@ def measured_record(
         "min": stats.minimum,
         "max": stats.maximum,
         "mean": stats.mean,
-        "ci_low": ci_low,
-        "ci_high": ci_high,
+        "ci_low": headline.low,
+        "ci_high": headline.high,
     }
-    return TimingRecord(
-        key=key,
-        provenance=Provenance.now(key, backends.runtime_version(key.backend), environment, run_id),
-        output_max_abs_error=check[0],
-        output_tolerance=check[1],
-        latency=LatencyStats(**{name: None if v is None else v * 1e3 for name, v in milliseconds.items()}),
-        quality=Quality(
-            ci_halfwidth_pct=finite(ci_rel * 100),
-            rel_ci_halfwidth_pct=None if relative is None else finite(relative * 100),
-            target_ci_pct=rule.target_rel_ci * 100,
-            noisy=measurement.noisy,
-            stop=measurement.stop.value,
-            samples=stats.n,
-            turns=len(measurement.turns),
-            warmup_samples=len(measurement.warmup),
-            samples_discarded=len(measurement.discarded),
-            cpu_share_best=max(measurement.cpu_shares, default=None),
-            contended=measurement.contended,
-            warmup_settled=measurement.warmup_settled,
-            budget_s=rule.budget_s,
-            timing_s=measurement.spent_s,
-        ),
-        rates=Rates(
-            throughput_ips=key.batch_size / headline,
-            macs_analytic=macs,
-            gflops_achieved=achieved,
-            gemm_peak_gflops=gemm_peak_gflops,
-            peak_fraction=achieved / gemm_peak_gflops,
-            theoretical_peak_gflops=theoretical_peak,
-            theoretical_peak_fraction=achieved / theoretical_peak if theoretical_peak else None,
-        ),
-        raw=RawSamples(
-            latency_ms=tuple(sample * 1e3 for sample in measurement.samples),
-            turn_sizes=measurement.turn_sizes,
-            turn_started_unix=tuple(round(start + unix_offset, 3) for start in measurement.turn_starts),
-            discarded_ms=tuple(sample * 1e3 for sample in measurement.discarded),
-            turn_host_factors=tuple(round(factor, 6) for factor in measurement.turn_factors),
-            turn_passes=measurement.turn_passes,
-        ),
-        **(agreement or {}),
+    return LatencyStats(**{name: None if v is None else v * 1e3 for name, v in seconds.items()})
+
+
+def _quality_of(measurement: Measurement, rule: StopRule) -> Quality:
+    """How timing a measurement went: the interval reached, why it stopped, what was set aside."""
+    relative = measurement.relative_halfwidth
+    return Quality(
+        ci_halfwidth_pct=finite(measurement.headline.halfwidth * 100),
+        rel_ci_halfwidth_pct=None if relative is None else finite(relative * 100),
+        target_ci_pct=rule.target_rel_ci * 100,
+        noisy=measurement.noisy,
+        stop=measurement.stop,
+        samples=measurement.stats.n,
+        turns=len(measurement.turns),
+        warmup_samples=len(measurement.warmup),
+        samples_discarded=len(measurement.discarded),
+        cpu_share_best=max(measurement.cpu_shares, default=None),
+        contended=measurement.contended,
+        warmup_settled=measurement.warmup_settled,
+        budget_s=rule.budget_s,
+        timing_s=measurement.spent_s,
+    )
+
+
+def _rates_of(
+    key: TimingKey, headline_s: float, macs: int, gemm_peak_gflops: float, theoretical_peak: float | None
+) -> Rates:
+    """Throughput and the arithmetic rate at the headline latency, beside the peaks."""
+    achieved = 2 * macs * key.batch_size / headline_s / 1e9
+    return Rates(
+        throughput_ips=key.batch_size / headline_s,
+        macs_analytic=macs,
+        gflops_achieved=achieved,
+        gemm_peak_gflops=gemm_peak_gflops,
+        peak_fraction=achieved / gemm_peak_gflops,
+        theoretical_peak_gflops=theoretical_peak,
+        theoretical_peak_fraction=achieved / theoretical_peak if theoretical_peak else None,
+    )
+
+
+def _raw_of(measurement: Measurement, unix_offset: float) -> RawSamples:
+    """Every timed call (ms) and turn of a measurement, turn starts in Unix time."""
+    return RawSamples(
+        latency_ms=tuple(sample * 1e3 for sample in measurement.samples),
+        turn_sizes=measurement.turn_sizes,
+        turn_started_unix=tuple(round(start + unix_offset, 3) for start in measurement.turn_starts),
+        discarded_ms=tuple(sample * 1e3 for sample in measurement.discarded),
+        turn_host_factors=tuple(round(factor, 6) for factor in measurement.turn_factors),
+        turn_passes=measurement.turn_passes,
     )
 
 
@@ -218,17 +271,18 @@ def _failed_record(
     key: TimingKey,
     error: str,
     environment: dict[str, Any],
-    check: tuple[float, float | None],
-    agreement: Mapping[str, Any] | None = None,
+    check: Check,
+    agreement: OutputAgreement | None = None,
 ) -> TimingRecord:
     """The record of a backend that could not post a time (failed, computed something else, or did not agree)."""
     provenance = Provenance.now(key, backends.runtime_version(key.backend), environment)
-    return TimingRecord(key, provenance, finite(check[0]), check[1], error=error, **(agreement or {}))
+    fields = agreement.record_fields() if agreement is not None else {}
+    return TimingRecord(key, provenance, finite(check[0]), check[1], error=error, **fields)
 
 
 def _check_output(
     key: TimingKey, runner: backends.Runner, model: Any, reference: Any, device: Device
-) -> tuple[tuple[float, float | None], str | None, dict[str, Any] | None]:
+) -> tuple[Check, str | None, OutputAgreement | None]:
     """``((max |error|, tolerance), problem, agreement)``: equality for exact runtimes, agreement for lossy ones."""
     if key.backend not in LOSSY:
         error, allowed, problem = backends.output_error(runner.output(), reference, device)
@@ -241,11 +295,7 @@ def _check_output(
         key.batch_size,
         key.config.resolution,  # type: ignore[arg-type]
     )
-    details = {
-        "output_cosine": agreed.cosine,
-        "output_top1_agreement": agreed.top1,
-        "quantization": runner.quantization,
-    }
+    details = OutputAgreement(agreed.cosine, agreed.top1, runner.quantization)
     return (agreed.max_abs_error, None), agreed.problem, details
 
 
@@ -302,103 +352,147 @@ def _run_sweep(
     _refuse_other_models(store, [key for key in keys if key.ident() in done])
     todo = [key for key in keys if key.ident() not in done]
     check_memory(todo)
-    environment = store.environment
     if todo:
         progress = on_progress or (lambda *_: None)
-        progress("GEMM peak", "float32 matrix products", 0, 1)
-        peak = measure_gemm_peak(
-            settings.device,
-            settings.threads,
-            with_onnxruntime=bool(ONNXRUNTIME_POOL & set(settings.backends)),
-            with_int8=bool(INT8 & set(settings.backends)),
-            clock=clock,
-        )
-        store.set_gemm_peak(peak)
+        peak = _gemm_peak(settings, store, progress, clock)
         theoretical, _ = theoretical_peak_gflops(settings.threads) if settings.device is Device.CPU else (None, "GPU")
-        tasks, checks, agreements = [], {}, {}
-        models: dict[ModelConfig, Any] = {}
-        with backends.torch_threads(settings.threads):
-            for index, key in enumerate(todo):
-                progress("preparing", key.label, index, len(todo))
-                # One model per configuration, shared by its runtimes and batch sizes only: the seeded model's
-                # BatchNorm is calibrated at the configuration's resolution, so another resolution's is another model.
-                model = models.get(key.config)
-                if model is None:  # keys come configuration by configuration: the previous one is done with
-                    models.clear()
-                    model = models[key.config] = calibrated_model(key.config)
-                inputs = fixed_input(key.config, key.batch_size)
-                who = f"model {key.config.family} at {key.config.id}"  # torch's settings it changes: one line
-                fence = (
-                    nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:", who=who)
-                )
-                with torch.inference_mode(), fence:
-                    reference = model(inputs)
-                agreed = None
-                # A user's model is traced, compiled or exported here: torch's warnings about it are held too, and
-                # torch's settings it changes are set back.
-                held = nullcontext() if key.config.builtin else held_warnings()
-                kept = nullcontext() if key.config.builtin else torch_state_kept(who)
-                try:
-                    with held, kept:
-                        placed = (
-                            model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
-                        )
-                        runner = backends.prepare(
-                            key.backend, placed, inputs.to(settings.device.value), threads=settings.threads
-                        )
-                        check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
-                        agreed = {**(agreed or {}), "model_bytes": runner.model_bytes}
-                except Exception as failure:  # a runtime failing on one configuration is recorded on its row
-                    check, problem = (math.inf, 0.0), f"{key.backend.value} failed: {type(failure).__name__}: "
-                    problem += " ".join(str(failure).split())[:300]
-                if problem is not None:
-                    store.add(_failed_record(key, problem, environment, check, agreed))
-                    continue
-                checks[key], agreements[key] = check, agreed
-                pool = pool_of(key.backend.value, key.label)
-                group = (key.backend, key.batch_size)  # what the table's rel compares within
-                sample = backends.sampler(runner, settings.device)
-                if not key.config.builtin:  # the calls of every model interleave: each runs under mnprof's settings
-                    sample = torch_state_kept_each_call(sample, who)
-                tasks.append(Task(key, sample, key.label, pool, group))
-            models.clear()
-
-        def finish(measurement: Measurement) -> None:
-            key: TimingKey = measurement.key  # type: ignore[assignment]
-            record = measured_record(
-                key,
-                measurement,
-                macs=plan_count(key.config).macs,
-                # int8 rows are a fraction of the integer GEMM's peak (the float32 one where no integer GEMM could
-                # be timed: a torch without torch._int_mm and no onnxruntime), every other row of the float32 one
-                gemm_peak_gflops=peak.get("int8_gops", peak["gflops"]) if key.backend in INT8 else peak["gflops"],
-                theoretical_peak=theoretical,
-                check=checks[key],
-                rule=settings.rule,
-                environment=environment,
-                unix_offset=unix_offset,
-                agreement=agreements.get(key),
-                run_id=run_id,
-            )
-            store.add(record)
-
-        unix_offset = time.time() - clock()
-        run_id = uuid.uuid4().hex[:12]
-        users = sorted({str(config.family) for config in configs if not config.builtin})
-        # A user's model runs unguarded in the timing passes: what it raises is one line, what it prints stays
-        # off stdout (the engine keeps every measurement that finished before).
-        fence = user_code(f"model {', '.join(users)}: failed while timed:", limited=False) if users else nullcontext()
-        with fence:
-            time_tasks(
-                tasks,
-                settings.rule,
-                device=settings.device,
-                threads=settings.threads,
-                clock=clock,
-                on_finish=finish,
-                on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
-            )
+        prepared = _prepare(todo, settings, store, progress)
+        _time_prepared(configs, prepared, settings, store, peak, theoretical, progress, clock)
     return [record for key in keys if (record := store.record(key.ident())) is not None]
+
+
+def _gemm_peak(
+    settings: TimingSettings, store: ResultsStore, progress: Progress, clock: Callable[[], float]
+) -> GemmPeak:
+    """The host's GEMM peaks for the runtimes of ``settings``, kept in ``store`` (the results file)."""
+    progress("GEMM peak", "float32 matrix products", 0, 1)
+    peak = measure_gemm_peak(
+        settings.device,
+        settings.threads,
+        with_onnxruntime=bool(ONNXRUNTIME_POOL & set(settings.backends)),
+        with_int8=bool(INT8 & set(settings.backends)),
+        clock=clock,
+    )
+    store.set_gemm_peak(peak.to_row())
+    return peak
+
+
+@dataclass
+class _Prepared:
+    """The tasks that passed their output check, with each one's check and agreement."""
+
+    tasks: list[Task] = field(default_factory=list)
+    checks: dict[TimingKey, Check] = field(default_factory=dict)
+    agreements: dict[TimingKey, OutputAgreement | None] = field(default_factory=dict)
+
+
+def _prepare(todo: Sequence[TimingKey], settings: TimingSettings, store: ResultsStore, progress: Progress) -> _Prepared:
+    """Prepare every runtime and check its output; one that fails or differs gets its error record in ``store``."""
+    prepared = _Prepared()
+    models: dict[ModelConfig, Any] = {}
+    with backends.torch_threads(settings.threads):
+        for index, key in enumerate(todo):
+            progress("preparing", key.label, index, len(todo))
+            # One model per configuration, shared by its runtimes and batch sizes only: the seeded model's
+            # BatchNorm is calibrated at the configuration's resolution, so another resolution's is another model.
+            model = models.get(key.config)
+            if model is None:  # keys come configuration by configuration: the previous one is done with
+                models.clear()
+                model = models[key.config] = calibrated_model(key.config)
+            _prepare_one(key, model, settings, store, prepared)
+        models.clear()
+    return prepared
+
+
+def _prepare_one(key: TimingKey, model: Any, settings: TimingSettings, store: ResultsStore, into: _Prepared) -> None:
+    """Prepare ``key``'s runtime on ``model`` and check its output: its task goes ``into`` the prepared ones, or
+    its error record into ``store``."""
+    inputs = fixed_input(key.config, key.batch_size)
+    who = f"model {key.config.family} at {key.config.id}"  # torch's settings it changes: one line
+    fence = nullcontext() if key.config.builtin else user_code(f"model {key.label}: forward failed:", who=who)
+    with torch.inference_mode(), fence:
+        reference = model(inputs)
+    runner, check, problem, agreed = _prepared_runner(key, model, inputs, reference, settings, who)
+    if problem is not None or runner is None:
+        store.add(_failed_record(key, str(problem), store.environment, check, agreed))
+        return
+    into.checks[key], into.agreements[key] = check, agreed
+    pool = pool_of(key.backend.value, key.label)
+    group = (key.backend, key.batch_size)  # what the table's rel compares within
+    sample = backends.sampler(runner, settings.device)
+    if not key.config.builtin:  # the calls of every model interleave: each runs under mnprof's settings
+        sample = torch_state_kept_each_call(sample, who)
+    into.tasks.append(Task(key, sample, key.label, pool, group))
+
+
+def _prepared_runner(
+    key: TimingKey, model: Any, inputs: Any, reference: Any, settings: TimingSettings, who: str
+) -> tuple[backends.Runner | None, Check, str | None, OutputAgreement | None]:
+    """``(runner, check, problem, agreement)``: ``key``'s runtime prepared and its output checked; ``problem``
+    says why it posts no time (a runtime failing on one configuration is recorded on its row)."""
+    runner, agreed = None, None
+    # A user's model is traced, compiled or exported here: torch's warnings about it are held too, and
+    # torch's settings it changes are set back.
+    held = nullcontext() if key.config.builtin else held_warnings()
+    kept = nullcontext() if key.config.builtin else torch_state_kept(who)
+    try:
+        with held, kept:
+            placed = model if settings.device is Device.CPU else copy.deepcopy(model).to(settings.device.value)
+            runner = backends.prepare(key.backend, placed, inputs.to(settings.device.value), threads=settings.threads)
+            check, problem, agreed = _check_output(key, runner, model, reference, settings.device)
+            agreed = replace(agreed or OutputAgreement(), model_bytes=runner.model_bytes)
+    except Exception as failure:  # a runtime failing on one configuration is recorded on its row
+        check, problem = (math.inf, 0.0), f"{key.backend.value} failed: {type(failure).__name__}: "
+        problem += " ".join(str(failure).split())[:300]
+    return runner, check, problem, agreed
+
+
+def _time_prepared(
+    configs: Sequence[ModelConfig],
+    prepared: _Prepared,
+    settings: TimingSettings,
+    store: ResultsStore,
+    peak: GemmPeak,
+    theoretical: float | None,
+    progress: Progress,
+    clock: Callable[[], float],
+) -> None:
+    """Time the prepared tasks together, each record written to ``store`` as its measurement finishes."""
+    environment = store.environment
+
+    def finish(measurement: Measurement) -> None:
+        key: TimingKey = measurement.key  # type: ignore[assignment]
+        record = measured_record(
+            key,
+            measurement,
+            macs=plan_count(key.config).macs,
+            gemm_peak_gflops=peak.roof(key.backend),
+            theoretical_peak=theoretical,
+            check=prepared.checks[key],
+            rule=settings.rule,
+            environment=environment,
+            unix_offset=unix_offset,
+            agreement=prepared.agreements.get(key),
+            run_id=run_id,
+        )
+        store.add(record)
+
+    unix_offset = time.time() - clock()
+    run_id = uuid.uuid4().hex[:12]
+    users = sorted({str(config.family) for config in configs if not config.builtin})
+    # A user's model runs unguarded in the timing passes: what it raises is one line, what it prints stays
+    # off stdout (the engine keeps every measurement that finished before).
+    fence = user_code(f"model {', '.join(users)}: failed while timed:", limited=False) if users else nullcontext()
+    with fence:
+        time_tasks(
+            prepared.tasks,
+            settings.rule,
+            device=settings.device,
+            threads=settings.threads,
+            clock=clock,
+            on_finish=finish,
+            on_progress=lambda label, done_s, total_s: progress("timing", label, done_s, total_s),
+        )
 
 
 def memory_estimate(key: TimingKey, activation_copies: int = 1) -> int:
