@@ -7,6 +7,8 @@ every block's output goes ``K`` times through ``relu(x) - relu(-x)``, which is `
 pass (four more passes over each block's activations) with the same MACs and the same outputs. This is
 the "code change that makes the model slower without touching its FLOPs" the gate must catch (fvcore lists
 the new elementwise operators as uncounted, a separate finding; the benchmark reads the latency findings).
+``MNPROF_GATE_BLOCKS=I,J,...`` (0-based block indices; default every block) puts the extra work after those blocks
+only: a finer step, for the instructions gate (``benchmarks/bench_instruction_gate.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,21 @@ class ExtraWork(nn.Module):
         return x
 
 
+def _blocks() -> set[int] | None:
+    chosen = os.environ.get("MNPROF_GATE_BLOCKS", "").strip()
+    return None if chosen in ("", "all") else {int(index) for index in chosen.split(",")}
+
+
 def _mobilenet(alpha: float, num_classes: int, repeats: int) -> nn.Module:
     model = calibrated_model(ModelConfig(alpha, 224, num_classes, family=Family.MOBILENETV2))
     if repeats:
-        model.blocks = nn.Sequential(*(ExtraWork(block, repeats) for block in model.blocks))
+        chosen = _blocks()
+        model.blocks = nn.Sequential(
+            *(
+                ExtraWork(block, repeats) if chosen is None or index in chosen else block
+                for index, block in enumerate(model.blocks)
+            )
+        )
     return model.eval()
 
 

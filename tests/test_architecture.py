@@ -86,7 +86,13 @@ ALLOWED = {
 
 # The imports inside a function: the mnprof process imports the command line only with --in-process; the pytest
 # plugin imports the API (and with it torch) only when a test uses its fixture, not in every pytest run.
-LAZY = {("mnprof.__main__", "mnprof.cli"), ("mnprof.pytest_plugin", "mnprof.api")}
+# mnprof check and baseline import the instructions gate (and with it what counts under Valgrind) only with
+# --instructions: a counts-only gate loads no measuring code it does not run.
+LAZY = {
+    ("mnprof.__main__", "mnprof.cli"),
+    ("mnprof.pytest_plugin", "mnprof.api"),
+    ("mnprof.cli.check", "mnprof.check.instructions"),
+}
 
 
 def module_name(path: Path) -> str:

@@ -33,6 +33,7 @@ from mnprof.check.render import render_check, summary
 from mnprof.check.settings import (
     BUILTIN,
     DEFAULT_BASELINE,
+    DEFAULT_INSTRUCTIONS_TOLERANCE_PCT,
     CheckSettings,
     ModelSpec,
     load_settings,
@@ -45,6 +46,7 @@ __all__ = [
     "BASELINE_SCHEMA_VERSION",
     "BUILTIN",
     "DEFAULT_BASELINE",
+    "DEFAULT_INSTRUCTIONS_TOLERANCE_PCT",
     "CheckResult",
     "CheckSettings",
     "Finding",
@@ -62,9 +64,9 @@ __all__ = [
     "refuse_other_models",
     "refuse_part",
     "refuse_unrelated",
+    "training_to_check",
     "usable_baseline",
     "parse_tolerance",
-    "training_to_check",
     "render_check",
     "summary",
 ]

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CheckResult", "Finding", "compare"]
+__all__ = ["INSTRUCTIONS_COUNTER", "INSTRUCTIONS_METRIC", "CheckResult", "Finding", "compare"]
+
+# With mnprof check --instructions, each entry's instructions per forward pass (counted under Valgrind's Callgrind)
+# are compared as this counter's metric, against --instructions-tolerance instead of --tolerance.
+INSTRUCTIONS_COUNTER = "callgrind"
+INSTRUCTIONS_METRIC = "instructions"
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class CheckResult:
     latency_tolerance_pct: float | None = None
     # Every (entry, counter, metric) compared, changed or not: what a test report lists as its test cases
     metrics: tuple[tuple[str, str, str], ...] = field(default=())
+    # With --instructions: the tolerance of the callgrind instructions metric
+    instructions_tolerance_pct: float | None = None
+    # What the report must say aloud whatever the verdict (instructions compared across software with --force)
+    warnings: tuple[str, ...] = field(default=())
 
     @property
     def failed(self) -> bool:
@@ -88,10 +97,11 @@ def compare(
     tolerance_pct: float = 0.0,
     strict: bool = False,
     extra: Sequence[Finding] = (),
+    instructions_tolerance_pct: float | None = None,
 ) -> CheckResult:
-    """Compare entries. Fails on growth beyond ``tolerance_pct`` and on newly uncounted operators;
-    with ``strict``, on any change at all (shrinkage, entries added or removed). ``extra`` findings
-    (latency that grew) join the result and fail it."""
+    """Compare entries. Fails on growth beyond ``tolerance_pct`` (``instructions_tolerance_pct`` for the
+    :data:`INSTRUCTIONS_COUNTER`'s metric) and on newly uncounted operators; with ``strict``, on any change at all
+    (shrinkage, entries added or removed). ``extra`` findings (latency that grew) join the result and fail it."""
     findings: list[Finding] = []
     metrics: list[tuple[str, str, str]] = []
     for key in sorted(set(baseline) | set(current)):
@@ -124,9 +134,20 @@ def compare(
         if finding.status != "grew":
             return False
         percent = finding.percent
-        return percent is None or percent > tolerance_pct
+        limit = tolerance_pct
+        if finding.counter == INSTRUCTIONS_COUNTER and instructions_tolerance_pct is not None:
+            limit = instructions_tolerance_pct
+        return percent is None or percent > limit
 
     findings += extra
     compared = len(set(baseline) & set(current))
     failures = tuple(f for f in findings if fails(f))
-    return CheckResult(tuple(findings), tolerance_pct, strict, compared, failures, metrics=tuple(metrics))
+    return CheckResult(
+        tuple(findings),
+        tolerance_pct,
+        strict,
+        compared,
+        failures,
+        metrics=tuple(metrics),
+        instructions_tolerance_pct=instructions_tolerance_pct,
+    )

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnprof.check.findings import CheckResult, Finding
+from mnprof.check.findings import INSTRUCTIONS_COUNTER, CheckResult, Finding
 
 __all__ = ["LATENCY_CASE", "JUnitCase", "junit_xml", "render_junit"]
 
@@ -43,6 +43,8 @@ def _message(finding: Finding, result: CheckResult) -> str:
     limit = (
         f"latency tolerance {result.latency_tolerance_pct:g}%"
         if finding.status == "slower" and result.latency_tolerance_pct is not None
+        else f"instructions tolerance {result.instructions_tolerance_pct:g}%" + (", strict" if result.strict else "")
+        if finding.counter == INSTRUCTIONS_COUNTER and result.instructions_tolerance_pct is not None
         else f"tolerance {result.tolerance_pct:g}%" + (", strict" if result.strict else "")
     )
     return (
@@ -92,6 +94,11 @@ def render_junit(result: CheckResult, baseline_path: Path) -> str:
             properties = ET.SubElement(suite, "properties")
             ET.SubElement(properties, "property", name="baseline", value=str(baseline_path))
             ET.SubElement(properties, "property", name="tolerance_pct", value=f"{result.tolerance_pct:g}")
+            if result.instructions_tolerance_pct is not None:
+                value = f"{result.instructions_tolerance_pct:g}"
+                ET.SubElement(properties, "property", name="instructions_tolerance_pct", value=value)
+            for index, warning in enumerate(result.warnings, 1):
+                ET.SubElement(properties, "property", name=f"warning_{index}", value=warning)
             ET.SubElement(properties, "property", name="strict", value=str(result.strict).lower())
             for counter in totals:
                 suite.set(counter, "0")

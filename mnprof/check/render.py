@@ -45,8 +45,10 @@ def summary(result: CheckResult) -> str:
     for finding in result.findings:
         counts[finding.status] += 1
     verdict = "FAILED" if result.failed else "passed"
+    instructions = result.instructions_tolerance_pct
     return (
         f"mnprof check {verdict}: {result.compared} configurations compared, tolerance {result.tolerance_pct:g}%"
+        + (f", instructions tolerance {instructions:g}%" if instructions is not None else "")
         + (", strict" if result.strict else "")
         + f"; {counts['grew']} grew, {counts['shrank']} shrank, {counts['added']} added, {counts['removed']} removed, "
         f"{counts['uncounted']} newly uncounted" + (f", {counts['slower']} slower" if counts["slower"] else "")
@@ -89,6 +91,12 @@ def _json(result: CheckResult, baseline_path: Path) -> str:
             if result.latency is not None
             else {}
         ),
+        **(
+            {"instructions_tolerance_pct": result.instructions_tolerance_pct}
+            if result.instructions_tolerance_pct is not None
+            else {}
+        ),
+        **({"warnings": list(result.warnings)} if result.warnings else {}),
         "findings": [
             {
                 "status": f.status,
@@ -109,7 +117,7 @@ def _json(result: CheckResult, baseline_path: Path) -> str:
 
 def _github(result: CheckResult, advice: str | None) -> str:
     failing = set(result.failures)
-    lines: list[str] = []
+    lines = [f"::warning title=mnprof check::{_escape_data(warning)}" for warning in result.warnings]
     for f in result.findings:
         level = "error" if f in failing else "notice" if f.status in ("shrank", "added", "removed") else "warning"
         title = f"mnprof: {f.entry} {f.status}"
@@ -124,6 +132,7 @@ def _markdown(result: CheckResult, advice: str | None) -> str:
     failing = set(result.failures)
     icon = ":x:" if result.failed else ":white_check_mark:"
     lines = [f"### {icon} {summary(result)}", ""]
+    lines += [f"> **Warning:** {warning}\n" for warning in result.warnings]
     if result.findings:
         lines += [
             "| | configuration | counter | metric | baseline | now | delta | % |",
@@ -145,7 +154,7 @@ def _markdown(result: CheckResult, advice: str | None) -> str:
 
 def _text(result: CheckResult, advice: str | None) -> str:
     failing = set(result.failures)
-    lines = []
+    lines = [f"WARNING   {warning}" for warning in result.warnings]
     for f in result.findings:
         mark = "FAIL" if f in failing else f.status
         lines.append(f"{mark:<9} {_describe(f)}")

@@ -11,6 +11,7 @@ import click
 
 from mnprof import api
 from mnprof.check import (
+    DEFAULT_INSTRUCTIONS_TOLERANCE_PCT,
     DEFAULT_LATENCY_TOLERANCE_PCT,
     baseline_document,
     compare,
@@ -119,6 +120,28 @@ def _refuse_shard_with_latency(settings: Any, latency: bool) -> None:
     settings.shard.refuse_empty(entry_key(*key) for key in settings.grid_keys())
 
 
+def _instruction_gate() -> Any:
+    """:mod:`mnprof.check.instructions`, imported only with --instructions: a counts-only gate loads no code that
+    counts instructions (nor starts Valgrind)."""
+    import mnprof.check.instructions as gate
+
+    return gate
+
+
+def _count_instructions(gate: Any, settings: Any, how: Any, quiet: bool) -> dict[str, Any]:
+    """Every entry's instructions under Valgrind, with a progress bar: the baseline's ``instructions`` section."""
+    with progress(quiet) as bar:
+        task = bar.add_task("instructions: starting Valgrind", total=len(settings.keys()), current="")
+
+        def heard(event: str) -> None:
+            if event == "built":
+                bar.update(task, description="instructions")
+            elif event.startswith("counted "):
+                bar.update(task, advance=1, current=event.removeprefix("counted "))
+
+        return gate.measure_instructions(settings, how, on_event=heard)
+
+
 def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
     total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
     with progress(quiet) as bar:
@@ -147,6 +170,13 @@ def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
     default=None,
     help="Threads for --latency. [default: the cores this process may use]",
 )
+@click.option(
+    "--instructions",
+    is_flag=True,
+    help="Also count every configuration's instructions per forward pass of one image under Valgrind's Callgrind "
+    "(minutes, not seconds), and record the torch build, Valgrind, Python and machine that decide them, for mnprof "
+    "check --instructions with the same software. Needs Valgrind.",
+)
 @shard_option("Count only shard I of N of the configurations (sorted by id, dealt round-robin), for a CI matrix; "
               "needs --out; join the N files with mnprof merge.")  # fmt: skip
 def baseline(
@@ -159,6 +189,7 @@ def baseline(
     out: Path | None,
     latency: bool,
     threads: int | None,
+    instructions: bool,
     shard: Shard | None,
     step: str,
 ) -> None:
@@ -183,11 +214,16 @@ def baseline(
     # mnprof's own default place (reports/baseline.json) is created in a fresh project; a path named is not
     own_place = out is None and "baseline" not in families.tool_table(pyproject)
     (check_creatable if own_place else check_writable)(settings.baseline)
+    gate = _instruction_gate() if instructions else None
+    if gate is not None:  # refused before any work where Valgrind cannot count
+        gate.software_here()
     entries = _measure(settings, quiet)
     timed = None
     if latency:
         timed = measure_latency(settings, threads or available_cores(), entry_macs(entries))
     document = baseline_document(entries, timed)
+    if gate is not None:
+        document["instructions"] = _count_instructions(gate, settings, None, quiet)
     if shard is not None:  # what mnprof merge checks: every part of one partition, each once
         document["shard"] = {"index": shard.index, "count": shard.count, "configurations": len(settings.grid_keys())}
     if own_place:
@@ -232,6 +268,31 @@ def baseline(
     "wide enough for an unchanged model on a shared host, narrow enough to catch a 15% slowdown]",
 )
 @click.option(
+    "--instructions",
+    "instructions_gate",
+    is_flag=True,
+    help=f"Also gate instructions, at --instructions-tolerance {DEFAULT_INSTRUCTIONS_TOLERANCE_PCT:g}%: every "
+    "configuration's instructions per forward pass of one image, counted under Valgrind's Callgrind as the "
+    "baseline counted them (minutes, not seconds), failing when they grew beyond the tolerance: a cost that does "
+    "not move with the host's load and sees elementwise work that MACs do not. Only against a baseline recorded "
+    "with mnprof baseline --instructions with the same torch build, Valgrind, Python and machine (see --force). "
+    "Needs Valgrind.",
+)
+@click.option(
+    "--instructions-tolerance",
+    default=None,
+    metavar="PCT",
+    help="The instructions gate's tolerance (implies --instructions), e.g. 0.5%: how much a configuration's "
+    "instructions may grow before it fails. [default: [tool.mnprof] instructions_tolerance, else "
+    f"{DEFAULT_INSTRUCTIONS_TOLERANCE_PCT:g}%: above the difference between two counts of the same model]",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --instructions: compare with a baseline counted under another torch build, Valgrind, Python or "
+    "machine instead of refusing it; the report warns that a difference may be the software's.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json", "markdown", "github", "junit"]),
@@ -255,6 +316,9 @@ def check(
     strict: bool,
     latency_gate: bool,
     latency_tolerance: str | None,
+    instructions_gate: bool,
+    instructions_tolerance: str | None,
+    force: bool,
     fmt: str,
     shard: Shard | None,
     step: str,
@@ -264,8 +328,8 @@ def check(
     \b
     Exit codes:
       0  nothing grew beyond the tolerance (shrinkage passes, with a notice)
-      1  a count grew (or, with --latency, a configuration got slower): configuration, counter, metric,
-         baseline, now, delta and % are named
+      1  a count grew (or, with --latency, a configuration got slower; with --instructions, its
+         instructions grew): configuration, counter, metric, baseline, now, delta and % are named
       2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
     """
     settings = _settings(
@@ -282,6 +346,11 @@ def check(
     latency_pct = parse_tolerance(latency_tolerance) if latency_tolerance is not None else None
     if latency_gate and latency_pct is None:
         latency_pct = DEFAULT_LATENCY_TOLERANCE_PCT
+    if instructions_tolerance is not None:
+        settings = dataclasses.replace(settings, instructions_tolerance_pct=parse_tolerance(instructions_tolerance))
+    gate = _instruction_gate() if instructions_gate or instructions_tolerance is not None else None
+    if force and gate is None:
+        raise MnprofError("--force compares instructions counted with other software; accepted with --instructions")
     document = load_baseline(settings.baseline)
     refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
     refuse_other_models(document, settings, settings.baseline)  # nor one that compares two models as one
@@ -289,13 +358,30 @@ def check(
     settings = dataclasses.replace(settings, training=training_to_check(document, step, settings.baseline))
     if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
         usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
+    warnings: tuple[str, ...] = ()
+    if gate is not None:  # before any work, like latency: no Valgrind here, no instructions there, other software
+        here = gate.software_here()
+        warnings = gate.usable_instructions(document.get("instructions"), here, settings.baseline, force)
     current = _measure(settings, quiet)
     slower, compared = [], None
     if latency_pct is not None:
         now = measure_latency(settings, document["latency"]["threads"], entry_macs(current))
         slower, compared = compare_latency(document["latency"], now, latency_pct, settings.baseline)
     held = {key: entry for key, entry in document["entries"].items() if settings.holds(key)}  # --shard's part
-    result = compare(held, current, tolerance_pct=settings.tolerance_pct, strict=strict, extra=slower)
+    instructions_pct = None
+    if gate is not None:  # counted as the baseline counted them; compared as the callgrind counter's metric
+        gate.add_instructions(held, document["instructions"])
+        gate.add_instructions(current, _count_instructions(gate, settings, document["instructions"], quiet))
+        instructions_pct = settings.instructions_tolerance_pct
+    result = compare(
+        held,
+        current,
+        tolerance_pct=settings.tolerance_pct,
+        strict=strict,
+        extra=slower,
+        instructions_tolerance_pct=instructions_pct,
+    )
+    result = dataclasses.replace(result, warnings=warnings)
     if compared is not None:
         result = dataclasses.replace(result, latency=compared, latency_tolerance_pct=latency_pct)
     emit(render_check(result, fmt, settings.baseline), None)

@@ -5,23 +5,28 @@ pass executes does not (two processes differ by well under 0.5%), and unlike MAC
 the convolutions (elementwise operators, layout conversions, copies). It is the count of the code path taken
 under Valgrind's CPU model, which has no AVX-512: oneDNN may pick another kernel there than on the host.
 
-One Valgrind process counts every configuration (importing torch under Valgrind takes tens of seconds, paid
-once): :mod:`mnprof.timing.callgrind_driver` builds each configuration's seeded model and input, runs the
-warm-up passes uncollected, and toggles collection on around each of ``passes`` forward passes of one image,
-dumping after each. This module checks that Valgrind can run, starts the process, and reads the dumps.
+A few Valgrind processes (two by default, one per core of the VM it was measured on) share the grid, dealt
+by size (importing torch under Valgrind takes tens of seconds, paid once per process): this process builds each
+configuration's seeded model and input and hands each Valgrind process its part; there
+:mod:`mnprof.timing.callgrind_driver` runs the warm-up passes uncollected and toggles collection on around each
+of ``passes`` forward passes of one image, dumping after each. This module checks that Valgrind can run, starts
+the processes, and reads the dumps.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,19 +41,28 @@ __all__ = [
     "INSTALL_HINT",
     "MIN_VALGRIND",
     "PASSES",
+    "PROCESSES",
     "WARMUP",
+    "WARM_FIRST",
     "InstructionCount",
     "InstructionRun",
     "check_available",
     "count_instructions",
     "instructions_of",
     "parse_valgrind_version",
+    "split_grid",
 ]
 
-# Counted forward passes per configuration (their spread shows the count is stable), and uncounted ones before
-# them (oneDNN creates and caches its kernels on the first call: not part of the steady cost).
-PASSES = 3
+# Counted forward passes per configuration, and uncounted ones before them (oneDNN creates and caches its kernels
+# on the first call: not part of the steady cost). Every pass is a quarter of the cost with 3 counted passes, and
+# counted passes of one configuration differed by at most 0.05% (benchmarks/RESULTS.md): one is counted.
+PASSES = 1
 WARMUP = 1
+# Whether every warm-up pass runs before instrumentation is switched on (uninstrumented; measured: hardly faster
+# than instrumented, since Valgrind's emulation of AVX2 code is most of the cost), and how many Valgrind processes
+# share the grid (dealt by split_grid; each pays its own torch import).
+WARM_FIRST = False
+PROCESSES = 2
 # Only 3.19 was measured. 3.15 (Ubuntu 20.04's) is the oldest accepted: an assumption, not a tested bound.
 MIN_VALGRIND = (3, 15)
 INSTALL_HINT = "install Valgrind (Debian, Ubuntu: apt-get install valgrind; Fedora: dnf install valgrind)"
@@ -83,12 +97,17 @@ class InstructionCount:
 
 @dataclass(frozen=True)
 class InstructionRun:
-    """What one Valgrind process counted, and with what."""
+    """What a run counted (its Valgrind processes together), with what, and how."""
 
     counts: tuple[InstructionCount, ...]
     valgrind: str
     torch: str
     seconds: float
+    torch_git: str = ""  # the commit torch was built from: two builds of one version may differ
+    passes: int = PASSES
+    warmup: int = WARMUP
+    warm_first: bool = WARM_FIRST
+    processes: int = PROCESSES
 
     def rows(self) -> list[dict[str, Any]]:
         return [{**count.row(), "valgrind": self.valgrind, "torch_instructions": self.torch} for count in self.counts]
@@ -175,74 +194,144 @@ def read_dumps(directory: Path, ids: Sequence[str], passes: int) -> list[Instruc
     return counts
 
 
+def split_grid(configs: Sequence[ModelConfig], processes: int) -> list[list[ModelConfig]]:
+    """``configs`` dealt to ``processes`` Valgrind processes of similar work: largest first (by alpha squared
+    times resolution squared, the MACs' scale), each to the process with the least so far; each part in the
+    grid's order. The same grid always splits the same way (what a configuration counts depends on the
+    configurations counted before it in its process)."""
+    parts: list[list[int]] = [[] for _ in range(max(1, min(processes, len(configs))))]
+    loads = [0.0] * len(parts)
+    by_size = sorted(range(len(configs)), key=lambda i: (-((configs[i].alpha * configs[i].resolution) ** 2), i))
+    for index in by_size:
+        lightest = loads.index(min(loads))
+        parts[lightest].append(index)
+        loads[lightest] += (configs[index].alpha * configs[index].resolution) ** 2
+    return [[configs[i] for i in sorted(part)] for part in parts if part]
+
+
+def _command(directory: Path, spec: Path) -> list[str]:
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--collect-atstart=no",
+        "--instr-atstart=no",  # importing torch uninstrumented; switched on once the models are built
+        "--dump-instr=no",
+        "--dump-line=no",
+        "--compress-strings=no",
+        f"--callgrind-out-file={directory / 'callgrind.out'}",
+        f"--log-file={directory / 'valgrind.log'}",
+        sys.executable,
+        str(DRIVER),
+        str(spec),
+    ]
+
+
+def _environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        # the child imports mnprof and a user's factory from where this process does
+        "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
+        # the interpreter's dictionaries probe the same slots in every run: string hashes are seeded
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",  # Valgrind serialises threads: a second one would count its waiting
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _relay(process: subprocess.Popen[str], events: queue.Queue[tuple[int, str | None]], index: int) -> None:
+    """Every line ``process`` prints, onto ``events``; None once it closed its stdout."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip():
+            events.put((index, line.strip()))
+    events.put((index, None))
+
+
 def count_instructions(
     configs: Sequence[ModelConfig],
     *,
     passes: int = PASSES,
     warmup: int = WARMUP,
+    warm_first: bool = WARM_FIRST,
+    processes: int = PROCESSES,
     on_event: Callable[[str], None] | None = None,
 ) -> InstructionRun:
-    """Count each configuration's instructions per forward pass of one image, in one Valgrind process.
+    """Count each configuration's instructions per forward pass of one image, in ``processes`` Valgrind processes
+    running at once (the grid dealt by :func:`split_grid`).
 
-    ``on_event`` hears ``built`` once the models are built and ``counted ID`` after each configuration.
-    Raises :class:`MnprofError` (one line) when Valgrind cannot run here or the process fails.
+    ``warm_first``: every configuration's ``warmup`` passes run uninstrumented before instrumentation is
+    switched on, else each configuration's just before its counted passes, instrumented but not collected.
+    ``on_event`` hears ``prepared`` once the models are built here, ``built`` once a process has loaded them,
+    ``warmed ID`` and ``instrumented`` (with ``warm_first``), and ``counted ID`` after each configuration.
+    Raises :class:`MnprofError` (one line) when Valgrind cannot run here or a process fails.
     """
     version = check_available("cpu")
-    if passes < 1 or warmup < 0:
-        raise MnprofError(f"instruction counting needs at least one counted pass (passes {passes}, warmup {warmup})")
+    if passes < 1 or warmup < 0 or processes < 1:
+        raise MnprofError(
+            f"instruction counting needs at least one counted pass and one process (passes {passes}, warmup "
+            f"{warmup}, processes {processes})"
+        )
     started = time.monotonic()
+    parts = split_grid(configs, processes)
     with tempfile.TemporaryDirectory(prefix="mnprof-callgrind-") as scratch:
-        directory = Path(scratch)
-        spec = directory / "models.pt"
-        prepared = [(config.id, calibrated_model(config), fixed_input(config, 1)) for config in configs]
-        torch.save((prepared, warmup, passes, True), spec)
-        del prepared
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--instr-atstart=no",  # importing torch uninstrumented; switched on once the models are built
-            "--dump-instr=no",
-            "--dump-line=no",
-            "--compress-strings=no",
-            f"--callgrind-out-file={directory / 'callgrind.out'}",
-            f"--log-file={directory / 'valgrind.log'}",
-            sys.executable,
-            str(DRIVER),
-            str(spec),
-        ]
-        environment = {
-            **os.environ,
-            # the child imports mnprof and a user's factory from where this process does
-            "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
-            # the interpreter's dictionaries probe the same slots in every run: string hashes are seeded
-            "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1",  # Valgrind serialises threads: a second one would count its waiting
-            "MKL_NUM_THREADS": "1",
-        }
-        errors = directory / "driver.err"
-        with errors.open("w", encoding="utf-8") as stderr:  # a file: a full pipe could never stall the driver
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                env=environment,
-                cwd=os.getcwd(),
-            )
+        directories = [Path(scratch) / f"part{index}" for index in range(len(parts))]
+        for directory, part in zip(directories, parts, strict=True):
+            directory.mkdir()
+            prepared = [(config.id, calibrated_model(config), fixed_input(config, 1)) for config in part]
+            torch.save((prepared, warmup, passes, True, warm_first), directory / "models.pt")
+            del prepared
+        if on_event is not None:
+            on_event("prepared")  # the models built and calibrated here, natively; Valgrind starts next
+        running: list[subprocess.Popen[str]] = []
+        failed: int | None = None
+        events: queue.Queue[tuple[int, str | None]] = queue.Queue()
+        with ExitStack() as stack:
             try:
-                assert process.stdout is not None
-                for line in process.stdout:
-                    if on_event is not None and line.strip():
-                        on_event(line.strip())
-                code = process.wait()
+                for index, directory in enumerate(directories):
+                    stderr = stack.enter_context((directory / "driver.err").open("w", encoding="utf-8"))
+                    process = subprocess.Popen(  # stderr to a file: a full pipe could never stall the driver
+                        _command(directory, directory / "models.pt"),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=stderr,
+                        text=True,
+                        env=_environment(),
+                        cwd=os.getcwd(),
+                    )
+                    running.append(process)
+                    threading.Thread(target=_relay, args=(process, events, index), daemon=True).start()
+                open_pipes = len(running)
+                while open_pipes:
+                    index, line = events.get()
+                    if line is None:
+                        open_pipes -= 1
+                        if running[index].wait() != 0:
+                            failed = index
+                            break  # the others are stopped below: their counts would be of no use
+                    elif on_event is not None:
+                        on_event(line)
             finally:
-                if process.poll() is None:  # interrupted: the Valgrind process goes with us
-                    process.kill()
-                    process.wait()
-        if code != 0:
-            said = _lines(errors) or _lines(directory / "valgrind.log")  # the driver's error, else Valgrind's
+                for process in running:
+                    if process.poll() is None:  # interrupted, or another process failed: they go with us
+                        process.kill()
+                        process.wait()
+        if failed is not None:  # the driver's error, else Valgrind's
+            code, directory = running[failed].returncode, directories[failed]
+            said = _lines(directory / "driver.err") or _lines(directory / "valgrind.log")
             raise MnprofError(f"instruction counting under Valgrind failed: {said[-1] if said else f'exit {code}'}")
-        counts = read_dumps(directory, [config.id for config in configs], passes)
-    return InstructionRun(tuple(counts), version, str(torch.__version__), time.monotonic() - started)
+        found = {}
+        for directory, part in zip(directories, parts, strict=True):
+            for count in read_dumps(directory, [config.id for config in part], passes):
+                found[count.id] = count
+    counts = tuple(found[config.id] for config in configs)
+    return InstructionRun(
+        counts,
+        version,
+        str(torch.__version__),
+        time.monotonic() - started,
+        torch_git=str(getattr(torch.version, "git_version", "") or ""),
+        passes=passes,
+        warmup=warmup,
+        warm_first=warm_first,
+        processes=len(parts),
+    )

@@ -42,9 +42,10 @@ def instruction_columns(frame: pd.DataFrame, *, compact: bool = False) -> tuple[
         columns.append(Column("instr spread %", lambda r: number(r["instructions_spread_pct"], 3)))
     first = frame[frame["instructions"].notna()].iloc[0]
     passes = int(first["instructions_passes"])
+    counted = "one counted pass after a warm-up" if passes == 1 else f"median of {passes} passes"
     note = (
-        f"M instr: instructions executed by one forward pass of one image (median of {passes} "
-        f"passes), counted under Valgrind {first['valgrind']}'s Callgrind with torch {first['torch_instructions']}, "
+        f"M instr: instructions executed by one forward pass of one image ({counted}), counted under Valgrind "
+        f"{first['valgrind']}'s Callgrind with torch {first['torch_instructions']}, "
         "1 thread; instr/MAC: over the analytic MACs. The code path under Valgrind's CPU model (no AVX-512), "
         "which oneDNN may choose differently from this host's (docs/instructions.md)."
     )
