@@ -191,11 +191,6 @@ def test_a_table_shards_progress_counts_the_shards_configurations(capsys, bars):
     assert bars == [("counting", 3)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mnprof/cli/check.py _measure sizes the bar by the whole grid (models x alphas x resolutions); "
-    "the fix, total=len(settings.keys()), is for that file's owner",
-)
 def test_a_baseline_shards_progress_counts_the_shards_configurations(capsys, tmp_path, bars):
     code, _, err = run(capsys, "baseline", *SHARDED, "--out", str(tmp_path / "b.json"))
     assert code == 0, err

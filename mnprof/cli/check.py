@@ -143,9 +143,8 @@ def _count_instructions(gate: Any, settings: Any, how: Any, quiet: bool) -> dict
 
 
 def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
-    total = len(settings.models) * len(settings.alphas) * len(settings.resolutions)
-    with progress(quiet) as bar:
-        task = bar.add_task("counting", total=total, current="")
+    with progress(quiet) as bar:  # the configurations this run counts: the grid, or its --shard part
+        task = bar.add_task("counting", total=len(settings.keys()), current="")
         return measure(settings, on_done=lambda key: bar.update(task, advance=1, current=key))
 
 
