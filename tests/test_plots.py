@@ -90,3 +90,20 @@ def test_roofline_caption_is_derived_from_the_measured_shares():
     assert "take no more of the time (2.0%) than of the MACs (3.0%)" in fast.caption
     xs, ys = roofs(400, 40, [2.0, 50.0])
     assert xs == [1.0, 10.0, 100.0] and ys == [40.0, 400.0, 400.0]  # ridge at 400 / 40 = 10 FLOP/B
+
+
+def test_latency_against_instructions_is_drawn_only_where_they_were_counted(capsys, tmp_path):
+    """mnprof plot --instructions: the counts join the grid by id (as the table's do) and give one more latency
+    figure whose points are the counted instructions; without them there is no such figure."""
+    from cli_run import refused
+
+    from mnprof.views.instructions import with_instructions
+
+    counted = [{"id": config_id, "instructions": 3 * int(macs) // 10 + 1000}
+               for config_id, macs in zip(GRID["id"], GRID["macs_analytic"], strict=True)]  # fmt: skip
+    figures = {figure.key: figure for figure in build_figures(with_instructions(GRID, counted), latency_frame())}
+    points = [trace for trace in figures["latency-instructions"].figure.data if trace.meta == "points"]
+    assert sorted(x for trace in points for x in trace.x) == sorted(row["instructions"] for row in counted)
+    assert "latency-instructions" not in {figure.key for figure in build_figures(GRID, latency_frame())}
+    says = refused(capsys, "plot", "--figure", "latency-instructions", "--out", str(tmp_path / "x.svg"))
+    assert "accepted: with --instructions" in says

@@ -15,12 +15,19 @@ from mnprof.cli.options import (
     statistic_option,
 )
 from mnprof.cli.output import OutputPath, refuse_overwriting
-from mnprof.cli.work import count_with_progress, measure_with_progress, report_runs_apart
+from mnprof.cli.work import (
+    count_instructions_with_progress,
+    count_with_progress,
+    measure_with_progress,
+    report_runs_apart,
+)
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write, atomic_write_text, check_writable
+from mnprof.timing import instructions as callgrind
 from mnprof.timing import plan as timing
 from mnprof.timing.records import Statistic
 from mnprof.timing.store import DEFAULT_RESULTS_PATH
+from mnprof.views.instructions import with_instructions
 from mnprof.views.plot_inputs import plot_inputs
 from mnprof.views.plots import build_figures, page_html, static_image
 from mnprof.views.render import families_title
@@ -32,9 +39,10 @@ FIGURES = (
     "latency-macs",
     "latency-activations",
     "latency-memory",
+    "latency-instructions",
     "pareto",
 )
-LATENCY_FIGURES = ("latency-macs", "latency-activations", "latency-memory", "pareto")
+LATENCY_FIGURES = ("latency-macs", "latency-activations", "latency-memory", "latency-instructions", "pareto")
 SUFFIXES = (".html", ".png", ".svg")
 
 
@@ -77,6 +85,12 @@ SUFFIXES = (".html", ".png", ".svg")
     "training: also accuracy against the MACs of one training step (forward and backward), the figure "
     "accuracy-training-macs; the latency figures stay those of a forward pass."
 )
+@click.option(
+    "--instructions",
+    is_flag=True,
+    help="Also count each configuration's instructions per forward pass under Valgrind's Callgrind (minutes, not "
+    "seconds) and draw the measured latency against them (figure latency-instructions). Needs Valgrind.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def plot(
     out: Path,
@@ -91,6 +105,7 @@ def plot(
     variant: str,
     rounding: str,
     step: str,
+    instructions: bool,
     quiet: bool,
 ) -> None:
     """Accuracy vs MACs and params (paper Figures 4 and 5), and latency measured here vs MACs and accuracy.
@@ -114,6 +129,10 @@ def plot(
         raise MnprofError(
             "--figure accuracy-training-macs needs a training step counted; accepted: with --pass training"
         )
+    if not instructions and "latency-instructions" in figures:
+        raise MnprofError("--figure latency-instructions needs instructions counted; accepted: with --instructions")
+    if instructions:  # before any work: no Valgrind, no figure
+        callgrind.check_available("cpu")
     check_writable(out)
     grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
@@ -128,6 +147,8 @@ def plot(
         reference=reference,
     )
     grid, latency, provenance = inputs.grid, inputs.latency, inputs.provenance
+    if instructions:
+        grid = with_instructions(grid, count_instructions_with_progress(grid_configs, quiet))
     wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
     if latency is None and any(key in LATENCY_FIGURES for key in wanted):
         asked = ", ".join(key for key in wanted if key in LATENCY_FIGURES)

@@ -215,6 +215,8 @@ LATENCY_AXES = (
      "Measured latency vs activations", "activations"),
     ("latency-memory", "memory_bytes", "analytic memory: float32 weights + peak activation working set (bytes)",
      "Measured latency vs memory", "bytes"),
+    ("latency-instructions", "instructions", "instructions per forward pass of one image (Valgrind's Callgrind)",
+     "Measured latency vs instructions", "instructions"),
 )  # fmt: skip
 
 
@@ -313,6 +315,8 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
     merged = latency[own].merge(grid, on="id", how="left")  # counts and published values from the grid
     merged["memory_bytes"] = merged["weights_bytes"] + merged["peak_activation_bytes"].astype("Float64")
     for key, x, x_title, title, unit in LATENCY_AXES:
+        if x not in merged.columns:  # instructions: only where counted (mnprof plot --instructions)
+            continue
         figure = _latency_figure(merged, x, x_title, title, unit)
         if figure is not None:
             figures.append(Figure(key, *figure))
