@@ -149,7 +149,10 @@ def plot(
     grid, latency, provenance = inputs.grid, inputs.latency, inputs.provenance
     if instructions:
         grid = with_instructions(grid, count_instructions_with_progress(grid_configs, quiet))
-    wanted = figures or (FIGURES if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
+    # the page: every figure, those of options not given (--instructions, --pass training) left out
+    optional = {"latency-instructions": instructions, "accuracy-training-macs": step == "training"}
+    page = tuple(key for key in FIGURES if optional.get(key, True))
+    wanted = figures or (page if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
     if latency is None and any(key in LATENCY_FIGURES for key in wanted):
         asked = ", ".join(key for key in wanted if key in LATENCY_FIGURES)
         raise MnprofError(
