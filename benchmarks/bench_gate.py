@@ -46,7 +46,7 @@ def slowdown(extra: int) -> None:
     code = """
 from mnprof.check.latency import measure_latency
 from mnprof.check.settings import CheckSettings, ModelSpec
-from mnprof.timing.host import available_cores
+from mnprof.host import available_cores
 models = (ModelSpec("plain", "gate_models:mobilenet"), ModelSpec("slower", "gate_models:mobilenet_slower"))
 entries = measure_latency(CheckSettings(models=models, alphas=(1.0, 0.5), resolutions=(224, 160)),
                           available_cores())["entries"]

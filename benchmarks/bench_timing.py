@@ -36,11 +36,11 @@ import pandas as pd
 import torch
 import torch.utils.benchmark as benchmark
 
+from mnprof.host import available_cores
 from mnprof.model.config import default_grid
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import backends
+from mnprof.runtimes import backends
 from mnprof.timing.engine import StopRule, Task
-from mnprof.timing.host import available_cores
 from mnprof.timing.plan import RUNS_APART
 from mnprof.timing.records import Backend, Device, TimingRecord
 from mnprof.timing.store import read_results, results_records

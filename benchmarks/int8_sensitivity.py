@@ -12,7 +12,7 @@ For each configuration, two seeded networks with the same weights:
 and for each: the standard deviation of the last BatchNorm's output (the stem's is about 1), the share of the
 logits' norm that differs from image to image (the rest is the same for every image), the *noise gain* (the
 logits' relative change when the input gets 0.1% of Gaussian noise, divided by 0.1%), and the agreement of
-onnxruntime's static int8 (``mnprof.timing.quantized``, exactly as ``--backend onnxruntime_int8``) with eager
+onnxruntime's static int8 (``mnprof.runtimes.quantized``, exactly as ``--backend onnxruntime_int8``) with eager
 float32: the mean cosine similarity of the logits over the 32 agreement images. Last, the Spearman rank
 correlation of the noise gain with the int8 cosine's shortfall (1 - cosine), over the configurations and over
 both networks pooled. Needs the ``[onnx]`` extra; one thread; about a second per network.
@@ -28,8 +28,8 @@ from torch import nn
 
 from mnprof.model.config import ModelConfig, default_grid, parse_alphas, parse_resolutions
 from mnprof.model.seeded import SEED, calibrated_model, fixed_input, seeded_images
-from mnprof.timing.backends import onnx_export, onnxruntime_session
-from mnprof.timing.quantized import agreement, quantize_onnx
+from mnprof.runtimes.backends import onnx_export, onnxruntime_session
+from mnprof.runtimes.quantized import agreement, quantize_onnx
 
 NOISE = 1e-3  # relative to the input's unit standard deviation
 

@@ -18,12 +18,12 @@ from mnprof.check import ModelSpec, baseline_document, builtin_entries
 from mnprof.counting.count import CountReport, count_many
 from mnprof.errors import MnprofError
 from mnprof.files import TABLE_SCHEMA_VERSION, atomic_write, atomic_write_all, atomic_write_text, dumps
+from mnprof.host import available_cores
+from mnprof.memory.measure import measure_memory
 from mnprof.model.config import Family, ModelConfig, UserFamily, family_grid, grid
 from mnprof.paper.mobilenetv2 import tfslim_v2_table
 from mnprof.paper.models import paper_tables
-from mnprof.timing.host import available_cores
 from mnprof.timing.layers import LayerTimingSettings, time_layers
-from mnprof.timing.memory import measure_memory
 from mnprof.timing.peaks import measure_bandwidth, measure_gemm_peak
 from mnprof.timing.plan import SweepOutcome, measure_into
 from mnprof.timing.records import Backend, Device

@@ -17,18 +17,37 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mnprof"
 
 # Each layer may import only from the layers listed for it (and from itself); the command line sits on top.
 ALLOWED = {
-    "mnprof.model": {"mnprof.errors", "mnprof.user_code", "mnprof.project"},
+    "mnprof.model": {"mnprof.errors", "mnprof.parsing", "mnprof.user_code", "mnprof.project"},
     "mnprof.counting": {"mnprof.errors", "mnprof.user_code", "mnprof.model"},
+    "mnprof.host": {"mnprof.provenance"},  # facts about this machine: CPU, cores, memory, the software stack
+    "mnprof.runtimes": {
+        "mnprof.errors",
+        "mnprof.parsing",
+        "mnprof.model",
+        "mnprof.host",
+        "mnprof.provenance",
+    },  # fmt: skip
     "mnprof.timing": {
         "mnprof.errors",
+        "mnprof.parsing",
         "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
+        "mnprof.runtimes",
+        "mnprof.host",
         "mnprof.files",
         "mnprof.provenance",
         "mnprof.worker",  # the results store tells the mnprof process what it keeps
     },  # fmt: skip
-    "mnprof.paper": {"mnprof.errors", "mnprof.user_code", "mnprof.model", "mnprof.counting"},
+    "mnprof.memory": {
+        "mnprof.errors",
+        "mnprof.user_code",
+        "mnprof.model",
+        "mnprof.counting",
+        "mnprof.runtimes",
+        "mnprof.timing",
+    },  # fmt: skip
+    "mnprof.paper": {"mnprof.errors", "mnprof.parsing", "mnprof.user_code", "mnprof.model", "mnprof.counting"},
     "mnprof.views": {
         "mnprof.errors",
         "mnprof.user_code",
@@ -38,7 +57,8 @@ ALLOWED = {
         "mnprof.files",
         "mnprof.provenance",
         "mnprof.timing.records",
-        "mnprof.timing.registry",  # what each runtime is and can do: no torch, as records
+        "mnprof.runtimes.registry",  # what each runtime is and can do: no torch, as records
+        "mnprof.memory.records",
         "mnprof.timing.store",
     },  # fmt: skip
     "mnprof.check": {
@@ -47,6 +67,9 @@ ALLOWED = {
         "mnprof.model",
         "mnprof.counting",
         "mnprof.timing",
+        "mnprof.runtimes",
+        "mnprof.host",
+        "mnprof.memory",
         "mnprof.files",
         "mnprof.provenance",
         "mnprof.views.render",
@@ -57,6 +80,9 @@ ALLOWED = {
         "mnprof.model",
         "mnprof.counting",
         "mnprof.timing",
+        "mnprof.runtimes",
+        "mnprof.host",
+        "mnprof.memory",
         "mnprof.paper",
         "mnprof.views",
         "mnprof.check",
@@ -76,6 +102,7 @@ ALLOWED = {
     "mnprof.files": {"mnprof.errors", "mnprof.provenance"},
     "mnprof.provenance": set(),
     "mnprof.errors": set(),
+    "mnprof.parsing": {"mnprof.errors"},  # one value of an enum, a comma-separated list: for options and files alike
     "mnprof.user_code": {"mnprof.errors", "mnprof.torch_state", "mnprof.worker"},  # the fence around user code
     "mnprof.supervisor": {"mnprof._startup", "mnprof.worker"},  # the mnprof process: no torch, no command line
     "mnprof.worker": set(),  # the worker's side of the pipe: the standard library only (the mnprof process loads it)
@@ -170,3 +197,13 @@ def test_help_imports_no_command_and_no_torch():
     loaded = result.stdout.splitlines()[-1]
     assert "'torch'" not in loaded and "mnprof.cli.table" not in loaded
     assert "Commands:" in result.stdout and all(name in result.stdout for name in COMMANDS)
+
+
+def test_every_directory_of_modules_is_a_package_a_wheel_would_carry():
+    """pyproject.toml's ``packages.find`` takes only directories with an ``__init__.py``: a directory of modules
+    without one works from a checkout (a namespace package) and is missing from an installed wheel."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(PACKAGE.parent), include=["mnprof*"]))
+    with_modules = {module_name(path.parent / "__init__.py") for path in MODULES}
+    assert with_modules <= found, f"directories without __init__.py: {sorted(with_modules - found)}"

@@ -178,7 +178,7 @@ V1_NO_LIMIT = 9223372036854771712
     ],
 )
 def test_available_memory_is_the_smaller_of_mem_available_and_the_cgroup_room(tmp_path, cgroup, files, expected):
-    from mnprof.timing.host import available_memory
+    from mnprof.host import available_memory
 
     assert available_memory(**fake_host(tmp_path, cgroup, files)) == expected
 
@@ -186,7 +186,7 @@ def test_available_memory_is_the_smaller_of_mem_available_and_the_cgroup_room(tm
 def test_a_container_limit_refuses_what_the_host_could_hold(tmp_path, monkeypatch):
     import functools
 
-    from mnprof.timing import host
+    from mnprof import host
 
     paths = fake_host(tmp_path, "0::/\n", {"memory.max": 2 * GiB, "memory.current": GiB}, available_gib=64)
     monkeypatch.setattr(sweep, "available_memory", functools.partial(host.available_memory, **paths))

@@ -17,13 +17,14 @@ from factories import drifting_records, timing_record
 
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
+from mnprof.host import CpuInfo, cpu_info, host_environment, host_fingerprint, theoretical_peak_gflops
 from mnprof.model.config import ModelConfig, grid
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import backends, peaks
+from mnprof.runtimes import backends
+from mnprof.runtimes.backends import Backend, Device, fold_batchnorm, output_error, prepare
+from mnprof.timing import peaks
 from mnprof.timing import sweep as latency
-from mnprof.timing.backends import Backend, Device, fold_batchnorm, output_error, prepare
 from mnprof.timing.engine import StopRule
-from mnprof.timing.host import CpuInfo, cpu_info, host_environment, host_fingerprint, theoretical_peak_gflops
 from mnprof.timing.plan import SweepOutcome
 from mnprof.timing.records import GemmPeak, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results
@@ -172,7 +173,7 @@ def test_gemm_peak_includes_onnxruntimes_gemm_when_asked():
 @pytest.mark.slow
 def test_the_int8_roof_is_pytorchs_integer_gemm_without_the_onnx_extra(monkeypatch):
     """torch_int8 needs no extra, so neither does its roof: torch._int_mm, where onnxruntime is not installed."""
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     if not backends.kernel_available("torch_int8"):
         pytest.skip("this torch has no torch._int_mm on the CPU")

@@ -8,7 +8,7 @@ import pytest
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family, ModelConfig
-from mnprof.timing import quantized
+from mnprof.runtimes import quantized
 from mnprof.timing.layer_onnx import _per_pass, node_layer
 from mnprof.timing.layers import LayerTimingSettings, time_layers
 from tests.cli_run import run

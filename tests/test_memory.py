@@ -11,11 +11,12 @@ from torch import nn
 
 from mnprof.counting.shapes import plan_count
 from mnprof.files import schema_problem
+from mnprof.memory.measure import measure_memory, measure_runner
+from mnprof.memory.records import ANALYTIC_CAUSES, Cause, MemoryMeasurement
 from mnprof.model.config import Family, ModelConfig, default_grid
 from mnprof.model.networks import build_model
-from mnprof.timing.backends import Runner, fold_batchnorm
-from mnprof.timing.memory import measure_memory, measure_runner
-from mnprof.timing.records import ANALYTIC_CAUSES, Backend, Cause, MemoryMeasurement
+from mnprof.runtimes.backends import Runner, fold_batchnorm
+from mnprof.runtimes.registry import Backend
 from tests.cli_run import run
 
 
@@ -127,7 +128,7 @@ def test_mobilenetv2_workspace_is_oneDNNs_layout_copy_and_channels_last_removes_
 
 @pytest.mark.parametrize("backend", [Backend.BFLOAT16, Backend.FLOAT16])
 def test_reduced_precision_halves_every_tensor(monkeypatch, backend):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     monkeypatch.setattr(backends, f"native_{backend.value}", lambda device: True)  # measured wherever it is run
     config = ModelConfig(alpha=0.5, resolution=128)
@@ -174,7 +175,7 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tmp_path, args, says):
 
 
 def test_a_reduced_precision_the_hardware_would_emulate_is_one_line(capsys, monkeypatch, tmp_path):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     monkeypatch.setattr(backends, "native_float16", lambda device: False)
     out = tmp_path / "memory.json"
@@ -196,7 +197,7 @@ def test_a_user_family_is_measured_without_analytic_columns(capsys):
 def test_the_output_is_told_from_a_freed_buffer_at_the_same_address():
     """An address alone does not say which allocation is a call's output: a buffer the running call frees
     before it returns can leave its address to the output allocated after it."""
-    from mnprof.timing.memory import _Call, _Event, _explain, _output_allocations, peak_of_pass
+    from mnprof.memory.measure import _Call, _Event, _explain, _output_allocations, peak_of_pass
 
     calls = [
         _Call("", "Net", input_ptr=1, start=0, end=7, output_ptr=20),
@@ -232,7 +233,7 @@ def test_the_output_is_told_from_a_freed_buffer_at_the_same_address():
 
 def test_running_out_of_memory_while_measured_is_one_line(capsys, monkeypatch):
     """The check before allocating is an estimate: a pass that still runs out is an error, not a traceback."""
-    from mnprof.timing import memory
+    from mnprof.memory import measure as memory
 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory")
@@ -249,7 +250,7 @@ def test_running_out_of_memory_while_measured_is_one_line(capsys, monkeypatch):
 def test_the_check_before_measuring_counts_what_eager_holds():
     """The estimate a memory measurement is refused by counts the largest layer pair three times: eager holds
     about twice the analytic working set (measured above), so once would let a pass start that cannot end."""
-    from mnprof.timing.memory import EAGER_ACTIVATION_COPIES
+    from mnprof.memory.measure import EAGER_ACTIVATION_COPIES
     from mnprof.timing.records import Device, TimingKey
     from mnprof.timing.sweep import memory_estimate
 

@@ -7,11 +7,11 @@ import torch
 from factories import timing_record
 
 from mnprof.errors import MnprofError
+from mnprof.host import host_environment
 from mnprof.model.config import ModelConfig
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import quantized
+from mnprof.runtimes import quantized
 from mnprof.timing.engine import StopRule
-from mnprof.timing.host import host_environment
 from mnprof.timing.records import Backend, GemmPeak, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results
 from mnprof.timing.sweep import TimingSettings, run_sweep
@@ -111,7 +111,7 @@ def test_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeypatch):
 
 
 def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_path, monkeypatch):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
     from mnprof.timing.records import Device
 
     if not backends.native_bfloat16(Device.CPU):
@@ -129,7 +129,7 @@ def test_bfloat16_posts_a_time_with_its_agreement_where_the_hardware_has_it(tmp_
     [("bfloat16", "CPUs need AVX-512 BF16 or AMX"), ("float16", "CPUs need AVX-512 FP16 or AMX-FP16")],
 )
 def test_reduced_precision_is_refused_with_what_it_needs_where_only_emulated(monkeypatch, backend, needs):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     monkeypatch.setattr(backends, f"native_{backend}", lambda device: False)
     with pytest.raises(MnprofError, match=f"no native {backend} arithmetic \\({needs}.*not a result"):
@@ -139,7 +139,7 @@ def test_reduced_precision_is_refused_with_what_it_needs_where_only_emulated(mon
 
 
 def test_float16_is_native_on_a_cpu_only_where_onednn_says_so_and_never_without_a_gpu(monkeypatch):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
     from mnprof.timing.records import Device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -153,7 +153,7 @@ def test_float16_is_native_on_a_cpu_only_where_onednn_says_so_and_never_without_
 
 def test_float16_posts_a_time_only_with_its_agreement_and_holds_two_bytes_a_weight(tmp_path, monkeypatch):
     """Run where the hardware has float16 (here forced: PyTorch's CPU kernels also compute it, by converting)."""
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     monkeypatch.setattr(backends, "native_float16", lambda device: True)
     path = tmp_path / "r.json"
@@ -189,7 +189,7 @@ def test_torch_int8_sweep_posts_a_time_only_with_its_agreement(tmp_path, monkeyp
 
 
 def test_int8_rows_are_a_fraction_of_the_integer_roof_and_reduced_precision_of_the_float32_one(tmp_path, monkeypatch):
-    from mnprof.timing import backends
+    from mnprof.runtimes import backends
 
     monkeypatch.setattr(backends, "native_float16", lambda device: True)
     monkeypatch.setattr(quantized, "MIN_COSINE", -1.0)  # every lossy row posts a time, whatever it agrees
@@ -216,7 +216,7 @@ def test_a_configurations_agreement_does_not_depend_on_the_others_in_the_sweep(t
 
 
 def test_torch_int8_uses_8_bit_activations_only_with_int8_dot_product_instructions(monkeypatch):
-    from mnprof.timing import host
+    from mnprof import host
 
     flags = {"avx2"}
     monkeypatch.setattr(quantized, "cpu_info", lambda: host.CpuInfo(None, None, None, None, None, frozenset(flags)))

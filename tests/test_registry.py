@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mnprof.errors import MnprofError
-from mnprof.timing import backends, layers, registry, runners
-from mnprof.timing.registry import (
+from mnprof.runtimes import backends, registry, runners
+from mnprof.runtimes.registry import (
     INT8,
     LAYER_BACKENDS,
     LOSSY,
@@ -25,6 +25,7 @@ from mnprof.timing.registry import (
     backend_info,
     listing,
 )
+from mnprof.timing import layers
 
 ACCEPTED = "eager, channels_last, fused, compile, onnxruntime, onnxruntime_int8, bfloat16, float16, torch_int8"
 SCHEMA = Path(__file__).resolve().parent.parent / "mnprof" / "schemas" / "results.schema.json"

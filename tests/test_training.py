@@ -242,7 +242,7 @@ def test_layers_pass_training_gives_each_layer_its_gradients(capsys):
 def test_what_autograd_keeps_as_the_allocator_sees_it(config):
     """The memory machinery's witness (PyTorch's allocator, through the profiler): after a forward with autograd on,
     the pass still holds its output and what autograd keeps, except the input batch, allocated before it."""
-    from mnprof.timing.memory import still_allocated_after
+    from mnprof.memory.measure import still_allocated_after
 
     model, image = build_model(config).eval(), torch.zeros(1, 3, config.resolution, config.resolution)
     model(image)  # first-call allocations are not the pass's

@@ -29,11 +29,11 @@ from mnprof.check.findings import Finding
 from mnprof.check.settings import CheckSettings
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
+from mnprof.host import host_environment
 from mnprof.model.config import DEFAULT_ALPHAS, ModelConfig
 from mnprof.model.seeded import calibrated_model, seeded_images
-from mnprof.timing.backends import Backend, Device, prepare, sampler
+from mnprof.runtimes.backends import Backend, Device, prepare, sampler
 from mnprof.timing.engine import StopRule, Task, paired_ratios
-from mnprof.timing.host import host_environment
 from mnprof.timing.stats import median_ci
 from mnprof.timing.timer import time_tasks
 

@@ -34,9 +34,9 @@ from mnprof.cli.options import Command, pass_option, shard_option
 from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progress, refuse_overwriting
 from mnprof.errors import MnprofError
 from mnprof.files import atomic_write_text, check_creatable, check_writable, dumps, make_parent
+from mnprof.host import available_cores, host_environment
 from mnprof.model import families
 from mnprof.model.config import MAX_CLASSES
-from mnprof.timing.host import available_cores, host_environment
 
 MODEL_HELP = (
     "Model to guard, repeatable: 'mobilenetv1', 'mobilenetv2', 'mobilenetv3-large' or 'mobilenetv3-small' "

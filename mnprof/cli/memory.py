@@ -8,10 +8,10 @@ import click
 
 from mnprof.cli.options import Command, configs_from, grid_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import emit, output_width, progress
-from mnprof.timing.backends import check_available, check_device
-from mnprof.timing.memory import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
+from mnprof.memory.measure import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
+from mnprof.runtimes.backends import check_available, check_device
+from mnprof.runtimes.registry import MEMORY_BACKENDS, REGISTRY, listing
 from mnprof.timing.records import Device, TimingKey
-from mnprof.timing.registry import MEMORY_BACKENDS, REGISTRY, listing
 from mnprof.timing.sweep import check_memory, parse_batch_sizes
 from mnprof.views.memory import MemoryView, render_memory
 from mnprof.views.render import Format

@@ -34,10 +34,10 @@ from mnprof.model.config import (
     parse_resolutions,
 )
 from mnprof.project import tool_table
+from mnprof.runtimes.registry import REGISTRY, listing
 from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
 from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
-from mnprof.timing.registry import REGISTRY, listing
 from mnprof.timing.sweep import MAX_THREADS
 
 __all__ = [

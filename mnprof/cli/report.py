@@ -19,8 +19,8 @@ from mnprof.report import (
     write_counts,
     write_timing,
 )
+from mnprof.runtimes.backends import check_available, parse_backends
 from mnprof.timing import plan as timing
-from mnprof.timing.backends import check_available, parse_backends
 from mnprof.timing.records import Device
 
 

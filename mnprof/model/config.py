@@ -10,6 +10,7 @@ from enum import Enum, StrEnum
 from typing import Any
 
 from mnprof.errors import MnprofError
+from mnprof.parsing import parse_choice, parse_list
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -31,9 +32,7 @@ __all__ = [
     "format_alpha",
     "grid",
     "parse_alphas",
-    "parse_choice",
     "parse_family",
-    "parse_list",
     "parse_resolutions",
 ]
 
@@ -120,7 +119,7 @@ def parse_family(value: object) -> Family | UserFamily:
     """A built-in family from its name, or a :class:`UserFamily` as it is; anything else is a one-line error."""
     if isinstance(value, UserFamily):
         return value
-    return parse_choice(value, Family, "model")  # type: ignore[return-value]
+    return parse_choice(value, Family, "model")
 
 
 class Variant(StrEnum):
@@ -247,31 +246,6 @@ class ModelConfig:
 
     def __str__(self) -> str:
         return self.id
-
-
-def parse_choice(value: object, enum: type[Enum], what: str) -> Enum:  # type: ignore[type-arg]
-    """Turn a string (or enum member) into a member of ``enum``, naming the accepted values when it is not one."""
-    if isinstance(value, enum):
-        return value
-    for member in enum:
-        if value == member.value:
-            return member
-    accepted = ", ".join(str(member.value) for member in enum)
-    raise MnprofError(f"unknown {what} {value!r}; accepted: {accepted}")
-
-
-def parse_list(text: str, what: str, accepted: str = "comma-separated values", *, numbers: bool = False) -> list[str]:
-    """Split ``"a, b"`` into stripped items; an empty list or item is a one-line error naming ``accepted``
-    (``numbers``: items are numbers, so a digit separator is refused too)."""
-    items = [item.strip() for item in text.split(",")]
-    if not text.strip() or any(not item for item in items):
-        raise MnprofError(f"{what} list {text!r} is empty or has an empty item; accepted: {accepted}")
-    for item in items:  # int() and float() take other scripts' digits (١, ３２): only ASCII is accepted
-        if not item.isascii() or not item.isprintable():
-            raise MnprofError(f"{what} {item!r} is not plain ASCII text; accepted: {accepted}")
-        if numbers and "_" in item:  # int() and float() also take digit separators: "1_0" is 10
-            raise MnprofError(f"{what} {item!r} has a digit separator; accepted: {accepted}")
-    return items
 
 
 def parse_alphas(text: str) -> tuple[float, ...]:

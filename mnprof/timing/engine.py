@@ -1,6 +1,6 @@
 """The measurement engine: raw samples in, statistics derived, adaptive stopping, round-robin interleaving.
 
-Pure Python, no torch: :mod:`mnprof.timing.backends` makes the samplers (one call -> its duration in seconds),
+Pure Python, no torch: :mod:`mnprof.runtimes.backends` makes the samplers (one call -> its duration in seconds),
 :func:`mnprof.timing.timer.time_tasks` runs every timing of mnprof through here, and the order statistics
 are :mod:`mnprof.timing.stats`. Every duration is in seconds.
 

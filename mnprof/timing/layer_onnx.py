@@ -1,7 +1,7 @@
 """Per-layer timing on onnxruntime (float32 and int8): its profiler's per-node kernel times, by layer.
 
 The model is exported as the ``onnxruntime`` backend exports it (and, for ``onnxruntime_int8``, quantised
-as that backend quantises it, :func:`mnprof.timing.quantized.quantize_onnx`), then run in a session with
+as that backend quantises it, :func:`mnprof.runtimes.quantized.quantize_onnx`), then run in a session with
 onnxruntime's profiler on. The profiler writes one event per node per run with the node's kernel time
 (microsecond resolution). The exporter names every node after the module scope it came from
 (``/blocks/blocks.1/dw/conv/Conv``), and onnxruntime's graph optimisations keep that scope when they fuse
@@ -15,7 +15,7 @@ between NCHW and onnxruntime's blocked or NHWC layouts, flatten) are summed per 
 Whole runs of a session without the profiler are timed as well (``forward_ns``).
 
 An int8 model posts per-layer times only when its outputs agree with eager float32
-(:func:`mnprof.timing.quantized.agreement`), as in the timing sweep.
+(:func:`mnprof.runtimes.quantized.agreement`), as in the timing sweep.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import torch
 
 from mnprof.errors import MnprofError
 from mnprof.model.arch import LayerSpec, layer_of
-from mnprof.timing.backends import runtime_version
-from mnprof.timing.quantized import Agreement, agreement, quantize_onnx
-from mnprof.timing.registry import Backend, backend_info
-from mnprof.timing.runners import onnx_export, onnxruntime_session
+from mnprof.runtimes.backends import runtime_version
+from mnprof.runtimes.quantized import Agreement, agreement, quantize_onnx
+from mnprof.runtimes.registry import Backend, backend_info
+from mnprof.runtimes.runners import onnx_export, onnxruntime_session
 
 __all__ = ["GLUE_OPERATORS", "OnnxLayerTimes", "node_layer", "onnx_layer_passes"]
 

@@ -31,7 +31,7 @@ to run. The ``steady`` setting (default) keeps freed memory in the process while
 inference runtime's arena would (see :func:`steady_allocator`); the notes report the page faults
 per pass either way. Whole forward passes with neither hooks nor profiler are timed as well, so
 that what the per-layer times leave out (Python glue, flatten) is visible. The thread count is
-fixed for the measurement and restored after (:func:`mnprof.timing.backends.torch_threads`), and
+fixed for the measurement and restored after (:func:`mnprof.runtimes.backends.torch_threads`), and
 Python's garbage collector is paused while timing (:func:`mnprof.timing.engine.gc_paused`), as in
 the main timing sweep.
 """
@@ -57,15 +57,16 @@ except ImportError:  # not on Unix: page faults are then reported as not measura
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
 from mnprof.model.arch import LayerKind, LayerSpec
-from mnprof.model.config import ModelConfig, parse_choice
+from mnprof.model.config import ModelConfig
+from mnprof.parsing import parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing.backends import check_available, torch_threads
+from mnprof.runtimes.backends import check_available, torch_threads
+from mnprof.runtimes.registry import LAYER_BACKENDS, ONNX_LAYER_BACKENDS, Backend, backend_info, listing
 from mnprof.timing.engine import gc_paused
 from mnprof.timing.layer_onnx import onnx_layer_passes
 from mnprof.timing.layer_profiler import profiled_passes
 from mnprof.timing.records import Device
-from mnprof.timing.registry import LAYER_BACKENDS, ONNX_LAYER_BACKENDS, Backend, backend_info, listing
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.sweep import MAX_THREADS, check_threads
 from mnprof.timing.timer import steady_allocator
@@ -108,7 +109,7 @@ class LayerTimingSettings:
     """How to time the layers.
 
     Args:
-        backend: one of :data:`LAYER_BACKENDS` (:class:`mnprof.timing.registry.Backend`): ``eager``
+        backend: one of :data:`LAYER_BACKENDS` (:class:`mnprof.runtimes.registry.Backend`): ``eager``
             (PyTorch eager mode, NCHW) or ``channels_last`` (eager mode, model and input in NHWC).
         method: see :class:`Method`.
         allocator: see :class:`Allocator` and :func:`steady_allocator`.

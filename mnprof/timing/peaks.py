@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from mnprof.runtimes.gemm import gemm_sampler, kernel_available
 from mnprof.timing.engine import StopRule, Task
-from mnprof.timing.gemm import gemm_sampler, kernel_available
 from mnprof.timing.records import Device, GemmPeak
 from mnprof.timing.timer import pool_of, time_tasks
 
@@ -36,7 +36,7 @@ def measure_gemm_peak(
 ) -> GemmPeak:
     """The best float32 GEMM rate (GFLOP/s) of this host with ``threads`` threads, as a record.
 
-    Each kernel (see :func:`mnprof.timing.backends.gemm_sampler`) is timed with the same engine as the
+    Each kernel (see :func:`mnprof.runtimes.backends.gemm_sampler`) is timed with the same engine as the
     models and summarised by the same headline statistic, the 5th percentile of the calls (with the few
     calls a large GEMM gets within its budget, about its fastest call: a peak rate); the peak is the best
     rate, ``2 n^3 / headline``.

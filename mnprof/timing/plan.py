@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig, parse_choice
-from mnprof.timing.backends import parse_backends
+from mnprof.host import available_cores, host_environment
+from mnprof.model.config import ModelConfig
+from mnprof.parsing import parse_choice
+from mnprof.runtimes.backends import parse_backends
 from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule, budget_in_range, target_in_range
-from mnprof.timing.host import available_cores, host_environment
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, refuse_copies, results_records
 from mnprof.timing.sweep import TimingSettings, check_threads, parse_batch_sizes, run_sweep, sweep_drift
@@ -99,7 +100,7 @@ def plan(request: TimingRequest) -> TimingPlan | None:
     no GPU) is left unchecked, since reading another host's results needs neither."""
     if not request.enabled:
         return None
-    statistic: Statistic = parse_choice(request.statistic, Statistic, "--statistic")  # type: ignore[assignment]
+    statistic = parse_choice(request.statistic, Statistic, "--statistic")
     shown = {"statistic": statistic, "reference": request.reference}
     if not target_in_range(request.target_ci_pct / 100):
         raise MnprofError(

@@ -5,7 +5,7 @@ Schema (version 4, ``kind`` ``mnprof.results``)::
     {
       "schema_version": 4,
       "kind": "mnprof.results",
-      "environment": {...},        # mnprof.timing.host.host_environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
+      "environment": {...},        # mnprof.host.host_environment(): CPU, cores, OS, Python, torch + BLAS/oneDNN,
                                    # onnxruntime, mnprof version, git commit, date, host_fingerprint
       "gemm_peaks": [{"device", "threads", "kernel", "gflops", "gflops_by_kernel"}, ...],
       "measurements": [row, ...]   # flat objects, one per configuration x backend x batch size x threads x device

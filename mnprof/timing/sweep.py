@@ -3,7 +3,7 @@
 This is the Python API behind ``mnprof table``'s timing columns::
 
     from mnprof.model.config import grid
-    from mnprof.timing.host import host_environment
+    from mnprof.host import host_environment
     from mnprof.timing.store import ResultsStore
     from mnprof.timing.sweep import TimingSettings, run_sweep
 
@@ -28,11 +28,13 @@ import torch
 
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig, parse_choice, parse_list
+from mnprof.host import available_cores, available_memory, theoretical_peak_gflops
+from mnprof.model.config import ModelConfig
+from mnprof.parsing import parse_choice, parse_list
 from mnprof.model.seeded import calibrated_model, fixed_input
-from mnprof.timing import backends, quantized
+from mnprof.runtimes import backends, quantized
+from mnprof.runtimes.registry import INT8, LOSSY, ONNXRUNTIME_POOL
 from mnprof.timing.engine import Drift, Measurement, StopRule, Task, host_drift
-from mnprof.timing.host import available_cores, available_memory, theoretical_peak_gflops
 from mnprof.timing.peaks import measure_gemm_peak
 from mnprof.timing.records import (
     Backend,
@@ -47,7 +49,6 @@ from mnprof.timing.records import (
     TimingRecord,
     finite,
 )
-from mnprof.timing.registry import INT8, LOSSY, ONNXRUNTIME_POOL
 from mnprof.timing.stats import SampleStats
 from mnprof.timing.store import ResultsStore
 from mnprof.timing.timer import pool_of, time_tasks
@@ -344,7 +345,7 @@ def _run_sweep(
     """Time every configuration x backend x batch size not already in ``store``; returns all their records.
 
     Each backend's output is checked against eager PyTorch on the same input first (see
-    :func:`mnprof.timing.backends.tolerance`); one that fails or differs gets an error record and no time.
+    :func:`mnprof.runtimes.backends.tolerance`); one that fails or differs gets an error record and no time.
     Records are written to ``store`` as each measurement finishes, so an interrupted sweep keeps them.
     """
     keys = settings.keys(configs)

@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from mnprof.timing.backends import torch_threads
+from mnprof.runtimes.backends import torch_threads
+from mnprof.runtimes.registry import ONNXRUNTIME_POOL, Backend
 from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused, interleave
 from mnprof.timing.records import Device
-from mnprof.timing.registry import ONNXRUNTIME_POOL, Backend
 
 __all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "steady_allocator", "time_tasks"]
 

@@ -25,6 +25,7 @@ from mnprof.model.reference import (
     tfslim_entry,
 )
 from mnprof.paper import models as paper_models
+from mnprof.runtimes.registry import INT8
 from mnprof.timing.records import (
     GEOMETRIC_MEAN,
     Backend,
@@ -33,7 +34,6 @@ from mnprof.timing.records import (
     processor_of,
     rows_of,
 )
-from mnprof.timing.registry import INT8
 from mnprof.views.instructions import instruction_columns, with_instructions
 from mnprof.views.latency import latency_cell, latency_notes, relative_cell, typical_cell
 from mnprof.views.predict import fit_notes, latency_fits

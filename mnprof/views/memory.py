@@ -3,7 +3,7 @@
 Rows are :meth:`mnprof.timing.records.MemoryMeasurement.row` (one per configuration, runtime and batch
 size) or, for ``--view tensors``, :meth:`~mnprof.timing.records.MemoryMeasurement.tensor_rows` (one per
 tensor alive at each peak). How the bytes are measured and how each tensor is named:
-:mod:`mnprof.timing.memory`.
+:mod:`mnprof.memory.measure`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from mnprof.memory.records import ANALYTIC_CAUSES, Cause, MemoryMeasurement
 from mnprof.model.reference import MILLION
-from mnprof.timing.records import ANALYTIC_CAUSES, Cause, MemoryMeasurement
 from mnprof.views.render import Column, Format, Rendered, is_missing, number, render_with
 
 __all__ = ["MemoryView", "memory_frame", "render_memory"]

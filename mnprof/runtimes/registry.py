@@ -1,6 +1,6 @@
 """Every runtime mnprof times, and what each is and can do: one :class:`BackendInfo` per :class:`Backend`.
 
-Adding a runtime is one entry in :data:`REGISTRY` (and the function in :mod:`mnprof.timing.runners` that builds its
+Adding a runtime is one entry in :data:`REGISTRY` (and the function in :mod:`mnprof.runtimes.runners` that builds its
 runner). The sets the rest of mnprof asks about (:data:`LOSSY`, :data:`INT8`, :data:`ONNXRUNTIME_POOL`,
 :data:`MEMORY_BACKENDS`, :data:`LAYER_BACKENDS`, :data:`ONNX_LAYER_BACKENDS`) are views of it, and so are the
 accepted values that ``--help`` and error lines name.
@@ -35,6 +35,13 @@ __all__ = [
 ]
 
 
+class Device(StrEnum):
+    """Where a model runs."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
 class Backend(StrEnum):
     """Runtimes that run a built model; what each is and can do is its :data:`REGISTRY` entry."""
 
@@ -62,7 +69,7 @@ class BackendInfo:
 
     backend: Backend
     description: str  # one line for people (``mnprof table --help``)
-    prepare: str  # the function of mnprof.timing.runners that builds its Runner: (info, model, inputs, threads)
+    prepare: str  # the function of mnprof.runtimes.runners that builds its Runner: (info, model, inputs, threads)
     # Its output differs from eager float32 by design: it posts a time on agreement, not equality.
     lossy: bool = False
     int8: bool = False  # integer arithmetic: its rows are a fraction of the integer GEMM's peak, not the float32 one

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
+from mnprof.host import cpu_info
 from mnprof.model.seeded import SEED, seeded_images
-from mnprof.timing.host import cpu_info
 
 __all__ = [
     "AGREEMENT_IMAGES",

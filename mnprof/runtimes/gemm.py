@@ -9,9 +9,8 @@ from collections.abc import Callable
 
 import torch
 
-from mnprof.timing.records import Device
-from mnprof.timing.registry import Backend
-from mnprof.timing.runners import Runner, onnxruntime_session, sampler
+from mnprof.runtimes.registry import Backend, Device
+from mnprof.runtimes.runners import Runner, onnxruntime_session, sampler
 
 __all__ = ["gemm_sampler", "kernel_available"]
 

@@ -42,11 +42,12 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from mnprof.counting.shapes import plan_count
 from mnprof.errors import MnprofError
+from mnprof.memory.records import Cause, LiveTensor, MemoryMeasurement
 from mnprof.model.arch import layer_of
 from mnprof.model.config import ModelConfig
 from mnprof.model.networks import build_model
 from mnprof.model.seeded import fixed_input
-from mnprof.timing.backends import (
+from mnprof.runtimes.backends import (
     REDUCED_PRECISION,
     check_available,
     check_device,
@@ -54,10 +55,10 @@ from mnprof.timing.backends import (
     prepare,
     torch_threads,
 )
+from mnprof.runtimes.registry import MEMORY_BACKENDS, ONNXRUNTIME_POOL, Backend, Device, backend_info, listing
+from mnprof.runtimes.runners import Runner, tensor_bytes
 from mnprof.timing.layer_profiler import profiled, without_kineto_chatter
-from mnprof.timing.records import Backend, Cause, Device, LiveTensor, MemoryMeasurement, TimingKey
-from mnprof.timing.registry import MEMORY_BACKENDS, ONNXRUNTIME_POOL, backend_info, listing
-from mnprof.timing.runners import Runner, tensor_bytes
+from mnprof.timing.records import TimingKey
 from mnprof.timing.sweep import check_memory
 from mnprof.user_code import user_code
 

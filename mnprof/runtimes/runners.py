@@ -1,9 +1,9 @@
 """How each runtime is built: (model, fixed input) becomes a :class:`Runner`.
 
 ``call()`` runs one batch (what is timed) and ``output()`` returns the result as a CPU tensor (what is checked
-against eager PyTorch). Each ``prepare_*`` function here is named by the :data:`~mnprof.timing.registry.REGISTRY`
+against eager PyTorch). Each ``prepare_*`` function here is named by the :data:`~mnprof.runtimes.registry.REGISTRY`
 entries it builds, takes ``(info, model, inputs, threads)`` and is reached through
-:func:`mnprof.timing.backends.prepare`, which checks the backend first. Nothing here changes a global torch setting.
+:func:`mnprof.runtimes.backends.prepare`, which checks the backend first. Nothing here changes a global torch setting.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from mnprof.timing.quantized import quantize_onnx, quantize_torch, quantized_engine, torch_int8_engine, torch_settings
-from mnprof.timing.records import Device
-from mnprof.timing.registry import Backend, BackendInfo
+from mnprof.runtimes.quantized import quantize_onnx, quantize_torch, quantized_engine, torch_int8_engine, torch_settings
+from mnprof.runtimes.registry import Backend, BackendInfo, Device
 
 __all__ = [
     "Runner",

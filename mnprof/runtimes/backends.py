@@ -1,8 +1,8 @@
 """Runtimes that run a built model: eager PyTorch, channels_last, BN-folded, torch.compile, onnxruntime, int8,
-bfloat16 and float16 (each one entry of :data:`mnprof.timing.registry.REGISTRY`).
+bfloat16 and float16 (each one entry of :data:`mnprof.runtimes.registry.REGISTRY`).
 
 Each backend turns (model, fixed input) into a :class:`Runner` (:func:`prepare`, through the builder its registry
-entry names in :mod:`mnprof.timing.runners`): ``call()`` runs one batch (what is timed) and ``output()`` returns the
+entry names in :mod:`mnprof.runtimes.runners`): ``call()`` runs one batch (what is timed) and ``output()`` returns the
 result as a CPU tensor (what is checked against eager PyTorch). Availability is checked up front by
 :func:`check_available`, so a missing runtime is a one-line error before anything is measured. Nothing here changes
 global torch settings except inside :func:`torch_threads`, which restores them.
@@ -19,13 +19,12 @@ from typing import Any
 import torch
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import parse_list
+from mnprof.parsing import parse_list
 from mnprof.provenance import package_version
-from mnprof.timing import runners
-from mnprof.timing.gemm import gemm_sampler, kernel_available
-from mnprof.timing.records import Device
-from mnprof.timing.registry import REGISTRY, Backend, backend_info, listing, parse_backend
-from mnprof.timing.runners import Runner, fold_batchnorm, onnx_export, onnxruntime_session, sampler, tensor_bytes
+from mnprof.runtimes import runners
+from mnprof.runtimes.gemm import gemm_sampler, kernel_available
+from mnprof.runtimes.registry import REGISTRY, Backend, Device, backend_info, listing, parse_backend
+from mnprof.runtimes.runners import Runner, fold_batchnorm, onnx_export, onnxruntime_session, sampler, tensor_bytes
 
 __all__ = [
     "REDUCED_PRECISION",
