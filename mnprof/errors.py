@@ -47,15 +47,10 @@ _sigint_seen = threading.Event()  # a real Ctrl-C arrived during sigint_noted()
 
 @contextmanager
 def sigint_noted() -> Iterator[None]:
-    """For the block (the command line's run), a real Ctrl-C (SIGINT) is noted before it raises
-    ``KeyboardInterrupt`` as Python's own handler does, so that :func:`user_code` tells it from a
-    ``KeyboardInterrupt`` the user's code raises: the first interrupts mnprof (exit 130, even while mnprof runs a
-    model's forward pass inside the fence), the second is an error of that code (exit 2). Only where Python's
-    default handler is installed, in the main thread (the ``mnprof`` command's own handlers, installed before it
-    imports anything heavy, call :func:`note_interruption` just the same). SIGTERM (``timeout``, a CI runner
-    ending a job) and SIGHUP (the terminal closed), where their default applies, interrupt the same way, so that
-    what was finished is kept and no temporary or lock file is left behind; :func:`interrupted_by` then says which
-    signal it was (the exit code is 128 + its number)."""
+    """For the block (the command line's run, in the main thread), a real Ctrl-C is noted before it raises
+    ``KeyboardInterrupt`` (:func:`note_interruption`), so that :func:`mnprof.user_code.user_code` tells it (exit 130)
+    from one the user's code raises (its error, exit 2); SIGTERM and SIGHUP, where their default applies, interrupt
+    the same way, so that what was finished is kept and no temporary or lock file is left behind."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -82,10 +77,9 @@ def interrupted_by() -> int:
 
 
 def note_interruption(signum: int, frame: object) -> None:
-    """A signal interrupts the command line's run: noted (:func:`interrupted_by`, and a real Ctrl-C for
-    :func:`user_code`), then raised as ``KeyboardInterrupt`` as Python's own handler does. The handler
-    :func:`sigint_noted` installs, and the one the ``mnprof`` command has from its first line on calls it while the
-    run runs (:func:`mnprof._startup.run_begins`)."""
+    """A signal interrupts the command line's run: noted (:func:`interrupted_by`, :func:`sigint_seen`), then raised
+    as ``KeyboardInterrupt`` as Python's own handler does (the handler of :func:`sigint_noted` and of
+    :func:`mnprof._startup.run_begins`)."""
     _sigint_seen.set()
     _interrupting[0] = signum
     signal.default_int_handler(signal.SIGINT, frame)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError, keep_unwritten
-from mnprof.files import read_text_file, schema_problem
+from mnprof.files.documents import read_text_file
+from mnprof.files.schemas import schema_problem
 
 __all__ = ["PYPROJECT", "tool_table"]
 

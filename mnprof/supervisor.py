@@ -47,23 +47,14 @@ except BaseException as error:
         problem = _startup.broken_environment(error) if isinstance(error, Exception) else None
     except BaseException:
         problem = None
-    text = " ".join(f"{{type(error).__name__}}: {{error}}".split())
     problem = problem or (
-        f"mnprof's worker process cannot import mnprof ({{text}}) with {{sys.executable}}; "
+        f"mnprof's worker process cannot import mnprof ({{type(error).__name__}}: {{error}}) with {{sys.executable}}; "
         "accepted: a Python environment where mnprof is installed"
     )
     sys.stderr.write(f"mnprof: error: {{' '.join(problem.split())}}\\n")
-    sys.stderr.flush()
     raise SystemExit({CANNOT_START})
 main()
 """
-
-
-@dataclass
-class _Block:
-    doing: str
-    late: str
-    deadline: float | None
 
 
 @dataclass
@@ -73,7 +64,7 @@ class _Worker:
     process: subprocess.Popen[bytes]
     shared: int | None = None  # what runs now, in shared memory (mnprof.worker.now)
     output: bytearray = field(default_factory=bytearray)
-    blocks: list[_Block] = field(default_factory=list)
+    blocks: list[tuple[str, str, float | None]] = field(default_factory=list)  # doing, late line, deadline
     last: str | None = None  # the last block of user code that began
     kept: tuple[str, int] | None = None  # the results file and how many measurements it holds
     lock: str | None = None  # the results file's writer lock, while the worker holds it
@@ -82,69 +73,48 @@ class _Worker:
     def take(self, kind: bytes, payload: bytes) -> None:
         if kind == b"O":
             self.output += payload
-        elif kind == b"B":
-            block = json.loads(payload)
-            limit = block.get("limit_s")
-            deadline = time.monotonic() + float(limit) if limit is not None else None
-            self.blocks.append(_Block(block["doing"], block["late"], deadline))
-            self.last = block["doing"]
-        elif kind == b"E":
-            if self.blocks:
-                self.blocks.pop()
-        elif kind == b"K":
+        elif kind == b"E" and self.blocks:
+            self.blocks.pop()
+        elif kind in (b"B", b"K", b"D"):
             value = json.loads(payload)
-            self.kept = (str(value["path"]), int(value["count"]))
-            self.lock = value.get("lock")
-        elif kind == b"D":
-            self.code = int(json.loads(payload)["code"])
-
-    def overrun(self) -> _Block | None:
-        """The innermost block of user code past its time limit, if any."""
-        now = time.monotonic()
-        late = [block for block in self.blocks if block.deadline is not None and now > block.deadline]
-        return late[-1] if late else None
-
-
-def _signal_name(number: int) -> str:
-    try:
-        name = signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-    description = signal.strsignal(number)
-    return f"{name} ({description.lower()})" if description else name
+            if kind == b"B":
+                limit = value["limit_s"]
+                self.blocks.append((value["doing"], value["late"], None if limit is None else time.monotonic() + limit))
+                self.last = value["doing"]
+            elif kind == b"K":
+                self.kept, self.lock = (value["path"], value["count"]), value["lock"]
+            else:
+                self.code = value["code"]
 
 
 def death(returncode: int) -> str:
     """How a process that ended with ``returncode`` (as :mod:`subprocess` gives it) ended, in words."""
-    if returncode < 0:
-        number = -returncode
-        how = f"died of {_signal_name(number)}"
-        if number == signal.SIGKILL:
-            how += ", as the kernel's out-of-memory killer ends a process"
-        return how
-    return f"exited with code {returncode} before finishing (the code called os._exit or exec, or ended the process)"
-
-
-def _without_user_code(how: str) -> str:
-    """:func:`death`'s words where no user code was running: no guess at what the code did."""
-    return how.split(" (the code called", 1)[0]
+    if returncode >= 0:
+        return f"exited with code {returncode} before finishing"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"died of signal {-returncode}"
+    description = signal.strsignal(-returncode)
+    how = f"died of {name} ({description.lower()})" if description else f"died of {name}"
+    return how + (", as the kernel's out-of-memory killer ends a process" if -returncode == signal.SIGKILL else "")
 
 
 def _kept_line(kept: tuple[str, int] | None) -> str:
-    if kept is None or kept[1] == 0:
-        return ""
-    path, count = kept
-    return f"; {count} measurements kept in {path}; add --resume to finish the rest"
+    return f"; {kept[1]} measurements kept in {kept[0]}; add --resume to finish the rest" if kept and kept[1] else ""
 
 
-def _describe(state: _Worker, how: str) -> str:
-    now = worker.read_now(state.shared) if state.shared is not None else ""
-    if state.blocks and state.blocks[-1].deadline is None and now:  # timing: which model's call it was
-        return f"{now}: the process running it {how}{_kept_line(state.kept)}"
-    if state.blocks:
-        return f"{state.blocks[-1].doing}: the process running it {how}{_kept_line(state.kept)}"
-    after = f" (after {state.last})" if state.last else ""
-    return f"mnprof's worker process {_without_user_code(how)}{after}{_kept_line(state.kept)}"
+def _describe(state: _Worker, returncode: int) -> str:
+    """The line for a worker that ended with ``returncode``: what ran (the model timed now, where the shared file
+    says), how it ended, and what is kept; no guess at what the user's code did where none was running."""
+    how, kept = death(returncode), _kept_line(state.kept)
+    if not state.blocks:
+        return f"mnprof's worker process {how}{f' (after {state.last})' if state.last else ''}{kept}"
+    if returncode >= 0:
+        how += " (the code called os._exit or exec, or ended the process)"
+    doing, _, deadline = state.blocks[-1]
+    now = worker.read_now(state.shared) if state.shared is not None and deadline is None else ""
+    return f"{now or doing}: the process running it {how}{kept}"
 
 
 def _error(message: str) -> None:
@@ -159,17 +129,13 @@ def _remove_lock(lock: str | None) -> None:
     """Remove the results lock a dead worker left behind, if no other process holds it now."""
     if lock is None:
         return
-    try:
+    with suppress(OSError):  # none left, or another sweep holds it now
         descriptor = os.open(lock, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.unlink(lock)  # removed while locked, as the store itself does
-    except OSError:
-        pass  # another sweep holds it now
-    finally:
-        os.close(descriptor)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(lock)  # removed while locked, as the store itself does
+        finally:
+            os.close(descriptor)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -197,14 +163,11 @@ def _write_output(data: bytes) -> int | None:
 
 def _shared_now() -> int | None:
     """The small shared file the worker writes what runs now into (:func:`mnprof.worker.now`); ``None``: none."""
-    if not hasattr(os, "memfd_create"):  # not Linux: a crash while timing names the families, not the configuration
-        return None
-    try:
+    with suppress(AttributeError, OSError):  # not Linux: a crash while timing names the families, not the configuration
         descriptor = os.memfd_create("mnprof-now")
         os.ftruncate(descriptor, worker.NOW_BYTES)
-    except OSError:
-        return None
-    return descriptor
+        return descriptor
+    return None
 
 
 def _start(args: list[str]) -> tuple[subprocess.Popen[bytes], int, int | None]:
@@ -214,7 +177,7 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[bytes], int, int | None]:
     described = {
         "fd": write,
         "now": shared,
-        "tty": bool(stdout is not None and _isatty(1)),
+        "tty": stdout is not None and os.isatty(1),
         "encoding": getattr(stdout, "encoding", None),
         "errors": getattr(stdout, "errors", None),
     }
@@ -226,7 +189,7 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[bytes], int, int | None]:
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", WORKER_CODE, *args],
-            stdin=subprocess.DEVNULL if _isatty(0) else None,  # a background group reading the terminal would stop
+            stdin=subprocess.DEVNULL if os.isatty(0) else None,  # a background group reading the terminal would stop
             stdout=2 if _valid(2) else subprocess.DEVNULL,  # what the user's code prints: to standard error
             pass_fds=(write,) if shared is None else (write, shared),
             env=environment,
@@ -235,13 +198,6 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[bytes], int, int | None]:
     finally:
         os.close(write)
     return process, read, shared
-
-
-def _isatty(descriptor: int) -> bool:
-    try:
-        return os.isatty(descriptor)
-    except OSError:
-        return False
 
 
 def _valid(descriptor: int) -> bool:
@@ -299,67 +255,56 @@ def supervise(args: list[str], *, ending: bool = False) -> int:
                     signal.signal(signum, handler)
 
 
-def _pidfd(process: subprocess.Popen[bytes]) -> int | None:
-    """A descriptor that becomes readable when ``process`` ends (Linux), so that waiting takes no CPU at all."""
-    try:
-        return os.pidfd_open(process.pid)
-    except (AttributeError, OSError):
-        return None
-
-
 def _timeout(state: _Worker, interrupts: list[tuple[int, float]], polling: bool) -> float | None:
     """How long the next wait may take: until the nearest time limit, or an interrupt's grace, runs out."""
-    now = time.monotonic()
-    due = [block.deadline for block in state.blocks if block.deadline is not None]
+    due = [deadline for _, _, deadline in state.blocks if deadline is not None]
     due += [interrupts[0][1] + KILL_GRACE_S] if interrupts else []
-    wait = max(min(due) - now, 0.0) + 0.01 if due else None
-    return min(wait, POLL_S) if polling and wait is not None else (POLL_S if polling else wait)
+    wait = max(min(due) - time.monotonic(), 0.0) + 0.01 if due else None
+    return min(wait or POLL_S, POLL_S) if polling else wait
 
 
 def _wait(state: _Worker, read: int, interrupts: list[tuple[int, float]]) -> int:
-    process, buffer, open_ = state.process, bytearray(), True
-    ended = _pidfd(process)
+    process, buffer, ended = state.process, bytearray(), None
+    with suppress(AttributeError, OSError):  # Linux: readable when the worker ends, so waiting takes no CPU at all
+        ended = os.pidfd_open(process.pid)
+    watched = [read] if ended is None else [read, ended]
     try:
         while True:
-            watched = [fd for fd in (read if open_ else None, ended) if fd is not None]
             ready, _, _ = select.select(watched, [], [], _timeout(state, interrupts, polling=ended is None))
             if read in ready:
                 chunk = os.read(read, 1 << 16)
                 buffer += chunk
-                open_ = bool(chunk)  # closed: the worker and every program holding the pipe are gone
-                for kind, payload in worker.decode_frames(buffer):
-                    state.take(kind, payload)
+                if not chunk:  # closed: the worker and every program holding the pipe are gone
+                    watched.remove(read)
+            exited = process.poll() is not None
+            if exited:  # what is left in the pipe (a program it started may hold it open: no waiting)
+                os.set_blocking(read, False)
+                with suppress(OSError):
+                    while chunk := os.read(read, 1 << 16):
+                        buffer += chunk
+            for kind, payload in worker.decode_frames(buffer):
+                state.take(kind, payload)
             if state.code is not None:
                 return _finish(state)
-            late = state.overrun()
-            if late is not None:
-                _kill_group(process)
-                _remove_lock(state.lock)
-                _error(late.late + _kept_line(state.kept))
-                return EXIT_USAGE
-            if interrupts and process.poll() is None and time.monotonic() - interrupts[0][1] > KILL_GRACE_S:
-                _kill_group(process)  # interrupted, and the worker has not ended (its code is in a long C call)
-                _remove_lock(state.lock)
-                _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
-                return 128 + interrupts[0][0]
-            if process.poll() is not None:
-                _drain(state, read, buffer)
-                if state.code is not None:
-                    return _finish(state)
+            late = [line for _, line, deadline in state.blocks if deadline is not None and time.monotonic() > deadline]
+            if late:  # the innermost block past its limit
+                return _end(state, late[-1] + _kept_line(state.kept), EXIT_USAGE)
+            if interrupts and not exited and time.monotonic() - interrupts[0][1] > KILL_GRACE_S:
+                signum = interrupts[0][0]  # the worker has not ended (its code is in a long C call)
+                return _end(state, _startup.interrupted_message(signum) + _kept_line(state.kept), 128 + signum)
+            if exited:
                 return _died(state, interrupts)
     finally:
         if ended is not None:
             os.close(ended)
 
 
-def _drain(state: _Worker, read: int, buffer: bytearray) -> None:
-    """Read what is left in the pipe after the worker ended (a program it started may hold it open: no waiting)."""
-    os.set_blocking(read, False)
-    with suppress(BlockingIOError, OSError):
-        while chunk := os.read(read, 1 << 16):
-            buffer += chunk
-    for kind, payload in worker.decode_frames(buffer):
-        state.take(kind, payload)
+def _end(state: _Worker, line: str, code: int) -> int:
+    """End the worker's whole process group, remove the lock it held, write ``line``, and return ``code``."""
+    _kill_group(state.process)
+    _remove_lock(state.lock)
+    _error(line)
+    return code
 
 
 def _finish(state: _Worker) -> int:
@@ -375,14 +320,14 @@ def _finish(state: _Worker) -> int:
 
 def _died(state: _Worker, interrupts: list[tuple[int, float]]) -> int:
     """The worker ended without saying it was done."""
-    returncode = state.process.returncode
+    returncode, signum = state.process.returncode, interrupts[0][0] if interrupts else 0
     _remove_lock(state.lock)
-    if interrupts and returncode == 128 + interrupts[0][0]:  # it wrote its line (still starting: nothing to keep)
+    if signum and returncode == 128 + signum:  # it wrote its line (still starting: nothing to keep)
         return returncode
     if returncode == CANNOT_START and state.last is None and state.kept is None:  # it wrote its line
         return EXIT_USAGE
-    if interrupts and returncode == -interrupts[0][0]:  # ended by the interrupt itself
-        _error(_startup.interrupted_message(interrupts[0][0]) + _kept_line(state.kept))
-        return 128 + interrupts[0][0]
-    _error(_describe(state, death(returncode)))
+    if signum and returncode == -signum:  # ended by the interrupt itself
+        _error(_startup.interrupted_message(signum) + _kept_line(state.kept))
+        return 128 + signum
+    _error(_describe(state, returncode))
     return EXIT_USAGE

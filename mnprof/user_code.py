@@ -75,11 +75,10 @@ def user_code_limit_s() -> float:
     text = os.environ.get(USER_CODE_LIMIT_ENV)
     if text is None:
         return DEFAULT_USER_CODE_LIMIT_S
-    try:
+    limit = math.nan  # refused by any bound, as is infinity
+    with suppress(ValueError):
         limit = float(text) if text.isascii() and "_" not in text else math.nan  # not ٣ or ５, nor 1_0
-    except ValueError:
-        limit = math.nan
-    if not math.isfinite(limit) or not 0 < limit <= MAX_USER_CODE_LIMIT_S:
+    if not 0 < limit <= MAX_USER_CODE_LIMIT_S:
         raise MnprofError(
             f"{USER_CODE_LIMIT_ENV}={text!r} is invalid; "
             f"accepted: a number of seconds in (0, {MAX_USER_CODE_LIMIT_S:g}]"
@@ -88,20 +87,16 @@ def user_code_limit_s() -> float:
 
 
 def _thread_failed(failure: threading.ExceptHookArgs) -> None:
-    """A thread (in practice one the user's code started) ended by an exception: one warning line, not the traceback
-    Python prints."""
     if failure.exc_type is SystemExit:  # a thread's way to end, as Python's own hook takes it
         return
     name = failure.thread.name if failure.thread is not None else "?"
     error = failure.exc_value if failure.exc_value is not None else failure.exc_type()
-    line = f"mnprof: warning: thread {name!r} raised {one_line(error)}\n"
     with suppress(OSError):
-        os.write(2, line.encode("utf-8", "backslashreplace"))
+        os.write(2, f"mnprof: warning: thread {name!r} raised {one_line(error)}\n".encode("utf-8", "backslashreplace"))
 
 
 def contain_threads() -> None:
-    """For the rest of the process (the command line's run), a thread that raises is one warning line on stderr
-    (:func:`_thread_failed`) instead of a traceback."""
+    """For the rest of the process, a thread (the user's code's) that raises is one warning line, not a traceback."""
     threading.excepthook = _thread_failed
 
 
@@ -110,41 +105,35 @@ _held: list[warnings.WarningMessage] | None = None  # what held_warnings() caugh
 
 @contextmanager
 def warnings_held_for_run() -> Iterator[Callable[[], list[str]]]:
-    """For the block (the command line's run), :func:`held_warnings` holds what it catches; the function it
-    yields gives them, as ``file:line: Category: message`` lines, each distinct one once, at most
-    :data:`MAX_SHOWN_WARNINGS` and then how many more. Outside it (mnprof as a library) warnings are shown as
-    Python shows them."""
+    """For the block (the command line's run), :func:`held_warnings` holds what it catches (outside it, mnprof as a
+    library, warnings show as Python shows them); the function yielded gives them as ``file:line: Category:
+    message`` lines, each distinct one once, at most :data:`MAX_SHOWN_WARNINGS` and then how many more."""
     global _held
     previous, _held = _held, []
     held = _held
 
     def lines() -> list[str]:
-        shown = []
-        torch_changes: dict[str, tuple[list[str], bool]] = {}  # who -> every change it made, and whether timed
+        changed: dict[str, tuple[list[str], bool]] = {}  # who -> every change it made, and whether timed
         for message in held:
-            if isinstance(message.message, TorchStateChanged):
-                change = message.message
-                changes, timed = torch_changes.setdefault(change.who, ([], False))
+            if isinstance(change := message.message, TorchStateChanged):
+                changes, timed = changed.setdefault(change.who, ([], False))
                 changes.extend(text for text in change.changes if text not in changes)
-                torch_changes[change.who] = (changes, timed or change.timed)
+                changed[change.who] = (changes, timed or change.timed)
+        shown = []
         for message in held:
-            where = message.filename
-            with suppress(ValueError):  # another drive (Windows)
-                relative = os.path.relpath(where)
-                where = where if relative.startswith(os.pardir) else relative
             text = " ".join(str(message.message).split())
             if isinstance(message.message, TorchStateChanged):  # one line per model, where it first changed one
-                shown.append(TorchStateChanged.line(message.message.who, *torch_changes[message.message.who]))
-                continue
-            if issubclass(message.category, MnprofWarning):
-                shown.append(text)
-                continue
-            shown.append(f"{where}:{message.lineno}: {message.category.__name__}: {text}")
+                text = TorchStateChanged.line(message.message.who, *changed[message.message.who])
+            elif not issubclass(message.category, MnprofWarning):
+                where = message.filename
+                with suppress(ValueError):  # another drive (Windows)
+                    relative = os.path.relpath(where)
+                    where = where if relative.startswith(os.pardir) else relative
+                text = f"{where}:{message.lineno}: {message.category.__name__}: {text}"
+            shown.append(text)
         distinct = list(dict.fromkeys(shown))
-        shown = distinct[:MAX_SHOWN_WARNINGS]
-        if len(distinct) > len(shown):
-            shown.append(f"and {len(distinct) - len(shown)} more distinct warnings")
-        return shown
+        more = len(distinct) - MAX_SHOWN_WARNINGS
+        return distinct[:MAX_SHOWN_WARNINGS] + ([f"and {more} more distinct warnings"] if more > 0 else [])
 
     try:
         yield lines
@@ -154,12 +143,9 @@ def warnings_held_for_run() -> Iterator[Callable[[], list[str]]]:
 
 @contextmanager
 def held_warnings() -> Iterator[None]:
-    """Hold the Python warnings issued in the block (the user's code, and torch's warnings about it: a
-    ``UserWarning`` from a factory, a ``TracerWarning`` from tracing its model) instead of printing them as they
-    come, within :func:`warnings_held_for_run`: a one-line error must be alone on stderr, and whether there will be
-    one is known only when the command ends. The command line shows them after a command that succeeded, each
-    once, one line each, and drops them with an error. The filters stay as they are: ``-W error`` (or
-    ``PYTHONWARNINGS=error``) still turns a warning into an error, the way to see one that a failure dropped."""
+    """Hold the Python warnings issued in the block (the user's code's, and torch's about it) within
+    :func:`warnings_held_for_run`: a one-line error must be alone on stderr, and whether there will be one is known
+    only when the command ends. The filters stay as they are: ``-W error`` still turns a warning into an error."""
     held = _held
     if held is None:
         yield
@@ -180,10 +166,9 @@ def _torch_state_changed(who: str, changes: list[str], timed: bool, failing: boo
 
 @contextmanager
 def torch_state_kept(who: str, *, timed: bool = False) -> Iterator[None]:
-    """Torch's process-wide settings (:mod:`mnprof.torch_state`: default dtype, threads, grad mode ...) as they
-    were before the block, set back after it, with one warning naming ``who`` (``model F at F-0.5-64``) and what
-    changed: no other model is measured under what the user's code changed. ``timed``: the block timed ``who``'s
-    own model, whose timing then ran under the change."""
+    """Torch's process-wide settings (:mod:`mnprof.torch_state`) set back after the block, with one warning naming
+    ``who`` (``model F at F-0.5-64``) and what changed, so that no other model is measured under the user's change;
+    ``timed``: the block timed ``who``'s own model, whose timing then ran under the change."""
     before = torch_state.snapshot()
     failing = True
     try:
@@ -218,30 +203,29 @@ def torch_state_kept_each_call(call: Callable[[], Any], who: str) -> Callable[[]
     return kept
 
 
-def _child_code(error: BaseException | None) -> int:
-    """The exit code of a child process the user's code forked and that came back into mnprof's code."""
-    if error is None:
-        return 0
-    if isinstance(error, SystemExit):
-        return error.code if isinstance(error.code, int) else (0 if error.code is None else 1)
-    return 1
-
-
 @contextmanager
-def _standard_streams_kept() -> Iterator[None]:
-    """Standard input, output and error as they were before the block, for mnprof's own lines after it: the file
-    descriptors 0-2 (code that closes or redirects one, ``os.close(2)``, must not leave mnprof unable to say
-    what went wrong) and the ``sys`` stream objects (reassigned, or closed: a new stream on the same
-    descriptor)."""
+def process_kept() -> Iterator[None]:
+    """For the block (the user's code): the working directory (where relative outputs go), the umask and the standard
+    streams (descriptors 0-2 and the ``sys`` objects, a closed one reopened) are restored after it; and a child
+    process it forked that returns into mnprof's code ends there, silently (its exit code: 0, or its
+    ``SystemExit``'s), instead of running on as a second mnprof. Whatever ends the process itself is the ``mnprof``
+    process's to report (:mod:`mnprof.supervisor`)."""
+    owner, cwd = os.getpid(), _cwd_now()  # None: already removed, nothing to return to
+    umask = os.umask(0o022)
+    os.umask(umask)
     kept = {}
     for descriptor in (0, 1, 2):
         with suppress(OSError):  # closed before the block: nothing to restore
             kept[descriptor] = os.dup(descriptor)
     streams = sys.stdin, sys.stdout, sys.stderr
+    failure: BaseException | None = None
     try:
         yield
+    except BaseException as error:
+        failure = error
+        raise
     finally:
-        for descriptor, copy in kept.items():
+        for descriptor, copy in kept.items():  # a descriptor closed or redirected (os.close(2)) cannot silence mnprof
             with suppress(OSError):
                 os.dup2(copy, descriptor)
             os.close(copy)
@@ -249,36 +233,11 @@ def _standard_streams_kept() -> Iterator[None]:
         if sys.stderr is not None and getattr(sys.stderr, "closed", False) and 2 in kept:
             with suppress(OSError, ValueError):
                 sys.stderr = open(os.dup(2), "w", encoding="utf-8", errors="backslashreplace", buffering=1)  # noqa: SIM115
-
-
-@contextmanager
-def process_kept() -> Iterator[None]:
-    """For the block (the user's code), what mnprof goes on with after it stays mnprof's: the working directory,
-    the umask and the standard streams are restored (a factory that calls ``os.chdir`` must not move where mnprof
-    writes its relative outputs, one that sets ``os.umask(0o777)`` make them unreadable, nor one that closes stderr
-    silence mnprof's error); and a child process the code forked that returns into mnprof's code ends there,
-    silently (its exit code: 0, or its ``SystemExit``'s), instead of running on as a second mnprof. Whatever ends
-    the process itself (``os._exit``, ``exec``, a signal) is the ``mnprof`` process's to report
-    (:mod:`mnprof.supervisor`)."""
-    owner = os.getpid()
-    try:
-        cwd: str | None = os.getcwd()
-    except OSError:  # already removed: nothing to return to
-        cwd = None
-    umask = os.umask(0o022)
-    os.umask(umask)
-    failure: BaseException | None = None
-    try:
-        with _standard_streams_kept():
-            yield
-    except BaseException as error:
-        failure = error
-        raise
-    finally:
         if os.getpid() != owner:  # a forked child that returned into mnprof's code (or raised into it)
             with suppress(Exception):
                 sys.stderr.flush()
-            os._exit(_child_code(failure))
+            code = failure.code if isinstance(failure, SystemExit) else failure  # as Python exits with SystemExit
+            os._exit(code if isinstance(code, int) else 0 if code is None else 1)
         os.umask(umask)
         if cwd is not None and _cwd_now() != cwd:  # unchanged: left alone (an unreadable one cannot be entered)
             try:
@@ -299,14 +258,12 @@ def _cwd_now() -> str | None:
 
 @contextmanager
 def user_code(what: str, *, limited: bool = True, who: str | None = None) -> Iterator[None]:
-    """Run the user's code (an import, a factory, a forward pass) contained: what it prints with ``print`` goes to
-    stderr (in a worker, everything it writes does, :mod:`mnprof.worker`); its Python warnings are held
-    (:func:`held_warnings`); anything it raises, ``SystemExit`` and ``KeyboardInterrupt`` included, becomes a
-    one-line :class:`MnprofError`: ``what`` and the error. In a worker the ``mnprof`` process is told the code runs,
-    and ends it with one line if it takes more than :func:`user_code_limit_s` seconds (``limited=False``: no limit,
-    for timing a user's model, which takes as long as its budget says) or ends the process. Torch's process-wide
-    settings are set back after it, with one warning naming ``who`` (default: ``what`` up to its last colon,
-    ``model F at F-0.5-64``) and what it changed (:func:`torch_state_kept`)."""
+    """Run the user's code (an import, a factory, a forward pass) contained: ``print`` goes to stderr (in a worker,
+    everything it writes does); its warnings are held (:func:`held_warnings`); anything it raises, ``SystemExit``
+    and ``KeyboardInterrupt`` included, becomes the one-line :class:`MnprofError` ``what`` and the error; the process
+    is restored (:func:`process_kept`) and torch's settings too (:func:`torch_state_kept`, naming ``who``, default
+    ``what`` up to its last colon). In a worker the ``mnprof`` process ends it with one line past
+    :func:`user_code_limit_s` seconds (``limited=False``: no limit, for timing a model within its budget)."""
     limit = user_code_limit_s()
     if who is None:
         owner, colon, _ = what.removesuffix(":").rpartition(": ")
@@ -327,11 +284,9 @@ def user_code(what: str, *, limited: bool = True, who: str | None = None) -> Ite
             yield
     except MnprofError:
         raise
-    except KeyboardInterrupt as error:
-        if sigint_seen():  # a real Ctrl-C: the command line's interruption, not the user's code's error
+    except BaseException as error:  # SystemExit, KeyboardInterrupt, GeneratorExit, a BaseException of its own
+        if isinstance(error, KeyboardInterrupt) and sigint_seen():  # a real Ctrl-C: the run's interruption
             raise
-        raise MnprofError(f"{what} {one_line(error)}") from None
-    except BaseException as error:  # SystemExit, GeneratorExit, a BaseException of its own
         raise MnprofError(f"{what} {one_line(error)}") from None
     finally:
         worker.end()

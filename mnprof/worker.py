@@ -3,12 +3,9 @@ its models and the user's code, and tells the ``mnprof`` process what it is doin
 
 The ``mnprof`` process starts this one (``python -c`` calling :func:`mnprof.cli.worker.main`) with its standard
 output connected to standard error, so that nothing the user's code prints, by any means (``print``,
-``os.write(1, ...)``, a C library), can reach mnprof's output; mnprof's own output (a table, a JSON document,
-help) travels over the pipe instead (:class:`Channel`), and the ``mnprof`` process prints it once the command is
-done. Over the same pipe go the user code's time limits (:func:`begin` and :func:`end`, called by
-:func:`mnprof.user_code.user_code`), the measurements kept so far (:func:`kept`), and the command's exit code
-(:func:`done`). Whatever ends this process before :func:`done` (a segfault, an abort, the OOM killer,
-``os._exit``, ``exec``, a time limit) the ``mnprof`` process reports as one line naming what was running.
+``os.write(1, ...)``, a C library), can reach mnprof's output, which travels over the pipe instead
+(:class:`Channel`), with the user code's time limits (:func:`begin`, :func:`end`, called by
+:func:`mnprof.user_code.user_code`), the measurements kept so far (:func:`kept`) and the exit code (:func:`done`).
 
 Frames: one byte for the kind, four for the length (big-endian), then the payload: ``O`` output bytes, ``B`` a
 limited or unlimited block of user code begins (JSON: ``doing``, ``late``, ``limit_s``), ``E`` it ends, ``K`` a
@@ -29,21 +26,10 @@ import os
 import struct
 import sys
 import threading
+from contextlib import suppress
 from typing import Any
 
-__all__ = [
-    "CHANNEL_ENV",
-    "Channel",
-    "begin",
-    "decode_frames",
-    "done",
-    "end",
-    "connect",
-    "in_worker",
-    "kept",
-    "now",
-    "read_now",
-]
+__all__ = ["CHANNEL_ENV", "Channel", "begin", "connect", "decode_frames", "done", "end", "kept", "now", "read_now"]
 
 CHANNEL_ENV = "MNPROF_WORKER_CHANNEL"  # set by the mnprof process: the pipe's descriptor and stdout's nature, JSON
 HEADER = struct.Struct(">cI")
@@ -55,13 +41,12 @@ _now: Any = None  # the shared record's mmap, in a worker
 _now_text = [""]
 
 
-class Channel:
-    """The write end of the pipe to the ``mnprof`` process: whole frames, one writer at a time."""
+class Channel(io.RawIOBase):
+    """The write end of the pipe to the ``mnprof`` process: whole frames, one writer at a time; as a raw stream,
+    mnprof's own standard output (``O`` frames)."""
 
     def __init__(self, descriptor: int) -> None:
-        self.descriptor = descriptor
-        self._lock = threading.Lock()
-        self.owner = os.getpid()
+        self.descriptor, self.owner, self._lock = descriptor, os.getpid(), threading.Lock()
 
     def send(self, kind: bytes, payload: bytes) -> None:
         if os.getpid() != self.owner:  # a child the user's code forked: never speaks for the worker
@@ -70,11 +55,15 @@ class Channel:
         with self._lock:
             view = memoryview(frame)
             while view:
-                written = os.write(self.descriptor, view)
-                view = view[written:]
+                view = view[os.write(self.descriptor, view) :]
 
-    def send_json(self, kind: bytes, value: dict[str, Any]) -> None:
-        self.send(kind, json.dumps(value).encode("utf-8"))
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        payload = bytes(data)
+        self.send(b"O", payload)
+        return len(payload)
 
 
 def decode_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
@@ -89,29 +78,27 @@ def decode_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
     return frames
 
 
-def in_worker() -> bool:
-    """Whether this process is a worker of the ``mnprof`` process."""
-    return _channel is not None
+def _send(kind: bytes, value: dict[str, Any] | None = None) -> None:
+    """A frame to the ``mnprof`` process (a JSON payload), where this process is its worker."""
+    if _channel is not None:
+        _channel.send(kind, b"" if value is None else json.dumps(value).encode("utf-8"))
 
 
 def begin(doing: str, late: str, limit_s: float | None) -> None:
     """The user's code ``doing`` (``model F at F-0.5-64: counting``) runs now, for at most ``limit_s`` seconds
     (``None``: as long as it takes); past that the ``mnprof`` process ends this one and writes ``late``."""
-    if _channel is not None:
-        _channel.send_json(b"B", {"doing": doing, "late": late, "limit_s": limit_s})
+    _send(b"B", {"doing": doing, "late": late, "limit_s": limit_s})
 
 
 def end() -> None:
     """The innermost block :func:`begin` announced is over."""
-    if _channel is not None:
-        _channel.send(b"E", b"")
+    _send(b"E")
 
 
 def kept(path: str, count: int, lock: str | None) -> None:
     """``count`` measurements are now kept in the results file ``path`` (what ``--resume`` would continue from),
     whose writer lock is the file ``lock`` (removed by the ``mnprof`` process if this one dies holding it)."""
-    if _channel is not None:
-        _channel.send_json(b"K", {"path": path, "count": count, "lock": lock})
+    _send(b"K", {"path": path, "count": count, "lock": lock})
 
 
 def now(doing: str) -> None:
@@ -127,33 +114,15 @@ def now(doing: str) -> None:
 
 def read_now(descriptor: int) -> str:
     """What :func:`now` last wrote in the shared file ``descriptor`` ('' if nothing)."""
-    try:
+    with suppress(OSError):
         data = os.pread(descriptor, NOW_BYTES, 0)
-    except OSError:
-        return ""
-    length = int.from_bytes(data[:2], "big") if len(data) >= 2 else 0
-    return data[2 : 2 + length].decode("utf-8", "replace")
+        return data[2 : 2 + int.from_bytes(data[:2], "big")].decode("utf-8", "replace")
+    return ""
 
 
 def done(code: int) -> None:
     """The command is over with exit ``code``: what the ``mnprof`` process exits with, whatever happens after."""
-    if _channel is not None:
-        _channel.send_json(b"D", {"code": code})
-
-
-class _ChannelOutput(io.RawIOBase):
-    """mnprof's own standard output, as raw bytes over the channel."""
-
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        payload = bytes(data)
-        self.channel.send(b"O", payload)
-        return len(payload)
+    _send(b"D", {"code": code})
 
 
 class ReservedStdout(io.TextIOBase):
@@ -162,10 +131,7 @@ class ReservedStdout(io.TextIOBase):
     thread) goes to standard error."""
 
     def __init__(self, own: io.TextIOWrapper, tty: bool) -> None:
-        self.own = own
-        self.tty = tty
-        self.writing = False
-        self.thread = threading.main_thread()
+        self.own, self.tty, self.writing, self.thread = own, tty, False, threading.main_thread()
 
     def _target(self) -> Any:
         if self.writing and threading.current_thread() is self.thread:
@@ -208,21 +174,18 @@ class ReservedStdout(io.TextIOBase):
 def connect() -> bool:
     """Take the channel the ``mnprof`` process described in ``$MNPROF_WORKER_CHANNEL`` (and hide it from the user's
     code, and the variable from the programs it runs); ``False`` where there is none (not a worker)."""
-    global _channel
+    global _channel, _now
     setting = os.environ.pop(CHANNEL_ENV, None)
     if setting is None:
         return False
     described = json.loads(setting)
-    descriptor = int(described["fd"])
-    os.set_inheritable(descriptor, False)  # a program the user's code runs does not hold the pipe open
-    _channel = Channel(descriptor)
-    if described.get("now") is not None:
-        global _now
-        shared = int(described["now"])
-        os.set_inheritable(shared, False)
-        _now = mmap.mmap(shared, NOW_BYTES)
+    _channel = Channel(described["fd"])
+    os.set_inheritable(described["fd"], False)  # a program the user's code runs does not hold the pipe open
+    if described["now"] is not None:
+        os.set_inheritable(described["now"], False)
+        _now = mmap.mmap(described["now"], NOW_BYTES)
     own = io.TextIOWrapper(
-        io.BufferedWriter(_ChannelOutput(_channel)),
+        io.BufferedWriter(_channel),
         encoding=described.get("encoding") or "utf-8",
         errors=described.get("errors") or "strict",
         write_through=True,

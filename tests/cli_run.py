@@ -17,6 +17,8 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 TINY_GRID = ["--alpha", "0.25", "--resolution", "32"]  # the smallest grid the hostile-input tests run
+# mnprof table timed briefly on one configuration: the timing tests add their options to it
+TIMED = ["table", "--alpha", "0.25", "--resolution", "32", "--quiet", "--threads", "1", "--budget", "0.05"]
 
 
 def refused(capsys, *args: str) -> str:

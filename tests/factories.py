@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.model.config import ModelConfig
+from mnprof.timing.engine import StopRule
 from mnprof.timing.records import (
     Backend,
     Device,
@@ -20,6 +21,9 @@ from mnprof.timing.records import (
     TimingRecord,
 )
 from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
+
+TINY = ModelConfig(0.25, 32)  # the configuration the timing tests run: the smallest of the grid
+FAST = StopRule(budget_s=0.1, block_s=0.01, warmup_max_s=0.02)  # the timing tests' stop rule: a 0.1 s budget a task
 
 
 def timing_record(
@@ -88,3 +92,11 @@ def results_file(
                 "measurements": rows}  # fmt: skip
     path.write_text(json.dumps(document))
     return path
+
+
+def edited(source: Path, target: Path, edit: Callable[[dict], object]) -> Path:
+    """``source``'s JSON document, changed in place by ``edit``, written to ``target``: a file one change away."""
+    document = json.loads(source.read_text(encoding="utf-8"))
+    edit(document)
+    target.write_text(json.dumps(document), encoding="utf-8")
+    return target

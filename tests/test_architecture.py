@@ -74,7 +74,7 @@ ALLOWED = {
         "mnprof.provenance",
         "mnprof.views.render",
     },  # fmt: skip
-    "mnprof.report": {
+    "mnprof.reports": {
         "mnprof.errors",
         "mnprof.user_code",
         "mnprof.model",
@@ -94,12 +94,14 @@ ALLOWED = {
         "mnprof.user_code",
         "mnprof.model",
         "mnprof.counting",
+        "mnprof.timing",  # api.sweep: the timing plan, as mnprof table times
+        "mnprof.host",  # the cores and host fingerprint of the latency gate
         "mnprof.check",
         "mnprof.files",
     },  # fmt: skip
     "mnprof.pytest_plugin": {"mnprof.api"},  # loaded by every pytest run where mnprof is installed: see LAZY
     "mnprof.project": {"mnprof.errors", "mnprof.files"},
-    "mnprof.files": {"mnprof.errors", "mnprof.provenance"},
+    "mnprof.files": {"mnprof.errors"},  # atomic writes, JSON read and written, the published schemas
     "mnprof.provenance": set(),
     "mnprof.errors": set(),
     "mnprof.parsing": {"mnprof.errors"},  # one value of an enum, a comma-separated list: for options and files alike

@@ -9,7 +9,8 @@ import torch
 from cli_run import ROOT
 
 from mnprof.counting.count import count
-from mnprof.counting.shapes import count_shapes, products_of
+from mnprof.counting.products import products_of
+from mnprof.counting.shapes import count_shapes
 from mnprof.model import families
 from mnprof.model.arch import LayerKind
 from mnprof.model.config import ModelConfig

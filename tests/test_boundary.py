@@ -262,11 +262,8 @@ def test_a_worker_killed_outside_user_code_is_one_line_without_blaming_user_code
 
 def test_an_exit_outside_user_code_is_not_blamed_on_it():
     state = supervisor._Worker(process=None)  # type: ignore[arg-type] - only what the worker said matters here
-    assert (
-        supervisor._describe(state, supervisor.death(1))
-        == "mnprof's worker process exited with code 1 before finishing"
-    )
+    assert supervisor._describe(state, 1) == "mnprof's worker process exited with code 1 before finishing"
     state.take(b"B", json.dumps({"doing": "model F at F-0.5-32: factory", "late": "", "limit_s": 5}).encode())
-    assert supervisor._describe(state, supervisor.death(0)).startswith(
+    assert supervisor._describe(state, 0).startswith(
         "model F at F-0.5-32: factory: the process running it exited with code 0 before finishing (the code called"
     )

@@ -86,7 +86,7 @@ def test_out_under_a_file_is_rejected(capsys, tmp_path):
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):
-    from mnprof import files as results
+    from mnprof.files import write as results
 
     out = tmp_path / "keep.json"
     out.write_text("precious")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mnprof.cli import main
-from mnprof.report import COUNT_FILES
+from mnprof.reports.catalogue import COUNT_FILES
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 

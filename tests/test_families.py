@@ -12,7 +12,7 @@ from cli_run import ROOT, run
 
 from mnprof.counting.analytic import ParamConvention, analytic_count
 from mnprof.counting.count import count
-from mnprof.counting.shapes import traced_count
+from mnprof.counting.traced import traced_count
 from mnprof.errors import MnprofError
 from mnprof.model import families
 from mnprof.model.arch import Activation, LayerKind

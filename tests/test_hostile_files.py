@@ -76,7 +76,7 @@ def test_a_results_file_whose_path_is_not_utf8_is_plotted(capsys, tmp_path):
 
 
 def test_the_schemas_bound_what_mnprof_itself_accepts():
-    from mnprof.files import schema
+    from mnprof.files.schemas import schema
     from mnprof.model.config import MAX_CLASSES
     from mnprof.timing.sweep import MAX_BATCH_SIZE, MAX_THREADS
 

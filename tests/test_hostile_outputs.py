@@ -269,25 +269,25 @@ def test_report_checks_every_file_it_will_write_before_the_first(capsys, tmp_pat
 def test_several_files_are_written_all_or_none(tmp_path, monkeypatch):
     import errno
 
-    from mnprof import files
+    from mnprof.files import write as file_write
 
     first, second = tmp_path / "a.md", tmp_path / "b.md"
     first.write_text("old a")
     second.write_text("old b")
-    real = files._staged
+    real = file_write._staged
 
     def full_on_b(path, write):
         if path.name == "b.md":
             raise OSError(errno.EFBIG, "File too large", str(path))
         return real(path, write)
 
-    monkeypatch.setattr(files, "_staged", full_on_b)
+    monkeypatch.setattr(file_write, "_staged", full_on_b)
     with pytest.raises(MnprofError, match="cannot write .*b.md: File too large \\(nothing was replaced\\)"):
-        files.atomic_write_all({first: "new a", second: "new b"})
+        file_write.atomic_write_all({first: "new a", second: "new b"})
     assert first.read_text() == "old a" and second.read_text() == "old b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.md", "b.md"]  # no temporary file left
-    monkeypatch.setattr(files, "_staged", real)
-    files.atomic_write_all({first: "new a", second: "new b"})
+    monkeypatch.setattr(file_write, "_staged", real)
+    file_write.atomic_write_all({first: "new a", second: "new b"})
     assert first.read_text() == "new a" and second.read_text() == "new b"
 
 

@@ -20,7 +20,7 @@ from cli_run import ROOT, TINY_GRID, refused, run
 from mnprof.check.findings import INSTRUCTIONS_COUNTER, compare
 from mnprof.check.instructions import add_instructions, usable_instructions
 from mnprof.errors import MnprofError
-from mnprof.files import schema_problem
+from mnprof.files.schemas import schema_problem
 from mnprof.model.config import default_grid
 from mnprof.timing import instructions as callgrind
 

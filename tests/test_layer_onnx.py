@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.errors import MnprofError
 from mnprof.model.config import Family, ModelConfig
 from mnprof.runtimes import quantized

@@ -188,7 +188,7 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     def fail(*_args, **_kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mnprof.files.os.fsync", fail)
+    monkeypatch.setattr("mnprof.files.write.os.fsync", fail)
     with pytest.raises(MnprofError, match=r"cannot write .*r\.json: disk full"):  # one line, no traceback
         store.add(timing_record("0.25-64"))
     assert path.read_text() == before

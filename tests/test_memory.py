@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from mnprof.counting.shapes import plan_count
-from mnprof.files import schema_problem
+from mnprof.counting.traced import plan_count
+from mnprof.files.schemas import schema_problem
 from mnprof.memory.measure import measure_memory, measure_runner
 from mnprof.memory.records import ANALYTIC_CAUSES, Cause, MemoryMeasurement
 from mnprof.model.config import Family, ModelConfig, default_grid

@@ -4,12 +4,11 @@ shard's configurations."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-from cli_run import ROOT, refused, run
-from factories import results_file, timing_record
+from cli_run import refused, run
+from factories import edited, results_file, timing_record
 
 from mnprof.model.config import ModelConfig, UserFamily
 from mnprof.timing.store import ResultsStore, read_results
@@ -52,8 +51,8 @@ def _table(capsys, fmt: str, *files: Path) -> str:
     return out
 
 
-def test_merged_results_show_what_the_files_show_together(capsys, tmp_path, monkeypatch, hosts):
-    monkeypatch.chdir(ROOT)  # the family's module is imported relative to it
+@pytest.mark.usefixtures("at_repo_root")  # the family's module is imported relative to it
+def test_merged_results_show_what_the_files_show_together(capsys, tmp_path, hosts):
     merged = tmp_path / "merged.json"
     code, _, err = run(capsys, "merge", *map(str, hosts), "--out", str(merged))
     assert code == 0, err
@@ -102,13 +101,6 @@ def test_a_merged_file_is_not_resumed_as_one_sweep(capsys, tmp_path):
     assert not list(tmp_path.glob(".*.lock"))
 
 
-def _edit(path: Path, target: Path, edit) -> Path:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    edit(document)
-    target.write_text(json.dumps(document), encoding="utf-8")
-    return target
-
-
 def _slower(document: dict) -> None:
     document["measurements"][0]["latency_ms_p5"] *= 2
 
@@ -119,13 +111,13 @@ BASELINE = {"kind": "mnprof.baseline", "schema_version": 1, "entries": {}}
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        (lambda t, a, b: [a, _edit(a, t / "base.json", lambda d: d.clear() or d.update(BASELINE))],
+        (lambda t, a, b: [a, edited(a, t / "base.json", lambda d: d.clear() or d.update(BASELINE))],
          "is a 'mnprof.results' file and"),
-        (lambda t, a, b: [a, _edit(b, t / "v3.json", lambda d: d.update(schema_version=3))], "schema version 4 and"),
-        (lambda t, a, b: [_edit(a, t / "v3a.json", lambda d: d.update(schema_version=3)),
-                          _edit(b, t / "v3b.json", lambda d: d.update(schema_version=3))], "has schema version 3"),
-        (lambda t, a, b: [a, _edit(a, t / "slower.json", _slower)], "with different values"),
-        (lambda t, a, b: [a, _edit(b, t / "bad.json", lambda d: d["measurements"][0].update(threads=0))],
+        (lambda t, a, b: [a, edited(b, t / "v3.json", lambda d: d.update(schema_version=3))], "schema version 4 and"),
+        (lambda t, a, b: [edited(a, t / "v3a.json", lambda d: d.update(schema_version=3)),
+                          edited(b, t / "v3b.json", lambda d: d.update(schema_version=3))], "has schema version 3"),
+        (lambda t, a, b: [a, edited(a, t / "slower.json", _slower)], "with different values"),
+        (lambda t, a, b: [a, edited(b, t / "bad.json", lambda d: d["measurements"][0].update(threads=0))],
          "bad.json is corrupt"),
         (lambda t, a, b: [a, (t / "cut.json").write_text('{"kind": "mnprof.results",') and t / "cut.json"],
          "cut.json"),
@@ -162,6 +154,12 @@ class _Bar:
     def __exit__(self, *_: object) -> None:
         return None
 
+    def start(self) -> None:  # rich's Progress, opened and closed without a with block
+        return None
+
+    def stop(self) -> None:
+        return None
+
     def add_task(self, description: str, total: float, **_: object) -> int:
         _Bar.totals.append((description, total))
         return 0
@@ -177,8 +175,7 @@ SHARDED = [
 
 
 @pytest.fixture
-def bars(monkeypatch):
-    monkeypatch.chdir(ROOT)
+def bars(monkeypatch, at_repo_root):
     _Bar.totals = []
     monkeypatch.setattr("mnprof.cli.work.progress", _Bar)
     monkeypatch.setattr("mnprof.cli.check.progress", _Bar)

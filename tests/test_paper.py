@@ -11,7 +11,6 @@ import pytest
 from cli_run import run
 
 from mnprof.counting.count import count_many
-from mnprof.files import TABLE_SCHEMA_VERSION
 from mnprof.model.reference import TABLE1, TABLE2
 from mnprof.paper import architecture
 from mnprof.paper import models as paper
@@ -20,6 +19,7 @@ from mnprof.paper.verdict import Verdict, verdict
 from mnprof.views import grid
 from mnprof.views.paper import render_paper
 from mnprof.views.render import Format
+from mnprof.views.table_document import TABLE_SCHEMA_VERSION
 
 MACS_1_0_224 = 568_740_352  # pinned independently in tests/test_analytic.py
 

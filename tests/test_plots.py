@@ -72,7 +72,7 @@ def test_outside_text_is_escaped_in_the_page():
 
 
 def test_roofline_caption_is_derived_from_the_measured_shares():
-    from mnprof.views.plots import roofline_figure, roofs
+    from mnprof.views.roofline import roofline_figure, roofs
 
     def layers(time_share: float) -> pd.DataFrame:
         return pd.DataFrame(

@@ -143,7 +143,7 @@ def test_backend_lists_in_errors_and_help_come_from_the_registry():
     with pytest.raises(MnprofError, match=rf"^backend list '' is empty or has an empty item; accepted: {ACCEPTED}$"):
         backends.parse_backends("")
     assert backend_info("torch_int8") is REGISTRY[Backend.TORCH_INT8]
-    from mnprof.cli.options import BACKEND_HELP
+    from mnprof.cli.timing_options import BACKEND_HELP
 
     assert all(f"{b.value} ({info.description}" in BACKEND_HELP for b, info in REGISTRY.items())
     assert "for onnxruntime_int8, bfloat16, float16 and torch_int8, agreeing" in BACKEND_HELP

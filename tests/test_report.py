@@ -10,7 +10,7 @@ import pytest
 from factories import drifting_records
 
 from mnprof.cli import main
-from mnprof.report import COUNT_FILES, TIMING_FILES
+from mnprof.reports.catalogue import COUNT_FILES, TIMING_FILES
 from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
@@ -42,7 +42,7 @@ def test_report_into_a_file_path_is_rejected(tmp_path, capsys):
 
 
 def test_the_index_says_how_much_the_host_drifted_while_timing(tmp_path):
-    from mnprof.report import timing_provenance
+    from mnprof.reports.index import timing_provenance
 
     environment = {"cpu_model": "Test CPU", "available_cores": 2, "date": "2026-01-01"}
     records = drifting_records(0.2)  # 30 s of turns, the host 20% slower after 15 s

@@ -12,7 +12,7 @@ import pytest
 
 from mnprof.check import baseline_document
 from mnprof.cli import main
-from mnprof.files import SCHEMAS, SCHEMAS_DIR, schema, schema_problem
+from mnprof.files.schemas import SCHEMAS, SCHEMAS_DIR, schema, schema_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"

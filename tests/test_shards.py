@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cli_run import ROOT, run
+from factories import edited
 
 from mnprof.check.shard import Shard, parse_shard
 from mnprof.errors import MnprofError
@@ -20,9 +21,7 @@ GRID = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def at_repo_root(monkeypatch):
-    monkeypatch.chdir(ROOT)  # factories are imported relative to the working directory
+pytestmark = pytest.mark.usefixtures("at_repo_root")  # factories are imported relative to the working directory
 
 
 def one_error_line(err: str) -> str:
@@ -150,13 +149,6 @@ def test_a_shards_baseline_is_not_checked_as_a_whole_one(capsys, tmp_path):
 TIMED = {"host_fingerprint": "h", "threads": 1, "entries": {}}  # a latency section, as --latency writes
 
 
-def _edited(source: Path, target: Path, edit) -> Path:
-    document = json.loads(source.read_text(encoding="utf-8"))
-    edit(document)
-    target.write_text(json.dumps(document), encoding="utf-8")
-    return target
-
-
 def _grow(document: dict) -> None:
     document["entries"]["net@1.0-64"]["counts"]["pytorch"]["params"] += 1
 
@@ -164,20 +156,20 @@ def _grow(document: dict) -> None:
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        (lambda t, w: [w, _edited(w, t / "grown.json", _grow)], "net@1.0-64 is in"),
-        (lambda t, w: [w, _edited(w, t / "v2.json", lambda d: d.update(schema_version=2))], "schema version 1 and"),
-        (lambda t, w: [w, _edited(w, t / "table.json", lambda d: d.update(kind="mnprof.table"))], "a 'mnprof.table'"),
-        (lambda t, w: [_edited(w, t / "t.json", lambda d: d.update(kind="mnprof.table"))] * 1, "is not an mnprof"),
-        (lambda t, w: [w, _edited(w, t / "other.json", lambda d: d["provenance"].update(torch="0.0"))],
+        (lambda t, w: [w, edited(w, t / "grown.json", _grow)], "net@1.0-64 is in"),
+        (lambda t, w: [w, edited(w, t / "v2.json", lambda d: d.update(schema_version=2))], "schema version 1 and"),
+        (lambda t, w: [w, edited(w, t / "table.json", lambda d: d.update(kind="mnprof.table"))], "a 'mnprof.table'"),
+        (lambda t, w: [edited(w, t / "t.json", lambda d: d.update(kind="mnprof.table"))] * 1, "is not an mnprof"),
+        (lambda t, w: [w, edited(w, t / "other.json", lambda d: d["provenance"].update(torch="0.0"))],
          "different torch"),
-        (lambda t, w: [w, _edited(w, t / "timed.json", lambda d: d.update(latency=TIMED))], "holds latency"),
+        (lambda t, w: [w, edited(w, t / "timed.json", lambda d: d.update(latency=TIMED))], "holds latency"),
         (lambda t, w: [w, t / "missing.json"], "missing.json does not exist"),
         (lambda t, w: [w, w], "is named twice"),
-        (lambda t, w: [_edited(w, t / "s1.json", lambda d: d.update(shard={"index": 1, "count": 2,
-                                                                            "configurations": 8}))],
+        (lambda t, w: [edited(w, t / "s1.json", lambda d: d.update(shard={"index": 1, "count": 2,
+                                                                           "configurations": 8}))],
          "shard(s) 2/2 are missing"),
-        (lambda t, w: [_edited(w, t / "s1.json", lambda d: d.update(shard={"index": 1, "count": 1,
-                                                                            "configurations": 8})), w],
+        (lambda t, w: [edited(w, t / "s1.json", lambda d: d.update(shard={"index": 1, "count": 1,
+                                                                           "configurations": 8})), w],
          "is a shard and"),
     ],
 )  # fmt: skip

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from mnprof.counting.count import count_many
-from mnprof.files import TABLE_SCHEMA_VERSION
 from mnprof.model.config import ModelConfig
 from mnprof.views.grid import (
     Format,
@@ -21,6 +20,7 @@ from mnprof.views.grid import (
     seed_configs,
     seed_frame,
 )
+from mnprof.views.table_document import TABLE_SCHEMA_VERSION
 
 CONFIGS = [ModelConfig(1.0, 224), ModelConfig(0.75, 224), ModelConfig(0.6, 96)]
 REPORTS = count_many(CONFIGS)

@@ -13,11 +13,12 @@ from mnprof.model.config import ModelConfig
 from mnprof.timing import sweep
 from mnprof.timing.engine import Measurement, StopRule, budget_in_range, target_in_range
 from mnprof.timing.layers import LayerTimingSettings
+from mnprof.timing.measured import OutputAgreement, measured_record
 from mnprof.timing.plan import TimingRequest, plan
 from mnprof.timing.records import Backend, Device, GemmPeak, Stop, TimingKey, TimingRecord
 from mnprof.timing.stats import Headline, quantile_ci
 from mnprof.timing.store import ResultsStore, read_results, results_records
-from mnprof.timing.sweep import OutputAgreement, TimingSettings, check_threads, measured_record
+from mnprof.timing.sweep import TimingSettings, check_threads
 
 ENV = {"host_fingerprint": "abc123", "cpu_model": "Test CPU"}
 PEAK_ROW = {"device": "cpu", "threads": 2, "kernel": "mm n=2048", "gflops": 150.5,

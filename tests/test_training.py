@@ -11,7 +11,7 @@ from torch import nn
 
 from mnprof.counting.analytic import analytic_count
 from mnprof.counting.count import count_many
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.counting.training import (
     count_torch_training,
     reconcile_training,

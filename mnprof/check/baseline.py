@@ -17,7 +17,8 @@ from mnprof.check.settings import BUILTIN, CheckSettings, ModelSpec, entry_key
 from mnprof.counting.count import count_many
 from mnprof.counting.training import saved_activation_elements
 from mnprof.errors import MnprofError
-from mnprof.files import read_json_file, schema_problem
+from mnprof.files.documents import read_json_file
+from mnprof.files.schemas import schema_problem
 from mnprof.model import families
 from mnprof.model.config import ModelConfig, format_alpha
 from mnprof.model.networks import build_model
@@ -103,7 +104,7 @@ def measure(settings: CheckSettings, on_done: Callable[[str], None] | None = Non
     ``name@alpha-resolution``.
 
     Every counter, for every model: a user family's "analytic" count is its traced conv and linear modules
-    (:func:`mnprof.counting.shapes.traced_count`), so that its activations are guarded as mnprof's own are."""
+    (:func:`mnprof.counting.traced.traced_count`), so that its activations are guarded as mnprof's own are."""
     entries: dict[str, dict[str, Any]] = {}
     chosen = set(settings.keys())  # the grid, or its --shard part
     for model in settings.models:

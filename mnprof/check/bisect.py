@@ -185,51 +185,75 @@ def bisect(
     inside = cwd.resolve().relative_to(top.resolve())  # where mnprof runs, in each copy of the tree as here
     with tempfile.TemporaryDirectory(prefix="mnprof-bisect-") as temporary:
         work = Path(temporary)
-        baseline = work / "good-baseline.json"
         say(f"counting GOOD {good_commit[:12]}")
-        _export(good_commit, top, work / "good")
-        recorded = _mnprof(["baseline", "-q", "--out", str(baseline), *check_args], work / "good" / inside)
-        if recorded.returncode != 0:
-            raise MnprofError(f"counting GOOD {good_commit[:12]} failed: {_last_error(recorded.stderr)}")
+        baseline = _count_good(good_commit, top, work, inside, check_args)
         check = [sys.executable, "-m", "mnprof", "check", "-q", "--baseline", str(baseline), "--tolerance", "0"]
         check += list(check_args)
-        steps = work / "steps"
-        script = work / "step.py"
-        script.write_text(STEP_SCRIPT.format(cwd=str(cwd), command=check, steps=str(steps), skip=SKIP))
-        log = work / "bisect.log"
-        say(f"bisecting {good_commit[:12]}..{bad_commit[:12]}")
-        try:
-            _git(["bisect", "start", bad_commit, good_commit], top)
-            code = _run_bisect(top, script, log)
-            # the bisection's own log says how it ended, in words git does not translate (its output it may)
-            ended = _git(["bisect", "log"], top, check=False).stdout
-        finally:
-            _reset(top)
-        text = log.read_text(errors="replace")
-        checks = tuple(
-            (commit, int(result))
-            for commit, _, result in (line.partition(" ") for line in steps.read_text().splitlines())
-        ) if steps.exists() else ()  # fmt: skip
-        first = re.search(r"^# first bad commit: \[([0-9a-f]+)\]", ended, re.MULTILINE)
-        if first is None:
-            if "# only skipped commits left to test" in ended:
-                raise MnprofError(
-                    "the models could not be counted at the commits left to decide between; accepted: commits where "
-                    f"mnprof check runs (try it at one: {_last_error(text)})"
-                )
-            raise MnprofError(f"git bisect run failed (exit {code}): {_last_error(text)}")
-        found = first.group(1)
+        found, checks = _run_steps(top, work, cwd, check, (good_commit, bad_commit), say)
         if found == bad_commit and bad_commit not in {commit for commit, _ in checks}:
             say(f"checking BAD {bad_commit[:12]}")
-            _export(bad_commit, top, work / "bad")
-            checked = _mnprof(check[3:], work / "bad" / inside)
-            checks += ((bad_commit, checked.returncode),)
-            if checked.returncode == 0:
-                raise MnprofError(
-                    f"no count grew from GOOD {good} to BAD {bad} (mnprof check passes at BAD against GOOD's counts); "
-                    "accepted: a BAD commit whose counts grew"
-                )
-            if checked.returncode != 1:
-                raise MnprofError(f"checking BAD {bad_commit[:12]} failed: {_last_error(checked.stderr)}")
+            checks += ((bad_commit, _check_bad(bad_commit, top, work, inside, check[3:], (good, bad))),)
     subject = _git(["log", "-1", "--format=%s", found], top).stdout.strip()
     return BisectResult(found, subject, checks, good_commit, bad_commit)
+
+
+def _count_good(good_commit: str, top: Path, work: Path, inside: Path, check_args: Sequence[str]) -> Path:
+    """GOOD's counts, recorded with ``mnprof baseline`` in a copy of GOOD's tree: the baseline file."""
+    baseline = work / "good-baseline.json"
+    _export(good_commit, top, work / "good")
+    recorded = _mnprof(["baseline", "-q", "--out", str(baseline), *check_args], work / "good" / inside)
+    if recorded.returncode != 0:
+        raise MnprofError(f"counting GOOD {good_commit[:12]} failed: {_last_error(recorded.stderr)}")
+    return baseline
+
+
+def _run_steps(
+    top: Path, work: Path, cwd: Path, check: list[str], commits: tuple[str, str], say: Callable[[str], None]
+) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """``git bisect run`` with ``check`` at each commit it picks, and ``git bisect reset`` whatever happens: the
+    first bad commit git names, and the commits checked with their exit codes."""
+    good_commit, bad_commit = commits
+    steps = work / "steps"
+    script = work / "step.py"
+    script.write_text(STEP_SCRIPT.format(cwd=str(cwd), command=check, steps=str(steps), skip=SKIP))
+    log = work / "bisect.log"
+    say(f"bisecting {good_commit[:12]}..{bad_commit[:12]}")
+    try:
+        _git(["bisect", "start", bad_commit, good_commit], top)
+        code = _run_bisect(top, script, log)
+        # the bisection's own log says how it ended, in words git does not translate (its output it may)
+        ended = _git(["bisect", "log"], top, check=False).stdout
+    finally:
+        _reset(top)
+    text = log.read_text(errors="replace")
+    checks = tuple(
+        (commit, int(result))
+        for commit, _, result in (line.partition(" ") for line in steps.read_text().splitlines())
+    ) if steps.exists() else ()  # fmt: skip
+    first = re.search(r"^# first bad commit: \[([0-9a-f]+)\]", ended, re.MULTILINE)
+    if first is None:
+        if "# only skipped commits left to test" in ended:
+            raise MnprofError(
+                "the models could not be counted at the commits left to decide between; accepted: commits where "
+                f"mnprof check runs (try it at one: {_last_error(text)})"
+            )
+        raise MnprofError(f"git bisect run failed (exit {code}): {_last_error(text)}")
+    return first.group(1), checks
+
+
+def _check_bad(
+    bad_commit: str, top: Path, work: Path, inside: Path, check_args: list[str], given: tuple[str, str]
+) -> int:
+    """BAD checked in a copy of its tree, where git named it without checking it: its ``mnprof check`` exit code,
+    which must say that a count grew."""
+    good, bad = given
+    _export(bad_commit, top, work / "bad")
+    checked = _mnprof(check_args, work / "bad" / inside)
+    if checked.returncode == 0:
+        raise MnprofError(
+            f"no count grew from GOOD {good} to BAD {bad} (mnprof check passes at BAD against GOOD's counts); "
+            "accepted: a BAD commit whose counts grew"
+        )
+    if checked.returncode != 1:
+        raise MnprofError(f"checking BAD {bad_commit[:12]} failed: {_last_error(checked.stderr)}")
+    return checked.returncode

@@ -107,41 +107,15 @@ def compare(
     for key in sorted(set(baseline) | set(current)):
         if key not in current:
             findings.append(Finding("removed", key))
-            continue
-        if key not in baseline:
+        elif key not in baseline:
             findings.append(Finding("added", key))
-            continue
-        before, now = _metrics(baseline[key]), _metrics(current[key])
-        for counter, metric in sorted(set(before) | set(now)):
-            metrics.append((key, counter, metric))
-            old, new = before.get((counter, metric)), now.get((counter, metric))
-            if old == new:
-                continue
-            if old is None:  # a metric this baseline did not record: nothing to compare it with yet
-                status = "added"
-            elif new is None:
-                status = "removed"
-            else:
-                status = "grew" if new > old else "shrank"
-            findings.append(Finding(status, key, counter, metric, old, new))
-        newly_uncounted = set(_unsupported(current[key])) - set(_unsupported(baseline[key]))
-        for operator in sorted(newly_uncounted):
-            findings.append(Finding("uncounted", key, "fvcore", operator, None, _unsupported(current[key])[operator]))
-
-    def fails(finding: Finding) -> bool:
-        if strict or finding.status in ("uncounted", "slower"):
-            return True
-        if finding.status != "grew":
-            return False
-        percent = finding.percent
-        limit = tolerance_pct
-        if finding.counter == INSTRUCTIONS_COUNTER and instructions_tolerance_pct is not None:
-            limit = instructions_tolerance_pct
-        return percent is None or percent > limit
-
+        else:
+            found, compared_metrics = _entry_findings(key, baseline[key], current[key])
+            findings += found
+            metrics += compared_metrics
     findings += extra
     compared = len(set(baseline) & set(current))
-    failures = tuple(f for f in findings if fails(f))
+    failures = tuple(f for f in findings if _fails(f, strict, tolerance_pct, instructions_tolerance_pct))
     return CheckResult(
         tuple(findings),
         tolerance_pct,
@@ -151,3 +125,43 @@ def compare(
         metrics=tuple(metrics),
         instructions_tolerance_pct=instructions_tolerance_pct,
     )
+
+
+def _entry_findings(
+    key: str, baseline: Mapping[str, Any], current: Mapping[str, Any]
+) -> tuple[list[Finding], list[tuple[str, str, str]]]:
+    """One entry in both: a finding for each metric that changed and each operator newly uncounted, and every
+    (entry, counter, metric) compared."""
+    findings: list[Finding] = []
+    metrics: list[tuple[str, str, str]] = []
+    before, now = _metrics(baseline), _metrics(current)
+    for counter, metric in sorted(set(before) | set(now)):
+        metrics.append((key, counter, metric))
+        old, new = before.get((counter, metric)), now.get((counter, metric))
+        if old == new:
+            continue
+        if old is None:  # a metric this baseline did not record: nothing to compare it with yet
+            status = "added"
+        elif new is None:
+            status = "removed"
+        else:
+            status = "grew" if new > old else "shrank"
+        findings.append(Finding(status, key, counter, metric, old, new))
+    newly_uncounted = set(_unsupported(current)) - set(_unsupported(baseline))
+    for operator in sorted(newly_uncounted):
+        findings.append(Finding("uncounted", key, "fvcore", operator, None, _unsupported(current)[operator]))
+    return findings, metrics
+
+
+def _fails(finding: Finding, strict: bool, tolerance_pct: float, instructions_tolerance_pct: float | None) -> bool:
+    """Whether a finding fails the check: any with ``strict``; otherwise an operator newly uncounted, latency that
+    grew, or a count that grew beyond its tolerance."""
+    if strict or finding.status in ("uncounted", "slower"):
+        return True
+    if finding.status != "grew":
+        return False
+    percent = finding.percent
+    limit = tolerance_pct
+    if finding.counter == INSTRUCTIONS_COUNTER and instructions_tolerance_pct is not None:
+        limit = instructions_tolerance_pct
+    return percent is None or percent > limit

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.check.findings import INSTRUCTIONS_COUNTER, INSTRUCTIONS_METRIC
+from mnprof.check.sections import refuse_other_method
 from mnprof.check.settings import CheckSettings, entry_key
 from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig
@@ -100,14 +101,15 @@ def usable_instructions(
 ) -> tuple[str, ...]:
     """Refuse, before anything is counted, an instructions baseline this check cannot compare with (one line);
     with ``force``, compare one counted with other software, and return the warning the report says aloud."""
-    regenerate = f"record one here with: mnprof baseline --instructions --out {path}"
-    if not section:
-        raise MnprofError(f"baseline {path} has no instructions; {regenerate}")
-    if section.get("method") != INSTRUCTIONS_METHOD:
-        raise MnprofError(
-            f"baseline {path} instructions were counted another way (method {section.get('method')!r}, this mnprof "
-            f"compares {INSTRUCTIONS_METHOD!r}); {regenerate}"
-        )
+    regenerate = refuse_other_method(
+        section,
+        path,
+        what="instructions",
+        method=INSTRUCTIONS_METHOD,
+        recorded="were counted another way",
+        this="this mnprof",
+    )
+    assert section is not None  # refused above
     differ = [key for key in SOFTWARE if section.get(key) != here[key]]
     if not differ:
         return ()

@@ -80,51 +80,6 @@ def _cases(result: CheckResult) -> Iterator[tuple[str, str, Finding | None]]:
             yield entry, name, finding
 
 
-def render_junit(result: CheckResult, baseline_path: Path) -> str:
-    """The JUnit XML document (UTF-8, with its declaration) of ``result``."""
-    failing = set(result.failures)
-    root = ET.Element("testsuites", name="mnprof check")
-    suites: dict[str, ET.Element] = {}
-    totals = {"tests": 0, "failures": 0, "skipped": 0}
-    for entry, name, finding in _cases(result):
-        model = entry.rpartition("@")[0] or entry
-        suite = suites.get(model)
-        if suite is None:
-            suite = suites[model] = ET.SubElement(root, "testsuite", name=f"mnprof check: {model}")
-            properties = ET.SubElement(suite, "properties")
-            ET.SubElement(properties, "property", name="baseline", value=str(baseline_path))
-            ET.SubElement(properties, "property", name="tolerance_pct", value=f"{result.tolerance_pct:g}")
-            if result.instructions_tolerance_pct is not None:
-                value = f"{result.instructions_tolerance_pct:g}"
-                ET.SubElement(properties, "property", name="instructions_tolerance_pct", value=value)
-            for index, warning in enumerate(result.warnings, 1):
-                ET.SubElement(properties, "property", name=f"warning_{index}", value=warning)
-            ET.SubElement(properties, "property", name="strict", value=str(result.strict).lower())
-            for counter in totals:
-                suite.set(counter, "0")
-            suite.set("errors", "0")
-        case = ET.SubElement(suite, "testcase", classname=entry, name=name, time="0")
-        outcome = "tests"
-        if finding is not None and finding in failing:
-            failure = ET.SubElement(case, "failure", type=finding.status, message=_message(finding, result))
-            failure.text = _message(finding, result)
-            outcome = "failures"
-        elif finding is not None and finding.status in ("added", "removed"):
-            what = "not in the baseline" if finding.status == "added" else "in the baseline, not counted now"
-            ET.SubElement(case, "skipped", message=f"{entry} {name}: {what}")
-            outcome = "skipped"
-        elif finding is not None:  # shrank, or grew within the tolerance: passes, said in its output
-            ET.SubElement(case, "system-out").text = _message(finding, result)
-        for counter in {"tests", outcome}:
-            suite.set(counter, str(int(suite.get(counter, "0")) + 1))
-            totals[counter] += 1
-    for counter, value in totals.items():
-        root.set(counter, str(value))
-    root.set("errors", "0")
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
-
-
 @dataclass(frozen=True)
 class JUnitCase:
     """One ``<testcase>`` of :func:`junit_xml`: in test suite ``suite``, ``classname`` > ``name``; a failure (its
@@ -139,10 +94,44 @@ class JUnitCase:
     output: str | None = None
 
 
+def render_junit(result: CheckResult, baseline_path: Path) -> str:
+    """The JUnit XML document (UTF-8, with its declaration) of ``result``, laid out by :func:`junit_xml`."""
+    failing = set(result.failures)
+    cases = [_junit_case(entry, name, finding, result, failing) for entry, name, finding in _cases(result)]
+    return junit_xml("mnprof check", cases, _properties(result, baseline_path))
+
+
+def _properties(result: CheckResult, baseline_path: Path) -> dict[str, str]:
+    """Each test suite's ``<properties>``: the baseline, the tolerances, the warnings, strict or not."""
+    properties = {"baseline": str(baseline_path), "tolerance_pct": f"{result.tolerance_pct:g}"}
+    if result.instructions_tolerance_pct is not None:
+        properties["instructions_tolerance_pct"] = f"{result.instructions_tolerance_pct:g}"
+    for index, warning in enumerate(result.warnings, 1):
+        properties[f"warning_{index}"] = warning
+    properties["strict"] = str(result.strict).lower()
+    return properties
+
+
+def _junit_case(
+    entry: str, name: str, finding: Finding | None, result: CheckResult, failing: set[Finding]
+) -> JUnitCase:
+    """One configuration's metric as a test case in its model's suite: failed, skipped (added or removed), or
+    passed (with what changed within the tolerance as its output)."""
+    suite = f"mnprof check: {entry.rpartition('@')[0] or entry}"
+    if finding is not None and finding in failing:
+        return JUnitCase(suite, entry, name, failure=_message(finding, result), failure_type=finding.status)
+    if finding is not None and finding.status in ("added", "removed"):
+        what = "not in the baseline" if finding.status == "added" else "in the baseline, not counted now"
+        return JUnitCase(suite, entry, name, skipped=f"{entry} {name}: {what}")
+    if finding is not None:  # shrank, or grew within the tolerance: passes, said in its output
+        return JUnitCase(suite, entry, name, output=_message(finding, result))
+    return JUnitCase(suite, entry, name)
+
+
 def junit_xml(title: str, cases: Iterable[JUnitCase], properties: Mapping[str, str] | None = None) -> str:
-    """The JUnit XML document (UTF-8, with its declaration) of ``cases``, laid out as :func:`render_junit`'s: one
-    ``<testsuites name=title>``, a ``<testsuite>`` per suite in order of first appearance with ``properties`` and
-    its own totals, ``time="0"`` (nothing is timed as a test)."""
+    """The JUnit XML document (UTF-8, with its declaration) of ``cases``, for ``mnprof check`` and ``mnprof table``
+    alike: one ``<testsuites name=title>``, a ``<testsuite>`` per suite in order of first appearance with
+    ``properties`` and its own totals, ``time="0"`` (nothing is timed as a test)."""
     root = ET.Element("testsuites", name=title)
     suites: dict[str, ET.Element] = {}
     totals = {"tests": 0, "failures": 0, "skipped": 0}

@@ -26,6 +26,7 @@ from typing import Any
 
 from mnprof.check.baseline import entry_key, iter_modules
 from mnprof.check.findings import Finding
+from mnprof.check.sections import refuse_other_method
 from mnprof.check.settings import CheckSettings
 from mnprof.counting.analytic import analytic_count
 from mnprof.errors import MnprofError
@@ -126,14 +127,15 @@ def latency_comparison(before: Mapping[str, Any], after: Mapping[str, Any]) -> d
 
 def usable_baseline(baseline: Mapping[str, Any] | None, host_fingerprint: str, path: Path) -> None:
     """Refuse, before anything is timed, a latency baseline this gate cannot compare with (one line)."""
-    regenerate = f"record one here with: mnprof baseline --latency --out {path}"
-    if not baseline:
-        raise MnprofError(f"baseline {path} has no latency; {regenerate}")
-    if baseline.get("method") != LATENCY_METHOD:
-        raise MnprofError(
-            f"baseline {path} latency was recorded by an older mnprof (method {baseline.get('method')!r}, this one "
-            f"compares {LATENCY_METHOD!r}); {regenerate}"
-        )
+    regenerate = refuse_other_method(
+        baseline,
+        path,
+        what="latency",
+        method=LATENCY_METHOD,
+        recorded="was recorded by an older mnprof",
+        this="this one",
+    )
+    assert baseline is not None  # refused above
     if baseline.get("host_fingerprint") != host_fingerprint:
         raise MnprofError(
             f"baseline {path} latency was measured on another host (fingerprint {baseline.get('host_fingerprint')}, "

@@ -17,7 +17,7 @@ from typing import Any
 
 from mnprof.check.baseline import BASELINE_KIND, BASELINE_SCHEMA_VERSION, load_baseline
 from mnprof.errors import MnprofError
-from mnprof.files import read_json_file
+from mnprof.files.documents import read_json_file
 from mnprof.timing.merge import merge_results
 from mnprof.timing.store import RESULTS_KIND, RESULTS_SCHEMA_VERSION
 

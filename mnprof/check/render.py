@@ -11,7 +11,7 @@ from pathlib import Path
 from mnprof.check.baseline import BASELINE_SCHEMA_VERSION
 from mnprof.check.findings import CheckResult, Finding
 from mnprof.check.junit import render_junit
-from mnprof.files import dumps
+from mnprof.files.documents import dumps
 from mnprof.views.render import number
 
 __all__ = ["render_check", "summary"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -13,28 +13,15 @@ from mnprof import api
 from mnprof.check import (
     DEFAULT_INSTRUCTIONS_TOLERANCE_PCT,
     DEFAULT_LATENCY_TOLERANCE_PCT,
-    baseline_document,
-    compare,
-    compare_latency,
-    entry_key,
-    entry_macs,
-    load_baseline,
-    measure,
-    measure_latency,
     parse_tolerance,
-    refuse_other_models,
-    refuse_part,
-    refuse_unrelated,
     render_check,
-    training_to_check,
-    usable_baseline,
 )
 from mnprof.check.shard import Shard
 from mnprof.cli.options import Command, pass_option, shard_option
 from mnprof.cli.output import EXIT_REGRESSION, OutputPath, PlainInt, emit, progress, refuse_overwriting
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_creatable, check_writable, dumps, make_parent
-from mnprof.host import available_cores, host_environment
+from mnprof.files.documents import dumps
+from mnprof.files.write import atomic_write_text, check_creatable, check_writable, make_parent
 from mnprof.model import families
 from mnprof.model.config import MAX_CLASSES
 
@@ -100,52 +87,61 @@ def _settings(
     **overrides: Any,
 ) -> Any:
     """The gate's settings as the public API makes them (:func:`mnprof.api.settings`: ``[tool.mnprof]`` overridden
-    by the options, each validated there), with the command's own ``overrides`` (``--shard``, ``--pass``, ...)."""
+    by the options, each validated there): where the baseline is, what progress counts to."""
     if pyproject is not None and not os.path.lexists(pyproject):  # what is there but unreadable: tool_table says
         raise MnprofError(f"--config {pyproject} does not exist; accepted: a pyproject.toml file")
-    settings = api.settings(models or None, alphas, resolutions, num_classes=num_classes, pyproject=pyproject)
-    return dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value is not None})
+    return api.settings(models or None, alphas, resolutions, num_classes=num_classes, pyproject=pyproject, **overrides)
 
 
-def _refuse_shard_with_latency(settings: Any, latency: bool) -> None:
-    """--shard splits the counting; latency is relative to controls timed on one host in one run, so it is not
-    split (and an empty shard would pass whatever changed)."""
-    if settings.shard is None:
-        return
-    if latency:
-        raise MnprofError(
-            f"--shard {settings.shard} cannot be combined with --latency: latency is relative to controls timed on "
-            "one host in one run; accepted: --shard for counts, or --latency without --shard"
-        )
-    settings.shard.refuse_empty(entry_key(*key) for key in settings.grid_keys())
-
-
-def _instruction_gate() -> Any:
+def _instruction_gate() -> ModuleType:
     """:mod:`mnprof.check.instructions`, imported only with --instructions: a counts-only gate loads no code that
-    counts instructions (nor starts Valgrind)."""
+    counts instructions (nor starts Valgrind). The API takes it from here."""
     import mnprof.check.instructions as gate
 
     return gate
 
 
-def _count_instructions(gate: Any, settings: Any, how: Any, quiet: bool) -> dict[str, Any]:
-    """Every entry's instructions under Valgrind, with a progress bar: the baseline's ``instructions`` section."""
-    with progress(quiet) as bar:
-        task = bar.add_task("instructions: starting Valgrind", total=len(settings.keys()), current="")
+class _Bars:
+    """The progress bars of the API's phases, one at a time: counting (open from the start), then, where the API
+    says it is ``starting``, Valgrind's instructions; none while latency is timed."""
 
-        def heard(event: str) -> None:
-            if event == "built":
-                bar.update(task, description="instructions")
-            elif event.startswith("counted "):
-                bar.update(task, advance=1, current=event.removeprefix("counted "))
+    def __init__(self, quiet: bool, total: int) -> None:
+        self.quiet, self.total, self.bar, self.task, self.done = quiet, total, None, None, 0
+        self._open("counting")
 
-        return gate.measure_instructions(settings, how, on_event=heard)
+    def _open(self, description: str) -> None:
+        self.close()
+        self.bar = progress(self.quiet)
+        self.bar.start()
+        self.task = self.bar.add_task(description, total=self.total, current="")
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
-def _measure(settings: Any, quiet: bool) -> dict[str, Any]:
-    with progress(quiet) as bar:  # the configurations this run counts: the grid, or its --shard part
-        task = bar.add_task("counting", total=len(settings.keys()), current="")
-        return measure(settings, on_done=lambda key: bar.update(task, advance=1, current=key))
+    def counted(self, key: str) -> None:
+        """``on_done``: one configuration counted; the bar goes once all are."""
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, current=key)
+        self.done += 1
+        if self.done == self.total:
+            self.close()
+
+    def heard(self, event: str) -> None:
+        """``on_instructions``: starting, then Valgrind's processes built and each entry counted."""
+        if event == "starting":
+            self._open("instructions: starting Valgrind")
+        elif self.bar is not None and event == "built":
+            self.bar.update(self.task, description="instructions")
+        elif self.bar is not None and event.startswith("counted "):
+            self.bar.update(self.task, advance=1, current=event.removeprefix("counted "))
+
+    def __enter__(self) -> _Bars:
+        return self
+
+    def __exit__(self, *_exception: object) -> None:
+        self.close()
 
 
 @click.command(cls=Command)
@@ -198,11 +194,27 @@ def baseline(
     params and MACs of every counter, fvcore's per-operator totals and any operator fvcore could
     not count, with provenance (mnprof, torch, fvcore, thop versions, schema version).
     """
-    settings = _settings(
-        models, alphas, resolutions, num_classes, pyproject, baseline=out, shard=shard, training=step == "training"
-    )
-    _refuse_shard_with_latency(settings, latency)
-    if shard is not None and out is None:  # a part written over the whole baseline would lose the rest
+    settings = _settings(models, alphas, resolutions, num_classes, pyproject, baseline=out, shard=shard)
+    own_place = _check_out(settings, pyproject, out)
+    gate = _instruction_gate() if instructions else None
+    with _Bars(quiet, len(settings.keys())) as bars:
+        document = api.record_baseline(
+            models or None, alphas, resolutions, num_classes=num_classes, pyproject=pyproject, on_done=bars.counted,
+            training=step == "training", shard=shard, latency=latency, threads=threads, instructions=gate,
+            on_instructions=bars.heard,
+        )  # fmt: skip
+    if own_place:
+        make_parent(settings.baseline)
+    atomic_write_text(settings.baseline, dumps(document))
+    click.echo(f"mnprof baseline: wrote {len(document['entries'])} configurations to {settings.baseline}", err=True)
+
+
+def _check_out(settings: Any, pyproject: Path | None, out: Path | None) -> bool:
+    """Refuse, before any work, a baseline this run could not write or must not: a shard's part over the whole
+    baseline, the pyproject.toml the settings come from, an unwritable place. Returns whether the baseline goes to
+    mnprof's own default place (reports/baseline.json, created in a fresh project; a path named is not)."""
+    if settings.shard is not None and out is None:  # a part written over the whole baseline would lose the rest
+        shard = settings.shard
         raise MnprofError(
             f"--shard {shard} writes part of a baseline; accepted: --out naming the part's own file (e.g. "
             f"--out baseline-{shard.index}-of-{shard.count}.json), joined afterwards with mnprof merge"
@@ -210,25 +222,9 @@ def baseline(
     config = pyproject if pyproject is not None else Path("pyproject.toml")
     if config.is_file():  # the settings this run read
         refuse_overwriting(settings.baseline, {config: "the pyproject.toml the settings come from"})
-    # mnprof's own default place (reports/baseline.json) is created in a fresh project; a path named is not
     own_place = out is None and "baseline" not in families.tool_table(pyproject)
     (check_creatable if own_place else check_writable)(settings.baseline)
-    gate = _instruction_gate() if instructions else None
-    if gate is not None:  # refused before any work where Valgrind cannot count
-        gate.software_here()
-    entries = _measure(settings, quiet)
-    timed = None
-    if latency:
-        timed = measure_latency(settings, threads or available_cores(), entry_macs(entries))
-    document = baseline_document(entries, timed)
-    if gate is not None:
-        document["instructions"] = _count_instructions(gate, settings, None, quiet)
-    if shard is not None:  # what mnprof merge checks: every part of one partition, each once
-        document["shard"] = {"index": shard.index, "count": shard.count, "configurations": len(settings.grid_keys())}
-    if own_place:
-        make_parent(settings.baseline)
-    atomic_write_text(settings.baseline, dumps(document))
-    click.echo(f"mnprof baseline: wrote {len(entries)} configurations to {settings.baseline}", err=True)
+    return own_place
 
 
 @click.command(cls=Command)
@@ -331,57 +327,19 @@ def check(
          instructions grew): configuration, counter, metric, baseline, now, delta and % are named
       2  usage error: missing, corrupt or foreign baseline, schema mismatch, bad option
     """
+    tolerance_pct = parse_tolerance(tolerance) if tolerance is not None else None
     settings = _settings(
-        models,
-        alphas,
-        resolutions,
-        num_classes,
-        pyproject,
-        baseline=baseline_path,
-        tolerance_pct=parse_tolerance(tolerance) if tolerance is not None else None,
+        models, alphas, resolutions, num_classes, pyproject, baseline=baseline_path, tolerance=tolerance_pct,
         shard=shard,
-    )
-    _refuse_shard_with_latency(settings, latency_gate or latency_tolerance is not None)
-    latency_pct = parse_tolerance(latency_tolerance) if latency_tolerance is not None else None
-    if latency_gate and latency_pct is None:
-        latency_pct = DEFAULT_LATENCY_TOLERANCE_PCT
-    if instructions_tolerance is not None:
-        settings = dataclasses.replace(settings, instructions_tolerance_pct=parse_tolerance(instructions_tolerance))
+    )  # fmt: skip
     gate = _instruction_gate() if instructions_gate or instructions_tolerance is not None else None
-    if force and gate is None:
-        raise MnprofError("--force compares instructions counted with other software; accepted with --instructions")
-    document = load_baseline(settings.baseline)
-    refuse_unrelated(document, settings, settings.baseline)  # a gate that compares nothing cannot fail
-    refuse_other_models(document, settings, settings.baseline)  # nor one that compares two models as one
-    refuse_part(document, settings)  # nor one that holds a part of the configurations as if it were all
-    settings = dataclasses.replace(settings, training=training_to_check(document, step, settings.baseline))
-    if latency_pct is not None:  # before any work: a baseline the gate cannot compare with is refused
-        usable_baseline(document.get("latency"), host_environment()["host_fingerprint"], settings.baseline)
-    warnings: tuple[str, ...] = ()
-    if gate is not None:  # before any work, like latency: no Valgrind here, no instructions there, other software
-        here = gate.software_here()
-        warnings = gate.usable_instructions(document.get("instructions"), here, settings.baseline, force)
-    current = _measure(settings, quiet)
-    slower, compared = [], None
-    if latency_pct is not None:
-        now = measure_latency(settings, document["latency"]["threads"], entry_macs(current))
-        slower, compared = compare_latency(document["latency"], now, latency_pct, settings.baseline)
-    held = {key: entry for key, entry in document["entries"].items() if settings.holds(key)}  # --shard's part
-    instructions_pct = None
-    if gate is not None:  # counted as the baseline counted them; compared as the callgrind counter's metric
-        gate.add_instructions(held, document["instructions"])
-        gate.add_instructions(current, _count_instructions(gate, settings, document["instructions"], quiet))
-        instructions_pct = settings.instructions_tolerance_pct
-    result = compare(
-        held,
-        current,
-        tolerance_pct=settings.tolerance_pct,
-        strict=strict,
-        extra=slower,
-        instructions_tolerance_pct=instructions_pct,
-    )
-    result = dataclasses.replace(result, warnings=warnings)
-    if compared is not None:
-        result = dataclasses.replace(result, latency=compared, latency_tolerance_pct=latency_pct)
+    with _Bars(quiet, len(settings.keys())) as bars:
+        result = api.check(
+            models or None, alphas, resolutions, num_classes=num_classes, baseline=baseline_path,
+            tolerance=tolerance_pct, strict=strict, pyproject=pyproject, on_done=bars.counted,
+            training=None if step is None else step == "training", shard=shard, latency=latency_gate,
+            latency_tolerance=latency_tolerance, instructions=gate, instructions_tolerance=instructions_tolerance,
+            force=force, on_instructions=bars.heard,
+        )  # fmt: skip
     emit(render_check(result, fmt, settings.baseline), None)
     return EXIT_REGRESSION if result.failed else 0

@@ -9,7 +9,7 @@ import click
 
 from mnprof.cli.output import OutputPath, emit, output_width, refuse_overwriting, warn
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_writable
+from mnprof.files.write import atomic_write_text, check_writable
 from mnprof.views.history import history_figures, render_history, steps
 from mnprof.views.history_inputs import ACCEPTED, collect_paths, read_snapshots
 from mnprof.views.plots import page_html

@@ -17,8 +17,9 @@ from mnprof.cli.options import (
 )
 from mnprof.cli.output import PlainFloat, PlainInt, emit, progress
 from mnprof.errors import MnprofError
+from mnprof.model.config import ModelConfig
 from mnprof.timing.layers import LAYER_BACKENDS, Allocator, LayerTimingSettings, Method, time_layers
-from mnprof.views.layers import layer_report, render_layers
+from mnprof.views.layers import LayerReport, layer_report, render_layers
 from mnprof.views.render import Format
 
 
@@ -130,12 +131,18 @@ def layers(
             threads=threads,
         )
     fmt = resolve_output(fmt, out)
+    report = _counted(config, timing, quiet, training=step == "training")
+    emit(render_layers(report, Format(fmt)), out)
+
+
+def _counted(config: ModelConfig, timing: LayerTimingSettings | None, quiet: bool, *, training: bool) -> LayerReport:
+    """Every layer of ``config`` counted, and timed with ``timing`` (None: counts only) under a progress bar of the
+    timed passes."""
     with progress(quiet) as bar:
-        task = bar.add_task(f"timing {config.id}", total=repeats if timing else 0, current="")
+        task = bar.add_task(f"timing {config.id}", total=timing.repeats if timing else 0, current="")
 
         def on_pass(done: int, total: int) -> None:
             bar.update(task, completed=done, current=f"pass {done}")
 
         times = time_layers(config, timing, on_pass) if timing is not None else None
-        report = layer_report(config, times, training=step == "training")
-    emit(render_layers(report, Format(fmt)), out)
+        return layer_report(config, times, training=training)

@@ -9,6 +9,8 @@ import click
 from mnprof.cli.options import Command, configs_from, grid_options, output_options, resolve_output, threads_option
 from mnprof.cli.output import emit, output_width, progress
 from mnprof.memory.measure import EAGER_ACTIVATION_COPIES, measure_memory, parse_memory_backends
+from mnprof.memory.records import MemoryMeasurement
+from mnprof.model.config import ModelConfig
 from mnprof.runtimes.backends import check_available, check_device
 from mnprof.runtimes.registry import MEMORY_BACKENDS, REGISTRY, listing
 from mnprof.timing.records import Device, TimingKey
@@ -100,19 +102,32 @@ def memory(
     """
     configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
     fmt = resolve_output(fmt, out)
+    keys = _keys(configs, backends, batch_sizes, threads, device)
+    check_memory(keys, activation_copies=EAGER_ACTIVATION_COPIES)  # before any model is built
+    measurements = _measured(keys, quiet)
+    width = None if wide else output_width(out)
+    emit(render_memory(measurements, MemoryView(view), Format(fmt), width=width), out)
+
+
+def _keys(configs: list[ModelConfig], backends: str, batch_sizes: str, threads: int, device: str) -> list[TimingKey]:
+    """What to measure: every configuration on every runtime at every batch size, each runtime refused before any
+    work where this host does not have it."""
     chosen_backends = parse_memory_backends(backends)
     sizes = parse_batch_sizes(batch_sizes)
     chosen_device = Device(device)
     check_device(chosen_device)
     for backend in chosen_backends:  # bfloat16 or float16 where only emulated: refused before any work
         check_available(backend, chosen_device)
-    keys = [
+    return [
         TimingKey(config, backend, size, threads, chosen_device)
         for config in configs
         for backend in chosen_backends
         for size in sizes
     ]
-    check_memory(keys, activation_copies=EAGER_ACTIVATION_COPIES)  # before any model is built
+
+
+def _measured(keys: list[TimingKey], quiet: bool) -> list[MemoryMeasurement]:
+    """Each key's peak memory, measured one after another under a progress bar."""
     measurements = []
     with progress(quiet) as bar:
         task = bar.add_task("measuring memory", total=len(keys), current="")
@@ -120,5 +135,4 @@ def memory(
             bar.update(task, current=key.label)
             measurements.append(measure_memory(key.config, key.batch_size, key.backend, key.device, key.threads))
             bar.update(task, advance=1)
-    width = None if wide else output_width(out)
-    emit(render_memory(measurements, MemoryView(view), Format(fmt), width=width), out)
+    return measurements

@@ -10,7 +10,8 @@ import click
 from mnprof.check.merge import merge_files
 from mnprof.cli.options import Command
 from mnprof.cli.output import OutputPath, refuse_overwriting
-from mnprof.files import atomic_write_text, check_writable, dumps
+from mnprof.files.documents import dumps
+from mnprof.files.write import atomic_write_text, check_writable
 from mnprof.timing.store import RESULTS_KIND
 
 

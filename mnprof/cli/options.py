@@ -1,8 +1,8 @@
-"""Options declared once: the grid, output, and timing options every command shares, parsed where they enter."""
+"""Options declared once: the grid, output and other options commands share, parsed where they enter (the timing
+options are in :mod:`mnprof.cli.timing_options`)."""
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,9 +11,9 @@ from typing import Any
 import click
 
 from mnprof.check.shard import parse_shard
-from mnprof.cli.output import OutputPath, PlainFloat, PlainInt
+from mnprof.cli.output import OutputPath, PlainInt
 from mnprof.errors import MnprofError, mnprof_output
-from mnprof.files import check_writable
+from mnprof.files.write import check_writable
 from mnprof.model import families
 from mnprof.model.config import (
     DEFAULT_ALPHAS,
@@ -34,9 +34,6 @@ from mnprof.model.config import (
     parse_resolutions,
 )
 from mnprof.project import tool_table
-from mnprof.runtimes.registry import REGISTRY, listing
-from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule
-from mnprof.timing.plan import TimingRequest
 from mnprof.timing.records import Statistic
 from mnprof.timing.sweep import MAX_THREADS
 
@@ -54,7 +51,6 @@ __all__ = [
     "resolve_output",
     "shard_option",
     "statistic_option",
-    "timing_options",
 ]
 
 
@@ -272,27 +268,6 @@ def configs_from(
     return configs
 
 
-def _backend_help() -> str:
-    """``--backend``'s help, from the registry: every runtime with its description, and which are checked by
-    agreement."""
-    runtimes = ", ".join(
-        f"{backend.value} ({info.description}"
-        + (f"; needs pip install 'mnprof[{info.extra}]'" if info.extra else "")
-        + ")"
-        for backend, info in REGISTRY.items()
-    )
-    lossy = listing([backend for backend, info in REGISTRY.items() if info.lossy], " and ")
-    return (
-        f"Runtimes to time, comma-separated: {runtimes}. Each runtime's output is checked against eager PyTorch "
-        f"before it may post a time: equal within 1e-3 of the output's scale, or for {lossy}, agreeing over 32 seeded "
-        "images (mean cosine similarity of the logits >= 0.999 and the same top-1 class for >= 90%); a runtime that "
-        "does not gets an error row with what it measured."
-    )
-
-
-BACKEND_HELP = _backend_help()
-
-
 def shard_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--shard I/N`` (:mod:`mnprof.check.shard`), parsed as it enters: it reaches the command as a Shard or None."""
 
@@ -332,127 +307,3 @@ def threads_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..
 def reference_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--reference CONFIG``: what relative latency divides by (default: the geometric mean)."""
     return click.option("--reference", default=None, metavar="CONFIG", help=help_text)
-
-
-def timing_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the timing options to a command; they reach it as one ``timing_request: TimingRequest`` argument."""
-
-    @functools.wraps(function)
-    def wrapper(
-        *args: Any,
-        no_timing: bool,
-        backends: str,
-        batch_sizes: str,
-        threads: int | None,
-        device: str,
-        target_ci_pct: float,
-        budget_s: float,
-        results: Path,
-        resume: bool,
-        from_results: tuple[Path, ...],
-        statistic: str,
-        reference: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        request = TimingRequest(
-            enabled=not no_timing,
-            backends=backends,
-            batch_sizes=batch_sizes,
-            threads=threads,
-            device=device,
-            target_ci_pct=target_ci_pct,
-            budget_s=budget_s,
-            results=results,
-            resume=resume,
-            from_results=from_results,
-            statistic=statistic,
-            reference=reference,
-        )
-        return function(*args, timing_request=request, **kwargs)
-
-    options = [
-        click.option("--no-timing", is_flag=True, help="Counts only: measure nothing (what CI uses)."),
-        click.option("--backend", "backends", default="eager", show_default=True, metavar="LIST", help=BACKEND_HELP),
-        click.option(
-            "--batch-size",
-            "batch_sizes",
-            default="1",
-            show_default=True,
-            metavar="LIST",
-            help="Comma-separated batch sizes, integers >= 1: latency is per batch, throughput in images/s.",
-        ),
-        click.option(
-            "--threads",
-            type=PlainInt(),
-            default=None,
-            help="Intra-op threads for torch and onnxruntime, >= 1 (recorded). "
-            "[default: the cores this process may use]",
-        ),
-        click.option(
-            "--device",
-            type=click.Choice(["cpu", "cuda"]),
-            default="cpu",
-            show_default=True,
-            help="cuda times on the GPU with CUDA events (needs one; never required).",
-        ),
-        click.option(
-            "--target-ci",
-            "target_ci_pct",
-            type=PlainFloat(),
-            default=StopRule().target_rel_ci * 100,
-            show_default=True,
-            metavar="PCT",
-            help="Stop timing once the 95% confidence interval of every configuration's headline latency (the "
-            "5th percentile of its calls, see --statistic) relative to the run (its ratio to the geometric mean "
-            "of the configurations timed together on its runtime and batch size, what the host's speed does not "
-            f"move; the absolute figure's with fewer than three) is within this percentage of it (at least "
-            f"{MIN_TARGET_CI_PCT:g})...",
-        ),
-        click.option(
-            "--budget",
-            "budget_s",
-            type=PlainFloat(),
-            default=StopRule().budget_s,
-            show_default=True,
-            metavar="SECONDS",
-            help=f"...or once this many seconds of timing are spent on each, at most {MAX_BUDGET_S:g} (those that "
-            "did not reach the target are flagged noisy).",
-        ),
-        statistic_option(
-            "The latency shown, and what throughput, GFLOP/s, x eager, rel and the plots use: p5 = the "
-            "headline, the 5th percentile of the timed calls (one call in twenty was at least this fast: the "
-            "latency this host reaches when nothing else interferes; noise on a shared machine only slows "
-            "calls down, so the low end is what reproduces from run to run); adjusted = the typical call, "
-            "the median of each turn's median divided by the host's speed factor in its round-robin pass (the "
-            "latency at the run's median host speed); median = every timed call as it came; min = the "
-            "fastest call. Every call is kept in --results, so any statistic can be shown later."
-        ),
-        reference_option(
-            "The configuration rel (relative latency) divides by, timed in the same run on the same runtime, "
-            "batch, threads and host. [default: the geometric mean of the configurations timed together, "
-            "which moved least between runs]"
-        ),
-        click.option(
-            "--results",
-            type=OutputPath(),
-            default=Path("mnprof-results.json"),
-            show_default=True,
-            help="Results file (versioned JSON) that keeps every measurement with its environment, written "
-            "atomically after each one; a new sweep replaces it.",
-        ),
-        click.option(
-            "--resume",
-            is_flag=True,
-            help="Keep the measurements already in --results (same host) and measure only the rest.",
-        ),
-        click.option(
-            "--from-results",
-            type=click.Path(dir_okay=False, path_type=Path),
-            multiple=True,
-            metavar="FILE",
-            help="Show timings from results files (repeatable: several hosts side by side) instead of measuring.",
-        ),
-    ]
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper

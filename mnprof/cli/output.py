@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Mapping
@@ -14,25 +15,22 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from mnprof.errors import MnprofError, mnprof_output
-from mnprof.files import atomic_write_text
+from mnprof.files.write import atomic_write_text
 
 __all__ = [
     "Interrupted",
     "OutputPath",
-    "EXIT_INTERRUPTED",
     "EXIT_REGRESSION",
     "EXIT_USAGE",
     "emit",
     "output_width",
     "error_line",
-    "error_text",
     "progress",
     "warn",
 ]
 
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 
 
 class Interrupted(KeyboardInterrupt):
@@ -97,14 +95,9 @@ def refuse_overwriting(out: Path | str, inputs: Mapping[Path | str, str], option
 TERMINAL_WIDTH_WHEN_PIPED = 240
 
 
-def error_text(message: str) -> str:
-    """``message`` as the one line ``mnprof: error: ...`` (without its newline)."""
-    return f"mnprof: error: {' '.join(message.split())}"
-
-
 def error_line(message: str) -> None:
     """Print ``message`` as the one line ``mnprof: error: ...`` on stderr."""
-    click.echo(error_text(message), err=True)
+    click.echo(f"mnprof: error: {' '.join(message.split())}", err=True)
 
 
 def warn(message: str) -> None:
@@ -143,12 +136,11 @@ def emit(rendered: Any, out: Path | None) -> None:
 
     A stdout the system refuses to take (a full disk, ``> /dev/full``) is one line, not a traceback."""
     if out is not None:
-        if isinstance(rendered, str):
-            atomic_write_text(out, rendered)
-            return
-        capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=_NullFile(), color_system=None)
-        capture.print(rendered)
-        atomic_write_text(out, capture.export_text())
+        if not isinstance(rendered, str):
+            capture = Console(width=TERMINAL_WIDTH_WHEN_PIPED, record=True, file=io.StringIO(), color_system=None)
+            capture.print(rendered)
+            rendered = capture.export_text()
+        atomic_write_text(out, rendered)
         return
     try:
         _replace_what_stdout_cannot_encode()
@@ -165,9 +157,6 @@ def emit(rendered: Any, out: Path | None) -> None:
                 sys.stdout.write(capture.get())
         sys.stdout.flush()
     except OSError as error:
-        with suppress(OSError, ValueError, AttributeError):  # nothing more reaches it, not even the flush at exit
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
         if isinstance(error, BrokenPipeError):  # the reader stopped early (| head): nothing is wrong
             return
         raise MnprofError(
@@ -188,11 +177,3 @@ def _replace_what_stdout_cannot_encode() -> None:
         return
     with suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper (a test's capture), or closed
         stream.reconfigure(errors="replace")  # type: ignore[union-attr]
-
-
-class _NullFile:
-    def write(self, _text: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass

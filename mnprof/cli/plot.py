@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from mnprof.cli.options import (
     Command,
@@ -22,14 +23,14 @@ from mnprof.cli.work import (
     report_runs_apart,
 )
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write, atomic_write_text, check_writable
+from mnprof.files.write import atomic_write, atomic_write_text, check_writable
 from mnprof.timing import instructions as callgrind
 from mnprof.timing import plan as timing
 from mnprof.timing.records import Statistic
 from mnprof.timing.store import DEFAULT_RESULTS_PATH
 from mnprof.views.instructions import with_instructions
 from mnprof.views.plot_inputs import plot_inputs
-from mnprof.views.plots import build_figures, page_html, static_image
+from mnprof.views.plots import Figure, build_figures, page_html, static_image
 from mnprof.views.render import families_title
 
 FIGURES = (
@@ -120,6 +121,34 @@ def plot(
     The grid options choose the configurations of the accuracy figures and what to measure when no
     results file exists yet; the latency figures show what the results files hold.
     """
+    suffix = _refuse_before_work(out, figures, step, instructions)
+    grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
+    paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
+    refuse_overwriting(out, {path: "a results file to plot" for path in paths})
+    if not results_paths and not DEFAULT_RESULTS_PATH.exists():
+        measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)
+    inputs = plot_inputs(
+        paths,
+        lambda configs: count_with_progress(configs, quiet, training=step == "training"),
+        grid_configs,
+        statistic=Statistic(statistic),
+        reference=reference,
+    )
+    grid = inputs.grid
+    if instructions:
+        grid = with_instructions(grid, count_instructions_with_progress(grid_configs, quiet))
+    # the page: every figure, those of options not given (--instructions, --pass training) left out
+    optional = {"latency-instructions": instructions, "accuracy-training-macs": step == "training"}
+    chosen = _figures_to_draw(grid, inputs.latency, figures, suffix, optional, paths)
+    _write(out, suffix, chosen, grid, inputs.provenance)
+    report_runs_apart(inputs.records)  # after the work: a failing command's one line stays alone
+    if not quiet:
+        click.echo(f"mnprof plot: wrote {out} ({', '.join(f.key for f in chosen)})", err=True)
+
+
+def _refuse_before_work(out: Path, figures: tuple[str, ...], step: str, instructions: bool) -> str:
+    """Refuse an --out, --figure, --pass and --instructions that do not go together, and an --out that cannot be
+    written, before any work; the output's suffix."""
     suffix = out.suffix.lower()
     if suffix not in SUFFIXES:
         raise MnprofError(f"--out {out}: cannot write {suffix or 'a file without suffix'}; accepted: .html, .png, .svg")
@@ -134,23 +163,19 @@ def plot(
     if instructions:  # before any work: no Valgrind, no figure
         callgrind.check_available("cpu")
     check_writable(out)
-    grid_configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
-    paths = list(results_paths) or [DEFAULT_RESULTS_PATH]
-    refuse_overwriting(out, {path: "a results file to plot" for path in paths})
-    if not results_paths and not DEFAULT_RESULTS_PATH.exists():
-        measure_with_progress(timing.default_plan(DEFAULT_RESULTS_PATH), grid_configs, quiet)
-    inputs = plot_inputs(
-        paths,
-        lambda configs: count_with_progress(configs, quiet, training=step == "training"),
-        grid_configs,
-        statistic=Statistic(statistic),
-        reference=reference,
-    )
-    grid, latency, provenance = inputs.grid, inputs.latency, inputs.provenance
-    if instructions:
-        grid = with_instructions(grid, count_instructions_with_progress(grid_configs, quiet))
-    # the page: every figure, those of options not given (--instructions, --pass training) left out
-    optional = {"latency-instructions": instructions, "accuracy-training-macs": step == "training"}
+    return suffix
+
+
+def _figures_to_draw(
+    grid: pd.DataFrame,
+    latency: pd.DataFrame | None,
+    figures: tuple[str, ...],
+    suffix: str,
+    optional: dict[str, bool],
+    paths: list[Path],
+) -> list[Figure]:
+    """The figures asked for (or the default for the output: the page's, or one picture), built; a figure that
+    has nothing to draw is refused where it was asked for, and left out of the default page."""
     page = tuple(key for key in FIGURES if optional.get(key, True))
     wanted = figures or (page if suffix == ".html" else ("pareto",) if latency is not None else ("accuracy-macs",))
     if latency is None and any(key in LATENCY_FIGURES for key in wanted):
@@ -169,13 +194,14 @@ def plot(
             f"--figure {empty[0]} has nothing to draw: no published accuracy for {families_title(grid)}; "
             f"accepted: {', '.join(sorted(drawn)) or 'results from mnprof table with timing'}"
         )
-    chosen = [figure for figure in built if figure.key in wanted and figure.key in drawn]
+    return [figure for figure in built if figure.key in wanted and figure.key in drawn]
+
+
+def _write(out: Path, suffix: str, chosen: list[Figure], grid: pd.DataFrame, provenance: list[str]) -> None:
+    """One page with every chosen figure (.html), or the one figure as a picture (.png, .svg)."""
     if suffix == ".html":
         title = f"mnprof: {families_title(grid)} accuracy, MACs and latency"
         atomic_write_text(out, page_html(chosen, title=title, provenance=provenance))
     else:
         image = static_image(chosen[0].figure, suffix.lstrip("."))
         atomic_write(out, lambda handle: handle.write(image))
-    report_runs_apart(inputs.records)  # after the work: a failing command's one line stays alone
-    if not quiet:
-        click.echo(f"mnprof plot: wrote {out} ({', '.join(f.key for f in chosen)})", err=True)

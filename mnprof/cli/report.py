@@ -9,16 +9,11 @@ import click
 from mnprof.cli.options import FAMILY_HELP, Command, families_from, model_option
 from mnprof.cli.work import measure_with_progress
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_writable
-from mnprof.report import (
-    count_files,
-    index_markdown,
-    refuse_shared_files,
-    render_counts,
-    timing_files,
-    write_counts,
-    write_timing,
-)
+from mnprof.files.write import atomic_write_text, check_writable
+from mnprof.reports.catalogue import count_files, refuse_shared_files, timing_files
+from mnprof.reports.counts import render_counts, write_counts
+from mnprof.reports.index import index_markdown
+from mnprof.reports.timing import write_timing
 from mnprof.runtimes.backends import check_available, parse_backends
 from mnprof.timing import plan as timing
 from mnprof.timing.records import Device

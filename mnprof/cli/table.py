@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
 
+from mnprof import api
 from mnprof.check.shard import Shard
 from mnprof.check.table_junit import render_table_junit
 from mnprof.cli.options import (
@@ -18,9 +21,9 @@ from mnprof.cli.options import (
     pass_option,
     resolve_output,
     shard_option,
-    timing_options,
 )
 from mnprof.cli.output import emit, output_width, refuse_overwriting
+from mnprof.cli.timing_options import timing_options
 from mnprof.cli.work import (
     count_instructions_with_progress,
     count_with_progress,
@@ -28,7 +31,7 @@ from mnprof.cli.work import (
     report_runs_apart,
 )
 from mnprof.errors import MnprofError
-from mnprof.model.config import Family
+from mnprof.model.config import Family, ModelConfig
 from mnprof.timing import instructions as callgrind
 from mnprof.timing import plan as timing
 from mnprof.timing.store import refuse_other_models
@@ -37,6 +40,51 @@ from mnprof.views.benchmarks import BENCHMARK_FORMATS, render_benchmarks
 from mnprof.views.render import Format
 
 SERVICE_FORMATS = (*BENCHMARK_FORMATS, "junit")  # for a service to read: the grid and counts views only
+
+# Each view's frame of counts alone (the grid view's timed frame is made with its records).
+COUNT_FRAMES = {
+    tables.View.GRID: tables.grid_frame,
+    tables.View.COUNTS: tables.grid_frame,
+    tables.View.PAPER: tables.paper_frame,
+    tables.View.SEED: tables.seed_frame,
+    tables.View.RECONCILE: tables.reconcile_frame,
+}
+
+
+@dataclass(frozen=True)
+class _Options:
+    """mnprof table's options, as click passes them (the timing options as one request)."""
+
+    models: tuple[str, ...]
+    alphas: str | None
+    resolutions: str | None
+    num_classes: int
+    variant: str
+    rounding: str
+    view: str
+    unit: str
+    wide: bool
+    verbose: bool
+    fmt: str | None
+    out: Path | None
+    quiet: bool
+    instructions: bool
+    shard: Shard | None
+    step: str
+    timing_request: timing.TimingRequest
+
+    @property
+    def chosen(self) -> tables.View:
+        return tables.View(self.view)
+
+    @property
+    def published(self) -> bool:
+        """The paper's or the seed note's tables: one layout of MobileNetV1's inference counts."""
+        return self.chosen in (tables.View.PAPER, tables.View.SEED)
+
+    @property
+    def training(self) -> bool:
+        return self.step == "training"
 
 
 def _render_for_service(frame: pd.DataFrame, fmt: str, unit: str, view: str) -> str:
@@ -105,25 +153,7 @@ def _render_for_service(frame: pd.DataFrame, fmt: str, unit: str, view: str) -> 
     "by torch's FlopCounterMode, reconciled operator by operator (fvcore and thop count the forward only). "
     "Counts only: with --no-timing, or --view counts or reconcile."
 )
-def table(
-    models: tuple[str, ...],
-    alphas: str | None,
-    resolutions: str | None,
-    num_classes: int,
-    variant: str,
-    rounding: str,
-    view: str,
-    unit: str,
-    wide: bool,
-    verbose: bool,
-    fmt: str | None,
-    out: Path | None,
-    quiet: bool,
-    instructions: bool,
-    shard: Shard | None,
-    step: str,
-    timing_request: timing.TimingRequest,
-) -> None:
+def table(**given: Any) -> None:
     """Params and MACs of every configuration, counted three ways, beside the published numbers, and
     (grid view) each configuration's latency, throughput and achieved GFLOP/s timed on this host.
 
@@ -161,78 +191,85 @@ def table(
       mnprof table --from-results host-a.json --from-results host-b.json
       mnprof table --from-results results.json --statistic median --reference 0.5-160
     """
-    configs = configs_from(alphas, resolutions, num_classes, variant, rounding, models)
-    fmt = resolve_output(fmt, out)
-    if out is not None:  # the table would replace the measurements it was made from
-        kept = [timing_request.results, *timing_request.from_results]
-        refuse_overwriting(out, {path: "the results file the measurements are kept in" for path in kept})
-    chosen = tables.View(view)
-    if chosen in (tables.View.PAPER, tables.View.SEED) and any(c.family is not Family.MOBILENETV1 for c in configs):
+    options = _Options(**given)
+    configs, fmt = _configs(options)
+    timing_plan = _timing_plan(options, configs)  # every option validated before any work
+    every_counter = options.chosen in (tables.View.COUNTS, tables.View.RECONCILE)
+    reports = count_with_progress(configs, options.quiet, every_counter=every_counter, training=options.training)
+    counted = count_instructions_with_progress(configs, options.quiet) if options.instructions else []
+    if timing_plan is None:
+        _emit(options, fmt, tables.with_instructions(COUNT_FRAMES[options.chosen](reports), counted))
+        return
+    records = measure_with_progress(timing_plan, configs, options.quiet, options.verbose).records
+    macs = {report.config.id: report.analytic.macs for report in reports}
+    request = options.timing_request
+    refuse_other_models(records, macs, ", ".join(map(str, request.from_results)) or str(request.results))
+    frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
+    _emit(options, fmt, tables.with_instructions(frame, counted))
+    report_runs_apart(records, options.verbose)  # after the output: a failing command's one line stays alone
+
+
+def _configs(options: _Options) -> tuple[list[ModelConfig], str]:
+    """The configurations the options choose (the view's own for paper and seed, the --shard part through the
+    API) and the output format; what cannot be shown is refused, in the order the options are read."""
+    configs = configs_from(
+        options.alphas, options.resolutions, options.num_classes, options.variant, options.rounding, options.models
+    )
+    fmt = resolve_output(options.fmt, options.out)
+    if options.out is not None:  # the table would replace the measurements it was made from
+        kept = [options.timing_request.results, *options.timing_request.from_results]
+        refuse_overwriting(options.out, {path: "the results file the measurements are kept in" for path in kept})
+    view = options.view
+    if options.published and any(c.family is not Family.MOBILENETV1 for c in configs):
         raise MnprofError(
             f"--view {view} shows MobileNetV1's published tables; accepted with --model mobilenetv2 or mobilenetv3: "
             "--view grid, counts or reconcile (their published numbers: mnprof paper --model NAME)"
         )
-    if chosen is tables.View.PAPER:
+    if options.chosen is tables.View.PAPER:
         configs = tables.paper_configs()
-    elif chosen is tables.View.SEED:
+    elif options.chosen is tables.View.SEED:
         configs = tables.seed_configs()
-    if fmt in SERVICE_FORMATS and chosen not in (tables.View.GRID, tables.View.COUNTS):
+    if fmt in SERVICE_FORMATS and options.chosen not in (tables.View.GRID, tables.View.COUNTS):
         raise MnprofError(
             f"--format {fmt} reports the grid's counts and latency; accepted with it: --view grid or counts"
         )
-    if shard is not None:  # one part of the configurations, the same part whatever the machine or option order
-        if chosen in (tables.View.PAPER, tables.View.SEED):
+    if options.shard is not None:  # one part of the configurations, the same part whatever the machine or order
+        if options.published:
             raise MnprofError(f"--shard with --view {view}: the paper's tables are one layout; accepted: --view grid, "
                               "counts or reconcile")  # fmt: skip
-        shard.refuse_empty(config.id for config in configs)
-        part = set(shard.part(config.id for config in configs))
-        configs = [config for config in configs if config.id in part]
-    training = step == "training"
-    if training and chosen in (tables.View.PAPER, tables.View.SEED):
+        configs = api.shard_configs(configs, options.shard)
+    return configs, fmt
+
+
+def _timing_plan(options: _Options, configs: list[ModelConfig]) -> timing.TimingPlan | None:
+    """The timing plan (``None``: counts only), validated with what cannot go with it, before any work."""
+    view, request = options.view, options.timing_request
+    if options.training and options.published:
         raise MnprofError(f"--pass training with --view {view}: the published tables are inference counts; accepted: "
                           "--view grid, counts or reconcile")  # fmt: skip
-    if training and chosen is tables.View.GRID and (timing_request.enabled or timing_request.from_results):
+    if options.training and options.chosen is tables.View.GRID and (request.enabled or request.from_results):
         raise MnprofError(
             "--pass training counts a training step; timing one (and its runtimes) is not built yet; accepted: "
             "--pass training with --no-timing, or --view counts or reconcile"
         )
-    if training and instructions:
+    if options.training and options.instructions:
         raise MnprofError("--instructions counts forward passes; accepted: --instructions with --pass forward")
-    timing_plan = timing.plan(timing_request) if chosen is tables.View.GRID else None  # validated before any work
+    timing_plan = timing.plan(request) if options.chosen is tables.View.GRID else None
     if timing_plan is not None:
         timing.check_reference(timing_plan.reference, [config.id for config in configs])
-    if instructions:  # refused before any work: another view, a GPU, no Valgrind
-        if chosen is not tables.View.GRID:
+    if options.instructions:  # refused before any work: another view, a GPU, no Valgrind
+        if options.chosen is not tables.View.GRID:
             raise MnprofError(
                 f"--instructions adds columns to the grid view; accepted with it: --view grid, not {view}"
             )
-        callgrind.check_available(timing_request.device)
-    every_counter = chosen in (tables.View.COUNTS, tables.View.RECONCILE)
-    reports = count_with_progress(configs, quiet, every_counter=every_counter, training=training)
-    counted = count_instructions_with_progress(configs, quiet) if instructions else []
-    if timing_plan is not None:
-        records = measure_with_progress(timing_plan, configs, quiet, verbose).records
-        macs = {report.config.id: report.analytic.macs for report in reports}
-        where = ", ".join(map(str, timing_request.from_results)) or str(timing_request.results)
-        refuse_other_models(records, macs, where)  # no time stands beside another model's counts
-        frame = tables.grid_frame(reports, records, statistic=timing_plan.statistic, reference=timing_plan.reference)
-        frame = tables.with_instructions(frame, counted)
-        if fmt in SERVICE_FORMATS:
-            emit(_render_for_service(frame, fmt, unit, view), out)
-            report_runs_apart(records, verbose)
-            return
-        emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
-        report_runs_apart(records, verbose)  # after the output: a failing command's one line stays alone
-        return
-    frame = {
-        tables.View.GRID: tables.grid_frame,
-        tables.View.COUNTS: tables.grid_frame,
-        tables.View.PAPER: tables.paper_frame,
-        tables.View.SEED: tables.seed_frame,
-        tables.View.RECONCILE: tables.reconcile_frame,
-    }[chosen](reports)
-    frame = tables.with_instructions(frame, counted)
+        callgrind.check_available(request.device)
+    return timing_plan
+
+
+def _emit(options: _Options, fmt: str, frame: pd.DataFrame) -> None:
+    """The table printed or written: for a service to read, or as a view renders it."""
     if fmt in SERVICE_FORMATS:
-        emit(_render_for_service(frame, fmt, unit, view), out)
+        emit(_render_for_service(frame, fmt, options.unit, options.view), options.out)
         return
-    emit(tables.render(frame, chosen, Format(fmt), tables.Unit(unit), wide=wide, width=output_width(out)), out)
+    unit, width = tables.Unit(options.unit), output_width(options.out)
+    emit(tables.render(frame, options.chosen, Format(fmt), unit, wide=options.wide, width=width), options.out)

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
+from mnprof import api
 from mnprof.cli.output import Interrupted, progress, warn
-from mnprof.counting.count import CountReport, count_many
+from mnprof.counting.count import CountReport
 from mnprof.model.config import ModelConfig
 from mnprof.timing import instructions as callgrind
 from mnprof.timing.plan import DRIFT_WARNING, RUNS_APART, SweepOutcome, TimingPlan, measure, run_shifts
@@ -34,15 +35,15 @@ def count_with_progress(
     every_counter: bool = False,
     training: bool = False,
 ) -> list[CountReport]:
-    """Count ``configs`` with a progress bar (``every_counter``: torch's and the shape counter too; ``training``: a
-    training step's forward and backward too)."""
+    """Count ``configs`` with a progress bar, through the public API (:func:`mnprof.api.count_configs`;
+    ``every_counter``: torch's and the shape counter too; ``training``: a training step's forward and backward too)."""
     with progress(quiet) as bar:
         task = bar.add_task(description, total=len(configs), current="")
 
         def done(config: ModelConfig) -> None:
             bar.update(task, advance=1, current=config.id)
 
-        return count_many(configs, on_done=done, every_counter=every_counter, training=training)
+        return api.count_configs(configs, every_counter=every_counter, training=training, on_done=done)
 
 
 def count_instructions_with_progress(configs: Sequence[ModelConfig], quiet: bool) -> list[dict[str, Any]]:

@@ -113,7 +113,7 @@ class AnalyticCount:
     """Analytic counts of one configuration, per layer and in total.
 
     ``planned``: the layers are mnprof's layer plan for a built-in family; False for a user family's layers
-    traced from shapes (:func:`mnprof.counting.shapes.traced_count`), whose execution order and kept tensors
+    traced from shapes (:func:`mnprof.counting.traced.traced_count`), whose execution order and kept tensors
     are not known, so that :meth:`peak_working_set` and TF-slim's parameter convention do not apply.
     """
 
@@ -242,5 +242,5 @@ def _block(name: str) -> str:
 
 def analytic_count(config: ModelConfig) -> AnalyticCount:
     """Count a built-in ``config`` from its layer plan alone (a user family's: from its traced shapes, with
-    :func:`mnprof.counting.shapes.traced_count`)."""
+    :func:`mnprof.counting.traced.traced_count`)."""
     return AnalyticCount(config, tuple(_count_layer(spec) for spec in layer_plan(config)))

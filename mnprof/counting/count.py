@@ -22,9 +22,10 @@ from mnprof.counting.reconcile import (
     Reconciliation,
     reconcile,
 )
-from mnprof.counting.shapes import ShapeCount, count_config_shapes, plan_count
+from mnprof.counting.shapes import ShapeCount, count_config_shapes
 from mnprof.counting.thop_counter import ThopCount, count_thop
 from mnprof.counting.torch_counter import TorchCount, count_torch
+from mnprof.counting.traced import plan_count
 from mnprof.counting.training import (
     TrainingCount,
     count_torch_training,

@@ -24,7 +24,7 @@ import torch
 
 from mnprof.counting.analytic import AnalyticCount
 from mnprof.counting.fvcore_counter import FvcoreCount, count_fvcore
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.counting.training import training_count
 from mnprof.model.arch import CONV_KINDS, LayerKind
 from mnprof.model.config import ModelConfig

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
 
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.errors import MnprofError
 from mnprof.memory.records import Cause, LiveTensor, MemoryMeasurement
 from mnprof.model.arch import layer_of

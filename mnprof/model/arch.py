@@ -160,7 +160,7 @@ class LayerSpec:
     bias: bool
     batch_norm: bool
     activation: Activation = Activation.RELU
-    # A traced layer's module path in a user's model (mnprof.counting.shapes.traced_plan); None in mnprof's plans,
+    # A traced layer's module path in a user's model (mnprof.counting.traced.traced_count); None in mnprof's plans,
     # whose module paths follow from the name (mnprof.model.networks.module_paths).
     module: str | None = None
     # A traced layer that is not square (a 1x7 kernel, a 224x160 input): its widths; None where equal to the height.
@@ -339,51 +339,71 @@ def _v3_plan(config: ModelConfig) -> tuple[LayerSpec, ...]:
     assert isinstance(family, Family)
     alpha, div8 = config.alpha, Rounding.DIVISIBLE_BY_8
     layers: list[LayerSpec] = []
-
-    def conv(name: str, kind: LayerKind, c_in: int, c_out: int, kernel: int, stride: int, size: int,
-             activation: Activation, groups: int = 1, bias: bool = False, batch_norm: bool = True) -> int:  # fmt: skip
-        out = conv_output_size(size, kernel, stride)
-        layers.append(LayerSpec(name, kind, c_in, c_out, kernel, stride, groups, size, out, bias, batch_norm,
-                                activation))  # fmt: skip
-        return out
-
-    def shape_only(name: str, kind: LayerKind, channels: int, kernel: int, in_size: int, out_size: int) -> None:
-        layers.append(LayerSpec(name, kind, channels, channels, kernel, 1, channels, in_size, out_size, False, False,
-                                Activation.NONE))  # fmt: skip
-
     blocks = V3_LARGE_BLOCKS if family is Family.MOBILENETV3_LARGE else V3_SMALL_BLOCKS
     channels = scale_channels(V3_STEM_CHANNELS, alpha, div8)
-    size = conv("stem", LayerKind.CONV, 3, channels, 3, 2, config.resolution, Activation.HARDSWISH)
+    size = _v3_conv(layers, "stem", LayerKind.CONV, 3, channels, 3, 2, config.resolution, Activation.HARDSWISH)
     table_in = V3_STEM_CHANNELS  # the block's input channels as the table prints them (alpha 1)
-    for index, (kernel, expanded, out, se, act, stride) in enumerate(blocks, start=1):
-        prefix, activation, block_in = f"blocks.{index}", Activation(act), size
-        # The expansion factor (expanded / input, as printed) times the block's actual input, made divisible by 8:
-        # TF-slim's expand_input_by_factor, and MobileNetV2's hidden = input x t here.
-        hidden = scale_channels(channels * (expanded / table_in), 1.0, div8)
-        out_channels = scale_channels(out, alpha, div8)
-        table_in = out
-        if hidden != channels:
-            conv(f"{prefix}.expand", LayerKind.POINTWISE, channels, hidden, 1, 1, size, activation)
-        size = conv(f"{prefix}.dw", LayerKind.DEPTHWISE, hidden, hidden, kernel, stride, size, activation, hidden)
-        if se:
-            squeezed = scale_channels(hidden // V3_SQUEEZE_FACTOR, 1.0, div8)
-            shape_only(f"{prefix}.se.pool", LayerKind.POOL, hidden, size, size, 1)
-            conv(f"{prefix}.se.fc1", LayerKind.POINTWISE, hidden, squeezed, 1, 1, 1, Activation.RELU, bias=True,
-                 batch_norm=False)  # fmt: skip
-            conv(f"{prefix}.se.fc2", LayerKind.POINTWISE, squeezed, hidden, 1, 1, 1, Activation.HARDSIGMOID,
-                 bias=True, batch_norm=False)  # fmt: skip
-            shape_only(f"{prefix}.se.scale", LayerKind.SCALE, hidden, 1, size, size)
-        conv(f"{prefix}.project", LayerKind.POINTWISE, hidden, out_channels, 1, 1, size, Activation.NONE)
-        if stride == 1 and channels == out_channels:
-            shape_only(f"{prefix}.add", LayerKind.ADD, out_channels, 1, block_in, size)
-        channels = out_channels
+    for index, block in enumerate(blocks, start=1):
+        channels, size = _v3_block(layers, f"blocks.{index}", block, channels, table_in, size, alpha)
+        table_in = block[2]
     head = scale_channels(V3_HEAD_CHANNELS[family.value], alpha, div8)
-    size = conv("head", LayerKind.POINTWISE, channels, head, 1, 1, size, Activation.HARDSWISH)
-    shape_only("pool", LayerKind.POOL, head, size, size, 1)
+    size = _v3_conv(layers, "head", LayerKind.POINTWISE, channels, head, 1, 1, size, Activation.HARDSWISH)
+    _v3_shape_only(layers, "pool", LayerKind.POOL, head, size, size, 1)
     last = v3_last_channels(family, alpha)
     layers.append(LayerSpec("fc1", LayerKind.FC, head, last, 1, 1, 1, 1, 1, True, False, Activation.HARDSWISH))
     layers.append(LayerSpec("fc", LayerKind.FC, last, config.num_classes, 1, 1, 1, 1, 1, True, False, Activation.NONE))
     return tuple(layers)
+
+
+def _v3_block(
+    layers: list[LayerSpec],
+    prefix: str,
+    block: tuple[int, int, int, bool, str, int],
+    channels: int,
+    table_in: int,
+    size: int,
+    alpha: float,
+) -> tuple[int, int]:
+    """One bottleneck of Table 1 or 2 appended to ``layers``; returns its output channels and size."""
+    kernel, expanded, out, se, act, stride = block
+    activation, block_in, div8 = Activation(act), size, Rounding.DIVISIBLE_BY_8
+    # The expansion factor (expanded / input, as printed) times the block's actual input, made divisible by 8:
+    # TF-slim's expand_input_by_factor, and MobileNetV2's hidden = input x t here.
+    hidden = scale_channels(channels * (expanded / table_in), 1.0, div8)
+    out_channels = scale_channels(out, alpha, div8)
+    if hidden != channels:
+        _v3_conv(layers, f"{prefix}.expand", LayerKind.POINTWISE, channels, hidden, 1, 1, size, activation)
+    size = _v3_conv(layers, f"{prefix}.dw", LayerKind.DEPTHWISE, hidden, hidden, kernel, stride, size, activation,
+                    hidden)  # fmt: skip
+    if se:
+        squeezed = scale_channels(hidden // V3_SQUEEZE_FACTOR, 1.0, div8)
+        _v3_shape_only(layers, f"{prefix}.se.pool", LayerKind.POOL, hidden, size, size, 1)
+        _v3_conv(layers, f"{prefix}.se.fc1", LayerKind.POINTWISE, hidden, squeezed, 1, 1, 1, Activation.RELU,
+                 bias=True, batch_norm=False)  # fmt: skip
+        _v3_conv(layers, f"{prefix}.se.fc2", LayerKind.POINTWISE, squeezed, hidden, 1, 1, 1, Activation.HARDSIGMOID,
+                 bias=True, batch_norm=False)  # fmt: skip
+        _v3_shape_only(layers, f"{prefix}.se.scale", LayerKind.SCALE, hidden, 1, size, size)
+    _v3_conv(layers, f"{prefix}.project", LayerKind.POINTWISE, hidden, out_channels, 1, 1, size, Activation.NONE)
+    if stride == 1 and channels == out_channels:
+        _v3_shape_only(layers, f"{prefix}.add", LayerKind.ADD, out_channels, 1, block_in, size)
+    return out_channels, size
+
+
+def _v3_conv(layers: list[LayerSpec], name: str, kind: LayerKind, c_in: int, c_out: int, kernel: int, stride: int,
+             size: int, activation: Activation, groups: int = 1, bias: bool = False,
+             batch_norm: bool = True) -> int:  # fmt: skip
+    """A conv layer appended to ``layers``; returns its output size."""
+    out = conv_output_size(size, kernel, stride)
+    layers.append(LayerSpec(name, kind, c_in, c_out, kernel, stride, groups, size, out, bias, batch_norm,
+                            activation))  # fmt: skip
+    return out
+
+
+def _v3_shape_only(layers: list[LayerSpec], name: str, kind: LayerKind, channels: int, kernel: int, in_size: int,
+                   out_size: int) -> None:  # fmt: skip
+    """A layer without weights (a pool, the SE gate, a residual add) appended to ``layers``."""
+    layers.append(LayerSpec(name, kind, channels, channels, kernel, 1, channels, in_size, out_size, False, False,
+                            Activation.NONE))  # fmt: skip
 
 
 def layer_of(path: str, layer_names: set[str] | frozenset[str]) -> str | None:

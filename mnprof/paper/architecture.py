@@ -29,7 +29,7 @@ from mnprof.counting.analytic import (
 )
 from mnprof.model.arch import LayerKind, LayerSpec, conv_output_size, layer_plan, scale_channels
 from mnprof.model.config import ModelConfig, Variant
-from mnprof.model.reference import MILLION, PAPER, TABLE1, TABLE2, TABLE3, delta_pct
+from mnprof.model.reference import MILLION, PAPER, TABLE1, TABLE2, TABLE3, Table3Row, delta_pct
 from mnprof.paper.verdict import PaperTable, Verdict, rounded, verdict
 
 __all__ = [
@@ -302,68 +302,79 @@ def _block7(config: ModelConfig) -> tuple[int, int, int]:
     return sum(layer.macs for layer in layers), sum(layer.params for layer in layers), layers[0].spec.in_size
 
 
+# Table 3's layer: 14x14x512 with a 3x3 kernel; the paper's rho = 0.714 is 160 / 224, the input sizes of Table 7
+_KERNEL, _SIDE, _CHANNELS, _RHO_RESOLUTION = 3, 14, 512, 160
+
+Case = tuple[int, int, int, int, int, ModelConfig]  # (macs, params, N, M, side, the model whose block 7 is this layer)
+
+
 def table3() -> PaperTable:
     """Table 3: one 14x14x512 layer with a 3x3x512x512 kernel, standard and depthwise separable, thinned, shrunk."""
-    kernel, side, channels = 3, 14, 512
-    rho_resolution = 160  # the paper's rho = 0.714 is 160 / 224, the input sizes of Table 7
-    thin = scale_channels(channels, 0.75)
-    small_side = _block7(ModelConfig(0.75, rho_resolution))[2]
-    standard_macs = conv_macs(side, side, kernel, channels, channels)
+    thin = scale_channels(_CHANNELS, 0.75)
+    small_side = _block7(ModelConfig(0.75, _RHO_RESOLUTION))[2]
+    standard_macs = conv_macs(_SIDE, _SIDE, _KERNEL, _CHANNELS, _CHANNELS)
+    cases = _table3_cases(thin, small_side, standard_macs)
+    frame = pd.DataFrame([_table3_row(entry, case, standard_macs) for entry, case in zip(TABLE3, cases, strict=True)])
+    title = "Table 3: resource use of modifications to standard convolution (one 14x14x512 layer)"
+    return PaperTable("3", title, frame, _table3_notes(frame, standard_macs, thin, small_side))
 
-    def separable_case(size: int, width: int, config: ModelConfig) -> tuple[int, int, int, int, int, ModelConfig]:
-        macs = depthwise_separable_macs(size, size, kernel, width, width)
-        params = conv_params(kernel, width, width, groups=width) + conv_params(1, width, width)
+
+def _table3_cases(thin: int, small_side: int, standard_macs: int) -> tuple[Case, ...]:
+    """The layer standard, depthwise separable, thinned to alpha 0.75, and at resolution 160."""
+
+    def separable_case(size: int, width: int, config: ModelConfig) -> Case:
+        macs = depthwise_separable_macs(size, size, _KERNEL, width, width)
+        params = conv_params(_KERNEL, width, width, groups=width) + conv_params(1, width, width)
         return macs, params, width, width, size, config
 
-    # (macs, params, N, M, side, the model whose block 7 is this layer)
-    cases = (
-        (
-            standard_macs,
-            conv_params(kernel, channels, channels),
-            channels,
-            channels,
-            side,
-            ModelConfig(1.0, 224, variant=Variant.FULL),
-        ),
-        separable_case(side, channels, ModelConfig(1.0, 224)),
-        separable_case(side, thin, ModelConfig(0.75, 224)),
-        separable_case(small_side, thin, ModelConfig(0.75, rho_resolution)),
+    standard_params = conv_params(_KERNEL, _CHANNELS, _CHANNELS)
+    return (
+        (standard_macs, standard_params, _CHANNELS, _CHANNELS, _SIDE, ModelConfig(1.0, 224, variant=Variant.FULL)),
+        separable_case(_SIDE, _CHANNELS, ModelConfig(1.0, 224)),
+        separable_case(_SIDE, thin, ModelConfig(0.75, 224)),
+        separable_case(small_side, thin, ModelConfig(0.75, _RHO_RESOLUTION)),
     )
-    rows = []
-    for entry, (macs, params, n, m, size, config) in zip(TABLE3, cases, strict=True):
-        plan_macs, plan_params, plan_side = _block7(config)
-        separable = config.variant is not Variant.FULL
-        rows.append(
-            {
-                "layer": entry.layer,
-                "input": f"{size}x{size}x{n}",
-                "kernel": f"{kernel}x{kernel}x{n}x{m}",
-                "published_macs_m": entry.macs_m,
-                "macs": macs,
-                "macs_m": macs / MILLION,
-                "delta_macs_pct": delta_pct(macs / MILLION, entry.macs_m),
-                "macs_verdict": verdict(macs / MILLION, entry.macs_m).value,
-                "published_params_m": entry.params_m,
-                "params": params,
-                "params_m": params / MILLION,
-                "delta_params_pct": delta_pct(params / MILLION, entry.params_m),
-                "params_verdict": verdict(params / MILLION, entry.params_m).value,
-                "ratio_to_convolution": float(Fraction(macs, standard_macs)),
-                "ratio_to_same_shape_standard": float(Fraction(macs, conv_macs(size, size, kernel, n, m))),
-                "seed_formula_ratio": float(Fraction(1, m) + Fraction(1, kernel**2)) if separable else math.nan,
-                "seed_formula_holds": (
-                    Fraction(macs, conv_macs(size, size, kernel, n, m)) == Fraction(1, m) + Fraction(1, kernel**2)
-                    if separable
-                    else None
-                ),
-                "model_layer": f"{config.id} blocks.7",
-                "equals_model_layer": (plan_macs, plan_params, plan_side) == (macs, params, size),
-            }
-        )
-    frame = pd.DataFrame(rows)
+
+
+def _table3_row(entry: Table3Row, case: Case, standard_macs: int) -> dict[str, Any]:
+    """One row: the computed layer against the published one, and against the model's block 7."""
+    macs, params, n, m, size, config = case
+    kernel = _KERNEL
+    plan_macs, plan_params, plan_side = _block7(config)
+    separable = config.variant is not Variant.FULL
+    return {
+        "layer": entry.layer,
+        "input": f"{size}x{size}x{n}",
+        "kernel": f"{kernel}x{kernel}x{n}x{m}",
+        "published_macs_m": entry.macs_m,
+        "macs": macs,
+        "macs_m": macs / MILLION,
+        "delta_macs_pct": delta_pct(macs / MILLION, entry.macs_m),
+        "macs_verdict": verdict(macs / MILLION, entry.macs_m).value,
+        "published_params_m": entry.params_m,
+        "params": params,
+        "params_m": params / MILLION,
+        "delta_params_pct": delta_pct(params / MILLION, entry.params_m),
+        "params_verdict": verdict(params / MILLION, entry.params_m).value,
+        "ratio_to_convolution": float(Fraction(macs, standard_macs)),
+        "ratio_to_same_shape_standard": float(Fraction(macs, conv_macs(size, size, kernel, n, m))),
+        "seed_formula_ratio": float(Fraction(1, m) + Fraction(1, kernel**2)) if separable else math.nan,
+        "seed_formula_holds": (
+            Fraction(macs, conv_macs(size, size, kernel, n, m)) == Fraction(1, m) + Fraction(1, kernel**2)
+            if separable
+            else None
+        ),
+        "model_layer": f"{config.id} blocks.7",
+        "equals_model_layer": (plan_macs, plan_params, plan_side) == (macs, params, size),
+    }
+
+
+def _table3_notes(frame: pd.DataFrame, standard_macs: int, thin: int, small_side: int) -> tuple[str, ...]:
+    """What reproduced, the separable ratio against the seed's 1/M + 1/F^2, and what alpha and rho do."""
     macs_good = _reproduced(frame, "macs_verdict", "layer")
     params_good = _reproduced(frame, "params_verdict", "layer")
     separable = frame.iloc[1]
+    channels, kernel, rho_resolution = _CHANNELS, _KERNEL, _RHO_RESOLUTION
     notes = [
         f"Mult-Adds: {len(macs_good)} of {len(frame)} rows reproduced at the printed precision; params: "
         f"{len(params_good)} of {len(frame)}.",
@@ -387,5 +398,4 @@ def table3() -> PaperTable:
             + ", ".join(frame.loc[~frame["equals_model_layer"], "layer"])
         ),
     ]
-    title = "Table 3: resource use of modifications to standard convolution (one 14x14x512 layer)"
-    return PaperTable("3", title, frame, tuple(notes))
+    return tuple(notes)

@@ -21,10 +21,10 @@ from mnprof.counting.analytic import AnalyticCount, ParamConvention, analytic_co
 from mnprof.errors import MnprofError
 from mnprof.model.arch import layer_plan, scale_channels
 from mnprof.model.config import ModelConfig, Variant
-from mnprof.parsing import parse_list
 from mnprof.model.reference import MILLION, PAPER, PAPER_SOURCE, TFSLIM, TFSLIM_SOURCE, Published, delta_pct
 from mnprof.paper.architecture import REFERENCE, macs_with, table1, table2, table3
 from mnprof.paper.verdict import PaperTable, Verdict, rounded, verdict
+from mnprof.parsing import parse_list
 
 __all__ = [
     "TABLES",

@@ -274,51 +274,10 @@ def count_instructions(
     started = time.monotonic()
     parts = split_grid(configs, processes)
     with tempfile.TemporaryDirectory(prefix="mnprof-callgrind-") as scratch:
-        directories = [Path(scratch) / f"part{index}" for index in range(len(parts))]
-        for directory, part in zip(directories, parts, strict=True):
-            directory.mkdir()
-            prepared = [(config.id, calibrated_model(config), fixed_input(config, 1)) for config in part]
-            torch.save((prepared, warmup, passes, True, warm_first), directory / "models.pt")
-            del prepared
+        directories = _prepare_parts(Path(scratch), parts, warmup, passes, warm_first)
         if on_event is not None:
             on_event("prepared")  # the models built and calibrated here, natively; Valgrind starts next
-        running: list[subprocess.Popen[str]] = []
-        failed: int | None = None
-        events: queue.Queue[tuple[int, str | None]] = queue.Queue()
-        with ExitStack() as stack:
-            try:
-                for index, directory in enumerate(directories):
-                    stderr = stack.enter_context((directory / "driver.err").open("w", encoding="utf-8"))
-                    process = subprocess.Popen(  # stderr to a file: a full pipe could never stall the driver
-                        _command(directory, directory / "models.pt"),
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=stderr,
-                        text=True,
-                        env=_environment(),
-                        cwd=os.getcwd(),
-                    )
-                    running.append(process)
-                    threading.Thread(target=_relay, args=(process, events, index), daemon=True).start()
-                open_pipes = len(running)
-                while open_pipes:
-                    index, line = events.get()
-                    if line is None:
-                        open_pipes -= 1
-                        if running[index].wait() != 0:
-                            failed = index
-                            break  # the others are stopped below: their counts would be of no use
-                    elif on_event is not None:
-                        on_event(line)
-            finally:
-                for process in running:
-                    if process.poll() is None:  # interrupted, or another process failed: they go with us
-                        process.kill()
-                        process.wait()
-        if failed is not None:  # the driver's error, else Valgrind's
-            code, directory = running[failed].returncode, directories[failed]
-            said = _lines(directory / "driver.err") or _lines(directory / "valgrind.log")
-            raise MnprofError(f"instruction counting under Valgrind failed: {said[-1] if said else f'exit {code}'}")
+        _run_drivers(directories, on_event)
         found = {}
         for directory, part in zip(directories, parts, strict=True):
             for count in read_dumps(directory, [config.id for config in part], passes):
@@ -334,4 +293,63 @@ def count_instructions(
         warmup=warmup,
         warm_first=warm_first,
         processes=len(parts),
+    )
+
+
+def _prepare_parts(
+    scratch: Path, parts: Sequence[Sequence[ModelConfig]], warmup: int, passes: int, warm_first: bool
+) -> list[Path]:
+    """One directory per process, holding its part of the grid: models built and calibrated here, natively."""
+    directories = [scratch / f"part{index}" for index in range(len(parts))]
+    for directory, part in zip(directories, parts, strict=True):
+        directory.mkdir()
+        prepared = [(config.id, calibrated_model(config), fixed_input(config, 1)) for config in part]
+        torch.save((prepared, warmup, passes, True, warm_first), directory / "models.pt")
+        del prepared
+    return directories
+
+
+def _run_drivers(directories: Sequence[Path], on_event: Callable[[str], None] | None) -> None:
+    """Run one Valgrind process per directory at once, relaying their events; when one fails the others are
+    stopped (their counts would be of no use) and its error (the driver's, else Valgrind's) is raised."""
+    running: list[subprocess.Popen[str]] = []
+    failed: int | None = None
+    events: queue.Queue[tuple[int, str | None]] = queue.Queue()
+    with ExitStack() as stack:
+        try:
+            for index, directory in enumerate(directories):
+                stderr = stack.enter_context((directory / "driver.err").open("w", encoding="utf-8"))
+                running.append(_start_driver(directory, stderr))
+                threading.Thread(target=_relay, args=(running[-1], events, index), daemon=True).start()
+            open_pipes = len(running)
+            while open_pipes:
+                index, line = events.get()
+                if line is None:
+                    open_pipes -= 1
+                    if running[index].wait() != 0:
+                        failed = index
+                        break  # the others are stopped below: their counts would be of no use
+                elif on_event is not None:
+                    on_event(line)
+        finally:
+            for process in running:
+                if process.poll() is None:  # interrupted, or another process failed: they go with us
+                    process.kill()
+                    process.wait()
+    if failed is not None:  # the driver's error, else Valgrind's
+        code, directory = running[failed].returncode, directories[failed]
+        said = _lines(directory / "driver.err") or _lines(directory / "valgrind.log")
+        raise MnprofError(f"instruction counting under Valgrind failed: {said[-1] if said else f'exit {code}'}")
+
+
+def _start_driver(directory: Path, stderr: Any) -> subprocess.Popen[str]:
+    """One Valgrind process counting ``directory``'s models; its events come on stdout."""
+    return subprocess.Popen(  # stderr to a file: a full pipe could never stall the driver
+        _command(directory, directory / "models.pt"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env=_environment(),
+        cwd=os.getcwd(),
     )

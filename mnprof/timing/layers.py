@@ -54,13 +54,13 @@ try:
 except ImportError:  # not on Unix: page faults are then reported as not measurable
     resource = None  # type: ignore[assignment]
 
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.errors import MnprofError
 from mnprof.model.arch import LayerKind, LayerSpec
 from mnprof.model.config import ModelConfig
-from mnprof.parsing import parse_choice
 from mnprof.model.networks import module_paths
 from mnprof.model.seeded import calibrated_model, fixed_input
+from mnprof.parsing import parse_choice
 from mnprof.runtimes.backends import check_available, torch_threads
 from mnprof.runtimes.registry import LAYER_BACKENDS, ONNX_LAYER_BACKENDS, Backend, backend_info, listing
 from mnprof.timing.engine import gc_paused

@@ -22,7 +22,8 @@ from mnprof.host import available_cores, host_environment
 from mnprof.model.config import ModelConfig
 from mnprof.parsing import parse_choice
 from mnprof.runtimes.backends import parse_backends
-from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, Drift, StopRule, budget_in_range, target_in_range
+from mnprof.timing.drift import Drift
+from mnprof.timing.engine import MAX_BUDGET_S, MIN_TARGET_CI_PCT, StopRule, budget_in_range, target_in_range
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import ResultsStore, read_results, refuse_copies, results_records
 from mnprof.timing.sweep import TimingSettings, check_threads, parse_batch_sizes, run_sweep, sweep_drift
@@ -42,7 +43,7 @@ __all__ = [
     "run_shifts",
 ]
 
-# Above this spread of the host's speed during one sweep (see mnprof.timing.engine.host_drift), say so.
+# Above this spread of the host's speed during one sweep (see mnprof.timing.drift.host_drift), say so.
 DRIFT_WARNING = 0.10
 
 # Two runs whose headlines differ by more than this overall saw the host in different states: rel reproduced
@@ -75,7 +76,7 @@ class TimingRequest:
 class TimingPlan:
     """What to do: read ``documents`` (``--from-results``) or measure with ``settings`` into ``store``; show
     ``statistic`` as the latency, relative to ``reference`` (None: the geometric mean, see
-    :func:`mnprof.views.grid.add_relative`)."""
+    :func:`mnprof.views.grid_timings.add_relative`)."""
 
     settings: TimingSettings | None = None
     store: ResultsStore | None = None

@@ -1,8 +1,9 @@
 """Typed records of timings: what one measurement is, kept apart from how it was measured and how it is shown.
 
-The sweep (:mod:`mnprof.timing.sweep`) turns each engine :class:`~mnprof.timing.engine.Measurement` into a
-frozen :class:`TimingRecord`; the results file (:mod:`mnprof.timing.store`) flattens it with
-:meth:`TimingRecord.to_row` and reads it back with :meth:`TimingRecord.from_row`; tables and plots take
+The sweep turns each engine :class:`~mnprof.timing.engine.Measurement` into a frozen :class:`TimingRecord`
+(:mod:`mnprof.timing.measured`); the results file (:mod:`mnprof.timing.store`) flattens it with
+:meth:`TimingRecord.to_row` and reads it back with :meth:`TimingRecord.from_row` (each field checked in
+:mod:`mnprof.timing.row_parsing`); tables and plots take
 records and flatten them only where they become a table. Statistics are in milliseconds here (the unit
 of the file and of every view); the engine's raw seconds stay in the engine.
 
@@ -14,15 +15,23 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.model.config import ModelConfig, family_named
-from mnprof.parsing import parse_choice
-from mnprof.runtimes.registry import INT8, LOSSY, Backend, Device, parse_backend
+from mnprof.model.config import ModelConfig
+from mnprof.runtimes.registry import INT8, LOSSY, Backend, Device
+from mnprof.timing.row_parsing import (
+    check_fields,
+    gemm_peak_fields,
+    key_fields,
+    output_checks,
+    provenance_fields,
+    raw_fields,
+    timed,
+)
 
 __all__ = [
     "RAW_SAMPLE_KEYS",
@@ -278,18 +287,7 @@ class GemmPeak:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> GemmPeak:
         """A ``gemm_peaks`` entry read back; raises :class:`MnprofError` (one line) where it lacks a key."""
-        try:
-            return cls(
-                device=parse_choice(row["device"], Device, "device"),
-                threads=row["threads"],
-                kernel=row["kernel"],
-                gflops=row["gflops"],
-                gflops_by_kernel=dict(row["gflops_by_kernel"]),
-                int8_kernel=row.get("int8_kernel"),
-                int8_gops=row.get("int8_gops"),
-            )
-        except KeyError as missing:
-            raise MnprofError(f"a GEMM peak lacks {missing.args[0]}") from None
+        return cls(**gemm_peak_fields(row))
 
 
 @dataclass(frozen=True)
@@ -386,110 +384,22 @@ class TimingRecord:
     def from_row(cls, row: Mapping[str, Any], environment: Mapping[str, Any] | None = None) -> TimingRecord:
         """Read a results-file row back; ``environment`` fills in the processor where an older row lacks it.
 
-        Raises :class:`MnprofError` (one line) when the row does not describe a measurement.
+        Raises :class:`MnprofError` (one line) when the row does not describe a measurement; each field is
+        checked in :mod:`mnprof.timing.row_parsing`.
         """
-        key = _key_of(row)
-        provenance = _provenance_of(row, key, environment or {})
-        checks = _checks_of(row)
-        if not row.get("error") and row.get("latency_ms_p5") is None and row.get("latency_ms_samples"):
-            raise MnprofError(  # timed (its calls are there) but without the headline: not what mnprof writes
-                "a timed measurement lacks latency_ms_p5 (the headline); accepted: a row mnprof table wrote"
-            )
-        if row.get("error") or row.get("latency_ms_p5") is None:
+        key = TimingKey(*key_fields(row))
+        provenance = Provenance(**provenance_fields(row, key.device, environment or {}))
+        checks = output_checks(row)
+        if not timed(row):
             return cls(key, provenance, **checks, error=row.get("error"))
         latency = LatencyStats(**{name: row.get(f"latency_ms_{name}") for name in LatencyStats.__dataclass_fields__})
         quality = Quality(**{name: row.get(name) for name in Quality.__dataclass_fields__})
         rates = Rates(**{name: row.get(name) for name in Rates.__dataclass_fields__})
-        _check_fields(latency, "latency_ms_")
-        _check_fields(quality)
-        _check_fields(rates)
-        raw = _raw_of(row)
+        check_fields(latency, "latency_ms_")
+        check_fields(quality)
+        check_fields(rates)
+        raw = RawSamples(*raw_fields(row))
         return cls(key, provenance, **checks, latency=latency, quality=quality, rates=rates, raw=raw)
-
-
-def _key_of(row: Mapping[str, Any]) -> TimingKey:
-    """A results-file row's measurement key; its ``id``, where it has one, must be its configuration's."""
-    try:
-        config = ModelConfig(
-            row["alpha"],
-            row["resolution"],
-            row.get("num_classes", 1000),
-            row.get("variant", "standard"),
-            row.get("rounding", "floor"),
-            family_named(row.get("family", "mobilenetv1")),
-        )
-        key = TimingKey(
-            config,
-            parse_backend(row["backend"]),
-            _integer(row["batch_size"], "batch_size"),
-            _integer(row["threads"], "threads"),
-            parse_choice(row["device"], Device, "device"),
-        )
-    except KeyError as missing:
-        raise MnprofError(f"a measurement lacks {missing.args[0]}") from None
-    if "id" in row and row["id"] != config.id:
-        raise MnprofError(
-            f"a measurement's id {str(row['id'])[:80]!r} is not that of its alpha, resolution and family "
-            f"({config.id!r}); accepted: the id mnprof wrote, or none"
-        )
-    return key
-
-
-def _provenance_of(row: Mapping[str, Any], key: TimingKey, environment: Mapping[str, Any]) -> Provenance:
-    """Where a row was measured; ``environment`` fills in the processor where an older row lacks it."""
-    return Provenance(
-        runtime_version=row.get("runtime_version"),
-        host=row.get("host"),
-        cpu_model=row.get("cpu_model", environment.get("cpu_model")),
-        gpu=row.get("gpu", environment.get("gpu")) if key.device is Device.CUDA else None,
-        measured_at=row.get("measured_at"),
-        load_avg_1min=row.get("load_avg_1min"),
-        run_id=row.get("run_id") if isinstance(row.get("run_id"), str) else None,
-    )
-
-
-def _checks_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row's output check and what the runtime held, as :class:`TimingRecord`'s fields."""
-    return {
-        "output_max_abs_error": row.get("output_max_abs_error"),
-        "output_tolerance": row.get("output_tolerance"),
-        "output_cosine": _fraction(row.get("output_cosine"), "output_cosine"),
-        "output_top1_agreement": _fraction(row.get("output_top1_agreement"), "output_top1_agreement"),
-        "quantization": _settings(row.get("quantization")),
-        "model_bytes": _bytes(row.get("model_bytes")),
-    }
-
-
-def _raw_of(row: Mapping[str, Any]) -> RawSamples:
-    """A timed row's calls and turns, which must line up (the calls of each turn, one start per turn ...)."""
-    raw = RawSamples(
-        tuple(row.get("latency_ms_samples") or ()),
-        tuple(row.get("turn_sizes") or ()),
-        tuple(row.get("turn_started_unix") or ()),
-        tuple(row.get("latency_ms_discarded") or ()),
-        tuple(row.get("turn_host_factors") or ()),
-        tuple(row.get("turn_passes") or ()),
-    )
-    if raw.latency_ms and not raw.turn_sizes:  # schema 3 and 4 always write the turns with the calls
-        raise MnprofError(
-            f"latency_ms_samples holds {len(raw.latency_ms)} calls but turn_sizes is empty; "
-            "accepted: the calls of each turn, in order"
-        )
-    if raw.turn_sizes and sum(raw.turn_sizes) != len(raw.latency_ms):
-        raise MnprofError(
-            f"turn_sizes add up to {sum(raw.turn_sizes)} calls but latency_ms_samples holds "
-            f"{len(raw.latency_ms)}; accepted: the calls of each turn, in order"
-        )
-    for name, values in (
-        ("turn_started_unix", raw.turn_started_unix),
-        ("turn_host_factors", raw.turn_host_factors),
-        ("turn_passes", raw.turn_passes),
-    ):
-        if values and len(values) != len(raw.turn_sizes):
-            raise MnprofError(
-                f"{name} has {len(values)} entries for {len(raw.turn_sizes)} turns; accepted: one per turn"
-            )
-    return raw
 
 
 def rows_of(records: Sequence[TimingRecord], *, with_samples: bool = False) -> list[dict[str, Any]]:
@@ -504,56 +414,6 @@ def processor_of(device: str, gpu: Any, cpu_model: Any) -> str:
     return str(cpu_model or "an unidentified CPU")
 
 
-# Keys an older writer left out read as None; where a value is there, it must have the declared type.
-_KINDS = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
-
-
-def _check_fields(record: Any, prefix: str = "") -> None:
-    """Every field present has its declared type: numbers finite and >= 0 (no string, NaN or negative time)."""
-    for field in fields(record):
-        value = getattr(record, field.name)
-        if value is None:
-            continue
-        kind = str(field.type).split(" | ")[0]
-        allowed = _KINDS.get(kind)
-        if allowed is None:
-            continue
-        wrong_type = not isinstance(value, allowed) or (kind != "bool" and isinstance(value, bool))
-        if wrong_type or (kind in ("float", "int") and not (math.isfinite(value) and value >= 0)):
-            accepted = {"float": "a finite number >= 0", "int": "an integer >= 0"}.get(kind, f"a {kind}")
-            raise MnprofError(f"{prefix}{field.name} is {value!r}; accepted: {accepted}")
-
-
-def _bytes(value: Any) -> int | None:
-    """A size read back: ``None`` or an integer >= 0."""
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise MnprofError(f"model_bytes is {value!r}; accepted: an integer >= 0 or null")
-    return value
-
-
-def _fraction(value: Any, name: str) -> float | None:
-    """A similarity or share read back: ``None``, or a finite number in [-1, 1]."""
-    if value is None:
-        return None
-    low = 0 if name == "output_top1_agreement" else -1
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= 1:
-        raise MnprofError(f"{name} is {value!r}; accepted: a number in [{low}, 1] or null")
-    return float(value)
-
-
-def _settings(value: Any) -> Mapping[str, Any] | None:
-    """Quantisation settings read back: ``None`` or an object of plain text and integers."""
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(
-        isinstance(v, (str, int)) and not isinstance(v, bool) for v in value.values()
-    ):
-        raise MnprofError(f"quantization is {value!r}; accepted: an object of text and integers or null")
-    return value
-
-
 def _stop(value: Any) -> Stop:
     """How timing stopped, read back: one of :class:`Stop`'s values."""
     if not isinstance(value, str):
@@ -562,12 +422,6 @@ def _stop(value: Any) -> Stop:
         return Stop(value)
     except ValueError:
         raise MnprofError(f"stop is {value!r}; accepted: {' or '.join(stop.value for stop in Stop)}") from None
-
-
-def _integer(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise MnprofError(f"{name} {value!r} is not a count; accepted: an integer >= 1")
-    return value
 
 
 def _load_average() -> float | None:

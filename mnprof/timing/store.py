@@ -52,7 +52,9 @@ from typing import Any
 
 from mnprof import worker
 from mnprof.errors import MnprofError
-from mnprof.files import atomic_write_text, check_writable, dumps, read_json_file, schema_problem
+from mnprof.files.documents import dumps, read_json_file
+from mnprof.files.schemas import schema_problem
+from mnprof.files.write import atomic_write_text, check_writable
 from mnprof.timing.records import RAW_SAMPLE_KEYS, MeasurementKey, TimingRecord
 
 __all__ = [

@@ -5,7 +5,7 @@ every timing shares the same rules: torch's intra-op threads fixed for the run (
 garbage collector paused (as ``timeit`` does), idle runtime threads let settle before a turn on another
 thread pool, on the CPU glibc's allocator kept steady (:func:`steady_allocator`: freed memory stays in the
 process, so a forward pass takes no page faults), and on the CPU, turns during which other processes took
-this one's cores set aside (the engine's CPU-share rule, see :func:`mnprof.timing.engine.interleave`).
+this one's cores set aside (the engine's CPU-share rule, see :func:`mnprof.timing.round_robin.interleave`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from contextlib import contextmanager
 
 from mnprof.runtimes.backends import torch_threads
 from mnprof.runtimes.registry import ONNXRUNTIME_POOL, Backend
-from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused, interleave
+from mnprof.timing.engine import Measurement, StopRule, Task, gc_paused
 from mnprof.timing.records import Device
+from mnprof.timing.round_robin import interleave
 
 __all__ = ["TORCH_POOL", "cpu_clock", "pool_of", "settle_threads", "steady_allocator", "time_tasks"]
 
@@ -79,7 +80,7 @@ def time_tasks(
 
     Tasks on torch's pool run first, then the others, each group in the given order, so that a pass
     switches pools at most twice. Returns the measurements in that order; ``on_finish`` and
-    ``on_progress`` are passed to :func:`mnprof.timing.engine.interleave`.
+    ``on_progress`` are passed to :func:`mnprof.timing.round_robin.interleave`.
     """
     ordered = sorted(tasks, key=lambda task: task.pool not in ("", TORCH_POOL))  # stable
     with torch_threads(threads), gc_paused(), steady_allocator(device is Device.CPU):

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from mnprof.files import dumps
+from mnprof.files.documents import dumps
 from mnprof.views.history_inputs import Point, Snapshot
 from mnprof.views.plots import Figure
 from mnprof.views.render import Column, Format, Rendered, number, render_with
@@ -260,46 +260,64 @@ def history_figures(snapshots: Sequence[Snapshot], found: Sequence[Step]) -> lis
             continue
         figure = go.Figure()
         for key in keys:
-            xs, ys, errors, symbols, sizes, texts = [], [], [], [], [], []
-            for index, snapshot in enumerate(snapshots):
-                point = snapshot.points.get(key)
-                value = getattr(point, metric.key) if point is not None else None
-                if point is None or value is None:
-                    continue
-                mark = marks.get((metric.key, key, index))
-                xs.append(labels[index])
-                ys.append(value)
-                errors.append(getattr(point, metric.half_width) if metric.half_width else None)
-                symbols.append({"step": "diamond-open", "host": "circle-open"}.get(mark or "", "circle"))
-                sizes.append(14 if mark else 6)
-                texts.append(
-                    f"{_esc(series_name(key, several))}<br>{_esc(snapshot.label)} {_esc(snapshot.date or '')}"
-                    f"<br>{_esc(', '.join(path.name for path in snapshot.paths))}<br>{metric.key}: {value:,.6g}"
-                    + (f"<br><b>{_esc(mark)}</b>" if mark else "")
-                )
-            trace: dict[str, Any] = {
-                "x": xs, "y": ys, "mode": "lines+markers", "name": _esc(series_name(key, several)),
-                "marker": {"symbol": symbols, "size": sizes, "line": {"width": 2}}, "meta": "points",
-                "hovertext": texts, "hoverinfo": "text",
-            }  # fmt: skip
-            if metric.half_width and any(e is not None for e in errors):
-                trace["error_y"] = {"type": "data", "array": [e or 0 for e in errors], "visible": True}
-            figure.add_trace(go.Scatter(**trace))
+            figure.add_trace(go.Scatter(**_trace(metric, key, snapshots, labels, marks, several)))
         figure.update_layout(
             title=metric.title, xaxis_title="commit", yaxis_title=f"{metric.axis} (log scale)", template="plotly_white",
             height=520, legend={"orientation": "h", "y": -0.25}, xaxis={"type": "category"},
         )  # fmt: skip
         figure.update_yaxes(type="log")  # configurations a hundred times apart, each line's steps still visible
-        count = sum(1 for s in found if s.metric == metric.key and s.kind == "step")
-        rule = (
-            "a step (large open diamond) is any change"
-            if not metric.timed
-            else "a step (large open diamond) is a change beyond both figures' 95% intervals (the bars); an open "
-            "circle is a figure from another host than the one before, not compared"
-        )
-        caption = f"{metric.title} over {len(snapshots)} commits in order, one line per configuration; {rule}. "
-        figures.append(Figure(f"history-{metric.key}", figure, caption + f"{count} steps."))
+        figures.append(Figure(f"history-{metric.key}", figure, _caption(metric, len(snapshots), found)))
     return figures
+
+
+def _trace(
+    metric: Metric,
+    key: tuple[str, str],
+    snapshots: Sequence[Snapshot],
+    labels: Sequence[str],
+    marks: dict[tuple[str, tuple[str, str], int], str],
+    several: bool,
+) -> dict[str, Any]:
+    """One configuration's line (one way of timing it, for latency): its points in commit order, marked where a
+    step or a change of host is, with the 95% intervals as bars where the metric has them."""
+    xs, ys, errors, symbols, sizes, texts = [], [], [], [], [], []
+    for index, snapshot in enumerate(snapshots):
+        point = snapshot.points.get(key)
+        value = getattr(point, metric.key) if point is not None else None
+        if point is None or value is None:
+            continue
+        mark = marks.get((metric.key, key, index))
+        xs.append(labels[index])
+        ys.append(value)
+        errors.append(getattr(point, metric.half_width) if metric.half_width else None)
+        symbols.append({"step": "diamond-open", "host": "circle-open"}.get(mark or "", "circle"))
+        sizes.append(14 if mark else 6)
+        texts.append(
+            f"{_esc(series_name(key, several))}<br>{_esc(snapshot.label)} {_esc(snapshot.date or '')}"
+            f"<br>{_esc(', '.join(path.name for path in snapshot.paths))}<br>{metric.key}: {value:,.6g}"
+            + (f"<br><b>{_esc(mark)}</b>" if mark else "")
+        )
+    trace: dict[str, Any] = {
+        "x": xs, "y": ys, "mode": "lines+markers", "name": _esc(series_name(key, several)),
+        "marker": {"symbol": symbols, "size": sizes, "line": {"width": 2}}, "meta": "points",
+        "hovertext": texts, "hoverinfo": "text",
+    }  # fmt: skip
+    if metric.half_width and any(e is not None for e in errors):
+        trace["error_y"] = {"type": "data", "array": [e or 0 for e in errors], "visible": True}
+    return trace
+
+
+def _caption(metric: Metric, commits: int, found: Sequence[Step]) -> str:
+    """What a metric's figure shows, what counts as a step in it, and how many steps it has."""
+    count = sum(1 for s in found if s.metric == metric.key and s.kind == "step")
+    rule = (
+        "a step (large open diamond) is any change"
+        if not metric.timed
+        else "a step (large open diamond) is a change beyond both figures' 95% intervals (the bars); an open "
+        "circle is a figure from another host than the one before, not compared"
+    )
+    caption = f"{metric.title} over {commits} commits in order, one line per configuration; {rule}. "
+    return caption + f"{count} steps."
 
 
 def _unique_labels(snapshots: Sequence[Snapshot]) -> list[str]:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mnprof.errors import MnprofError
-from mnprof.files import read_json_file, schema_problem
+from mnprof.files.documents import read_json_file
+from mnprof.files.schemas import schema_problem
 from mnprof.model.config import format_alpha
 from mnprof.timing.store import RESULTS_KIND, read_results
 

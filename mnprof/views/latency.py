@@ -1,6 +1,6 @@
 """How latency is shown: the cells and notes the compact and the wide grid share.
 
-A timed grid row (:func:`mnprof.views.grid.with_timings`) has ``latency_ms``, the statistic chosen with
+A timed grid row (:func:`mnprof.views.grid_timings.with_timings`) has ``latency_ms``, the statistic chosen with
 ``--statistic`` (the headline, the 5th percentile of the calls, by default), ``latency_relative`` over
 ``reference_id``, and the median and IQR of every timed call as the typical figure.
 """

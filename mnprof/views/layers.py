@@ -23,7 +23,7 @@ import pandas as pd
 
 from mnprof.counting.analytic import AnalyticCount, ParamConvention
 from mnprof.counting.layers import layer_counts, layer_fvcore, layer_training
-from mnprof.counting.shapes import plan_count
+from mnprof.counting.traced import plan_count
 from mnprof.model.arch import LayerKind
 from mnprof.model.config import ModelConfig
 from mnprof.views.render import Column, Format, Rendered, number, render_with
@@ -182,71 +182,17 @@ def _pair_macs(frame: pd.DataFrame, index: Any) -> int:
 
 
 def _notes(report: LayerReport) -> tuple[str, ...]:
+    """The notes under the table: totals against the whole model, the separable blocks, bytes moved, shares by
+    kind, how the layers were timed, and a training step's MACs."""
     frame, totals = report.frame, report.totals
-    equal = totals["macs_analytic"] == totals["macs_model"] and totals["params"] == totals["params_model_paper"]
-    line = (
-        f"Totals: MACs {totals['macs_analytic']:,} and params {totals['params']:,} "
-        + ("equal" if equal else "DO NOT equal")
-        + f" the whole model's analytic counts ({totals['macs_model']:,}, {totals['params_model_paper']:,}; "
-        "params: conv and FC weights and biases)."
-    )
-    if report.fvcore_total is not None:
-        fvcore_equal = totals["macs_fvcore_unit"] == totals["macs_fvcore_model"]
-        convs = frame[~frame["kind"].isin([LayerKind.POOL.value, LayerKind.ADD.value])]
-        shared = int(convs["macs_fvcore"].isna().sum())
-        convs = convs.dropna(subset=["macs_fvcore"])
-        same = int((convs["macs_fvcore"] == convs["macs_analytic"]).sum())
-        line += f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers"
-        if shared:
-            line += f" ({shared} calls of shared modules left out: fvcore counts a module's calls together)"
-        line += "; "
-        if not report.analytic.planned:  # a user's model: its layers have no units to hold their BatchNorm
-            line += (
-                f"its whole-model {totals['macs_fvcore_model']:,} adds what it charges outside these modules "
-                "(BatchNorm, pooling: mnprof table --view reconcile explains it operator by operator)."
-            )
-        else:
-            line += (
-                f"with the BatchNorm of each unit the modules sum to {totals['macs_fvcore_unit']:,}, "
-                + ("equal to" if fvcore_equal else "NOT equal to")
-                + f" fvcore's whole-model {totals['macs_fvcore_model']:,} (the pool row shows fvcore's 1 add per "
-                "input element; BatchNorm is in the fvcore total, not in the MMACs fvcore column)."
-            )
-    notes = [line]
-    separable = frame.dropna(subset=["separable_to_standard"])
-    if len(separable):
-        exact = bool((separable["separable_to_standard"] == separable["seed_formula_ratio"]).all())
-        notes.append(
-            "std conv: the 3x3 standard convolution that each depthwise + pointwise pair replaces (shown on the "
-            f"pointwise row); sep/std is (dw + pw) / std, {'equal to' if exact else 'NOT equal to'} the seed note's "
-            f"1/M + 1/F² in every block. The {len(separable)} blocks together: "
-            f"{int(separable['macs_standard'].sum()) / 1e6:,.1f} MMACs as standard convolutions, "
-            f"{sum(_pair_macs(frame, index) for index in separable.index) / 1e6:,.1f} as built."
-        )
+    notes = [_totals_note(report), *_separable_notes(frame)]
     notes.append(
         "MB moved: float32, the layer's weights + input activations + output activations once each; BatchNorm "
         "and ReLU taken as folded into the conv (not counted). FLOP/B = 2 x MACs / bytes moved. activations: the "
         "layer's output elements (conv and FC only, fvcore's ActivationCountAnalysis definition)."
     )
-    shares = []
-    for kind in (LayerKind.POINTWISE, LayerKind.DEPTHWISE, LayerKind.CONV, LayerKind.FC, LayerKind.POOL):
-        if (frame["kind"] == kind.value).any():
-            text = f"{kind.value} {100 * _kind_share(frame, kind.value, 'macs_share'):.1f}% of MACs"
-            if report.times is not None:
-                text += f", {100 * _kind_share(frame, kind.value, 'time_share'):.1f}% of time"
-            shares.append(text)
-    notes.append("By kind: " + "; ".join(shares) + ".")
-    if report.times is not None:
-        times = report.times
-        notes.extend(_onnx_notes(times, totals) if times.runtime is not None else _torch_notes(report, totals))
-        noisy = frame[frame["time_ms_iqr"] > 0.2 * frame["time_ms"]]
-        if len(noisy):
-            notes.append(
-                f"Noisy (IQR above 20% of the median): {', '.join(noisy['layer'])}; rerun with more --repeats or "
-                "on a quieter machine."
-            )
-    else:
-        notes.append("time: not measured (--no-timing).")
+    notes.append(_kinds_note(report))
+    notes.extend(_time_notes(report))
     if "macs_training" in totals:
         notes.append(
             f"Training step (--pass training): {totals['macs_training']:,} MACs = forward + weight gradients "
@@ -254,6 +200,86 @@ def _notes(report: LayerReport) -> tuple[str, ...]:
             "layer's forward MACs; the first layer's input, the image, needs none; docs/counting.md)."
         )
     return tuple(notes)
+
+
+def _totals_note(report: LayerReport) -> str:
+    """Whether the layers add up to the whole model's analytic counts, and to fvcore's where it was traced."""
+    totals = report.totals
+    equal = totals["macs_analytic"] == totals["macs_model"] and totals["params"] == totals["params_model_paper"]
+    line = (
+        f"Totals: MACs {totals['macs_analytic']:,} and params {totals['params']:,} "
+        + ("equal" if equal else "DO NOT equal")
+        + f" the whole model's analytic counts ({totals['macs_model']:,}, {totals['params_model_paper']:,}; "
+        "params: conv and FC weights and biases)."
+    )
+    return line if report.fvcore_total is None else line + _fvcore_note(report, totals)
+
+
+def _fvcore_note(report: LayerReport, totals: dict[str, Any]) -> str:
+    """fvcore's per-module counts against the analytic ones, and its modules' sum against its whole-model count."""
+    convs = report.frame[~report.frame["kind"].isin([LayerKind.POOL.value, LayerKind.ADD.value])]
+    shared = int(convs["macs_fvcore"].isna().sum())
+    convs = convs.dropna(subset=["macs_fvcore"])
+    same = int((convs["macs_fvcore"] == convs["macs_analytic"]).sum())
+    line = f" fvcore, per module: conv and FC equal the analytic count in {same} of {len(convs)} layers"
+    if shared:
+        line += f" ({shared} calls of shared modules left out: fvcore counts a module's calls together)"
+    line += "; "
+    if not report.analytic.planned:  # a user's model: its layers have no units to hold their BatchNorm
+        return line + (
+            f"its whole-model {totals['macs_fvcore_model']:,} adds what it charges outside these modules "
+            "(BatchNorm, pooling: mnprof table --view reconcile explains it operator by operator)."
+        )
+    fvcore_equal = totals["macs_fvcore_unit"] == totals["macs_fvcore_model"]
+    return line + (
+        f"with the BatchNorm of each unit the modules sum to {totals['macs_fvcore_unit']:,}, "
+        + ("equal to" if fvcore_equal else "NOT equal to")
+        + f" fvcore's whole-model {totals['macs_fvcore_model']:,} (the pool row shows fvcore's 1 add per "
+        "input element; BatchNorm is in the fvcore total, not in the MMACs fvcore column)."
+    )
+
+
+def _separable_notes(frame: pd.DataFrame) -> list[str]:
+    """The standard convolution each separable block replaces, against the seed note's ratio (none without
+    separable blocks)."""
+    separable = frame.dropna(subset=["separable_to_standard"])
+    if not len(separable):
+        return []
+    exact = bool((separable["separable_to_standard"] == separable["seed_formula_ratio"]).all())
+    return [
+        "std conv: the 3x3 standard convolution that each depthwise + pointwise pair replaces (shown on the "
+        f"pointwise row); sep/std is (dw + pw) / std, {'equal to' if exact else 'NOT equal to'} the seed note's "
+        f"1/M + 1/F² in every block. The {len(separable)} blocks together: "
+        f"{int(separable['macs_standard'].sum()) / 1e6:,.1f} MMACs as standard convolutions, "
+        f"{sum(_pair_macs(frame, index) for index in separable.index) / 1e6:,.1f} as built."
+    ]
+
+
+def _kinds_note(report: LayerReport) -> str:
+    """Each kind of layer's share of the MACs, and of the time where timed."""
+    frame, shares = report.frame, []
+    for kind in (LayerKind.POINTWISE, LayerKind.DEPTHWISE, LayerKind.CONV, LayerKind.FC, LayerKind.POOL):
+        if (frame["kind"] == kind.value).any():
+            text = f"{kind.value} {100 * _kind_share(frame, kind.value, 'macs_share'):.1f}% of MACs"
+            if report.times is not None:
+                text += f", {100 * _kind_share(frame, kind.value, 'time_share'):.1f}% of time"
+            shares.append(text)
+    return "By kind: " + "; ".join(shares) + "."
+
+
+def _time_notes(report: LayerReport) -> list[str]:
+    """How the layers were timed (by the runtime's own notes), and which times were noisy."""
+    if report.times is None:
+        return ["time: not measured (--no-timing)."]
+    times, totals, frame = report.times, report.totals, report.frame
+    notes = _onnx_notes(times, totals) if times.runtime is not None else _torch_notes(report, totals)
+    noisy = frame[frame["time_ms_iqr"] > 0.2 * frame["time_ms"]]
+    if len(noisy):
+        notes.append(
+            f"Noisy (IQR above 20% of the median): {', '.join(noisy['layer'])}; rerun with more --repeats or "
+            "on a quieter machine."
+        )
+    return notes
 
 
 def _torch_notes(report: LayerReport, totals: dict[str, Any]) -> list[str]:

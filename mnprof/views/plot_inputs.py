@@ -16,7 +16,8 @@ from mnprof.errors import MnprofError
 from mnprof.model.config import ModelConfig, default_grid
 from mnprof.timing.records import Device, Statistic, TimingRecord
 from mnprof.timing.store import read_results, refuse_copies, refuse_other_models, results_records
-from mnprof.views.grid import TIMING_SERIES, add_relative, grid_frame
+from mnprof.views.grid import grid_frame
+from mnprof.views.grid_timings import TIMING_SERIES, add_relative
 from mnprof.views.render import FAMILY_NAMES
 
 __all__ = ["PlotInputs", "plot_inputs", "provenance_lines", "series_label"]
@@ -110,7 +111,7 @@ def plot_inputs(
 ) -> PlotInputs:
     """Read results files and count with ``count``: the grid holds ``grid_configs`` (the paper's 16 when
     empty) and every configuration measured in the files. The timed rows' ``latency_ms`` is ``statistic``;
-    ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid.add_relative`)."""
+    ``latency_relative`` divides it by ``reference``'s (see :func:`mnprof.views.grid_timings.add_relative`)."""
     documents = [read_results(path) for path in paths]
     refuse_copies(paths, documents)
     records = results_records(documents)

@@ -4,7 +4,8 @@ Figures:
 1. published top-1 vs MACs (log x), lines joining equal alpha and equal resolution (paper Figure 4);
 2. published top-1 vs params (paper Figure 5);
 3. measured latency vs MACs per series (host, runtime, batch size), least-squares line and R^2;
-4. published top-1 vs measured latency, Pareto-optimal configurations highlighted and listed.
+4. published top-1 vs measured latency, Pareto-optimal configurations highlighted and listed
+(the roofline of mnprof layers is in :mod:`mnprof.views.roofline`).
 
 Every string that comes from outside (model ids, host names, runtime names) is HTML-escaped
 before it reaches the page or plotly's text renderer, so it shows as text.
@@ -31,12 +32,12 @@ __all__ = [
     "LATENCY_COLUMNS",
     "Figure",
     "accuracy_frame",
+    "figure_layout",
     "fit_line",
+    "html_text",
     "pareto_front",
     "build_figures",
     "page_html",
-    "roofline_figure",
-    "roofs",
     "static_image",
 ]
 
@@ -59,7 +60,8 @@ class Figure:
     caption: str
 
 
-def _esc(value: object) -> str:
+def html_text(value: object) -> str:
+    """Text from outside (an id, a host, a runtime), escaped for the page and plotly's text renderer."""
     return html.escape(str(value), quote=True)
 
 
@@ -153,7 +155,7 @@ def _interval(part: pd.DataFrame) -> dict[str, Any]:
     return {"type": "data", "array": part["latency_ms_iqr"] / 2, "visible": True}
 
 
-def _layout(figure: Any, title: str, x_title: str, y_title: str) -> None:
+def figure_layout(figure: Any, title: str, x_title: str, y_title: str) -> None:
     """The layout every figure shares: titles, white template, legend under the plot."""
     figure.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, template="plotly_white", height=520,
                          legend={"orientation": "h", "y": -0.2})  # fmt: skip
@@ -163,7 +165,7 @@ def _hover(row: pd.Series) -> str:
     lines = []
     for key, label, fmt in HOVER_FIELDS:
         if key in row and row[key] is not None and not (isinstance(row[key], float) and math.isnan(row[key])):
-            lines.append(f"{label}: {_esc(fmt.format(row[key]))}")
+            lines.append(f"{label}: {html_text(fmt.format(row[key]))}")
     return "<br>".join(lines)
 
 
@@ -179,10 +181,10 @@ def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x:
                         x=line[x],
                         y=line["top1"],
                         mode="lines",
-                        name=_esc(f"{source}: {label.format(value)}"),
+                        name=html_text(f"{source}: {label.format(value)}"),
                         line={"width": 1, "color": color, "dash": "solid" if group_key == "alpha" else "dot"},
                         hoverinfo="skip",
-                        legendgroup=_esc(source),
+                        legendgroup=html_text(source),
                         showlegend=False,
                     )
                 )
@@ -191,18 +193,18 @@ def _accuracy_figure(acc: pd.DataFrame, x: str, title: str, x_title: str, log_x:
                 x=part[x],
                 y=part["top1"],
                 mode="markers+text",
-                name=_esc(source),
-                text=[_esc(i) for i in part["id"]],
+                name=html_text(source),
+                text=[html_text(i) for i in part["id"]],
                 textposition="top center",
                 textfont={"size": 9},
                 marker={"size": 9},
                 hovertext=[_hover(row) for _, row in part.iterrows()],
                 hoverinfo="text",
-                legendgroup=_esc(source),
+                legendgroup=html_text(source),
                 meta="points",
             )
         )
-    _layout(figure, title, x_title, "ImageNet top-1 accuracy (%), published")
+    figure_layout(figure, title, x_title, "ImageNet top-1 accuracy (%), published")
     if log_x:
         figure.update_xaxes(type="log")
     return figure
@@ -236,7 +238,7 @@ def _latency_figure(merged: pd.DataFrame, x: str, x_title: str, title: str, unit
                 x=xs,
                 y=part["latency_ms"],
                 mode="markers",
-                name=_esc(series),
+                name=html_text(series),
                 error_y=_interval(part),
                 hovertext=[_hover(row) for _, row in part.iterrows()],
                 hoverinfo="text",
@@ -251,13 +253,13 @@ def _latency_figure(merged: pd.DataFrame, x: str, x_title: str, title: str, unit
                     x=ends,
                     y=[slope * v + intercept for v in ends],
                     mode="lines",
-                    name=_esc(f"{series}: fit, R²={r2:.3f}"),
+                    name=html_text(f"{series}: fit, R²={r2:.3f}"),
                     line={"dash": "dash"},
                     hoverinfo="skip",
                 )
             )
             fits.append(f"{series}: {slope * 1e6:.3f} ms per million {unit}, R² = {r2:.3f}")
-    _layout(scatter, title, x_title, f"latency per batch (ms), {_statistic_name(rows)}; bars: {_bars_name(rows)}")
+    figure_layout(scatter, title, x_title, f"latency per batch (ms), {_statistic_name(rows)}; bars: {_bars_name(rows)}")
     both = fit_notes(latency_fits(rows.assign(backend=rows["series"]), ["backend"]))
     caption = (
         f"How well {x_title.split(' (')[0]} predicts latency on this host: a least-squares line per series. "
@@ -271,6 +273,16 @@ def _latency_figure(merged: pd.DataFrame, x: str, x_title: str, title: str, unit
 def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figure]:
     """All figures. ``grid``: tables.grid_frame rows. ``latency``: rows with LATENCY_COLUMNS (or None)."""
     acc = accuracy_frame(grid)
+    figures = _accuracy_figures(acc)
+    if latency is None or latency.empty:
+        return figures
+    merged = _latency_rows(grid, latency)
+    return [*figures, *_latency_figures(merged), _pareto_figure(merged, acc)]
+
+
+def _accuracy_figures(acc: pd.DataFrame) -> list[Figure]:
+    """Published top-1 against MACs and params (paper Figures 4 and 5), and against a training step's MACs where
+    they were counted (--pass training)."""
     figures = [
         Figure(
             "accuracy-macs",
@@ -309,17 +321,32 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
                 "top-1. About 3x the forward's at every configuration, so the trade-off keeps its shape.",
             )
         )
-    if latency is None or latency.empty:
-        return figures
+    return figures
+
+
+def _latency_rows(grid: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFrame:
+    """The timed rows with their configuration's counts and published values from the grid, and the analytic
+    memory (float32 weights + peak activation working set) the memory figure is drawn against."""
     own = ["id", *(column for column in latency.columns if column not in grid.columns)]
-    merged = latency[own].merge(grid, on="id", how="left")  # counts and published values from the grid
+    merged = latency[own].merge(grid, on="id", how="left")
     merged["memory_bytes"] = merged["weights_bytes"] + merged["peak_activation_bytes"].astype("Float64")
+    return merged
+
+
+def _latency_figures(merged: pd.DataFrame) -> list[Figure]:
+    """Latency against each count of LATENCY_AXES that the rows have."""
+    figures = []
     for key, x, x_title, title, unit in LATENCY_AXES:
         if x not in merged.columns:  # instructions: only where counted (mnprof plot --instructions)
             continue
         figure = _latency_figure(merged, x, x_title, title, unit)
         if figure is not None:
             figures.append(Figure(key, *figure))
+    return figures
+
+
+def _pareto_figure(merged: pd.DataFrame, acc: pd.DataFrame) -> Figure:
+    """TF-slim's published top-1 against the measured latency, each series' Pareto front drawn and listed."""
     acc_lat = merged.merge(acc[["id", "top1", "top1_column"]], on="id", how="inner")
     acc_lat = acc_lat[acc_lat["top1_column"] == "published_top1_tfslim"]
     pareto = go.Figure()
@@ -332,7 +359,7 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
                 x=part["latency_ms"],
                 y=part["top1"],
                 mode="markers",
-                name=_esc(series),
+                name=html_text(series),
                 hovertext=[_hover(row) for _, row in part.iterrows()],
                 hoverinfo="text",
                 meta="points",
@@ -345,96 +372,29 @@ def build_figures(grid: pd.DataFrame, latency: pd.DataFrame | None) -> list[Figu
                 x=best["latency_ms"],
                 y=best["top1"],
                 mode="lines+markers+text",
-                name=_esc(f"{series}: Pareto front"),
-                text=[_esc(i) for i in best["id"]],
+                name=html_text(f"{series}: Pareto front"),
+                text=[html_text(i) for i in best["id"]],
                 textposition="top left",
                 marker={"size": 12, "symbol": "star"},
                 hoverinfo="skip",
             )
         )
         listed.append((series, [(row["id"], row["latency_ms"], row["top1"]) for _, row in best.iterrows()]))
-    _layout(
+    figure_layout(
         pareto,
         "Accuracy vs measured latency, Pareto front",
         f"latency per batch (ms), {_statistic_name(merged)}",
         "ImageNet top-1 accuracy (%), published (TF-slim)",
     )
-    figures.append(
-        Figure(
-            "pareto",
-            pareto,
-            "Pareto-optimal configurations (no other configuration is both faster and more accurate), per series: "
-            + "; ".join(
-                f"{series}: " + ", ".join(f"{i} ({lat:.1f} ms, {top:.1f}%)" for i, lat, top in points)
-                for series, points in listed
-            )
-            + ". Accuracy is TF-slim's published top-1; latency was measured by mnprof.",
-        )
-    )
-    return figures
-
-
-def roofs(peak_gflops: float, bandwidth_gbs: float, intensities: list[float]) -> tuple[list[float], list[float]]:
-    """Points of the roofline ``min(peak, bandwidth x intensity)`` across the intensity range, with the ridge."""
-    low, high = min(intensities) / 2, max(intensities) * 2
-    ridge = peak_gflops / bandwidth_gbs
-    xs = sorted({low, high, min(max(ridge, low), high)})
-    return xs, [min(peak_gflops, bandwidth_gbs * x) for x in xs]
-
-
-KIND_COLORS = {"conv": "#7f7f7f", "depthwise": "#d62728", "pointwise": "#1f77b4", "pool": "#2ca02c", "fc": "#9467bd"}
-
-
-def roofline_figure(layers: pd.DataFrame, *, peak_gflops: float, bandwidth_gbs: float, label: str) -> Figure:
-    """Every timed layer on arithmetic intensity vs achieved GFLOP/s, under the compute and memory roofs.
-
-    ``layers``: :class:`mnprof.views.layers.LayerReport` frame rows (``arithmetic_intensity_flops_per_byte``,
-    ``gflops_per_s``, ``kind``, ``layer``).
-    """
-    timed = layers[layers["gflops_per_s"].notna() & (layers["gflops_per_s"] > 0)]
-    figure = go.Figure()
-    xs, ys = roofs(peak_gflops, bandwidth_gbs, list(timed["arithmetic_intensity_flops_per_byte"]))
-    figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=_esc(f"roofline: {peak_gflops:.0f} GFLOP/s GEMM peak, "
-                                                                    f"{bandwidth_gbs:.1f} GB/s copy"),
-                                line={"color": "black"}, hoverinfo="skip"))  # fmt: skip
-    for kind, part in timed.groupby("kind", sort=False):
-        figure.add_trace(
-            go.Scatter(
-                x=part["arithmetic_intensity_flops_per_byte"], y=part["gflops_per_s"], mode="markers",
-                name=_esc(kind), marker={"size": 10, "color": KIND_COLORS.get(str(kind), "#333")}, meta="points",
-                hovertext=[
-                    f"{_esc(row['layer'])} ({_esc(kind)})<br>{row['arithmetic_intensity_flops_per_byte']:.1f} FLOP/B"
-                    f"<br>{row['gflops_per_s']:.1f} GFLOP/s<br>{row['time_ms']:.3f} ms"
-                    for _, row in part.iterrows()
-                ],
-                hoverinfo="text",
-            )
-        )  # fmt: skip
-    _layout(figure, f"Roofline: every layer of {_esc(label)}", "arithmetic intensity (FLOP per byte moved)",
-            "achieved GFLOP/s (2 x MACs / layer time)")  # fmt: skip
-    figure.update_xaxes(type="log")
-    figure.update_yaxes(type="log")
-    share = timed.groupby("kind")[["macs_share", "time_share"]].sum()
-    parts = [f"{kind}: {row.macs_share:.1%} of MACs, {row.time_share:.1%} of time" for kind, row in share.iterrows()]
     caption = (
-        f"Each point is one layer of {label}, timed on this host; the black line is the roofline, "
-        f"min({peak_gflops:.0f} GFLOP/s, {bandwidth_gbs:.1f} GB/s x intensity), both roofs measured in the same run "
-        "(a float32 GEMM and a 256 MiB copy). " + "; ".join(parts) + "." + _depthwise_finding(share)
-    )
-    return Figure("roofline", figure, caption)
-
-
-def _depthwise_finding(share: pd.DataFrame) -> str:
-    """What the measured shares say about the depthwise layers (derived, not assumed)."""
-    if "depthwise" not in share.index:
-        return ""
-    macs, time = share.loc["depthwise", "macs_share"], share.loc["depthwise", "time_share"]
-    if time > macs:
-        return (
-            f" Depthwise layers hold {macs:.1%} of the MACs but take {time:.1%} of the time here: with few FLOPs "
-            "per byte they sit under the memory roof, far from the compute peak."
+        "Pareto-optimal configurations (no other configuration is both faster and more accurate), per series: "
+        + "; ".join(
+            f"{series}: " + ", ".join(f"{i} ({lat:.1f} ms, {top:.1f}%)" for i, lat, top in points)
+            for series, points in listed
         )
-    return f" Here depthwise layers take no more of the time ({time:.1%}) than of the MACs ({macs:.1%})."
+        + ". Accuracy is TF-slim's published top-1; latency was measured by mnprof."
+    )
+    return Figure("pareto", pareto, caption)
 
 
 def page_html(figures: Sequence[Figure], *, title: str, provenance: Sequence[str]) -> str:
@@ -445,16 +405,16 @@ def page_html(figures: Sequence[Figure], *, title: str, provenance: Sequence[str
             full_html=False, include_plotlyjs=index == 0, div_id=f"figure-{item.key}", config={"displaylogo": False}
         )
         parts.append(
-            f'<section class="figure" data-key="{_esc(item.key)}">{div}'
-            f'<p class="caption">{_esc(item.caption)}</p></section>'
+            f'<section class="figure" data-key="{html_text(item.key)}">{div}'
+            f'<p class="caption">{html_text(item.caption)}</p></section>'
         )
-    notes = "".join(f"<li>{_esc(line)}</li>" for line in provenance)
+    notes = "".join(f"<li>{html_text(line)}</li>" for line in provenance)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{_esc(title)}</title>"
+        f"<title>{html_text(title)}</title>"
         "<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}"
         ".caption{color:#444;font-size:0.92em;margin:0.2em 1em 2.5em}</style></head><body>"
-        f'<h1>{_esc(title)}</h1><ul class="provenance">{notes}</ul>{"".join(parts)}</body></html>\n'
+        f'<h1>{html_text(title)}</h1><ul class="provenance">{notes}</ul>{"".join(parts)}</body></html>\n'
     )
 
 

@@ -20,7 +20,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mnprof.files import dumps, table_document
+from mnprof.files.documents import dumps
+from mnprof.views.table_document import table_document
 
 __all__ = [
     "Column",
@@ -106,7 +107,7 @@ def render_with(
 ) -> Any:
     """Render any frame with any spec: CSV and JSON carry the raw columns, Markdown and rich the spec's columns.
 
-    JSON is the versioned document of :func:`mnprof.files.table_document` (``kind`` names what it holds).
+    JSON is the versioned document of :mod:`mnprof.views.table_document` (``kind`` names what it holds).
     ``width``: the terminal's columns, for a spec that fits itself to it (see :class:`Rendered`).
     """
     if fmt is Format.CSV:
