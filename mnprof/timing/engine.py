@@ -1,50 +1,11 @@
-"""The measurement engine: what a task is, when it has been timed enough, and what its raw samples make.
+"""The measurement engine: what a task is, when it has been timed enough (the stop rule), and what its raw
+samples make (the headline, its intervals, the host-adjusted median).
 
 Pure Python, no torch: :mod:`mnprof.runtimes.backends` makes the samplers (one call -> its duration in seconds),
 :func:`mnprof.timing.timer.time_tasks` runs every timing of mnprof through here, the loop itself is
 :mod:`mnprof.timing.round_robin`, host drift :mod:`mnprof.timing.drift`, and the order statistics are
-:mod:`mnprof.timing.stats`. Every duration is in seconds.
-
-Method, per task (one configuration x backend x batch size):
-
-1. Warm-up: untimed-for-statistics calls in windows of ``warmup_window``, until the median of the
-   last window is within ``warmup_tolerance`` of the window before (the timings have settled), or
-   ``warmup_max_s`` is spent.
-2. Round-robin passes over every unfinished task: each pass gives each task one block of calls
-   (about ``block_s`` long, after one discarded call that re-warms caches the other tasks evicted),
-   so a drift of the machine's speed hits every task alike. Between turns on different thread
-   pools (torch, onnxruntime) the engine first lets the previous pool's spinning workers go idle.
-3. Contention: with a CPU clock, each turn's CPU share (this process's CPU time over wall time x
-   threads) is measured. On a shared machine another process intermittently takes a core, and a
-   multi-threaded forward pass then waits at every barrier: its samples are consistently slow, so
-   no amount of repetition fixes them. Turns whose share falls below ``contention_ratio`` of the
-   task's best turn are set aside (kept as ``discarded``) and do not count toward the budget.
-4. The headline is the 5th percentile of the clean calls (:data:`mnprof.timing.stats.HEADLINE_QUANTILE`):
-   one call in twenty was at least this fast, the latency this host reaches when nothing else interferes.
-   Noise on a shared machine only ever slows a call down, and the host's speed moves, every task together,
-   so the low end is what reproduces from run to run while the median moves with the host (docs/timing.md
-   says what reproduces; benchmarks/RESULTS.md holds the runs). Two 95% intervals go with it. The absolute
-   one treats each turn as a cluster of calls (Woodruff's interval, :func:`mnprof.timing.stats.quantile_ci`):
-   calls within a turn share the host's state. On a host whose speed moves from pass to pass it stays wide
-   however long one times, since which passes caught the fast state decides the figure, and no run can
-   remove that from the next. The relative one is of the headline divided by the geometric mean of the headlines timed
-   together (:func:`mnprof.timing.stats.relative_quantile_ci`, passes as clusters): what the host does to
-   every task in a pass cancels in it, and it is the figure that transfers between runs. The stop rule
-   judges the relative interval (the absolute one with fewer than three tasks): timing runs in whole passes
-   over every task and ends when every task's interval lies within ``target_rel_ci`` (after at least
-   ``min_turns`` clean turns) or has spent its ``budget_s``; a task that did not reach the target is
-   flagged noisy: its own low end moved between passes in a way the other tasks' did not. Tasks stay in
-   every pass until all stop, so every pass's host factor is estimated from the same tasks.
-   The typical figure beside it is the host-adjusted median: round-robin makes each pass a block of a
-   two-way design (a turn's median = the task's level x the pass's host factor x noise); the factors are
-   fitted robustly across all tasks (Tukey's median polish, :func:`mnprof.timing.stats.pass_factors`),
-   each turn's median is divided by its pass's factor (fitted from the other tasks, so that a task's own
-   noise does not help fit what is divided out of it), and the median of those is the latency at the
-   run's median host speed. With fewer than three other tasks the factors stay 1.0.
-5. Host drift: every turn's start time is kept, so :func:`mnprof.timing.drift.host_drift` can see the speed of
-   the whole host move, all tasks slowing down or speeding up together (on a virtual machine, for example, while
-   other tenants load the shared caches and memory). This process's CPU time cannot see it, and no repetition
-   within a run removes it from the next run: it is reported, not corrected.
+:mod:`mnprof.timing.stats`. Every duration is in seconds. The method (warm-up, round-robin passes, contention,
+the 5th-percentile headline and why, both intervals, the stop rule, drift) is in docs/timing.md, "Method".
 """
 
 from __future__ import annotations
